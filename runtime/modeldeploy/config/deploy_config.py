@@ -1,0 +1,263 @@
+"""BaseDeploymentConfig: an mmengine config file parsed into typed sections.
+
+All validation happens here, before any work: unknown keys (with a did-you-mean), wrong
+types, out-of-range values and impossible combinations (``mode='trt'`` on ``device='cpu'``)
+raise ``ConfigError`` naming the file, the dotted key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import ValidationError
+
+from modeldeploy.config.sections import (
+    BackendConfigSection,
+    BackendEvalSection,
+    EvaluationSection,
+    ExportSection,
+    ModelIOSection,
+    ONNXConfigSection,
+    RuntimeIOSection,
+    Scenario,
+    Section,
+    VerificationSection,
+)
+from modeldeploy.errors import ConfigError
+
+TaskType = Literal["classification", "detection2d", "detection3d"]
+
+_SECTIONS: dict[str, type[Section]] = {
+    "export": ExportSection,
+    "runtime_io": RuntimeIOSection,
+    "model_io": ModelIOSection,
+    "onnx_config": ONNXConfigSection,
+    "backend_config": BackendConfigSection,
+    "verification": VerificationSection,
+    "evaluation": EvaluationSection,
+}
+_SCALARS = {"project", "task_type", "checkpoint_path", "use_ema"}
+_TASK_TYPES = ("classification", "detection2d", "detection3d")
+# Keys a project may add at top level (its own typed section), registered by the project.
+PROJECT_SECTIONS: dict[str, type[Section]] = {}
+
+
+def _fields_of(model: type[Section] | None) -> list[str]:
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_at(path: tuple[Any, ...]) -> type[Section] | None:
+    """Follow a pydantic location through nested section models, for suggestions."""
+    if not path:
+        return None
+    model = _SECTIONS.get(str(path[0])) or PROJECT_SECTIONS.get(str(path[0]))
+    for part in path[1:]:
+        if model is None:
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        nxt = None
+        for cand in getattr(ann, "__args__", ()) + (ann,):
+            if isinstance(cand, type) and issubclass(cand, Section):
+                nxt = cand
+        model = nxt
+    return model
+
+
+def _format_error(source: str, err: dict[str, Any]) -> ConfigError:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    value = err.get("input")
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = _fields_of(parent)
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{'.'.join(str(p) for p in loc[:-1] + (guess[0],))}'?" if guess else ""
+        hint += (" " if hint else "") + (f"known keys here: {', '.join(known)}" if known else "remove it")
+        return ConfigError(f"{source}: unknown key '{key}' (value {value!r})", hint=hint.strip())
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return ConfigError(f"{source}: invalid value for '{key}': {value!r} ({msg})", hint=_hint_for(etype, err))
+
+
+def _hint_for(etype: str, err: dict[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if etype == "literal_error":
+        return f"use one of {ctx.get('expected', 'the listed values')}"
+    if etype.endswith("_parsing") or etype.endswith("_type"):
+        return f"expected {etype.split('_')[0]}"
+    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return "choose a value inside the documented bounds"
+    return "see docs/configuration.md for this key"
+
+
+class BaseDeploymentConfig:
+    """Typed view of a deploy config. Build with ``fromfile`` or ``from_dict``."""
+
+    def __init__(self, data: Mapping[str, Any], *, source: str = "<dict>") -> None:
+        self.source = source
+        self.raw = dict(data)
+        unknown = [k for k in self.raw if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")]
+        if unknown:
+            k = unknown[0]
+            known = sorted(set(_SECTIONS) | _SCALARS | set(PROJECT_SECTIONS))
+            guess = difflib.get_close_matches(k, known, n=1)
+            raise ConfigError(
+                f"{source}: unknown top-level key '{k}' (value {self.raw[k]!r})",
+                hint=(f"did you mean '{guess[0]}'? " if guess else "") + f"known keys: {', '.join(known)}",
+            )
+        self.project: Optional[str] = self.raw.get("project")
+        self.task_type: Optional[str] = self.raw.get("task_type")
+        if self.task_type is not None and self.task_type not in _TASK_TYPES:
+            raise ConfigError(f"{source}: invalid value for 'task_type': {self.task_type!r}", hint=f"use one of {list(_TASK_TYPES)}")
+        self.checkpoint_path: Optional[str] = self.raw.get("checkpoint_path")
+        self.use_ema: bool = bool(self.raw.get("use_ema", False))
+        sections: dict[str, Section] = {}
+        for name, model in {**_SECTIONS, **PROJECT_SECTIONS}.items():
+            value = self.raw.get(name) or {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: '{name}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {name} = dict(...)")
+            try:
+                sections[name] = model.model_validate(_plain(value))
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                first = {**first, "loc": (name,) + tuple(first["loc"])}
+                raise _format_error(source, first) from None
+        self.sections = sections
+        self.export: ExportSection = sections["export"]  # type: ignore[assignment]
+        self.runtime_io: RuntimeIOSection = sections["runtime_io"]  # type: ignore[assignment]
+        self.model_io: ModelIOSection = sections["model_io"]  # type: ignore[assignment]
+        self.onnx_config: ONNXConfigSection = sections["onnx_config"]  # type: ignore[assignment]
+        self.backend_config: BackendConfigSection = sections["backend_config"]  # type: ignore[assignment]
+        self.verification: VerificationSection = sections["verification"]  # type: ignore[assignment]
+        self.evaluation: EvaluationSection = sections["evaluation"]  # type: ignore[assignment]
+        self._check_combinations()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def fromfile(cls, path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> "BaseDeploymentConfig":
+        data = load_mmengine_config(path, cfg_options)
+        return cls(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "BaseDeploymentConfig":
+        return cls(data, source=source)
+
+    # ------------------------------------------------------------------ rules
+    def _err(self, key: str, value: Any, problem: str, fix: str) -> ConfigError:
+        return ConfigError(f"{self.source}: '{key}' = {value!r}: {problem}", hint=fix)
+
+    def _check_combinations(self) -> None:
+        ex = self.export
+        if ex.should_export_tensorrt and ex.device == "cpu":
+            raise self._err("export.mode", ex.mode, "TensorRT needs a CUDA device but export.device is 'cpu'", "set export.device='cuda:0' or export.mode='onnx'")
+        if ex.mode == "trt" and not ex.onnx_path and not ex.should_export_onnx:
+            pass  # trt-only without onnx_path: the runner exports ONNX as an intermediate
+        for mode, scenarios in self.verification.scenarios.items():
+            for i, sc in enumerate(scenarios):
+                for side in ("ref", "test"):
+                    b, d = getattr(sc, f"{side}_backend"), getattr(sc, f"{side}_device")
+                    if b == "tensorrt" and d == "cpu":
+                        raise self._err(f"verification.scenarios.{mode}[{i}].{side}_device", d, "TensorRT runs only on CUDA", f"set {side}_device='cuda:0'")
+        for name, be in self.evaluation.backends.items():
+            dev = be.device or ex.device
+            if name == "tensorrt" and be.enabled and dev == "cpu":
+                raise self._err(f"evaluation.backends.tensorrt.device", dev, "TensorRT runs only on CUDA", "set device='cuda:0' or enabled=False")
+            if be.precision is not None and name == "pytorch" and be.precision not in ("fp32", "fp16"):
+                raise self._err(f"evaluation.backends.pytorch.precision", be.precision, "PyTorch evaluates in fp32 or fp16 (autocast)", "use 'fp32' or 'fp16'")
+            if name == "pytorch" and be.precision == "fp16" and dev == "cpu":
+                raise self._err("evaluation.backends.pytorch.precision", "fp16", "fp16 autocast evaluation needs CUDA", "use precision='fp32' on CPU")
+        bc = self.backend_config
+        if bc.common_config.precision_policy == "explicit_int8" and not (ex.should_export_onnx or ex.should_export_tensorrt):
+            raise self._err("backend_config.common_config.precision_policy", "explicit_int8", "INT8 Q/DQ needs an export", "set export.mode to 'onnx', 'trt' or 'both'")
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.export.work_dir)
+
+    @property
+    def precision_policy(self) -> str:
+        return self.backend_config.common_config.precision_policy
+
+    def verification_scenarios(self) -> tuple[Scenario, ...]:
+        """Configured scenarios for the export mode, or the sensible default pairs."""
+        if not (self.verification.enabled and self.export.verify) or self.export.mode == "none":
+            return ()
+        configured = self.verification.scenarios.get(self.export.mode)
+        if configured is not None:
+            return configured
+        dev = self.export.device
+        out: list[Scenario] = []
+        if self.export.should_export_onnx:
+            out.append(Scenario(ref_backend="pytorch", ref_device=dev, test_backend="onnxruntime", test_device=dev))
+        if self.export.should_export_tensorrt:
+            out.append(Scenario(ref_backend="pytorch", ref_device=dev, test_backend="tensorrt", test_device=dev))
+        return tuple(out)
+
+    def evaluation_backends(self) -> dict[str, BackendEvalSection]:
+        """Enabled backends to evaluate (defaults follow the export mode)."""
+        if not self.evaluation.enabled:
+            return {}
+        cfg = dict(self.evaluation.backends)
+        if not cfg:
+            cfg["pytorch"] = BackendEvalSection()
+            if self.export.should_export_onnx or self.export.mode == "none":
+                cfg["onnxruntime"] = BackendEvalSection()
+            if self.export.should_export_tensorrt:
+                cfg["tensorrt"] = BackendEvalSection()
+        return {k: v for k, v in cfg.items() if v.enabled}
+
+    def needs_tensorrt(self) -> bool:
+        scen = any("tensorrt" in (s.ref_backend, s.test_backend) for s in self.verification_scenarios())
+        return self.export.should_export_tensorrt or scen or "tensorrt" in self.evaluation_backends()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in ("project", "task_type", "checkpoint_path", "use_ema")}
+        out.update({k: v.model_dump(mode="json") for k, v in self.sections.items()})
+        return out
+
+
+def _plain(value: Any) -> Any:
+    """mmengine ConfigDict → plain dicts/lists (tuples kept) so pydantic sees builtins."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def load_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run an mmengine config file (Python) and return it as a plain dict.
+
+    Only the runtime (the Job) does this: a config file is code.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist", hint="check the path (or use builtin:<project>/<file>)")
+    if p.suffix not in (".py", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"config file {p} has suffix {p.suffix!r}", hint="mmengine configs are .py (or .json/.yaml) files")
+    from mmengine.config import Config
+
+    try:
+        cfg = Config.fromfile(str(p))
+    except SyntaxError as exc:
+        raise ConfigError(f"{p}: syntax error at line {exc.lineno}: {exc.msg}", hint="fix the Python syntax of the config") from None
+    except Exception as exc:  # noqa: BLE001 - mmengine raises many types for a broken config; report one line
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"{p}: could not be loaded ({type(exc).__name__}: {first})", hint="fix the config file so `python` can execute it") from None
+    if cfg_options:
+        try:
+            cfg.merge_from_dict(dict(cfg_options))
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"--cfg-options could not be applied to {p}: {exc}", hint="use key=value with dotted keys") from None
+    return _plain(cfg.to_dict())

@@ -1,0 +1,176 @@
+"""Typed sections of a deploy config (the AWML vocabulary), validated at load time.
+
+Every model forbids unknown keys: a typo is an error with a suggestion, not a silently
+ignored setting. Cross-field rules that need more than one section live in
+``deploy_config.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ExportMode = Literal["onnx", "trt", "both", "none"]
+PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "explicit_int8", "strongly_typed"]
+BackendName = Literal["pytorch", "onnxruntime", "tensorrt"]
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def normalize_device(value: str) -> str:
+    v = str(value).strip().lower()
+    if not _DEVICE_RE.match(v):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    return v
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ExportSection(Section):
+    mode: ExportMode = "onnx"
+    verify: bool = True
+    device: str = "cpu"
+    work_dir: str = "work_dirs"
+    artifact_uri: Optional[str] = None
+    onnx_path: Optional[str] = None  # trt-only: build engines from these existing ONNX files
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: normalize_device(v)))
+
+    @property
+    def should_export_onnx(self) -> bool:
+        return self.mode in ("onnx", "both")
+
+    @property
+    def should_export_tensorrt(self) -> bool:
+        return self.mode in ("trt", "both")
+
+
+class RuntimeIOSection(Section):
+    info_file: Optional[str] = None
+    data_root: Optional[str] = None
+    sample_idx: int = Field(0, ge=0)
+
+
+class AdditionalIO(Section):
+    name: str
+    shape: tuple[int, ...] = ()
+    dtype: Literal["float32", "float16", "int32", "int64", "bool"] = "float32"
+
+
+class ModelIOSection(Section):
+    input_name: str = "input"
+    input_shape: tuple[int, ...] = ()
+    input_dtype: Literal["float32", "float16", "int32", "int64"] = "float32"
+    additional_inputs: tuple[AdditionalIO, ...] = ()
+    output_name: str = "output"
+    additional_outputs: tuple[str, ...] = ()
+    batch_size: Optional[int] = Field(None, ge=1)
+    dynamic_axes: Optional[dict[str, dict[int, str]]] = None
+
+    @model_validator(mode="after")
+    def _batch_xor_dynamic(self) -> "ModelIOSection":
+        if self.batch_size is not None and self.dynamic_axes:
+            raise ValueError("set batch_size (fixed batch) OR dynamic_axes (dynamic shapes), not both")
+        return self
+
+
+class ONNXConfigSection(Section):
+    opset_version: int = Field(17, ge=11, le=23)
+    do_constant_folding: bool = True
+    export_params: bool = True
+    keep_initializers_as_inputs: bool = False
+    save_file: str = "model.onnx"
+    decode_in_inference: bool = True
+    exporter: Literal["legacy", "dynamo"] = "legacy"
+    external_data: bool = False
+
+    @field_validator("save_file")
+    @classmethod
+    def _onnx_suffix(cls, v: str) -> str:
+        if not v.endswith(".onnx") or "/" in v:
+            raise ValueError(f"save_file must be a file name ending in .onnx, got {v!r}")
+        return v
+
+
+class ShapeRange(Section):
+    min_shape: tuple[int, ...]
+    opt_shape: tuple[int, ...]
+    max_shape: tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ShapeRange":
+        if not (len(self.min_shape) == len(self.opt_shape) == len(self.max_shape)):
+            raise ValueError("min_shape, opt_shape and max_shape must have the same rank")
+        for lo, mid, hi in zip(self.min_shape, self.opt_shape, self.max_shape):
+            if not (1 <= lo <= mid <= hi):
+                raise ValueError(
+                    f"need 1 <= min <= opt <= max in every dimension, got {self.min_shape}/{self.opt_shape}/{self.max_shape}"
+                )
+        return self
+
+
+class TRTProfile(Section):
+    component: Optional[str] = None  # None: the model's only component
+    input_shapes: dict[str, ShapeRange]
+
+
+class QuantizationSection(Section):
+    calibration_samples: int = Field(32, ge=1)
+    calibrate_method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
+    per_channel: bool = True
+    tool: Literal["onnxruntime", "modelopt"] = "onnxruntime"
+
+
+class TRTCommonConfig(Section):
+    precision_policy: PrecisionPolicy = "auto"
+    max_workspace_size: int = Field(1 << 30, ge=1 << 20)
+    builder_optimization_level: Optional[int] = Field(None, ge=0, le=5)
+    timing_cache: bool = True
+    engine_cache: bool = True
+    cuda_graph: bool = False
+
+
+class BackendConfigSection(Section):
+    type: Literal["tensorrt"] = "tensorrt"
+    common_config: TRTCommonConfig = TRTCommonConfig()
+    model_inputs: tuple[TRTProfile, ...] = ()
+    quantization: QuantizationSection = QuantizationSection()
+
+
+class Scenario(Section):
+    ref_backend: BackendName
+    ref_device: str
+    test_backend: BackendName
+    test_device: str
+
+    _dev = field_validator("ref_device", "test_device")(classmethod(lambda cls, v: normalize_device(v)))
+
+
+class VerificationSection(Section):
+    enabled: bool = True
+    num_verify_samples: int = Field(3, ge=1)
+    tolerance: float = Field(1e-3, gt=0)
+    scenarios: dict[ExportMode, tuple[Scenario, ...]] = {}
+
+
+class BackendEvalSection(Section):
+    enabled: bool = True
+    device: Optional[str] = None  # default: export.device
+    model_dir: Optional[str] = None  # None: the artifacts exported by this run
+    precision: Optional[str] = None  # pytorch: fp32|fp16 (autocast on CUDA); others informational
+
+    @field_validator("device")
+    @classmethod
+    def _dev(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else normalize_device(v)
+
+
+class EvaluationSection(Section):
+    enabled: bool = True
+    num_samples: int = Field(-1, ge=-1)  # -1: the whole dataset
+    verbose: bool = False
+    warmup: int = Field(3, ge=0)
+    backends: dict[BackendName, BackendEvalSection] = {}

@@ -1,0 +1,1 @@
+"""Task-agnostic building blocks every project plugs into."""

@@ -1,0 +1,66 @@
+"""Base inference pipeline: preprocess → model component(s) → postprocess.
+
+The same pipeline class runs every backend: it receives one ``BaseBackend`` per export
+component and times each stage with ``StageTimer`` (CUDA events on a GPU, so the numbers
+include the device work, not just the launch).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from modeldeploy.backends.base import BaseBackend
+from modeldeploy.evaluation.latency import StageTimer
+
+
+@dataclass
+class PipelineOutput:
+    prediction: Any
+    raw_outputs: dict[str, torch.Tensor]
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    total_ms: float = 0.0
+
+
+class BasePipeline(ABC):
+    """Subclasses implement the three steps; ``__call__`` times them."""
+
+    def __init__(self, backends: dict[str, BaseBackend], device: str | torch.device = "cpu") -> None:
+        self.backends = backends
+        self.device = torch.device(device)
+
+    @property
+    def label(self) -> str:
+        return next(iter(self.backends.values())).label
+
+    @abstractmethod
+    def preprocess(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]: ...
+
+    def run_model(self, inputs: dict[str, torch.Tensor], timer: StageTimer) -> dict[str, torch.Tensor]:
+        """Default: a single component. Multi-component pipelines override and time sub-stages."""
+        (backend,) = self.backends.values()
+        with timer.stage("model"):
+            return backend.infer(inputs)
+
+    @abstractmethod
+    def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> Any: ...
+
+    @torch.inference_mode()
+    def __call__(self, sample: dict[str, Any]) -> PipelineOutput:
+        timer = StageTimer(self.device)
+        with timer.total():
+            with timer.stage("preprocess"):
+                inputs = self.preprocess(sample)
+            raw = self.run_model(inputs, timer)
+            with timer.stage("postprocess"):
+                prediction = self.postprocess(raw, sample)
+        stages, total = timer.collect()
+        return PipelineOutput(prediction=prediction, raw_outputs=raw, stage_ms=stages, total_ms=total)
+
+    def model_inputs(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Preprocessed inputs, used by verification to feed every backend identical tensors."""
+        with torch.inference_mode():
+            return self.preprocess(sample)

@@ -1,0 +1,81 @@
+"""BaseProject: what a model project plugs into the DeploymentRunner.
+
+A project is a small class registered under its name (``calibration``, ``yolox``,
+``centerpoint``), in the spirit of mmengine registries but flat: one dict, one decorator.
+The runner calls these hooks in order; every hook gets the typed deploy config and the
+(mmengine) model config, and raises ``ModelDeployError`` subclasses on bad input.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import torch
+
+from modeldeploy.backends.base import BaseBackend
+from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.evaluator import BaseEvaluator
+from modeldeploy.core.pipeline import BasePipeline
+
+if TYPE_CHECKING:
+    from modeldeploy.config import BaseDeploymentConfig
+
+
+class BaseProject(ABC):
+    name: ClassVar[str]
+    task_type: ClassVar[str]  # classification | detection2d | detection3d
+
+    @abstractmethod
+    def build_model(self, model_cfg: Any) -> torch.nn.Module:
+        """Model from the mmengine model config, on CPU, in eval mode, no weights loaded."""
+
+    def load_checkpoint(self, model: torch.nn.Module, checkpoint: str, cfg: "BaseDeploymentConfig") -> torch.nn.Module:
+        from modeldeploy.core.checkpoint import load_weights
+
+        return load_weights(model, checkpoint, prefer_ema=cfg.use_ema)
+
+    @abstractmethod
+    def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> BaseDataLoader: ...
+
+    @abstractmethod
+    def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> BaseEvaluator: ...
+
+    @abstractmethod
+    def export_components(
+        self, model: torch.nn.Module, cfg: "BaseDeploymentConfig", model_cfg: Any, sample: dict[str, Any]
+    ) -> list[ExportComponent]:
+        """Torch modules to export, with graph IO names, example inputs built from ``sample``
+        (a real preprocessed sample, so traced shapes are realistic) and dynamic axes."""
+
+    @abstractmethod
+    def build_pipeline(
+        self, backends: dict[str, BaseBackend], cfg: "BaseDeploymentConfig", model_cfg: Any, device: torch.device
+    ) -> BasePipeline:
+        """A pipeline over one backend per component name (same class for every backend)."""
+
+    def prepare_for_export(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig") -> torch.nn.Module:
+        """Hook for export-time rewrites (e.g. YOLOX ReLU6→ReLU). Default: unchanged."""
+        return model
+
+
+PROJECTS: dict[str, type[BaseProject]] = {}
+
+
+def register_project(cls: type[BaseProject]) -> type[BaseProject]:
+    PROJECTS[cls.name] = cls
+    return cls
+
+
+def get_project(name: str) -> BaseProject:
+    from modeldeploy import projects  # noqa: F401 - importing registers the built-in projects
+    from modeldeploy.errors import ConfigError
+
+    projects.load_builtin()
+    if name not in PROJECTS:
+        raise ConfigError(f"unknown project {name!r}", hint=f"use one of {sorted(PROJECTS)}")
+    return PROJECTS[name]()
+
+
+ProjectFactory = Callable[[], BaseProject]

@@ -1,0 +1,69 @@
+"""Error types that carry a machine-readable reason and a human fix.
+
+Every failure the user can cause (bad config, bad checkpoint, bad data, unreachable
+store) is raised as a ``ModelDeployError`` so the runner can stop the run with one clear
+line, record ``failure.reason`` in results.json, and exit non-zero — instead of a
+traceback being the only explanation.
+"""
+
+from __future__ import annotations
+
+
+class ModelDeployError(Exception):
+    """Base class. ``reason`` is a short CamelCase code; ``hint`` says how to fix it."""
+
+    reason: str = "Error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if reason is not None:
+            self.reason = reason
+
+    def one_line(self) -> str:
+        text = f"{self.reason}: {self.message}"
+        if self.hint:
+            text += f" — fix: {self.hint}"
+        return " ".join(text.split())
+
+
+class ConfigError(ModelDeployError):
+    """Config file typo, wrong type or impossible combination. Never retried."""
+
+    reason = "ConfigError"
+    exit_code = 2
+
+
+class CheckpointError(ModelDeployError):
+    reason = "CheckpointError"
+    exit_code = 2
+
+
+class DataError(ModelDeployError):
+    reason = "DataError"
+    exit_code = 2
+
+
+class ExportError(ModelDeployError):
+    reason = "ExportError"
+
+
+class BackendUnavailableError(ModelDeployError):
+    """A requested backend (TensorRT, CUDA EP) is not installed or has no device."""
+
+    reason = "BackendUnavailable"
+    exit_code = 2
+
+
+class InferenceError(ModelDeployError):
+    reason = "InferenceError"
+
+
+class VerificationFailed(ModelDeployError):
+    reason = "VerificationFailed"
+
+
+class ArtifactStoreError(ModelDeployError):
+    reason = "ArtifactStoreError"

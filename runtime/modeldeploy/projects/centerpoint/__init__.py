@@ -1,0 +1,1 @@
+"""centerpoint project."""
