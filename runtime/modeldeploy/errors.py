@@ -63,7 +63,9 @@ class InferenceError(ModelDeployError):
 
 class VerificationFailed(ModelDeployError):
     reason = "VerificationFailed"
+    exit_code = 3
 
 
 class ArtifactStoreError(ModelDeployError):
     reason = "ArtifactStoreError"
+    exit_code = 4

@@ -1,0 +1,65 @@
+"""evaluate(): task metrics and latency for one backend's pipeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.evaluator import BaseEvaluator
+from modeldeploy.core.pipeline import BasePipeline
+from modeldeploy.evaluation.latency import latency_stats
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_backend(
+    pipeline: BasePipeline,
+    loader: BaseDataLoader,
+    evaluator: BaseEvaluator,
+    *,
+    num_samples: int,
+    warmup: int,
+    predictions_path: Optional[Path] = None,
+    on_sample: Optional[Callable[[int, int], None]] = None,
+) -> dict[str, Any]:
+    """Warm up (untimed, unscored), then score and time every sample.
+
+    Warm-up reuses the first samples so one-off costs (CUDA context, cuDNN autotune, ORT
+    graph optimisation, lazy allocation) stay out of the statistics.
+    """
+    indices = loader.sample_indices(num_samples)
+    if not indices:
+        from modeldeploy.errors import DataError
+
+        raise DataError("the dataset has no samples to evaluate", hint="check runtime_io.data_root / info_file")
+    for i in indices[: min(warmup, len(indices))]:
+        pipeline(loader.load_sample(i))
+    evaluator.reset()
+    totals: list[float] = []
+    stages: dict[str, list[float]] = {}
+    for n, i in enumerate(indices):
+        sample = loader.load_sample(i)
+        out = pipeline(sample)
+        evaluator.add(out.prediction, sample)
+        totals.append(out.total_ms)
+        for k, v in out.stage_ms.items():
+            stages.setdefault(k, []).append(v)
+        if on_sample:
+            on_sample(n + 1, len(indices))
+    metrics = evaluator.compute()
+    result: dict[str, Any] = {
+        "metrics": metrics,
+        "headline_metric": evaluator.headline_metric,
+        "num_samples": len(indices),
+        "warmup": min(warmup, len(indices)),
+        "latency_ms": latency_stats(totals),
+        "stage_latency_ms": {k: latency_stats(v) for k, v in stages.items()},
+    }
+    if predictions_path is not None:
+        written = evaluator.write_predictions(predictions_path)
+        if written is not None:
+            result["predictions"] = str(written)
+    return result

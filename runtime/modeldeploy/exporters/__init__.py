@@ -1,0 +1,1 @@
+"""Exporters: PyTorch → ONNX (ONNXExporter) and ONNX → TensorRT engine (TensorRTExporter)."""

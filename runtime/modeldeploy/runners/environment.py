@@ -1,0 +1,30 @@
+"""What ran: library versions and the GPU, recorded in every results.json."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def _version(module: str) -> Optional[str]:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return getattr(mod, "__version__", None)
+
+
+def collect_environment() -> dict[str, Optional[str]]:
+    import torch
+
+    gpu = cuda = None
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0)
+        cuda = torch.version.cuda
+    return {
+        "torch": torch.__version__,
+        "onnx": _version("onnx"),
+        "onnxruntime": _version("onnxruntime"),
+        "tensorrt": _version("tensorrt"),
+        "gpu": gpu,
+        "cuda": cuda,
+    }

@@ -1,0 +1,85 @@
+"""Human-readable outputs: report.md and the console summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{nd}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{nd}f}"
+    return str(v)
+
+
+def evaluation_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for backend, e in (results.get("evaluation") or {}).items():
+        m = e.get("headline_metric")
+        lat = e.get("latency_ms", {})
+        rows.append([backend, e.get("precision") or "—", f"{m}={_fmt((e.get('metrics') or {}).get(m))}", _fmt(lat.get("p50"), 3), _fmt(lat.get("p99"), 3), _fmt(lat.get("mean"), 3), str(e.get("num_samples"))])
+    return rows
+
+
+EVAL_HEADER = ["backend", "precision", "headline metric", "p50 ms", "p99 ms", "mean ms", "samples"]
+
+
+def render_report_md(results: dict[str, Any]) -> str:
+    lines = [f"# modeldeploy report — {results.get('project')}", ""]
+    lines.append(f"**Status:** {results.get('status')}")
+    f = results.get("failure")
+    if f:
+        lines.append(f"**Failure:** stage `{f['stage']}`, reason `{f['reason']}` — {f['message']}")
+    env = results.get("environment") or {}
+    lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v), ""]
+    ver = results.get("verification")
+    if ver:
+        lines += [f"## Verification — {'PASSED' if ver['passed'] else 'FAILED'} (tolerance {ver['tolerance']}, {ver.get('num_samples')} samples)", "",
+                  "| reference | test | output | max abs diff | mean abs diff | verdict |", "|---|---|---|---|---|---|"]
+        for c in ver.get("comparisons", []):
+            verdict = "pass" if c["passed"] else f"FAIL ({c.get('reason')})"
+            lines.append(f"| {c['reference']} | {c['test']} | {c['output']} | {_fmt(c['max_abs_diff'])} | {_fmt(c['mean_abs_diff'])} | {verdict} |")
+        lines.append("")
+    if results.get("evaluation"):
+        lines += ["## Evaluation", "", "| " + " | ".join(EVAL_HEADER) + " |", "|" + "---|" * len(EVAL_HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in evaluation_rows(results)]
+        lines.append("")
+        for backend, e in results["evaluation"].items():
+            st = e.get("stage_latency_ms") or {}
+            if st:
+                lines.append(f"Stage latency, {backend} (p50 / p99 ms): " + ", ".join(f"{k} {_fmt(v.get('p50'), 3)} / {_fmt(v.get('p99'), 3)}" for k, v in st.items()))
+        lines.append("")
+        for backend, e in results["evaluation"].items():
+            scalars = {k: v for k, v in (e.get("metrics") or {}).items() if isinstance(v, (int, float))}
+            if scalars:
+                lines.append(f"Metrics, {backend}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scalars.items()))
+        lines.append("")
+    if results.get("artifacts"):
+        lines += ["## Artifacts", "", "| name | kind | bytes | sha256 |", "|---|---|---|---|"]
+        lines += [f"| {a['name']} | {a['kind']} | {a['bytes']} | `{a['sha256'][:16]}…` |" for a in results["artifacts"]]
+        lines.append("")
+    d = results.get("durations_s") or {}
+    if d:
+        lines.append("Stage durations (s): " + ", ".join(f"{k} {v:.2f}" for k, v in d.items()))
+    return "\n".join(lines) + "\n"
+
+
+def print_console_summary(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    ver = results.get("verification")
+    title = f"modeldeploy {results.get('project')}: {results.get('status')}"
+    if ver:
+        title += f" — verification {'passed' if ver['passed'] else 'FAILED'}"
+    table = Table(title=title)
+    for h in EVAL_HEADER:
+        table.add_column(h)
+    for r in evaluation_rows(results):
+        table.add_row(*r)
+    console.print(table)
+    f = results.get("failure")
+    if f:
+        console.print(f"[red]failed in {f['stage']}: {f['reason']}: {f['message']}[/red]")

@@ -1,0 +1,45 @@
+"""verify(): run each configured (reference, test) backend pair on identical inputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from modeldeploy.config.sections import Scenario
+from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.pipeline import BasePipeline
+from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.verification.compare import Comparison, compare_outputs, summarize
+
+log = logging.getLogger(__name__)
+PipelineFactory = Callable[[str, str], BasePipeline]  # (backend, device) -> pipeline
+
+
+def verify(
+    scenarios: tuple[Scenario, ...],
+    make_pipeline: PipelineFactory,
+    loader: BaseDataLoader,
+    *,
+    num_samples: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Return the results.json ``verification`` section. Raises nothing on mismatch: the
+    caller decides (a failed verdict stops the run)."""
+    comparisons: list[Comparison] = []
+    indices = loader.sample_indices(num_samples)
+    for sc in scenarios:
+        ref = make_pipeline(sc.ref_backend, sc.ref_device)
+        test = make_pipeline(sc.test_backend, sc.test_device)
+        log.info("verifying %s against %s on %d sample(s)", test.label, ref.label, len(indices))
+        for i in indices:
+            sample = loader.load_sample(i)
+            inputs = ref.model_inputs(sample)
+            ref_raw = ref.run_model(inputs, StageTimer(ref.device))
+            test_raw = test.run_model({k: v.to(test.device) for k, v in inputs.items()}, StageTimer(test.device))
+            comparisons += compare_outputs(ref_raw, test_raw, reference=ref.label, test_label=test.label, tolerance=tolerance, sample=i)
+    rows = summarize(comparisons)
+    passed = bool(rows) and all(r["passed"] for r in rows)
+    for r in rows:
+        log.info("  %s vs %s %-16s max_abs=%s %s", r["test"], r["reference"], r["output"], r["max_abs_diff"], "ok" if r["passed"] else f"FAIL ({r['reason']})")
+    return {"passed": passed, "tolerance": tolerance, "num_samples": len(indices), "comparisons": rows}
