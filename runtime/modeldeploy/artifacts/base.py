@@ -1,18 +1,33 @@
 """ArtifactStore: where a run's outputs are published, chosen by URI.
 
-Publishing protocol (the same for every store): upload every artifact, then write
-``manifest.json`` (name, kind, bytes, sha256 of each) LAST as the commit marker. A prefix
-without a manifest is incomplete by definition; consumers must read the manifest first.
+Publishing protocol (the same for every store): delete the previous manifest, upload
+every artifact, then write ``manifest.json`` (name, kind, bytes, sha256 of each) LAST as
+the commit marker. Semantics a consumer can rely on:
+
+* a prefix without ``manifest.json`` is incomplete (a run is uploading, or died);
+* a prefix with a manifest holds exactly the listed files at the listed sha256 — objects
+  not listed (left from an older generation) are not part of it and must be ignored;
+* re-running a publish after an interruption completes it (the S3 store skips objects
+  already present with the same sha256) or replaces it with the new generation.
+
+Content-addressed blobs (``cas_get``/``cas_put``) share built engines/exports between
+runs and nodes; see ``cas.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from modeldeploy.errors import ArtifactStoreError
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 _CHUNK = 8 * 1024 * 1024
@@ -47,6 +62,37 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def install_verified(tmp: Path, dest: Path, expected_sha256: str | None) -> str:
+    """Move a finished download ``tmp`` to ``dest`` iff its sha256 matches; return the digest.
+
+    Why: readers must never see a partial or corrupt file under the final name, so the
+    check happens on the temp file and ``os.replace`` (atomic on one filesystem) publishes it.
+    On mismatch the temp file is removed and ``IntegrityError`` is raised.
+    """
+    digest = sha256_file(tmp)
+    if expected_sha256 is not None and digest != expected_sha256:
+        tmp.unlink(missing_ok=True)
+        raise IntegrityError(dest, expected_sha256, digest)
+    os.replace(tmp, dest)
+    return digest
+
+
+def temp_path_for(dest: Path) -> Path:
+    """A unique sibling of ``dest`` (same filesystem, so os.replace is atomic)."""
+    return dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
+
+
+class IntegrityError(ArtifactStoreError):
+    """A downloaded/cached file whose sha256 differs from the recorded one (callers refetch or report)."""
+
+    def __init__(self, path: Path, expected: str, actual: str) -> None:
+        super().__init__(
+            f"sha256 mismatch for {path}: expected {expected}, got {actual}",
+            hint="the stored object was modified or corrupted after it was recorded; publish/fetch it again",
+        )
+        self.path, self.expected, self.actual = path, expected, actual
+
+
 def build_manifest(records: list[ArtifactRecord], *, run_id: str) -> dict[str, Any]:
     return {
         "schema_version": 1,
@@ -60,8 +106,11 @@ def build_manifest(records: list[ArtifactRecord], *, run_id: str) -> dict[str, A
 class ArtifactStore(ABC):
     """Publish files under a prefix; read files back by URI, verified."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, cas_uri: str | None = None) -> None:
+        from modeldeploy.artifacts.cas import default_cas_uri
+
         self.uri = uri.rstrip("/")
+        self.cas_uri = (cas_uri or default_cas_uri(self.uri)).rstrip("/")
 
     def uri_for(self, name: str) -> str:
         return f"{self.uri}/{name}"
@@ -90,6 +139,24 @@ class ArtifactStore(ABC):
 
     def invalidate_manifest(self) -> None:
         """Remove a previous generation's manifest before overwriting its files."""
+
+    def cas_get(self, key: str, dest: Path) -> Path | None:
+        """Fetch the content-addressed blob ``key`` to ``dest`` (verified); None on a miss."""
+        raise NotImplementedError(f"{type(self).__name__} has no content-addressed blob area")
+
+    def cas_put(self, key: str, path: Path) -> ArtifactRecord:
+        """Share ``path`` under ``key`` (idempotent: an identical blob is not uploaded again)."""
+        raise NotImplementedError(f"{type(self).__name__} has no content-addressed blob area")
+
+    def manifest_sha256(self, name: str) -> str | None:
+        """The sha256 the current manifest records for ``name`` (None: no manifest or not listed)."""
+        if name == MANIFEST_NAME:
+            return None
+        manifest = self.read_manifest()
+        for entry in (manifest or {}).get("artifacts", []):
+            if entry.get("name") == name:
+                return str(entry["sha256"])
+        return None
 
     def read_manifest(self) -> dict[str, Any] | None:
         import tempfile

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
-from modeldeploy.artifacts.base import MANIFEST_NAME, ArtifactRecord, ArtifactStore, LocalArtifact, sha256_file
+from modeldeploy.artifacts.base import (
+    MANIFEST_NAME,
+    ArtifactRecord,
+    ArtifactStore,
+    IntegrityError,
+    LocalArtifact,
+    install_verified,
+    sha256_file,
+    temp_path_for,
+)
+from modeldeploy.artifacts.cas import validate_key
 from modeldeploy.errors import ArtifactStoreError
+
+log = logging.getLogger(__name__)
 
 
 def _path_of(uri: str) -> Path:
     if uri.startswith("file://"):
-        return Path(urlparse(uri).path)
-    return Path(uri)
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri).expanduser()
 
 
 class LocalArtifactStore(ArtifactStore):
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, cas_uri: str | None = None) -> None:
         root = _path_of(uri).resolve()
-        super().__init__(root.as_uri())
+        super().__init__(root.as_uri(), cas_uri=cas_uri)
         self.root = root
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -39,7 +52,7 @@ class LocalArtifactStore(ArtifactStore):
         digest = sha256_file(src)
         if src.resolve() != dest:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.partial")
+            tmp = temp_path_for(dest)
             shutil.copyfile(src, tmp)
             os.replace(tmp, dest)  # atomic rename: never a half-written file under the final name
         return ArtifactRecord(local.name, local.kind, dest.as_uri(), digest, dest.stat().st_size)
@@ -49,24 +62,67 @@ class LocalArtifactStore(ArtifactStore):
 
         dest = self._dest(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.partial")
+        tmp = temp_path_for(dest)
         tmp.write_bytes(data)
         os.replace(tmp, dest)
         return ArtifactRecord(name, kind, dest.as_uri(), hashlib.sha256(data).hexdigest(), len(data))
 
     def get_file(self, name: str, dest: Path) -> Path:
+        """Copy ``name`` to ``dest``; verified against the manifest when it lists ``name``."""
         src = self._dest(name)
         if not src.is_file():
             raise ArtifactStoreError(f"{src} does not exist in the artifact store", hint="check the URI")
+        dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if src != dest.resolve():
-            shutil.copyfile(src, dest)
+        expected = self.manifest_sha256(name)
+        if src == dest.resolve():
+            if expected is not None and sha256_file(src) != expected:
+                raise IntegrityError(src, expected, sha256_file(src))
+            return dest
+        tmp = temp_path_for(dest)
+        shutil.copyfile(src, tmp)
+        install_verified(tmp, dest, expected)
         return dest
 
     def exists(self, name: str) -> bool:
         return self._dest(name).is_file()
 
     def invalidate_manifest(self) -> None:
-        m = self._dest(MANIFEST_NAME)
-        if m.exists():
-            m.unlink()
+        self._dest(MANIFEST_NAME).unlink(missing_ok=True)
+
+    # -- content-addressed blobs: <cas root>/<key> + <key>.sha256 sidecar (the commit marker) --
+
+    def _cas_paths(self, key: str) -> tuple[Path, Path]:
+        if self.cas_uri.startswith("s3://"):
+            raise ArtifactStoreError(f"a local store cannot use the S3 blob area {self.cas_uri}", hint="unset MODELDEPLOY_CAS_URI or use an s3:// --artifact-uri")
+        blob = _path_of(self.cas_uri).resolve() / validate_key(key)
+        return blob, blob.with_name(blob.name + ".sha256")
+
+    def cas_put(self, key: str, path: Path) -> ArtifactRecord:
+        blob, sidecar = self._cas_paths(key)
+        digest = sha256_file(path)
+        size = Path(path).stat().st_size
+        if not (sidecar.is_file() and sidecar.read_text().strip() == digest and blob.is_file() and blob.stat().st_size == size):
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path_for(blob)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, blob)
+            tmp = temp_path_for(sidecar)
+            tmp.write_text(digest + "\n")
+            os.replace(tmp, sidecar)  # written after the blob: a blob without it is a miss
+        return ArtifactRecord(key, "cas", blob.as_uri(), digest, size)
+
+    def cas_get(self, key: str, dest: Path) -> Path | None:
+        blob, sidecar = self._cas_paths(key)
+        if not (blob.is_file() and sidecar.is_file()):
+            return None
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(dest)
+        shutil.copyfile(blob, tmp)
+        try:
+            install_verified(tmp, dest, sidecar.read_text().strip())
+        except IntegrityError as exc:
+            log.warning("content-addressed blob %s is corrupt (%s); treating it as a miss", blob, exc)
+            return None
+        return dest
