@@ -1,0 +1,64 @@
+"""Operator-wide settings, read once from the environment and the command line.
+
+Everything the handlers need is in one frozen object that is passed around explicitly,
+so the pure functions stay testable without environment tricks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping
+
+from . import __version__
+
+DEFAULT_RUNTIME_IMAGE = f"ghcr.io/modeldeploy/runtime:{__version__}"
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{key} must be > 0, got {raw!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    """Knobs of one operator process (see docs/operator.md for the env names)."""
+
+    runtime_image: str = DEFAULT_RUNTIME_IMAGE
+    # A pod that stays unschedulable this long makes the deployment Stalled.
+    unschedulable_after_s: float = 120.0
+    # Period of the fallback resync that re-reads Jobs/Pods of unfinished deployments.
+    resync_interval_s: float = 30.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 8080
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    log_format: str = "text"
+    max_workers: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "OperatorConfig":
+        """Build the config from ``MODELDEPLOY_*`` variables; explicit overrides win."""
+        env = os.environ if env is None else env
+        namespaces = tuple(n for n in env.get("MODELDEPLOY_NAMESPACES", "").replace(",", " ").split() if n)
+        values: dict[str, object] = dict(
+            runtime_image=env.get("MODELDEPLOY_RUNTIME_IMAGE") or DEFAULT_RUNTIME_IMAGE,
+            unschedulable_after_s=_float(env, "MODELDEPLOY_UNSCHEDULABLE_AFTER_SECONDS", 120.0),
+            resync_interval_s=_float(env, "MODELDEPLOY_RESYNC_SECONDS", 30.0),
+            metrics_host=env.get("MODELDEPLOY_METRICS_HOST") or "127.0.0.1",
+            metrics_port=int(env.get("MODELDEPLOY_METRICS_PORT") or 8080),
+            namespaces=namespaces,
+            all_namespaces=env.get("MODELDEPLOY_ALL_NAMESPACES", "").lower() in ("1", "true", "yes"),
+            log_format=env.get("MODELDEPLOY_LOG_FORMAT") or "text",
+            max_workers=int(env.get("MODELDEPLOY_MAX_WORKERS") or 16),
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

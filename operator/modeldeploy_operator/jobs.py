@@ -1,0 +1,215 @@
+"""Build the ConfigMap and the Job for one ModelDeployment (pure dicts, no API calls).
+
+The Job follows docs/contracts.md §4. Credentials only ever reach the pod as
+``secretKeyRef`` env entries: no secret value passes through the operator at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Mapping
+
+from . import spec as specmod
+from .config import OperatorConfig
+from .constants import (
+    ANNOTATION_DEPLOYMENT,
+    ANNOTATION_GENERATION,
+    ANNOTATION_RUN_ID,
+    API_VERSION,
+    CONTAINER_NAME,
+    JOB_CONFIG_MOUNT,
+    KIND,
+    LABEL_COMPONENT,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_SPEC_HASH,
+    MANAGER,
+    NON_RETRYABLE_EXIT_CODES,
+    TERMINATION_LOG,
+    USER_CONFIG_MOUNT,
+    WORK_DIR,
+)
+
+# env name → (secret key, optional). AWS SDK names, read by the runtime's S3 store.
+CREDENTIAL_ENV = (
+    ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID", False),
+    ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", False),
+    ("AWS_SESSION_TOKEN", "AWS_SESSION_TOKEN", True),
+    ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL", True),
+    ("AWS_DEFAULT_REGION", "AWS_DEFAULT_REGION", True),
+)
+DEFAULT_BACKOFF_LIMIT = 2
+DEFAULT_TTL_SECONDS = 86400
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def labels(name: str, hash_: str) -> dict[str, str]:
+    """Labels on the ConfigMap, the Job and its pods; the watches select on them."""
+    return {
+        LABEL_NAME: "modeldeploy-runtime",
+        LABEL_COMPONENT: "export",
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_DEPLOYMENT: name[:63].rstrip("-._"),
+        LABEL_SPEC_HASH: hash_[: specmod.HASH_LEN],
+    }
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Controller reference to the CR, so deleting the CR garbage-collects its children."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "name": specmod.child_name(meta["name"], hash_),
+        "namespace": meta["namespace"],
+        "labels": labels(meta["name"], hash_),
+        "annotations": {
+            ANNOTATION_DEPLOYMENT: meta["name"],
+            ANNOTATION_GENERATION: str(meta.get("generation", 1)),
+            ANNOTATION_RUN_ID: specmod.run_id(meta["namespace"], meta["name"], meta.get("generation", 1), hash_),
+        },
+        "ownerReferences": [owner_reference(body)],
+    }
+
+
+def build_configmap(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
+    """ConfigMap `<name>-<hash8>`: spec.json plus the inline configs, mounted read-only."""
+    meta = body["metadata"]
+    spec = body["spec"]
+    data = {
+        "spec.json": json.dumps(
+            specmod.rendered_spec(meta["namespace"], meta["name"], meta.get("generation", 1), spec, hash_),
+            indent=2, sort_keys=True,
+        )
+    }
+    for field, fname in specmod.CONFIG_FILES.items():
+        src = spec.get(field) or {}
+        if "inline" in src:
+            data[fname] = src["inline"]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(body, hash_), "data": data, "immutable": True}
+
+
+def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
+    meta = body["metadata"]
+    spec = body["spec"]
+    env: list[dict[str, Any]] = [
+        {"name": "MODELDEPLOY_RUN_ID", "value": specmod.run_id(meta["namespace"], meta["name"], meta.get("generation", 1), hash_)},
+        {"name": "MODELDEPLOY_TERMINATION_LOG", "value": TERMINATION_LOG},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    secret = (spec.get("credentialsSecretRef") or {}).get("name")
+    if secret:
+        for env_name, key, optional in CREDENTIAL_ENV:
+            env.append({"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}})
+    return env
+
+
+def _resources(spec: Mapping[str, Any]) -> dict[str, Any]:
+    res = copy.deepcopy((spec.get("runtime") or {}).get("resources") or {})
+    if specmod.effective_device(spec) == "cuda":
+        limits = res.setdefault("limits", {})
+        requests = res.get("requests") or {}
+        gpus = limits.get(GPU_RESOURCE) or requests.get(GPU_RESOURCE) or 1
+        limits[GPU_RESOURCE] = gpus  # extended resources: request == limit, limit suffices
+        if GPU_RESOURCE in requests:
+            requests[GPU_RESOURCE] = gpus
+    return res
+
+
+def _volumes(spec: Mapping[str, Any], cm_name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "job-config", "configMap": {"name": cm_name}},
+        {"name": "work", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "job-config", "mountPath": JOB_CONFIG_MOUNT, "readOnly": True},
+        {"name": "work", "mountPath": WORK_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    for field, fname in specmod.CONFIG_FILES.items():
+        ref = (spec.get(field) or {}).get("configMapKeyRef")
+        if ref:
+            vol = f"user-{field.lower()}"
+            volumes.append({"name": vol, "configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": fname}]}})
+            mounts.append({"name": vol, "mountPath": f"{USER_CONFIG_MOUNT}/{field}", "readOnly": True})
+    return volumes, mounts
+
+
+def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> dict[str, Any]:
+    """Job `<name>-<hash8>` that runs `modeldeploy run …` once for this spec."""
+    spec = body["spec"]
+    rt = spec.get("runtime") or {}
+    meta = _meta(body, hash_)
+    volumes, mounts = _volumes(spec, meta["name"])
+    container = {
+        "name": CONTAINER_NAME,
+        "image": rt.get("image") or config.runtime_image,
+        "imagePullPolicy": rt.get("imagePullPolicy", "IfNotPresent"),
+        "command": ["modeldeploy"],
+        "args": specmod.runtime_args(spec, hash_),
+        "env": _env(body, hash_),
+        "resources": _resources(spec),
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # required by podFailurePolicy; retries are new pods
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if rt.get("serviceAccountName"):
+        pod_spec["serviceAccountName"] = rt["serviceAccountName"]
+    if rt.get("nodeSelector"):
+        pod_spec["nodeSelector"] = dict(rt["nodeSelector"])
+    if rt.get("tolerations"):
+        pod_spec["tolerations"] = copy.deepcopy(rt["tolerations"])
+    job_spec: dict[str, Any] = {
+        "backoffLimit": int(rt.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)),
+        "ttlSecondsAfterFinished": int(rt.get("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS)),
+        "podFailurePolicy": {
+            "rules": [
+                # Config/user errors and failed verification are deterministic: never retry.
+                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER_NAME, "operator": "In",
+                                                      "values": list(NON_RETRYABLE_EXIT_CODES)}},
+                # Evictions/preemptions are not the program's fault: don't count them.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])}, "spec": pod_spec},
+    }
+    if rt.get("activeDeadlineSeconds"):
+        job_spec["activeDeadlineSeconds"] = int(rt["activeDeadlineSeconds"])
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}

@@ -1,0 +1,145 @@
+"""Reconcile and observe: the two operations the kopf handlers delegate to.
+
+* ``reconcile`` makes the children of the current spec exist (ConfigMap + Job named
+  ``<name>-<hash8>``) and removes Jobs of superseded specs. It is idempotent: it looks
+  the Job up by name before creating it and treats 409 AlreadyExists as success, so an
+  operator restart (or two overlapping passes) never yields a second Job.
+* ``observe`` reads the current Job (and, when useful, its pods) and writes the derived
+  status, returning the transitions to announce as Events.
+
+Both take a ``kube`` object with the methods of :class:`modeldeploy_operator.kube.Kube`,
+so unit tests pass an in-memory double.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from typing import Any, Mapping
+
+from . import jobs, status as st
+from .config import OperatorConfig
+from .constants import ANNOTATION_DEPLOYMENT, LABEL_SPEC_HASH, TERMINAL_PHASES
+from .spec import HASH_LEN, child_name, spec_hash
+
+
+class OrphanConflict(RuntimeError):
+    """A child with our name belongs to an earlier CR of the same name (GC pending)."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    status_patch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    events: list[st.Transition] = dataclasses.field(default_factory=list)
+    job_created: bool = False
+    stale_deleted: list[str] = dataclasses.field(default_factory=list)
+    needs_reconcile: bool = False
+    uid: str | None = None  # of the CR, for the Events' involvedObject
+
+
+class KeyedLocks:
+    """One lock per CR, so a reconcile and an observation of the same CR never interleave
+    their read-compute-patch cycles (different CRs proceed in parallel)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def __call__(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def discard(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._locks.pop((namespace, name), None)
+
+
+def owned_by(child: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in (child.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now: dt.datetime | None = None,
+              cleanup_stale: bool = True) -> Outcome:
+    """Ensure the Job of the current spec exists; delete Jobs of older specs."""
+    now = now or st.now_utc()
+    meta = body["metadata"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    spec = body.get("spec") or {}
+    prev = body.get("status") or {}
+    h = spec_hash(spec)
+    job_name = child_name(name, h)
+    out = Outcome(uid=uid)
+    finished = prev.get("specHash") == h and prev.get("phase") in TERMINAL_PHASES
+    if not finished:
+        job = kube.get_job(ns, job_name)
+        if job is not None and not owned_by(job, uid):
+            kube.delete_job(ns, job_name)
+            raise OrphanConflict(f"Job {ns}/{job_name} belongs to an earlier {name!r}; deleted it, will retry")
+        if job is None:
+            kube.create_configmap(ns, jobs.build_configmap(body, h))
+            job, out.job_created = kube.create_job(ns, jobs.build_job(body, h, config))
+            if out.job_created:
+                out.events.append(st.Transition("Normal", "JobCreated", f"Created Job {job_name} for spec {h[:HASH_LEN]}"))
+    if cleanup_stale:
+        for other in kube.list_jobs(ns, name):
+            ometa = other.get("metadata") or {}
+            if ometa.get("name") == job_name or not owned_by(other, uid):
+                continue
+            if (ometa.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT, name) != name:
+                continue
+            if kube.delete_job(ns, ometa["name"]):
+                out.stale_deleted.append(ometa["name"])
+                out.events.append(st.Transition(
+                    "Normal", "StaleJobDeleted",
+                    f"Deleted Job {ometa['name']} of superseded spec {(ometa.get('labels') or {}).get(LABEL_SPEC_HASH, '?')}"))
+    generation = int(meta.get("generation") or 1)
+    if prev.get("specHash") != h or prev.get("jobName") != job_name:
+        out.status_patch = st.diff(prev, st.initial_status(cr=body, hash_=h, job_name=job_name, now=now))
+        if prev.get("specHash") and prev.get("specHash") != h:
+            out.events.append(st.Transition("Normal", "SpecChanged", f"Generation {generation}: new spec {h[:HASH_LEN]}"))
+    elif prev.get("observedGeneration") != generation:
+        # Same spec content under a newer generation (e.g. an edit reverted): nothing to run.
+        out.status_patch = {"observedGeneration": generation}
+    return out
+
+
+def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job: Mapping[str, Any] | None = None,
+            with_pods: bool = True, now: dt.datetime | None = None) -> Outcome:
+    """Derive the status of CR `namespace/name` from its current Job; patch it if it changed.
+
+    `job`, when given (from a Job watch event), saves a read; it is ignored unless it is
+    the CR's current Job. Pods are listed when the Job finished (termination message)
+    or when `with_pods` (the periodic resync: Unschedulable detection).
+    """
+    now = now or st.now_utc()
+    cr = kube.get_deployment(namespace, name)
+    out = Outcome()
+    if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
+        return out
+    out.uid = cr["metadata"].get("uid")
+    prev = cr.get("status") or {}
+    h = spec_hash(cr.get("spec") or {})
+    job_name = prev.get("jobName")
+    if prev.get("specHash") != h or not job_name:
+        out.needs_reconcile = True  # the spec moved on and no reconcile has recorded it yet
+        return out
+    if prev.get("phase") in TERMINAL_PHASES:
+        return out
+    if job is None or (job.get("metadata") or {}).get("name") != job_name:
+        job = kube.get_job(namespace, job_name)
+    if job is None or not owned_by(job, cr["metadata"]["uid"]):
+        out.needs_reconcile = True
+        return out
+    pods: list[dict[str, Any]] | None = None
+    if with_pods or st.job_outcome(job) is not None:
+        pods = kube.list_job_pods(namespace, job_name)
+    new = st.derive_status(cr=cr, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s)
+    patch = st.diff(prev, new)
+    if patch:
+        kube.patch_deployment_status(namespace, name, patch)
+        out.status_patch = patch
+        merged = dict(prev)
+        merged.update(new)
+        out.events = st.transitions(prev, merged)
+    return out

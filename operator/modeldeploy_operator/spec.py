@@ -1,0 +1,190 @@
+"""Pure functions over a ModelDeployment spec: hash, child names, runtime arguments.
+
+The operator never executes a user's config file (mmengine configs are Python code): it
+only decides *where* the runtime finds each config and which ``--cfg-options``
+overrides it passes. Nothing here talks to the API server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from typing import Any, Mapping
+
+from .constants import CONTAINER_NAME, JOB_CONFIG_MOUNT, USER_CONFIG_MOUNT
+
+HASH_LEN = 8
+MAX_CHILD_NAME = 63  # Job names end up in the pod label `job-name`, limited to 63 chars.
+
+# Keys that may appear on the left of `--cfg-options key=value`. The operator only ever
+# renders keys from this table, so a spec value can never smuggle another option in.
+_CFG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace, so equal specs give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """Full sha256 of the spec as stored by the API server (CRD defaults included).
+
+    Operator-side defaults (e.g. the runtime image from the environment) are *not*
+    hashed: upgrading the operator must not re-run every finished deployment.
+    """
+    return hashlib.sha256(canonical_json(dict(spec)).encode()).hexdigest()
+
+
+def child_name(name: str, hash_: str) -> str:
+    """`<name>-<hash8>`, with the name shortened so the result is a valid 63-char label."""
+    suffix = hash_[:HASH_LEN]
+    room = MAX_CHILD_NAME - len(suffix) - 1
+    base = name[:room].rstrip("-.")
+    return f"{base}-{suffix}"
+
+
+def run_id(namespace: str, name: str, generation: int, hash_: str) -> str:
+    """`<namespace>/<name>/g<generation>/<hash8>` (docs/contracts.md §4)."""
+    return f"{namespace}/{name}/g{generation}/{hash_[:HASH_LEN]}"
+
+
+def effective_device(spec: Mapping[str, Any]) -> str:
+    """`runtime.device` if given, else cuda when a TensorRT engine is requested, else cpu."""
+    device = (spec.get("runtime") or {}).get("device")
+    if device:
+        return str(device)
+    mode = (spec.get("export") or {}).get("mode")
+    return "cuda" if mode in ("trt", "both") else "cpu"
+
+
+def _render_value(value: Any) -> str:
+    """A value as both mmengine's DictAction and json.loads read it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return value
+    return canonical_json(value)
+
+
+def render_profiles(profiles: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """spec.export.profiles → the runtime's `backend_config.model_inputs` (one per component)."""
+    by_component: dict[Any, dict[str, Any]] = {}
+    for p in profiles:
+        comp = p.get("component")
+        entry = by_component.setdefault(comp, {"component": comp, "input_shapes": {}})
+        entry["input_shapes"][p["input"]] = {
+            "min_shape": list(p["min"]),
+            "opt_shape": list(p["opt"]),
+            "max_shape": list(p["max"]),
+        }
+    return list(by_component.values())
+
+
+def cfg_options(spec: Mapping[str, Any]) -> list[str]:
+    """Render spec.export / verification / evaluation / dataset as `key=value` overrides.
+
+    Only fields the user set are rendered: the deploy config file stays the base and the
+    spec overrides it. Each item becomes its own argv element (no shell is involved).
+    """
+    pairs: list[tuple[str, Any]] = []
+    export = spec.get("export") or {}
+    if "mode" in export:
+        pairs.append(("export.mode", export["mode"]))
+    if "precision" in export:
+        pairs.append(("backend_config.common_config.precision_policy", export["precision"]))
+    if "opset" in export:
+        pairs.append(("onnx_config.opset_version", int(export["opset"])))
+    if "workspaceMiB" in export:
+        pairs.append(("backend_config.common_config.max_workspace_size", int(export["workspaceMiB"]) * (1 << 20)))
+    if export.get("profiles"):
+        pairs.append(("backend_config.model_inputs", render_profiles(export["profiles"])))
+    ver = spec.get("verification") or {}
+    if "enabled" in ver:
+        pairs.append(("verification.enabled", bool(ver["enabled"])))
+    if "tolerance" in ver:
+        pairs.append(("verification.tolerance", float(ver["tolerance"])))
+    if "numSamples" in ver:
+        pairs.append(("verification.num_verify_samples", int(ver["numSamples"])))
+    ev = spec.get("evaluation") or {}
+    if "enabled" in ev:
+        pairs.append(("evaluation.enabled", bool(ev["enabled"])))
+    if "numSamples" in ev:
+        pairs.append(("evaluation.num_samples", int(ev["numSamples"])))
+    ds = spec.get("dataset") or {}
+    if ds.get("uri"):
+        pairs.append(("runtime_io.data_root", ds["uri"]))
+    if ds.get("infoFile"):
+        pairs.append(("runtime_io.info_file", ds["infoFile"]))
+    out = []
+    for key, value in pairs:
+        if not _CFG_KEY_RE.match(key):  # pragma: no cover - the table above is static
+            raise ValueError(f"refusing to render cfg-option key {key!r}")
+        out.append(f"{key}={_render_value(value)}")
+    return out
+
+
+CONFIG_FILES = {"deployConfig": "deploy_config.py", "modelConfig": "model_config.py"}
+
+
+def config_location(spec: Mapping[str, Any], field: str) -> str:
+    """Where the runtime reads `spec.<field>`: a URI as is, or a path in a mounted ConfigMap."""
+    src = spec[field]
+    fname = CONFIG_FILES[field]
+    if "uri" in src:
+        return str(src["uri"])
+    if "inline" in src:
+        return f"{JOB_CONFIG_MOUNT}/{fname}"
+    if "configMapKeyRef" in src:
+        return f"{USER_CONFIG_MOUNT}/{field}/{fname}"
+    raise ValueError(f"spec.{field} needs exactly one of uri, configMapKeyRef, inline")
+
+
+def artifact_uri(spec: Mapping[str, Any], hash_: str) -> str | None:
+    """`<output.uri>/<hash8>`: one prefix per distinct spec, so re-runs never mix artifacts."""
+    prefix = (spec.get("output") or {}).get("uri")
+    if not prefix:
+        return None
+    return f"{str(prefix).rstrip('/')}/{hash_[:HASH_LEN]}"
+
+
+def runtime_args(spec: Mapping[str, Any], hash_: str) -> list[str]:
+    """argv after `modeldeploy` (docs/contracts.md §1 and §4)."""
+    args = ["run", config_location(spec, "deployConfig"), config_location(spec, "modelConfig")]
+    ckpt = (spec.get("checkpoint") or {}).get("uri")
+    if ckpt:
+        args.append(str(ckpt))
+    args += ["--work-dir", "/work", "--device", effective_device(spec)]
+    uri = artifact_uri(spec, hash_)
+    if uri:
+        args += ["--artifact-uri", uri]
+    opts = cfg_options(spec)
+    if opts:
+        args += ["--cfg-options", *opts]
+    args += ["--termination-log", "/dev/termination-log", "--log-format", "json"]
+    return args
+
+
+def command_line(args: list[str]) -> str:
+    """Shell-quoted command for humans (spec.json, logs); `shlex.split` gives args back."""
+    return shlex.join(["modeldeploy", *args])
+
+
+def rendered_spec(namespace: str, name: str, generation: int, spec: Mapping[str, Any], hash_: str) -> dict[str, Any]:
+    """The document stored as spec.json in the Job's ConfigMap (for audit and debugging)."""
+    args = runtime_args(spec, hash_)
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "namespace": namespace,
+        "name": name,
+        "generation": generation,
+        "specHash": hash_,
+        "runId": run_id(namespace, name, generation, hash_),
+        "container": CONTAINER_NAME,
+        "args": args,
+        "commandLine": command_line(args),
+        "spec": dict(spec),
+    }
