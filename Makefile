@@ -1,0 +1,56 @@
+# modeldeploy — two commands on a fresh machine: `make demo` and `make test`.
+# Every target creates/updates .venv itself (python3 -m venv + pip install -e).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+EXTRAS ?= runtime,s3,operator,dev
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-unit test-gpu lint bench cluster-up cluster-down clean
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[$(EXTRAS)]'
+	@# nuscenes-devkit pins numpy<2: install its pure-python eval code without its pins
+	@# (see runtime/modeldeploy/projects/centerpoint/metrics.py for the decision)
+	$(PIP) install -q --no-deps 'nuscenes-devkit==1.2.0' 'pyquaternion==0.9.9'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+## The main job on the embedded default: calibration project, bundled synthetic sample,
+## CPU, local artifact store. Prints the summary table; results in work_dirs/demo/.
+demo: setup
+	$(VENV)/bin/modeldeploy run builtin:calibration/deploy_demo.py builtin:calibration/resnet18_5ch_tiny.py \
+		--work-dir work_dirs/demo
+
+## Everything CI runs: unit, integration (moto S3), cluster (real control plane), gpu (skips
+## visibly without a GPU).
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-gpu: setup
+	$(PY) -m pytest -m gpu tests/gpu -v
+
+lint: setup
+	$(VENV)/bin/hadolint images/operator/Dockerfile images/runtime/Dockerfile || true
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+cluster-up: setup
+	$(PY) -m tests.cluster up
+
+cluster-down:
+	$(PY) -m tests.cluster down
+
+clean:
+	rm -rf work_dirs .pytest_cache

@@ -1,0 +1,227 @@
+"""``modeldeploy`` command line (also ``python -m modeldeploy``).
+
+Order matters for failing fast: parse and validate the deploy config, then check that
+every requested backend exists (TensorRT, CUDA), and only then download or export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from modeldeploy import __version__
+from modeldeploy.errors import ModelDeployError
+
+log = logging.getLogger("modeldeploy")
+
+
+def _parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
+    from modeldeploy.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options item {item!r} is not key=value", hint="write e.g. onnx_config.opset_version=17")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _literal(v)
+    return out
+
+
+def _literal(v: str) -> Any:
+    import ast
+
+    low = v.strip()
+    if low in ("true", "True"):
+        return True
+    if low in ("false", "False"):
+        return False
+    if low in ("none", "None", "null"):
+        return None
+    try:
+        return ast.literal_eval(low)
+    except (ValueError, SyntaxError):
+        return low
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modeldeploy", description="Export, verify and benchmark PyTorch models (ONNX, TensorRT).")
+    p.add_argument("--version", action="version", version=f"modeldeploy {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a deployment: load → export → verify → evaluate → publish")
+    r.add_argument("deploy_cfg", help="deploy config (path, s3://, builtin:<project>/<file>)")
+    r.add_argument("model_cfg", help="model config (path, s3://, builtin:<project>/<file>)")
+    r.add_argument("checkpoint", nargs="?", default=None, help="checkpoint; default: checkpoint_path in the deploy config")
+    r.add_argument("--work-dir", default=None, help="output directory (overrides export.work_dir)")
+    r.add_argument("--device", default=None, help="cpu | cuda | cuda:N (overrides export.device and the backends' devices)")
+    r.add_argument("--artifact-uri", default=None, help="where to publish: a directory, file://… or s3://bucket/prefix (default: the work dir)")
+    r.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE", help="override deploy-config keys (dotted)")
+    r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    r.add_argument("--log-format", default="text", choices=["text", "json"])
+    r.add_argument("--termination-log", default=None, help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)")
+    r.add_argument("--run-id", default=os.environ.get("MODELDEPLOY_RUN_ID"), help="identifier recorded in the manifest")
+    c = sub.add_parser("check-config", help="validate a deploy config and exit")
+    c.add_argument("deploy_cfg")
+    c.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
+    return p
+
+
+def _device_overrides(device: Optional[str]) -> dict[str, Any]:
+    if not device:
+        return {}
+    return {"export.device": device}
+
+
+def _load_config(deploy_cfg: str, options: dict[str, Any]):  # -> BaseDeploymentConfig
+    from modeldeploy.config import BaseDeploymentConfig
+
+    path = _resolve(deploy_cfg)
+    return BaseDeploymentConfig.fromfile(path, options)
+
+
+def _resolve(uri: str) -> Path:
+    from modeldeploy.artifacts.fetch import fetch
+
+    return fetch(uri)
+
+
+def _preflight(cfg: Any) -> None:
+    """Fail fast, before any download or export, when a requested backend cannot run."""
+    import torch
+
+    from modeldeploy.errors import BackendUnavailableError
+
+    devices = {cfg.export.device}
+    devices |= {be.device for be in cfg.evaluation_backends().values() if be.device}
+    devices |= {d for s in cfg.verification_scenarios() for d in (s.ref_device, s.test_device)}
+    if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
+        raise BackendUnavailableError("a CUDA device is requested but none is visible (torch.cuda.is_available() is False)", hint="use --device cpu, or run on a GPU node")
+    if cfg.needs_tensorrt():
+        from modeldeploy.exporters.trt_api import require_tensorrt
+
+        require_tensorrt()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from modeldeploy.logging_setup import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    options = _parse_cfg_options(args.cfg_options)
+    options.update(_device_overrides(args.device))
+    if args.work_dir:
+        options["export.work_dir"] = args.work_dir
+    try:
+        cfg = _load_config(args.deploy_cfg, options)
+        if args.device:
+            cfg = _with_backend_devices(cfg, args.device)
+        _preflight(cfg)
+        work_dir = Path(cfg.export.work_dir).resolve()
+        setup_logging(args.log_level, args.log_format, work_dir / "logs" / "run.log")
+        from modeldeploy.runners import DeploymentRunner
+
+        runner = DeploymentRunner(
+            cfg,
+            args.model_cfg,
+            args.checkpoint,
+            work_dir=work_dir,
+            artifact_uri=args.artifact_uri,
+            run_id=args.run_id,
+            termination_log=args.termination_log,
+            progress=_progress_printer(args.log_format),
+        )
+    except ModelDeployError as exc:
+        _fail_early(exc, args)
+        return exc.exit_code
+    outcome = runner.run()
+    from modeldeploy.runners.report import print_console_summary
+
+    if args.log_format == "text":
+        print_console_summary(outcome.results)
+    if outcome.error is not None:
+        print(f"modeldeploy: error: {outcome.error.one_line()}", file=sys.stderr)
+    log.info("results: %s", outcome.results_path)
+    return outcome.exit_code
+
+
+def _with_backend_devices(cfg: Any, device: str) -> Any:
+    """--device moves every backend and scenario to that device (one flag, whole run)."""
+    from modeldeploy.config import BaseDeploymentConfig
+
+    raw = cfg.to_dict()
+    raw["export"]["device"] = device
+    for be in raw["evaluation"]["backends"].values():
+        be["device"] = device
+    for scen in raw["verification"]["scenarios"].values():
+        for s in scen:
+            s["ref_device"] = device
+            s["test_device"] = device
+    return BaseDeploymentConfig.from_dict(raw, source=cfg.source)
+
+
+def _fail_early(exc: ModelDeployError, args: argparse.Namespace) -> None:
+    """A failure before the runner exists still gets one line and a termination summary."""
+    from modeldeploy.runners.termination import write_termination_log
+
+    print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+    write_termination_log(
+        args.termination_log,
+        {"v": 1, "status": "failed", "project": None, "run_id": args.run_id, "failure": {"stage": "config", "reason": exc.reason, "message": exc.one_line()[:300]}, "artifacts": [], "verification": None, "evaluation": {}, "durations_s": {}},
+    )
+
+
+def _progress_printer(fmt: str):  # noqa: ANN202
+    if fmt == "json" or not sys.stderr.isatty():
+        last: dict[str, int] = {}
+
+        def log_progress(task: str, i: int, n: int) -> None:
+            step = max(1, n // 10)
+            if i == n or i - last.get(task, 0) >= step:
+                last[task] = i
+                log.info("%s: %d/%d", task, i, n, extra={"event": "progress", "current": i, "total": n})
+
+        return log_progress
+    from rich.progress import Progress
+
+    progress = Progress(transient=True)
+    tasks: dict[str, Any] = {}
+
+    def bar(task: str, i: int, n: int) -> None:
+        if task not in tasks:
+            if not progress.live.is_started:
+                progress.start()
+            tasks[task] = progress.add_task(task, total=n)
+        progress.update(tasks[task], completed=i)
+        if i == n:
+            progress.remove_task(tasks.pop(task))
+            if not tasks:
+                progress.stop()
+
+    return bar
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options))
+    except ModelDeployError as exc:
+        print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    print(f"{args.deploy_cfg}: ok (project={cfg.project}, mode={cfg.export.mode}, device={cfg.export.device})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_check_config(args)
+    except KeyboardInterrupt:
+        print("modeldeploy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Logging for a terminal (rich, human) or a pod (JSON lines, one object per line)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+_SECRET_HINTS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k in ("stage", "event", "current", "total"):
+            if hasattr(record, k):
+                obj[k] = getattr(record, k)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj, default=str)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Optional[Path] = None) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG)
+    lvl = getattr(logging, level.upper())
+    if fmt == "json":
+        h: logging.Handler = logging.StreamHandler(sys.stderr)
+        h.setFormatter(JsonFormatter())
+    elif sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        h = RichHandler(show_path=False, rich_tracebacks=False)
+    else:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    h.setLevel(lvl)
+    root.addHandler(h)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, mode="w")
+        fh.setFormatter(JsonFormatter())
+        fh.setLevel(logging.DEBUG)
+        root.addHandler(fh)
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,442 @@
+"""DeploymentRunner: load → export ONNX → export TensorRT → verify → evaluate → publish.
+
+Each stage is a method (override it in a subclass) and the three the seed names can be
+injected as callables: ``load_model_fn(cfg, model_cfg, checkpoint) -> nn.Module``,
+``export_onnx_fn(components, out_dir, cfg) -> dict[str, ExportedModel]`` and
+``export_tensorrt_fn(onnx_models, out_dir, cfg) -> dict[str, ExportedModel]``.
+
+A stage that raises stops the run: results.json is still written (``status: failed``,
+``failure`` naming stage and reason) together with everything earlier stages produced,
+and ``RunOutcome.exit_code`` is non-zero (see docs/contracts.md for the codes).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+
+from modeldeploy.artifacts import ArtifactStore, LocalArtifact, open_store, sha256_file
+from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
+from modeldeploy.backends.base import BaseBackend
+from modeldeploy.config import BaseDeploymentConfig
+from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.pipeline import BasePipeline
+from modeldeploy.core.project import BaseProject, get_project
+from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ModelDeployError, VerificationFailed
+from modeldeploy.exporters.base import ExportedModel
+from modeldeploy.runners.environment import collect_environment
+from modeldeploy.runners.report import render_report_md
+from modeldeploy.runners.termination import build_summary, write_termination_log
+
+log = logging.getLogger("modeldeploy.runner")
+
+LoadModelFn = Callable[[BaseDeploymentConfig, Any, Optional[str]], torch.nn.Module]
+ExportFn = Callable[..., dict[str, ExportedModel]]
+ResolveFn = Callable[[str], Path]
+
+
+@dataclass
+class RunOutcome:
+    results: dict[str, Any]
+    exit_code: int
+    results_path: Path
+    error: Optional[ModelDeployError] = None
+
+
+@dataclass
+class _State:
+    model: Optional[torch.nn.Module] = None
+    model_cfg: Any = None
+    loader: Optional[BaseDataLoader] = None
+    components: list[ExportComponent] = field(default_factory=list)
+    onnx: dict[str, ExportedModel] = field(default_factory=dict)
+    onnx_int8: dict[str, ExportedModel] = field(default_factory=dict)
+    engines: dict[str, ExportedModel] = field(default_factory=dict)
+    local_artifacts: list[LocalArtifact] = field(default_factory=list)
+
+
+def _default_resolve(uri: str) -> Path:
+    from modeldeploy.artifacts.fetch import fetch
+
+    return fetch(uri)
+
+
+class DeploymentRunner:
+    def __init__(
+        self,
+        cfg: BaseDeploymentConfig,
+        model_cfg_path: str,
+        checkpoint: Optional[str] = None,
+        *,
+        project: Optional[BaseProject] = None,
+        work_dir: Optional[str | Path] = None,
+        artifact_uri: Optional[str] = None,
+        run_id: Optional[str] = None,
+        termination_log: Optional[str] = None,
+        load_model_fn: Optional[LoadModelFn] = None,
+        export_onnx_fn: Optional[ExportFn] = None,
+        export_tensorrt_fn: Optional[ExportFn] = None,
+        resolve_fn: Optional[ResolveFn] = None,
+        progress: Optional[Callable[[str, int, int], None]] = None,
+    ) -> None:
+        self.cfg = cfg
+        self.model_cfg_path = model_cfg_path
+        self.checkpoint = checkpoint if checkpoint is not None else cfg.checkpoint_path
+        if cfg.project is None and project is None:
+            raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
+        self.project = project or get_project(cfg.project)  # type: ignore[arg-type]
+        self.work_dir = Path(work_dir or cfg.export.work_dir).resolve()
+        self.artifact_uri = artifact_uri or cfg.export.artifact_uri or str(self.work_dir)
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.termination_log = termination_log
+        self.load_model_fn = load_model_fn
+        self.export_onnx_fn = export_onnx_fn
+        self.export_tensorrt_fn = export_tensorrt_fn
+        self.resolve = resolve_fn or _default_resolve
+        self.progress = progress
+        self.state = _State()
+        self.results: dict[str, Any] = {
+            "schema_version": 1,
+            "project": self.project.name,
+            "status": "running",
+            "failure": None,
+            "environment": {},
+            "artifacts": [],
+            "verification": None,
+            "evaluation": {},
+            "durations_s": {},
+        }
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> RunOutcome:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.results["environment"] = collect_environment()
+        error: Optional[ModelDeployError] = None
+        stages: list[tuple[str, Callable[[], None]]] = [
+            ("load", self.load),
+            ("export_onnx", self.export_onnx),
+            ("export_tensorrt", self.export_tensorrt),
+            ("verify", self.verify),
+            ("evaluate", self.evaluate),
+        ]
+        for name, fn in stages:
+            try:
+                with self._timed(name):
+                    fn()
+            except ModelDeployError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - a bug must still end in results.json + exit code
+                log.debug("unexpected error in stage %s:\n%s", name, traceback.format_exc())
+                error = ModelDeployError(f"{type(exc).__name__}: {exc}", reason="InternalError", hint="this is a bug in modeldeploy or a project; see the log for the traceback")
+            if error is not None:
+                self.results["failure"] = {"stage": name, "reason": error.reason, "message": error.one_line()}
+                log.error("stage %s failed: %s", name, error.one_line())
+                break
+        self.results["status"] = "failed" if error else "succeeded"
+        try:
+            results_uri = self.publish()
+        except ModelDeployError as exc:
+            error = error or exc
+            self.results["status"] = "failed"
+            self.results["failure"] = self.results["failure"] or {"stage": "upload", "reason": exc.reason, "message": exc.one_line()}
+            self._write_local_results()
+            results_uri = None
+        summary = build_summary(self.results, run_id=self.run_id, results_uri=results_uri)
+        write_termination_log(self.termination_log, summary)
+        code = 0 if error is None else error.exit_code
+        return RunOutcome(self.results, code, self.work_dir / "results.json", error)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.results["durations_s"][stage] = round(time.perf_counter() - t0, 4)
+
+    # ------------------------------------------------------------------ stages
+    def load(self) -> None:
+        """Resolve inputs, build and load the model, open the dataset, build export components."""
+        from modeldeploy.config.deploy_config import load_mmengine_config
+        from mmengine.config import Config
+
+        model_cfg_file = self.resolve(self.model_cfg_path)
+        load_mmengine_config(model_cfg_file)  # one clear ConfigError for a broken file
+        self.state.model_cfg = Config.fromfile(str(model_cfg_file))
+        ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
+        if self.load_model_fn is not None:
+            model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
+        else:
+            if ckpt is None:
+                raise ConfigError("no checkpoint given", hint="pass CHECKPOINT on the command line or set checkpoint_path in the deploy config")
+            model = self.project.build_model(self.state.model_cfg)
+            model = self.project.load_checkpoint(model, ckpt, self.cfg)
+        self.state.model = model.eval()
+        loader = self.project.build_data_loader(self.cfg, self.state.model_cfg)
+        if len(loader) == 0:
+            raise DataError("the dataset is empty", hint="check runtime_io.data_root / info_file")
+        idx = self.cfg.runtime_io.sample_idx
+        if idx >= len(loader):
+            raise ConfigError(f"runtime_io.sample_idx={idx} but the dataset has {len(loader)} samples", hint=f"use 0..{len(loader) - 1}")
+        self.state.loader = loader
+        export_model = self.project.prepare_for_export(self.state.model, self.cfg)
+        self.state.components = self.project.export_components(export_model, self.cfg, self.state.model_cfg, loader.load_sample(idx))
+        log.info("loaded %s: %d component(s) %s, %d samples", self.project.name, len(self.state.components), [c.name for c in self.state.components], len(loader))
+
+    def export_onnx(self) -> None:
+        mode = self.cfg.export.mode
+        if not (self.cfg.export.should_export_onnx or (mode == "trt" and not self.cfg.export.onnx_path)):
+            if self.cfg.export.onnx_path:
+                self.state.onnx = self._existing_onnx(Path(self.resolve(self.cfg.export.onnx_path)))
+            return
+        out_dir = self.work_dir / "onnx"
+        if self.export_onnx_fn is not None:
+            self.state.onnx = self.export_onnx_fn(self.state.components, out_dir, self.cfg)
+        else:
+            from modeldeploy.exporters.onnx import ONNXExporter
+
+            exporter = ONNXExporter(self.cfg.onnx_config)
+            self.state.onnx = {c.name: exporter.export(c, out_dir) for c in self.state.components}
+        for m in self.state.onnx.values():
+            log.info("exported %s (%d bytes)", m.path.name, m.path.stat().st_size)
+            self._add_artifact(m.path, "onnx")
+            for f in m.extra_files:
+                self._add_artifact(f, "onnx_data")
+        if self.cfg.precision_policy == "explicit_int8":
+            self._quantize_int8()
+
+    def _existing_onnx(self, onnx_dir: Path) -> dict[str, ExportedModel]:
+        out = {}
+        for c in self.state.components:
+            p = onnx_dir / c.file_name if onnx_dir.is_dir() else onnx_dir
+            if not p.is_file():
+                raise ConfigError(f"export.onnx_path: {p} does not exist", hint="point onnx_path at the directory holding the exported .onnx files")
+            out[c.name] = ExportedModel(c.name, p, input_names=c.input_names, output_names=c.output_names)
+        return out
+
+    def _quantize_int8(self) -> None:
+        from modeldeploy.exporters.quantization import quantize_qdq
+
+        loader = self.state.loader
+        assert loader is not None
+        n = self.cfg.backend_config.quantization.calibration_samples
+        out_dir = self.work_dir / "onnx"
+        for c in self.state.components:
+            pipe = self._pipeline("pytorch", "cpu")
+
+            def calib(component: ExportComponent = c) -> Iterator[dict[str, Any]]:
+                for i in loader.sample_indices(n):
+                    inputs = pipe.component_inputs(component.name, loader.load_sample(i)) if hasattr(pipe, "component_inputs") else pipe.model_inputs(loader.load_sample(i))
+                    yield {k: v.detach().cpu().numpy() for k, v in inputs.items()}
+
+            src = self.state.onnx[c.name]
+            dst = out_dir / src.path.name.replace(".onnx", ".int8_qdq.onnx")
+            path = quantize_qdq(src.path, calib(), dst, self.cfg.backend_config.quantization)
+            self.state.onnx_int8[c.name] = ExportedModel(c.name, Path(path), input_names=src.input_names, output_names=src.output_names, info={"precision": "int8"})
+            self._add_artifact(Path(path), "onnx")
+
+    def export_tensorrt(self) -> None:
+        if not self.cfg.export.should_export_tensorrt:
+            return
+        out_dir = self.work_dir / "engines"
+        onnx_models = self.state.onnx_int8 if self.cfg.precision_policy == "explicit_int8" and self.state.onnx_int8 else self.state.onnx
+        if self.export_tensorrt_fn is not None:
+            self.state.engines = self.export_tensorrt_fn(onnx_models, out_dir, self.cfg)
+        else:
+            from modeldeploy.exporters.tensorrt import TensorRTExporter
+
+            exporter = TensorRTExporter(self.cfg.backend_config, device=self.cfg.export.device)
+            self.state.engines = {name: exporter.export_onnx(m, out_dir) for name, m in onnx_models.items()}
+        for m in self.state.engines.values():
+            self._add_artifact(m.path, "engine")
+            for f in m.extra_files:
+                self._add_artifact(f, "other")
+
+    def verify(self) -> None:
+        scenarios = self.cfg.verification_scenarios()
+        if not scenarios:
+            return
+        from modeldeploy.verification.runner import verify
+
+        assert self.state.loader is not None
+        self.results["verification"] = verify(
+            scenarios,
+            self._pipeline,
+            self.state.loader,
+            num_samples=self.cfg.verification.num_verify_samples,
+            tolerance=self.cfg.verification.tolerance,
+        )
+        if not self.results["verification"]["passed"]:
+            bad = [c for c in self.results["verification"]["comparisons"] if not c["passed"]][0]
+            raise VerificationFailed(
+                f"{bad['test']} differs from {bad['reference']} on output '{bad['output']}': {bad['reason']} (max abs diff {bad['max_abs_diff']}, tolerance {self.cfg.verification.tolerance})",
+                hint="inspect report.md; a real regression must be fixed — raise verification.tolerance only with a measured reason",
+            )
+
+    def evaluate(self) -> None:
+        backends = self.cfg.evaluation_backends()
+        from modeldeploy.evaluation.runner import evaluate_backend
+
+        assert self.state.loader is not None
+        targets: list[tuple[str, str, str]] = []  # (backend, device, precision)
+        for name, be in backends.items():
+            dev = be.device or self.cfg.export.device
+            precision = be.precision or ("fp32" if name != "tensorrt" else self.cfg.precision_policy)
+            targets.append((name, dev, precision))
+        if self.state.onnx_int8 and "onnxruntime" in backends:
+            targets.append(("onnxruntime-int8", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
+        for name, dev, precision in targets:
+            pipeline = self._pipeline(name, dev, precision)
+            label = pipeline.label if name != "onnxruntime-int8" else f"onnxruntime-int8:{torch.device(dev).type}"
+            evaluator = self.project.build_evaluator(self.cfg, self.state.model_cfg)
+            pred_path = self.work_dir / "predictions" / f"{label.replace(':', '_')}.json"
+            pred_path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("evaluating %s (%s)", label, precision)
+            res = evaluate_backend(
+                pipeline,
+                self.state.loader,
+                evaluator,
+                num_samples=self.cfg.evaluation.num_samples,
+                warmup=self.cfg.evaluation.warmup,
+                predictions_path=pred_path,
+                on_sample=(lambda i, n, lbl=label: self.progress(f"evaluate {lbl}", i, n)) if self.progress else None,
+            )
+            res = {"precision": precision, **res}
+            written = res.pop("predictions", None)
+            if written:
+                self._add_artifact(Path(written), "predictions")
+            self.results["evaluation"][label] = res
+            for pipe_backend in pipeline.backends.values():
+                pipe_backend.close()
+        if self.state.onnx_int8 and "onnxruntime:cpu" in self.results["evaluation"]:
+            self._record_int8_delta()
+
+    def _record_int8_delta(self) -> None:
+        ev = self.results["evaluation"]
+        fp32 = next((v for k, v in ev.items() if k.startswith("onnxruntime:")), None)
+        int8 = next((v for k, v in ev.items() if k.startswith("onnxruntime-int8:")), None)
+        if fp32 and int8:
+            m = fp32["headline_metric"]
+            a, b = fp32["metrics"].get(m), int8["metrics"].get(m)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                int8["accuracy_delta_vs_fp32"] = {"metric": m, "fp32": a, "int8": b, "delta": b - a}
+
+    # ------------------------------------------------------------------ backends & pipelines
+    def _pipeline(self, backend: str, device: str, precision: str = "fp32") -> BasePipeline:
+        dev = torch.device(device)
+        backends = self._backends(backend, dev, precision)
+        return self.project.build_pipeline(backends, self.cfg, self.state.model_cfg, dev)
+
+    def _backends(self, backend: str, device: torch.device, precision: str) -> dict[str, BaseBackend]:
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"{backend} on {device} requested but no CUDA device is visible", hint="use --device cpu or run on a GPU node")
+        out: dict[str, BaseBackend] = {}
+        for c in self.state.components:
+            if backend == "pytorch":
+                from modeldeploy.backends.pytorch import PyTorchBackend
+
+                comp = c
+                params = list(c.module.parameters())
+                if params and params[0].device != device:
+                    comp = copy.copy(c)
+                    comp.module = copy.deepcopy(c.module)
+                out[c.name] = PyTorchBackend(comp, device, "fp16" if precision == "fp16" else "fp32")
+            elif backend in ("onnxruntime", "onnxruntime-int8"):
+                from modeldeploy.backends.onnxruntime import ONNXRuntimeBackend
+
+                path = self._model_file(backend, c)
+                out[c.name] = ONNXRuntimeBackend(path, device, "int8" if backend.endswith("int8") else precision)
+            elif backend == "tensorrt":
+                from modeldeploy.backends.tensorrt import TensorRTBackend
+
+                path = self._model_file(backend, c)
+                out[c.name] = TensorRTBackend(path, device, cuda_graph=self.cfg.backend_config.common_config.cuda_graph)
+            else:
+                raise ConfigError(f"unknown backend {backend!r}", hint="use pytorch, onnxruntime or tensorrt")
+        return out
+
+    def _model_file(self, backend: str, c: ExportComponent) -> Path:
+        be_cfg = self.cfg.evaluation.backends.get("tensorrt" if backend == "tensorrt" else "onnxruntime")
+        if be_cfg is not None and be_cfg.model_dir and backend != "onnxruntime-int8":
+            d = Path(self.resolve(be_cfg.model_dir))
+            suffix = ".engine" if backend == "tensorrt" else ".onnx"
+            p = d / Path(c.file_name).with_suffix(suffix).name
+            if not p.is_file():
+                raise ConfigError(f"evaluation.backends.{backend}.model_dir: {p} does not exist", hint="point model_dir at the directory with the exported files, or unset it to use this run's exports")
+            return p
+        table = {"onnxruntime": self.state.onnx, "onnxruntime-int8": self.state.onnx_int8, "tensorrt": self.state.engines}[backend]
+        if c.name not in table:
+            raise ConfigError(
+                f"{backend} needs a model file for component '{c.name}' but this run exported none",
+                hint=f"set export.mode to include {'trt' if backend == 'tensorrt' else 'onnx'}, or evaluation.backends.{backend}.model_dir",
+            )
+        return table[c.name].path
+
+    # ------------------------------------------------------------------ outputs
+    def _add_artifact(self, path: Path, kind: str) -> None:
+        path = Path(path).resolve()
+        try:
+            name = str(path.relative_to(self.work_dir))
+        except ValueError:
+            name = f"{kind}/{path.name}"
+        self.state.local_artifacts = [a for a in self.state.local_artifacts if a.name != name]
+        self.state.local_artifacts.append(LocalArtifact(path, name, kind))
+
+    def _artifact_entries(self, store: Optional[ArtifactStore]) -> list[dict[str, Any]]:
+        out = []
+        for a in self.state.local_artifacts:
+            uri = store.uri_for(a.name) if store else a.path.as_uri()
+            out.append({"name": a.name, "kind": a.kind, "uri": uri, "sha256": sha256_file(a.path), "bytes": a.path.stat().st_size})
+        return out
+
+    def _write_local_results(self, store: Optional[ArtifactStore] = None, report: bool = True) -> tuple[Path, Path]:
+        if not self.results["artifacts"]:
+            self.results["artifacts"] = self._artifact_entries(store)
+        results_path = self.work_dir / "results.json"
+        tmp = results_path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(self.results, indent=2, default=str))
+        tmp.replace(results_path)
+        report_path = self.work_dir / "report.md"
+        if report:
+            report_path.write_text(render_report_md(self.results))
+        return results_path, report_path
+
+    def publish(self) -> Optional[str]:
+        """Write results.json + report.md, then publish everything; manifest last."""
+        store = open_store(self.artifact_uri)
+        self.results["artifacts"] = self._artifact_entries(store)
+        results_path, report_path = self._write_local_results(store)
+        files = list(self.state.local_artifacts)
+        files.append(LocalArtifact(report_path, "report.md", "report"))
+        log_file = self.work_dir / "logs" / "run.log"
+        if log_file.is_file():
+            files.append(LocalArtifact(log_file, "logs/run.log", "log"))
+        # Artifacts first (timed: that is the upload cost), then results.json, manifest last.
+        store.invalidate_manifest()
+        t0 = time.perf_counter()
+        records = [store.put_file(f) for f in files]
+        self.results["durations_s"]["upload"] = round(time.perf_counter() - t0, 4)
+        results_path, _ = self._write_local_results(store, report=False)
+        records.append(store.put_file(LocalArtifact(results_path, "results.json", "results")))
+        store.put_bytes(MANIFEST_NAME, json.dumps(build_manifest(records, run_id=self.run_id), indent=2).encode(), "manifest")
+        by_name = {r.name: r for r in records}
+        for a in self.results["artifacts"]:
+            r = by_name.get(a["name"])
+            if r is not None and r.sha256 != a["sha256"]:
+                from modeldeploy.errors import ArtifactStoreError
+
+                raise ArtifactStoreError(f"{a['name']}: uploaded sha256 {r.sha256} != local {a['sha256']}", hint="the file changed during upload; re-run")
+        log.info("published %d files to %s", len(records), store.uri)
+        return store.uri_for("results.json")
