@@ -1,0 +1,170 @@
+"""reconcile/observe against an in-memory API double (FakeKube): idempotence and cleanup."""
+
+import copy
+
+import pytest
+
+from modeldeploy_operator import reconcile as rec
+from modeldeploy_operator.config import OperatorConfig
+from modeldeploy_operator.spec import child_name, spec_hash
+
+from .samples import deployment, pod, summary_json
+
+CFG = OperatorConfig(runtime_image="img:1")
+
+
+class FakeKube:
+    """Test double with the Kube facade's methods; counts writes."""
+
+    def __init__(self):
+        self.crs, self.jobs, self.cms, self.pods = {}, {}, {}, {}
+        self.creates = 0
+        self.deleted = []
+        self.status_patches = []
+
+    def get_deployment(self, ns, name):
+        return copy.deepcopy(self.crs.get((ns, name)))
+
+    def patch_deployment_status(self, ns, name, status):
+        self.status_patches.append(status)
+        cur = self.crs[(ns, name)].setdefault("status", {})
+        for k, v in status.items():
+            if v is None:
+                cur.pop(k, None)
+            else:
+                cur[k] = v
+
+    def get_job(self, ns, name):
+        return copy.deepcopy(self.jobs.get((ns, name)))
+
+    def create_job(self, ns, body):
+        key = (ns, body["metadata"]["name"])
+        if key in self.jobs:
+            return copy.deepcopy(self.jobs[key]), False
+        self.creates += 1
+        self.jobs[key] = copy.deepcopy(body)
+        return body, True
+
+    def create_configmap(self, ns, body):
+        key = (ns, body["metadata"]["name"])
+        new = key not in self.cms
+        self.cms.setdefault(key, body)
+        return new
+
+    def list_jobs(self, ns, deployment):
+        return [copy.deepcopy(j) for (n, _), j in self.jobs.items()
+                if n == ns and j["metadata"]["labels"]["modeldeploy.io/deployment"] == deployment]
+
+    def delete_job(self, ns, name):
+        self.deleted.append(name)
+        return self.jobs.pop((ns, name), None) is not None
+
+    def list_job_pods(self, ns, job_name):
+        return copy.deepcopy(self.pods.get((ns, job_name), []))
+
+
+def _apply(kube, body):
+    kube.crs[("ns", body["metadata"]["name"])] = body
+    out = rec.reconcile(kube, kube.get_deployment("ns", body["metadata"]["name"]), CFG)
+    if out.status_patch:
+        kube.patch_deployment_status("ns", body["metadata"]["name"], out.status_patch)
+    return out
+
+
+def test_same_spec_twice_creates_one_job_and_one_configmap():
+    kube = FakeKube()
+    first = _apply(kube, deployment())
+    assert first.job_created and [e.reason for e in first.events] == ["JobCreated"]
+    second = rec.reconcile(kube, kube.get_deployment("ns", "demo"), CFG)  # e.g. after an operator restart
+    assert not second.job_created and second.status_patch == {} and second.events == []
+    assert kube.creates == 1 and len(kube.cms) == 1
+    st = kube.crs[("ns", "demo")]["status"]
+    assert st["phase"] == "Pending" and st["specHash"] == spec_hash(deployment()["spec"])
+    assert st["jobName"] == child_name("demo", st["specHash"])
+
+
+def test_already_exists_race_counts_as_success():
+    kube = FakeKube()
+    body = deployment()
+    kube.crs[("ns", "demo")] = body
+    orig_get = kube.get_job
+    calls = {"n": 0}
+
+    def get_job_misses_first(ns, name):  # another pass created it between our read and our create
+        calls["n"] += 1
+        return None if calls["n"] == 1 else orig_get(ns, name)
+
+    rec.reconcile(kube, body, CFG)
+    kube.get_job = get_job_misses_first
+    out = rec.reconcile(kube, body, CFG)
+    assert not out.job_created and kube.creates == 1
+
+
+def test_new_generation_creates_new_job_and_deletes_stale_one():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    old_job = kube.crs[("ns", "demo")]["status"]["jobName"]
+    cr = kube.crs[("ns", "demo")]
+    cr["spec"]["export"]["opset"] = 18
+    cr["metadata"]["generation"] = 2
+    out = rec.reconcile(kube, copy.deepcopy(cr), CFG)
+    assert out.job_created and out.stale_deleted == [old_job]
+    assert {e.reason for e in out.events} == {"JobCreated", "StaleJobDeleted", "SpecChanged"}
+    assert out.status_patch["observedGeneration"] == 2
+    kube.patch_deployment_status("ns", "demo", out.status_patch)
+    st = kube.crs[("ns", "demo")]["status"]
+    assert st["phase"] == "Pending" and st["jobName"] != old_job and st["specHash"] == spec_hash(cr["spec"])
+    assert len(kube.jobs) == 1
+
+
+def test_finished_spec_is_not_rerun_after_job_ttl_deleted_it():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    kube.crs[("ns", "demo")]["status"]["phase"] = "Succeeded"
+    kube.jobs.clear()  # ttlSecondsAfterFinished
+    out = rec.reconcile(kube, kube.get_deployment("ns", "demo"), CFG)
+    assert not out.job_created and kube.creates == 1
+
+
+def test_job_of_an_earlier_cr_with_same_name_is_not_adopted():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    reborn = deployment()
+    reborn["metadata"]["uid"] = "uid-new"
+    with pytest.raises(rec.OrphanConflict):
+        rec.reconcile(kube, reborn, CFG)
+    assert kube.jobs == {}
+
+
+def test_observe_maps_finished_job_once_and_then_is_a_no_op():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    jn = kube.crs[("ns", "demo")]["status"]["jobName"]
+    kube.jobs[("ns", jn)]["status"] = {"active": 1, "ready": 1, "startTime": "2026-11-25T10:01:00Z"}
+    out = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    assert [e.reason for e in out.events] == ["Running"]
+    kube.jobs[("ns", jn)]["status"] = {"succeeded": 1, "startTime": "2026-11-25T10:01:00Z",
+                                       "completionTime": "2026-11-25T10:03:00Z",
+                                       "conditions": [{"type": "Complete", "status": "True"}]}
+    kube.pods[("ns", jn)] = [pod("p", phase="Succeeded", exit_code=0, message=summary_json())]
+    out = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    assert [e.reason for e in out.events] == ["Succeeded"]
+    st = kube.crs[("ns", "demo")]["status"]
+    assert st["phase"] == "Succeeded" and st["evaluation"] and st["headline"]["p50Ms"] == 1.2
+    n = len(kube.status_patches)
+    again = rec.observe(kube, "ns", "demo", CFG, with_pods=True)
+    assert again.events == [] and len(kube.status_patches) == n
+
+
+def test_observe_ignores_until_reconcile_recorded_the_spec():
+    kube = FakeKube()
+    kube.crs[("ns", "demo")] = deployment()
+    out = rec.observe(kube, "ns", "demo", CFG, with_pods=True)
+    assert out.needs_reconcile and kube.status_patches == []
+
+
+def test_observe_asks_for_reconcile_when_current_job_vanished():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    kube.jobs.clear()
+    assert rec.observe(kube, "ns", "demo", CFG, with_pods=True).needs_reconcile
