@@ -1,0 +1,94 @@
+# Tiny CenterPoint for the demo and CI: 0.32 m pillars over ±25.6 m → 160² grid, narrow
+# channels, same structure and key names as the AWML-size model. Its checkpoint
+# (assets/centerpoint_tiny.pth) is trained on synthetic scenes by
+# `python -m modeldeploy.projects.centerpoint.train`.
+point_cloud_range = [-25.6, -25.6, -3.0, 25.6, 25.6, 5.0]
+voxel_size = [0.32, 0.32, 8.0]
+grid_size = [160, 160, 1]
+out_size_factor = 2
+class_names = ["car", "truck", "bus", "bicycle", "pedestrian"]
+point_load_dim = 5
+point_use_dims = [0, 1, 2, 3]
+
+model = dict(
+    type="CenterPoint",
+    data_preprocessor=dict(
+        type="Det3DDataPreprocessor",
+        voxel=True,
+        voxel_layer=dict(
+            max_num_points=20,
+            voxel_size=voxel_size,
+            point_cloud_range=point_cloud_range,
+            max_voxels=(12000, 12000),
+        ),
+    ),
+    pts_voxel_encoder=dict(
+        type="PillarFeatureNet",
+        in_channels=4,
+        feat_channels=[32, 32],
+        with_distance=False,
+        with_cluster_center=True,
+        with_voxel_center=True,
+        voxel_size=voxel_size,
+        point_cloud_range=point_cloud_range,
+        norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01),
+        legacy=False,
+    ),
+    pts_middle_encoder=dict(type="PointPillarsScatter", in_channels=32, output_shape=(grid_size[1], grid_size[0])),
+    pts_backbone=dict(
+        type="SECOND",
+        in_channels=32,
+        out_channels=[32, 64, 64],
+        layer_nums=[1, 2, 2],
+        layer_strides=[1, 2, 2],
+        norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
+        conv_cfg=dict(type="Conv2d", bias=False),
+    ),
+    pts_neck=dict(
+        type="SECONDFPN",
+        in_channels=[32, 64, 64],
+        out_channels=[32, 32, 32],
+        upsample_strides=[0.5, 1, 2],
+        norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
+        upsample_cfg=dict(type="deconv", bias=False),
+        use_conv_for_no_stride=True,
+    ),
+    pts_bbox_head=dict(
+        type="CenterHead",
+        in_channels=96,
+        tasks=[dict(num_class=5, class_names=class_names)],
+        common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
+        share_conv_channel=32,
+        bbox_coder=dict(
+            type="CenterPointBBoxCoder",
+            pc_range=point_cloud_range,
+            post_center_range=[-30.0, -30.0, -10.0, 30.0, 30.0, 10.0],
+            max_num=200,
+            score_threshold=0.1,
+            out_size_factor=out_size_factor,
+            voxel_size=voxel_size,
+            code_size=9,
+        ),
+        separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=3, head_conv=32),
+        norm_bbox=True,
+    ),
+    train_cfg=dict(
+        pts=dict(
+            grid_size=grid_size,
+            voxel_size=voxel_size,
+            point_cloud_range=point_cloud_range,
+            out_size_factor=out_size_factor,
+            gaussian_overlap=0.1,
+            max_objs=100,
+            min_radius=2,
+            code_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],
+        )
+    ),
+    test_cfg=dict(
+        pts=dict(
+            nms_type="circle",
+            min_radius=[1.0],
+            post_max_size=100,
+        )
+    ),
+)
