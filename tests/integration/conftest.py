@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 
+from s3testkit import TEST_KEY_ID, TEST_SECRET
 from s3testkit.moto import MotoServer
 from s3testkit.proxy import FaultProxy
-
-TEST_KEY_ID = "modeldeploy-test-key"
-TEST_SECRET = "modeldeploy-test-secret-DO-NOT-PRINT"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ through our code, logs or error messages.
 Tunables (all optional):
   MODELDEPLOY_S3_CONNECT_TIMEOUT   seconds, default 5
   MODELDEPLOY_S3_READ_TIMEOUT      seconds, default 60
-  MODELDEPLOY_S3_MAX_ATTEMPTS      botocore attempts per HTTP request, default 5 (AWS_MAX_ATTEMPTS too)
+  MODELDEPLOY_S3_MAX_ATTEMPTS      botocore attempts per HTTP request incl. the first, default 5 (AWS_MAX_ATTEMPTS too)
   MODELDEPLOY_S3_RETRY_MODE        standard | adaptive, default standard (AWS_RETRY_MODE too)
   MODELDEPLOY_S3_TRANSFER_ATTEMPTS whole-transfer attempts (retry.py), default 3
   MODELDEPLOY_S3_PART_SIZE_MB      multipart part size and threshold, default 16
@@ -92,7 +92,7 @@ class S3Settings:
             region_name=self.region,
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
-            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
             s3={"addressing_style": self.addressing_style},
             max_pool_connections=max(10, self.concurrency + 2),
             request_checksum_calculation="when_supported",
