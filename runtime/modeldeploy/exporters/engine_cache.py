@@ -181,7 +181,7 @@ class EngineCache:
             recorded = json.loads(meta.read_text())
         except (OSError, ValueError):
             recorded = {}
-        if recorded.get("key") != key.to_json() or recorded.get("sha256") != _sha256_file(engine):
+        if recorded.get("digest") != key.digest or recorded.get("sha256") != _sha256_file(engine):
             log.warning("engine cache entry %s is corrupt or stale; rebuilding", d)
             shutil.rmtree(d, ignore_errors=True)
             return None
@@ -193,7 +193,7 @@ class EngineCache:
         tmp = d / f".{self.ENGINE}.{os.getpid()}.partial"
         shutil.copyfile(engine, tmp)
         os.replace(tmp, d / self.ENGINE)
-        meta = {"key": key.to_json(), "sha256": _sha256_file(d / self.ENGINE)}
+        meta = {"digest": key.digest, "key": key.to_json(), "sha256": _sha256_file(d / self.ENGINE)}
         tmp_meta = d / f".{self.META}.{os.getpid()}.partial"
         tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True))
         os.replace(tmp_meta, d / self.META)  # the meta file is the commit marker

@@ -99,8 +99,15 @@ def quantize_qdq(
         )
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    import itertools
+
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     names = _model_inputs(onnx_path)
+    it = iter(calibration_inputs)
+    first = next(it, None)
+    if first is None:
+        raise DataError(f"no calibration samples for {onnx_path.name}", hint="the dataset is empty or the calibration iterator yielded nothing")
+    calibration_inputs = itertools.chain([first], it)
     reader = _calibration_reader(calibration_inputs, names, settings.calibration_samples)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.partial.onnx")
@@ -124,11 +131,6 @@ def quantize_qdq(
             f"INT8 Q/DQ quantization of {onnx_path.name} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
             hint="check the calibration data matches the graph inputs, or use precision_policy='fp16'",
         ) from exc
-    if reader.count == 0:
-        tmp.unlink(missing_ok=True)
-        raise DataError(
-            f"no calibration samples for {onnx_path.name}", hint="the dataset is empty or the calibration iterator yielded nothing"
-        )
     _move_onnx(tmp, out_path)
     counts = qdq_node_counts(out_path)
     if not counts["QuantizeLinear"] or not counts["DequantizeLinear"]:
