@@ -171,6 +171,10 @@ class TensorRTExporter(BaseExporter):
         src = Path(onnx_path) if onnx_path is not None else Path(out_dir).parent / "onnx" / component.file_name
         return self.build(src, Path(out_dir), component=component.name, output_names=list(component.output_names))
 
+    def export_onnx(self, onnx_model: ExportedModel, out_dir: Path) -> ExportedModel:
+        """The runner's entry point: one exported ONNX component → its engine."""
+        return self.build(onnx_model.path, Path(out_dir), component=onnx_model.component, output_names=list(onnx_model.output_names) or None)
+
     def build(self, onnx_path: Path, out_dir: Path, *, component: str, output_names: Optional[list[str]] = None) -> ExportedModel:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
@@ -249,6 +253,9 @@ class TensorRTExporter(BaseExporter):
             out = quantization.convert_fp16(onnx_path, out_dir / f"{component}.fp16.onnx")
             return out, _with_data(out)
         if self.plan.graph_transform == "qdq":
+            counts = quantization.qdq_node_counts(onnx_path)
+            if counts["QuantizeLinear"] and counts["DequantizeLinear"]:
+                return onnx_path, []  # already a Q/DQ graph (the runner quantized it)
             if self.calibration is None:
                 raise DataError(
                     f"precision_policy='explicit_int8' needs calibration data for {component} but none was given",

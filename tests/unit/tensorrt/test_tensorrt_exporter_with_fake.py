@@ -273,3 +273,15 @@ def test_engine_cache_disabled_always_builds(small_onnx: Path, tmp_path: Path) -
     out = exp.build(small_onnx, tmp_path / "e", component="model")
     assert out.info["cache_source"] == "disabled" and "build_serialized_network" in fake.call_names()
     assert np.isfinite(out.info["build_seconds"])
+
+
+def test_a_graph_that_is_already_qdq_is_not_quantized_again(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
+    from modeldeploy.exporters.base import ExportedModel
+    from modeldeploy.exporters.quantization import quantize_qdq
+
+    qdq = quantize_qdq(small_onnx, iter(calibration_samples), tmp_path / "model.int8_qdq.onnx", _cfg().quantization)
+    fake = RecordingFakeTensorRT.tensorrt11()
+    exp = _exporter(fake, _cfg("explicit_int8"), tmp_path)  # no calibration source: none needed
+    out = exp.export_onnx(ExportedModel("model", qdq, input_names=["input"], output_names=["logits", "saliency"]), tmp_path / "e")
+    assert ("parse_from_file", str(qdq)) in fake.calls and out.output_names == ["logits", "saliency"]
+    assert out.path == tmp_path / "e" / "model.engine"
