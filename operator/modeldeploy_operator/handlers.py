@@ -184,7 +184,7 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             state.phases.pop(key, None)
             state.locks.discard(*key)
             return
-        state.metrics.status.update(body)
+        state.metrics.status.update(plain(body))
         state.phases[key] = (body.get("status") or {}).get("phase")
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER}, registry=registry)

@@ -1,20 +1,32 @@
 """The few Kubernetes API calls the operator makes, as plain dicts in and out.
 
-Uses the official client for auth/transport but skips its model deserialisation
-(`_preload_content=False`): the operator works on dicts anyway, and decoding into
-generated model classes costs more CPU than the request itself at 500 CRs.
+Uses the official client only for configuration, auth and transport (`param_serialize`
++ `call_api`): its typed methods validate request bodies into pydantic models and decode
+responses into model classes, which costs more CPU and memory than the request itself
+at hundreds of CRs — and the operator works on dicts anyway.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 from .constants import GROUP, JOB_NAME_LABEL, LABEL_DEPLOYMENT, PLURAL, VERSION
 
 
+class ApiError(Exception):
+    """A non-2xx answer; `status` is the HTTP code (404, 409, …)."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(f"HTTP {status} {reason}: {body[:500]}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
 class Kube:
-    """Sync API facade; one instance shared by all handler threads (urllib3 is thread-safe)."""
+    """Sync API facade; one instance shared by all handler threads (urllib3 pools are thread-safe)."""
 
     def __init__(self, api_client: Any = None, pool_size: int = 32) -> None:
         from kubernetes import client, config
@@ -28,44 +40,50 @@ class Kube:
             conf.connection_pool_maxsize = pool_size
             api_client = client.ApiClient(conf)
         self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
-        self.ApiException = client.exceptions.ApiException
 
-    @staticmethod
-    def _json(resp: Any) -> Any:
-        return json.loads(resp.data) if resp.data else None
+    def request(self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
+                content_type: str = "application/json") -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        if query:
+            path = f"{path}?{urllib.parse.urlencode(query)}"
+        m, url, hdrs, data, post = self.api_client.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+        resp = self.api_client.call_api(m, url, header_params=hdrs, body=data, post_params=post, _request_timeout=60)
+        raw = resp.read()
+        if not 200 <= resp.status < 300:
+            raise ApiError(resp.status, str(resp.reason), raw.decode(errors="replace") if raw else "")
+        return json.loads(raw) if raw else None
 
-    def _get_or_none(self, fn: Any, *args: Any) -> dict[str, Any] | None:
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
         try:
-            return self._json(fn(*args, _preload_content=False))
-        except self.ApiException as e:
+            return self.request("GET", path)
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
 
     # -- ModelDeployments
+    def _cr_path(self, namespace: str, name: str = "") -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}" + (f"/{name}" if name else "")
+
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except self.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._get_or_none(self._cr_path(namespace, name))
 
     def patch_deployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+        return self.request("PATCH", self._cr_path(namespace, name) + "/status", body={"status": status},
+                            content_type="application/merge-patch+json")
 
     # -- Jobs
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get_or_none(self.batch.read_namespaced_job, name, namespace)
+        return self._get_or_none(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """(job, created). An existing Job of the same name (409) is returned, not an error."""
         try:
-            return self._json(self.batch.create_namespaced_job(namespace, body, _preload_content=False)), True
-        except self.ApiException as e:
+            return self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body), True
+        except ApiError as e:
             if e.status != 409:
                 raise
         existing = self.get_job(namespace, body["metadata"]["name"])
@@ -74,17 +92,16 @@ class Kube:
         return existing, False
 
     def list_jobs(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
-        resp = self.batch.list_namespaced_job(namespace, label_selector=f"{LABEL_DEPLOYMENT}={deployment}", _preload_content=False)
-        return list(self._json(resp).get("items") or [])
+        out = self.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                           query={"labelSelector": f"{LABEL_DEPLOYMENT}={deployment[:63].rstrip('-._')}"})
+        return list(out.get("items") or [])
 
     def delete_job(self, namespace: str, name: str) -> bool:
-        from kubernetes import client
-
         try:
-            self.batch.delete_namespaced_job(name, namespace, body=client.V1DeleteOptions(propagation_policy="Background"),
-                                             _preload_content=False)
+            self.request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                         body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
             return True
-        except self.ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return False
             raise
@@ -93,13 +110,13 @@ class Kube:
     def create_configmap(self, namespace: str, body: dict[str, Any]) -> bool:
         """True if created, False if it already existed (same name = same content: names carry the spec hash)."""
         try:
-            self.core.create_namespaced_config_map(namespace, body, _preload_content=False)
+            self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
             return True
-        except self.ApiException as e:
+        except ApiError as e:
             if e.status == 409:
                 return False
             raise
 
     def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        resp = self.core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}", _preload_content=False)
-        return list(self._json(resp).get("items") or [])
+        out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": f"{JOB_NAME_LABEL}={job_name}"})
+        return list(out.get("items") or [])
