@@ -1,5 +1,6 @@
 # Tiny CenterPoint for the demo and CI: 0.32 m pillars over ±25.6 m → 160² grid, narrow
-# channels, same structure and key names as the AWML-size model. Its checkpoint
+# channels (backbone strides [2,2,2] so it trains on 2 CPU threads), same module
+# structure and key names as the AWML-size model. Its checkpoint
 # (assets/centerpoint_tiny.pth) is trained on synthetic scenes by
 # `python -m modeldeploy.projects.centerpoint.train`.
 point_cloud_range = [-25.6, -25.6, -3.0, 25.6, 25.6, 5.0]
@@ -25,7 +26,7 @@ model = dict(
     pts_voxel_encoder=dict(
         type="PillarFeatureNet",
         in_channels=4,
-        feat_channels=[32, 32],
+        feat_channels=[16],
         with_distance=False,
         with_cluster_center=True,
         with_voxel_center=True,
@@ -34,28 +35,28 @@ model = dict(
         norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01),
         legacy=False,
     ),
-    pts_middle_encoder=dict(type="PointPillarsScatter", in_channels=32, output_shape=(grid_size[1], grid_size[0])),
+    pts_middle_encoder=dict(type="PointPillarsScatter", in_channels=16, output_shape=(grid_size[1], grid_size[0])),
     pts_backbone=dict(
         type="SECOND",
-        in_channels=32,
-        out_channels=[32, 64, 64],
-        layer_nums=[1, 2, 2],
-        layer_strides=[1, 2, 2],
+        in_channels=16,
+        out_channels=[32, 32, 64],
+        layer_nums=[1, 1, 1],
+        layer_strides=[2, 2, 2],
         norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
         conv_cfg=dict(type="Conv2d", bias=False),
     ),
     pts_neck=dict(
         type="SECONDFPN",
-        in_channels=[32, 64, 64],
-        out_channels=[32, 32, 32],
-        upsample_strides=[0.5, 1, 2],
+        in_channels=[32, 32, 64],
+        out_channels=[16, 16, 16],
+        upsample_strides=[1, 2, 4],
         norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
         upsample_cfg=dict(type="deconv", bias=False),
         use_conv_for_no_stride=True,
     ),
     pts_bbox_head=dict(
         type="CenterHead",
-        in_channels=96,
+        in_channels=48,
         tasks=[dict(num_class=5, class_names=class_names)],
         common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
         share_conv_channel=32,
@@ -69,7 +70,7 @@ model = dict(
             voxel_size=voxel_size,
             code_size=9,
         ),
-        separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=3, head_conv=32),
+        separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=1, head_conv=32),
         norm_bbox=True,
     ),
     train_cfg=dict(
