@@ -273,7 +273,7 @@ class TensorRTExporter(BaseExporter):
             logger = trt_api.make_logger(trt, records)
             builder = trt_api.create_builder(trt, logger)
             network = trt_api.create_network(trt, builder, strongly_typed=self.plan.strongly_typed)
-            issues = trt_api.parse_onnx(trt, network, logger, graph)
+            _parser, issues = trt_api.parse_onnx(trt, network, logger, graph)
             if issues:
                 shown = "; ".join(i.one_line() for i in issues[:3])
                 more = f" (+{len(issues) - 3} more in {log_path.name})" if len(issues) > 3 else ""
@@ -304,6 +304,7 @@ class TensorRTExporter(BaseExporter):
                     f"TensorRT {self.caps.version} failed to build {component}: {last[:300]}",
                     hint=f"see {log_path}; raise backend_config.common_config.max_workspace_size or check profiles",
                 )
+            del _parser  # the ONNX parser owned the weights until here
             _atomic_write(engine_path, blob)
             if timing is not None:
                 data = trt_api.serialize_timing_cache(timing)

@@ -183,11 +183,15 @@ def create_network(trt: ModuleType, builder: TRTHandle, *, strongly_typed: bool)
     return builder.create_network(flags)
 
 
-def parse_onnx(trt: ModuleType, network: TRTHandle, logger: TRTHandle, onnx_path: Path) -> list[ParserIssue]:
-    """Parse from the file path so external data files next to the graph resolve."""
+def parse_onnx(trt: ModuleType, network: TRTHandle, logger: TRTHandle, onnx_path: Path) -> tuple[TRTHandle, list[ParserIssue]]:
+    """Parse from the file path so external data files next to the graph resolve.
+
+    Returns the parser too: it owns the weights the network refers to, so the caller must
+    keep it alive until the engine is built.
+    """
     parser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
-        return []
+        return parser, []
     issues = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
@@ -202,7 +206,7 @@ def parse_onnx(trt: ModuleType, network: TRTHandle, logger: TRTHandle, onnx_path
                 description=str(err.desc()),
             )
         )
-    return issues
+    return parser, issues
 
 
 def network_inputs(network: TRTHandle) -> list[tuple[str, tuple[int, ...]]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import weakref
 from pathlib import Path
 from typing import Any, Optional
 
@@ -80,6 +81,7 @@ class FakeNetwork:
         self.inputs: list[FakeTensor] = []
         self.outputs: list[FakeTensor] = []
         self.onnx_path: Optional[str] = None
+        self.parser_ref: Optional[weakref.ref] = None
 
     @property
     def num_inputs(self) -> int:
@@ -100,6 +102,7 @@ class FakeOnnxParser:
     def __init__(self, fake: "RecordingFakeTensorRT", network: FakeNetwork, logger: Any) -> None:
         self.fake, self.network, self.logger = fake, network, logger
         self.errors: list[FakeParserError] = []
+        network.parser_ref = weakref.ref(self)  # like TensorRT: the parser owns the network's weights
 
     def parse_from_file(self, path: str) -> bool:
         import onnx
@@ -208,6 +211,9 @@ class FakeBuilder:
         self.logger.log(sev.INFO, "fake builder: starting build")
         if self.fake.fail_build:
             self.logger.log(sev.ERROR, "fake builder: out of workspace memory for tactic")
+            return None
+        if network.parser_ref is not None and network.parser_ref() is None:
+            self.logger.log(sev.ERROR, "fake builder: network weights were freed with the ONNX parser (use after free)")
             return None
         dynamic = [t.name for t in network.inputs if any(d < 0 for d in t.shape)]
         if dynamic and not config.profiles:
