@@ -67,6 +67,17 @@ class _State:
     local_artifacts: list[LocalArtifact] = field(default_factory=list)
 
 
+def _kind_of(path: Path) -> str:
+    name = path.name
+    if name.endswith(".log"):
+        return "log"
+    if name.endswith(".onnx"):
+        return "onnx"
+    if name.endswith(".onnx.data"):
+        return "onnx_data"
+    return "other"
+
+
 def _default_resolve(uri: str) -> Path:
     from modeldeploy.artifacts.fetch import fetch
 
@@ -255,14 +266,20 @@ class DeploymentRunner:
         if self.export_tensorrt_fn is not None:
             self.state.engines = self.export_tensorrt_fn(onnx_models, out_dir, self.cfg)
         else:
+            from modeldeploy.exporters.engine_cache import EngineCache, shared_tier
             from modeldeploy.exporters.tensorrt import TensorRTExporter
 
-            exporter = TensorRTExporter(self.cfg.backend_config, device=self.cfg.export.device)
+            # Engines are shared between nodes through the store's content-addressed area.
+            cache = EngineCache(shared=shared_tier(open_store(self.artifact_uri))) if self.cfg.backend_config.common_config.engine_cache else None
+            exporter = TensorRTExporter(self.cfg.backend_config, device=self.cfg.export.device, cache=cache)
             self.state.engines = {name: exporter.export_onnx(m, out_dir) for name, m in onnx_models.items()}
-        for m in self.state.engines.values():
+        builds = {}
+        for name, m in self.state.engines.items():
             self._add_artifact(m.path, "engine")
             for f in m.extra_files:
-                self._add_artifact(f, "other")
+                self._add_artifact(f, _kind_of(f))
+            builds[name] = {k: m.info.get(k) for k in ("cache_hit", "cache_source", "precision", "build_seconds", "tensorrt", "compute_capability") if k in m.info}
+        self.results["tensorrt_builds"] = builds
 
     def verify(self) -> None:
         scenarios = self.cfg.verification_scenarios()
@@ -293,7 +310,7 @@ class DeploymentRunner:
         targets: list[tuple[str, str, str]] = []  # (backend, device, precision)
         for name, be in backends.items():
             dev = be.device or self.cfg.export.device
-            precision = be.precision or ("fp32" if name != "tensorrt" else self.cfg.precision_policy)
+            precision = be.precision or ("fp32" if name != "tensorrt" else self._engine_precision())
             targets.append((name, dev, precision))
         if self.state.onnx_int8 and "onnxruntime" in backends:
             targets.append(("onnxruntime-int8", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
@@ -322,6 +339,11 @@ class DeploymentRunner:
                 pipe_backend.close()
         if self.state.onnx_int8 and "onnxruntime:cpu" in self.results["evaluation"]:
             self._record_int8_delta()
+
+    def _engine_precision(self) -> str:
+        """What the engines were actually built with (fp16/tf32/int8…), not the policy name."""
+        found = {m.info.get("precision") for m in self.state.engines.values() if m.info.get("precision")}
+        return found.pop() if len(found) == 1 else self.cfg.precision_policy
 
     def _record_int8_delta(self) -> None:
         ev = self.results["evaluation"]
