@@ -62,3 +62,14 @@ def test_prefix_fetch_mirrors_a_directory(proxied_env: FaultProxy, bucket: str, 
     assert not (root / "samples" / "0002.bin").exists(), "objects deleted upstream disappear from the mirror"
     assert (root / "new.txt").read_bytes() == b"new"
     assert not list(root.rglob("*.partial"))
+
+
+def test_unwritable_cache_is_one_clear_error(s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path) -> None:
+    from modeldeploy.errors import ArtifactStoreError
+
+    _put(s3_admin, bucket, "m.pth", b"weights")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.raises(ArtifactStoreError) as info:
+        fetch(f"s3://{bucket}/m.pth", blocker / "cache")
+    assert "MODELDEPLOY_CACHE" in info.value.one_line() and str(blocker) in info.value.one_line()

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlparse
 from modeldeploy.artifacts.base import sha256_file, temp_path_for
 from modeldeploy.artifacts.cas import cache_home
 from modeldeploy.artifacts.s3client import SHA256_META, S3Objects, parse_s3_uri
-from modeldeploy.errors import ConfigError
+from modeldeploy.errors import ArtifactStoreError, ConfigError
 
 log = logging.getLogger(__name__)
 BUILTIN_PACKAGE = "modeldeploy.projects"
@@ -66,16 +66,24 @@ def fetch(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None 
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         objs = objects or S3Objects()
         bucket, key = parse_s3_uri(text)
-        if key == "" or key.endswith("/"):
-            return _fetch_prefix(objs, bucket, key, cache)
-        head = objs.head(bucket, key)
-        if head is None and any(True for _ in _first(objs.list(bucket, key + "/"))):
-            return _fetch_prefix(objs, bucket, key + "/", cache)  # s3://b/dataset meant the directory
-        return _fetch_object(objs, bucket, key, cache, head)
+        try:
+            return _fetch_s3(objs, bucket, key, cache)
+        except OSError as exc:  # S3 errors arrive translated; an OSError here is the local cache
+            raise ArtifactStoreError(f"cannot write the download cache {cache}: {exc.strerror or exc}",
+                                     hint="set MODELDEPLOY_CACHE to a writable directory (e.g. under the work dir)") from exc
     path = Path(unquote(urlparse(text).path)) if text.startswith("file://") else Path(text).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"{text} does not exist", hint="check the path, or use s3://bucket/key or builtin:<project>/<file>")
     return path
+
+
+def _fetch_s3(objs: S3Objects, bucket: str, key: str, cache: Path) -> Path:
+    if key == "" or key.endswith("/"):
+        return _fetch_prefix(objs, bucket, key, cache)
+    head = objs.head(bucket, key)
+    if head is None and _first(objs.list(bucket, key + "/")):
+        return _fetch_prefix(objs, bucket, key + "/", cache)  # s3://b/dataset meant the directory
+    return _fetch_object(objs, bucket, key, cache, head)
 
 
 def _first(it: Any) -> list[Any]:
@@ -149,8 +157,7 @@ def _cached_ok(path: Path, size: int | None, sha256: str | None) -> bool:
 
 def _fetch_object(objs: S3Objects, bucket: str, key: str, cache: Path, head: dict[str, Any] | None) -> Path:
     if head is None:
-        objs.download(bucket, key, cache / ".missing")  # raises the translated NoSuchKey error
-    assert head is not None
+        raise objs.not_found(bucket, key, op="fetch")
     key_dir = cache / bucket / _digest(key)
     etag = _etag_dir(str(head.get("ETag", "")))
     dest = key_dir / etag / PurePosixPath(key).name
@@ -166,16 +173,16 @@ def _fetch_object(objs: S3Objects, bucket: str, key: str, cache: Path, head: dic
 
 
 def _fetch_prefix(objs: S3Objects, bucket: str, prefix: str, cache: Path) -> Path:
+    listing = {o["Key"][len(prefix):]: o for o in objs.list(bucket, prefix) if not o["Key"].endswith("/")}
     tree = cache / bucket / _digest(prefix) / "tree"
-    tree.mkdir(parents=True, exist_ok=True)
     index_path = tree.parent / _INDEX
     index: dict[str, dict[str, Any]] = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    listing = {o["Key"][len(prefix):]: o for o in objs.list(bucket, prefix) if not o["Key"].endswith("/")}
     if not listing:
-        objs.download(bucket, prefix, tree / ".missing")  # an empty/missing prefix: raise a clear error
+        raise objs.not_found(bucket, prefix, op="fetch (no objects under the prefix)")
     for rel in listing:
         if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
             raise ConfigError(f"s3://{bucket}/{prefix}{rel}: key escapes the prefix", hint="rename the object")
+    tree.mkdir(parents=True, exist_ok=True)
 
     def one(rel: str) -> tuple[str, dict[str, Any]]:
         obj = listing[rel]

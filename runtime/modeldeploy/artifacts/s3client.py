@@ -133,7 +133,7 @@ class S3Objects:
         if head is None:
             head = self.head(bucket, key)
             if head is None:
-                raise translate(_client_error("NoSuchKey", "HeadObject"), op="download", bucket=bucket, key=key, endpoint=self.settings.endpoint_label)
+                raise self.not_found(bucket, key)
         expected = expected_sha256 or (head.get("Metadata") or {}).get(SHA256_META)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +147,10 @@ class S3Objects:
                 tmp.unlink(missing_ok=True)
 
         return self._run("download", bucket, key, attempt, extra_retryable=lambda e: isinstance(e, IntegrityError))
+
+    def not_found(self, bucket: str, key: str, op: str = "download") -> S3StoreError:
+        """The error for a missing object (HEAD gives no code of its own)."""
+        return translate(_client_error("NoSuchKey", "HeadObject"), op=op, bucket=bucket, key=key, endpoint=self.settings.endpoint_label)
 
     def delete(self, bucket: str, key: str) -> None:
         self._run("DeleteObject", bucket, key, lambda: self.client.delete_object(Bucket=bucket, Key=key))

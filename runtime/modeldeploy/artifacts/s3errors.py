@@ -92,7 +92,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 def translate(exc: BaseException, *, op: str, bucket: str | None, key: str | None, endpoint: str) -> S3StoreError:
     """Map any failure of ``op`` on s3://bucket/key to one S3StoreError with a fix."""
-    from botocore.exceptions import (ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
+    from botocore.exceptions import (BotoCoreError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
                                      PartialCredentialsError, ReadTimeoutError, SSLError)
 
     if isinstance(exc, S3StoreError):
@@ -128,6 +128,9 @@ def translate(exc: BaseException, *, op: str, bucket: str | None, key: str | Non
         msg, hint = f"{op}: S3 kept throttling ({code}) for {at} after retries", "lower MODELDEPLOY_S3_CONCURRENCY or retry later"
     elif status is not None and status >= 500:
         msg, hint = f"{op}: S3 server error {code} (HTTP {status}) for {at} after retries", "the endpoint is failing; check its health and retry"
+    elif isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
+        msg = f"{op}: local file error for {at}: {exc.strerror or exc} ({exc.filename or 'no file name'})"
+        hint, code = "check free disk space and that MODELDEPLOY_CACHE and the work dir are writable", "LocalIOError"
     elif retryable:
         msg, hint = f"{op}: connection to the S3 endpoint broke ({code}) for {at} after retries", "check the network path to AWS_ENDPOINT_URL"
     else:

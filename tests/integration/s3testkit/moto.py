@@ -8,8 +8,10 @@ against its IAM backend, so unknown credentials get 403 InvalidAccessKeyId).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,13 +21,20 @@ from pathlib import Path
 _RUNNING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if the test process dies (e.g. SIGKILLed), so none is orphaned."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class MotoServer:
     def __init__(self, extra_env: dict[str, str] | None = None, startup_timeout_s: float = 30.0) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
         exe = Path(sys.executable).with_name("moto_server")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
         env = dict(os.environ, **(extra_env or {}))
-        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", "0"], stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", "0"], stdout=subprocess.DEVNULL, stderr=self._log, env=env,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + startup_timeout_s
         port = None
         while port is None:
