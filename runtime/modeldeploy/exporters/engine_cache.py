@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from modeldeploy.errors import ArtifactStoreError
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 8 * 1024 * 1024
@@ -158,7 +160,12 @@ class EngineCache:
             return CacheLookup(local, "local")
         if self.shared is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                got = self.shared.cas_get(self.shared_key(key), Path(tmp) / self.ENGINE)
+                try:
+                    got = self.shared.cas_get(self.shared_key(key), Path(tmp) / self.ENGINE)
+                except ArtifactStoreError as exc:
+                    # The shared tier is an optimisation: a denied/unreachable cas/ area must not fail the run.
+                    log.warning("shared engine cache unavailable, using the local cache only: %s", exc.one_line())
+                    got = None
                 if got is not None:
                     path = self._local_put(key, Path(got))
                     log.info("engine cache hit (shared %s)", key.digest[:12])
@@ -169,7 +176,10 @@ class EngineCache:
     def store(self, key: EngineCacheKey, engine: Path) -> Path:
         path = self._local_put(key, engine)
         if self.shared is not None:
-            self.shared.cas_put(self.shared_key(key), path)
+            try:
+                self.shared.cas_put(self.shared_key(key), path)
+            except ArtifactStoreError as exc:
+                log.warning("could not share the engine through the store (kept locally): %s", exc.one_line())
         return path
 
     def _local_get(self, key: EngineCacheKey) -> Optional[Path]:
