@@ -114,7 +114,7 @@ def decorate(
 
 def scatter_to_bev(pillar_features: torch.Tensor, coors: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
     """PointPillarsScatter for one sample: [M, C] or [M, 1, C] → [1, C, ny, nx]."""
-    feats = pillar_features.reshape(pillar_features.shape[0], -1)
+    feats = pillar_features.reshape(pillar_features.shape[0], pillar_features.shape[-1])
     canvas = feats.new_zeros((feats.shape[1], ny * nx))
     canvas[:, coors[:, -2] * nx + coors[:, -1]] = feats.t()
     return canvas.view(1, feats.shape[1], ny, nx)

@@ -39,7 +39,7 @@ model = dict(
     pts_backbone=dict(
         type="SECOND",
         in_channels=16,
-        out_channels=[32, 32, 64],
+        out_channels=[16, 32, 32],
         layer_nums=[1, 1, 1],
         layer_strides=[2, 2, 2],
         norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
@@ -47,7 +47,7 @@ model = dict(
     ),
     pts_neck=dict(
         type="SECONDFPN",
-        in_channels=[32, 32, 64],
+        in_channels=[16, 32, 32],
         out_channels=[16, 16, 16],
         upsample_strides=[1, 2, 4],
         norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
@@ -59,7 +59,7 @@ model = dict(
         in_channels=48,
         tasks=[dict(num_class=5, class_names=class_names)],
         common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
-        share_conv_channel=32,
+        share_conv_channel=16,
         bbox_coder=dict(
             type="CenterPointBBoxCoder",
             pc_range=point_cloud_range,
@@ -70,7 +70,7 @@ model = dict(
             voxel_size=voxel_size,
             code_size=9,
         ),
-        separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=1, head_conv=32),
+        separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=1, head_conv=16),
         norm_bbox=True,
     ),
     train_cfg=dict(

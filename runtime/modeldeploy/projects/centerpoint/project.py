@@ -1,0 +1,84 @@
+"""The ``centerpoint`` project: pillar CenterPoint as two export components.
+
+``pts_voxel_encoder``: ``input_features`` [num_voxels, max_points, C_decorated] (dynamic
+num_voxels) → ``pillar_features`` [num_voxels, 1, C] — AWML's ONNX layout; decoration
+(cluster/pillar-centre offsets) is done in the pipeline's preprocess, so the graph is only
+Linear + BatchNorm + ReLU + ReduceMax.
+``pts_backbone_neck_head``: ``spatial_features`` [1, C, ny, nx] → heatmap, reg, height,
+dim, rot, vel (AWML's fixed names; per-task outputs concatenated along channels when the
+config has several tasks, see ``model.merge_task_outputs``).
+Voxelization, scatter, decoding and NMS stay outside the graphs, in torch on the
+pipeline's device.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from modeldeploy.backends.base import BaseBackend
+from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.project import BaseProject, register_project
+from modeldeploy.errors import ConfigError
+from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
+from modeldeploy.projects.centerpoint.evaluator import CenterPointEvaluator
+from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, build_centerpoint
+from modeldeploy.projects.centerpoint.ops import scatter_to_bev
+from modeldeploy.projects.centerpoint.pipeline import BACKBONE_NECK_HEAD, VOXEL_ENCODER, CenterPointPipeline, preprocess_points
+from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse_settings
+
+if TYPE_CHECKING:
+    from modeldeploy.config import BaseDeploymentConfig
+
+
+def export_components_for(model: CenterPoint, sample: dict[str, Any]) -> list[ExportComponent]:
+    """Both components with example inputs from a real (preprocessed) sample."""
+    s: CenterPointSettings = model.settings
+    with torch.inference_mode():
+        pre = preprocess_points(sample["points"], s, torch.device("cpu"))
+    feats = pre["input_features"]
+    if feats.shape[0] == 0:
+        from modeldeploy.errors import DataError
+
+        raise DataError("the export sample has no point inside point_cloud_range", hint="choose another runtime_io.sample_idx")
+    enc = VoxelEncoderExport(model.pts_voxel_encoder).eval()
+    head = BackboneNeckHeadExport(model).eval()
+    with torch.inference_mode():
+        pillars = enc(feats)
+        spatial = scatter_to_bev(pillars, pre["coors"], *s.output_shape)
+    return [
+        ExportComponent(
+            name=VOXEL_ENCODER, module=enc, input_names=["input_features"], output_names=["pillar_features"],
+            sample_inputs={"input_features": feats.clone()},
+            dynamic_axes={"input_features": {0: "num_voxels"}, "pillar_features": {0: "num_voxels"}},
+        ),
+        ExportComponent(
+            name=BACKBONE_NECK_HEAD, module=head, input_names=["spatial_features"], output_names=list(HEAD_OUTPUTS),
+            sample_inputs={"spatial_features": spatial.clone()},
+        ),
+    ]
+
+
+@register_project
+class CenterPointProject(BaseProject):
+    name = "centerpoint"
+    task_type = "detection3d"
+
+    def build_model(self, model_cfg: Any) -> torch.nn.Module:
+        return build_centerpoint(model_cfg)
+
+    def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointDataLoader:
+        s = parse_settings(model_cfg)
+        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_use_dims)
+
+    def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointEvaluator:
+        return CenterPointEvaluator(parse_settings(model_cfg).class_names)
+
+    def export_components(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig", model_cfg: Any, sample: dict[str, Any]) -> list[ExportComponent]:
+        if not isinstance(model, CenterPoint):
+            raise ConfigError(f"centerpoint export needs the project's CenterPoint model, got {type(model).__name__}", hint="use build_model / load_model_fn returning CenterPoint")
+        return export_components_for(model, sample)
+
+    def build_pipeline(self, backends: dict[str, BaseBackend], cfg: "BaseDeploymentConfig", model_cfg: Any, device: torch.device) -> CenterPointPipeline:
+        return CenterPointPipeline(backends, parse_settings(model_cfg), device)
