@@ -112,7 +112,7 @@ def train(out: Path, seed: int, data_seed: int, num_scenes: int, epochs: int, ba
         "seed": seed, "data_seed": data_seed, "num_scenes": num_scenes, "epochs_run": len(history),
         "batch_size": batch_size, "lr": lr, "threads": threads, "epoch_loss": history,
         "eval": {"dataset": f"calibration-synthetic s{bs.seed} n{bs.num_samples}", "accuracy": round(acc, 4)},
-        "torch": torch.__version__, "train_minutes": round(minutes, 2),
+        "torch": str(torch.__version__), "train_minutes": round(minutes, 2),
         "train_cpu_minutes": round(time.process_time() / 60, 2),
     }
     state = OrderedDict((k, v.detach().clone().contiguous()) for k, v in model.state_dict().items())

@@ -28,11 +28,10 @@ calibration_data = dict(
     normalize=dict(mean=(0.0, 0.0, 0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0, 255.0, 255.0)),
     # label 0 samples: extrinsic perturbed by a rotation about a random axis and a translation
     # in a random direction (AWML: 1-10 deg, 0.05-0.2 m, probability 0.5). Deterministic per
-    # sample index and seed. The demo starts at 2 deg: at 160 px width (fx = 136 px) 1 deg
-    # moves points by only ~2 px, below what a 16-channel network trained for minutes resolves.
+    # sample index and seed.
     miscalibration=dict(
         probability=0.5,
-        min_rotation_deg=2.0,
+        min_rotation_deg=1.0,
         max_rotation_deg=10.0,
         min_translation_m=0.05,
         max_translation_m=0.2,
