@@ -149,6 +149,19 @@ def write_kubeconfig(
     return path
 
 
+def die_with_parent(sig: int = signal.SIGTERM):
+    """preexec_fn: the child gets `sig` when the thread that started it dies (Linux
+    PR_SET_PDEATHSIG), so a killed pytest does not leave an orphaned control plane."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def _set() -> None:
+        libc.prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return _set
+
+
 def _proc_start_time(pid: int) -> float | None:
     try:
         import psutil
@@ -285,7 +298,7 @@ class ControlPlane:
         deadline = t0 + self.start_timeout
         if self.bin_dir is None:
             self.bin_dir = ensure_binaries(log_file=self.state_dir / "build.log")
-        for d in (self.pki_dir, self.log_dir, self.kubeconfig_dir, self.state_dir / "etcd"):
+        for d in (self.pki_dir, self.log_dir, self.kubeconfig_dir):  # etcd creates its data dir (0700)
             d.mkdir(parents=True, exist_ok=True)
         self._write_pki()
         self.ports = {
@@ -318,8 +331,8 @@ class ControlPlane:
         for api in self._api_clients:
             try:
                 api.close()
-            except Exception:
-                pass
+            except Exception as e:  # closing a client must not stop the shutdown
+                print(f"ControlPlane.stop: closing an API client failed: {e!r}", file=sys.stderr)
         self._api_clients.clear()
         if self.external:
             return
@@ -494,6 +507,7 @@ class ControlPlane:
             self._procs[name] = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.state_dir, start_new_session=detach,
+                preexec_fn=None if detach else die_with_parent(),
                 env={k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)},
             )
         finally:

@@ -1,0 +1,94 @@
+"""pytest fixtures for the real test cluster (imported by tests/cluster/conftest.py).
+
+Other test folders can reuse them with, in their conftest.py::
+
+    from tests.cluster.fixtures import control_plane, node_agent, k8s_namespace  # noqa: F401
+
+* ``control_plane`` (session): builds the binaries if needed (tests/cluster/build.sh;
+  a missing Go toolchain or a failed build is an ERROR, never a skip), starts a fresh
+  control plane under pytest's tmp dir, yields the ``ControlPlane``, stops it.
+  With ``MODELDEPLOY_KUBECONFIG_EXISTING=/path/to/kubeconfig`` it reuses that cluster
+  (e.g. the one from ``python -m tests.cluster up``) and starts/stops nothing.
+* ``node_agent`` (session): a ``NodeAgent`` registering the fake 1-GPU node
+  ``modeldeploy-gpu-node`` with the default image table, authenticating as
+  ``system:node:<name>``. When reusing a cluster started by ``python -m tests.cluster up``
+  (which runs its own agent), yields a handle to that agent (node name, log paths).
+* ``k8s_namespace`` (function): a fresh namespace (default ServiceAccount ready),
+  deleted afterwards without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .controlplane import STATE_FILE, ControlPlane
+from .node_agent import NodeAgent, _safe
+
+NODE_NAME = "modeldeploy-gpu-node"
+
+
+class ExternalNodeAgent:
+    """Handle to the node agent run by `python -m tests.cluster up` (same log layout)."""
+
+    def __init__(self, node_name: str, work_dir: str):
+        self.node_name = node_name
+        self.work_dir = Path(work_dir)
+
+    def log_path(self, namespace: str, pod_name: str) -> Path:
+        return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"
+
+    def pod_log(self, namespace: str, pod_name: str) -> str:
+        try:
+            return self.log_path(namespace, pod_name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def agent_log(self) -> Path:
+        return self.work_dir.parent / "logs" / "node-agent.log"
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    existing = os.environ.get("MODELDEPLOY_KUBECONFIG_EXISTING")
+    if existing:
+        cp = ControlPlane.from_kubeconfig(existing)
+        yield cp
+        cp.stop()
+        return
+    cp = ControlPlane(tmp_path_factory.mktemp("k8s-control-plane"))
+    with cp:
+        yield cp
+
+
+@pytest.fixture(scope="session")
+def node_agent(control_plane, tmp_path_factory):
+    if control_plane.external:
+        sf = control_plane.state_dir / STATE_FILE
+        if sf.is_file():
+            info = json.loads(sf.read_text()).get("node_agent")
+            if info:
+                yield ExternalNodeAgent(info["node_name"], info["work_dir"])
+                return
+    agent = NodeAgent(
+        control_plane.node_kubeconfig(NODE_NAME), NODE_NAME,
+        work_dir=tmp_path_factory.mktemp("node-agent"),
+        delete_node_on_stop=False,  # a node may not delete itself (Node authorizer)
+    )
+    with agent:
+        yield agent
+    control_plane.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture
+def k8s_namespace(control_plane, request):
+    name = f"t-{_safe(request.node.name)[:30].lower().replace('_', '-').strip('-.')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(ch for ch in name if ch.isalnum() or ch == "-")
+    control_plane.create_namespace(name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
