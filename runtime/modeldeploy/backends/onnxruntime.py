@@ -53,6 +53,10 @@ class ONNXRuntimeBackend(BaseBackend):
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = threads
+        # Spinning ORT worker threads steal the CPU from the pipeline's own pre/post-processing
+        # between calls, which inflates those stages' latency; block instead.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if self.device.type == "cuda":
             ok, why = cuda_ep_available()
             if not ok:

@@ -39,6 +39,7 @@ _MMENGINE_ALLOWED = (
     "builtins.frozenset",
     "builtins.slice",
     "argparse.Namespace",
+    "torch.torch_version.TorchVersion",
 )
 _UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 

@@ -69,7 +69,10 @@ def print_console_summary(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=False)
+    import sys
+
+    # In a pod/CI log there is no terminal width: don't let rich squeeze the table to 80.
+    console = Console(stderr=False) if sys.stdout.isatty() else Console(stderr=False, width=140)
     ver = results.get("verification")
     title = f"modeldeploy {results.get('project')}: {results.get('status')}"
     if ver:
