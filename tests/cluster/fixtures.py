@@ -27,9 +27,29 @@ from pathlib import Path
 import pytest
 
 from .controlplane import STATE_FILE, ControlPlane
-from .node_agent import NodeAgent, _safe
+from .node_agent import IMAGE_MAP_FILE, NodeAgent, _safe, default_image_map
 
 NODE_NAME = "modeldeploy-gpu-node"
+
+
+class FileBackedImageMap(dict):
+    """dict whose additions are written to the remote agent's image-map file
+    (re-read by the agent at each pod start)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(default_image_map())
+        if path.is_file():
+            super().update(json.loads(path.read_text()))
+
+    def __setitem__(self, key: str, value: list[str]) -> None:
+        super().__setitem__(key, list(value))
+        extra = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        extra[key] = list(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(extra))
+        tmp.replace(self.path)
 
 
 class ExternalNodeAgent:
@@ -38,6 +58,7 @@ class ExternalNodeAgent:
     def __init__(self, node_name: str, work_dir: str):
         self.node_name = node_name
         self.work_dir = Path(work_dir)
+        self.image_map = FileBackedImageMap(self.work_dir / IMAGE_MAP_FILE)
 
     def log_path(self, namespace: str, pod_name: str) -> Path:
         return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"

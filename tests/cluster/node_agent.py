@@ -94,6 +94,7 @@ SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 MAX_TERMINATION_MESSAGE = 4096
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
 LOCAL_IP = "127.0.0.1"
+IMAGE_MAP_FILE = "image-map.json"
 
 
 def default_image_map() -> dict[str, list[str]]:
@@ -459,12 +460,13 @@ class PodRun:
         c = self.container
         image = c.get("image", "")
         repo = image_repository(image)
-        prefix = self.agent.image_map.get(repo) or self.agent.image_map.get(image)
+        image_map = self.agent.current_image_map()
+        prefix = image_map.get(repo) or image_map.get(image)
         if prefix is None:
             raise PodFatalError(
                 "ErrImagePull",
                 f"image {image!r} (repository {repo!r}) is not in the test node agent's image map "
-                f"(known: {sorted(self.agent.image_map)})",
+                f"(known: {sorted(image_map)})",
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         vol_dir = self.dir / "volumes"
@@ -780,6 +782,22 @@ class NodeAgent:
             self.ca_data = Path(cluster["certificate-authority"]).read_bytes()
 
     # ------------------------------------------------------------------ public
+    @property
+    def image_map_file(self) -> Path:
+        """Extra image-map entries, re-read at every pod start (JSON object): lets tests add
+        images to an agent running in another process (``python -m tests.cluster up``)."""
+        return self.work_dir / IMAGE_MAP_FILE
+
+    def current_image_map(self) -> dict[str, list[str]]:
+        merged = dict(self.image_map)
+        try:
+            merged.update(json.loads(self.image_map_file.read_text()))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as e:
+            log.warning("ignoring unreadable %s: %s", self.image_map_file, e)
+        return merged
+
     def log_path(self, namespace: str, pod_name: str) -> Path:
         """stdout+stderr of pod namespace/pod_name."""
         return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"

@@ -37,3 +37,19 @@ def test_expand_vars_like_kubernetes():
     env = {"A": "1", "B": "two"}
     assert expand_vars("$(A)-$(B)-$(C)", env) == "1-two-$(C)"
     assert expand_vars("$$(A) $(cat x)", env) == "$(A) $(cat x)"
+
+
+def test_image_map_additions_reach_an_agent_in_another_process(tmp_path):
+    from tests.cluster.controlplane import write_kubeconfig
+    from tests.cluster.fixtures import ExternalNodeAgent
+    from tests.cluster.node_agent import NodeAgent
+
+    (tmp_path / "ca.crt").write_text("not a real CA")
+    kc = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443", tmp_path / "ca.crt", user="u", token="t")
+    agent = NodeAgent(kc, "n", work_dir=tmp_path / "agent")  # not started: no API calls
+    assert agent.apiserver_host_port == ("127.0.0.1", 6443)
+    assert "fake/runtime" not in agent.current_image_map()
+    handle = ExternalNodeAgent("n", str(tmp_path / "agent"))
+    handle.image_map["fake/runtime"] = ["/usr/bin/env", "python3"]
+    assert agent.current_image_map()["fake/runtime"] == ["/usr/bin/env", "python3"]
+    assert agent.current_image_map()["busybox"] == ["/bin/sh"]
