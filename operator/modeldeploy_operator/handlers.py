@@ -15,9 +15,9 @@ Event sources:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import logging
+import socket
 import threading
 import time
 from typing import Any, Mapping
@@ -54,6 +54,7 @@ class State:
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
     last_beat: float = dataclasses.field(default_factory=time.monotonic)
     resync_task: asyncio.Task | None = None
+    events: Any = None  # EventPoster, created at start-up
 
     def healthy(self) -> bool:
         """Liveness: kopf is up and the resync loop ticked recently."""
@@ -77,7 +78,8 @@ def object_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
 def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome, logger: logging.Logger | logging.LoggerAdapter) -> None:
     """Events + metrics + one log line per transition (names and reasons only, no secrets)."""
     for ev in outcome.events:
-        kopf.event(dict(ref), type=ev.type, reason=ev.reason, message=ev.message)
+        if state.events is not None:
+            state.events.post(ref, ev.type, ev.reason, ev.message)
         (logger.warning if ev.type == "Warning" else logger.info)(f"{ev.reason}: {ev.message}")
     if outcome.job_created:
         state.metrics.jobs_created.inc()
@@ -121,7 +123,7 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
     """kopf tuning: see docs/operator.md#kopf-settings for the reasons."""
     settings.posting.reporting_component = MANAGER
     settings.posting.event_name_prefix = "modeldeploy-"
-    settings.posting.loggers = False  # only explicit transition Events, never log lines
+    settings.posting.enabled = False  # Events are posted by events.EventPoster, not kopf
     settings.scanning.disabled = True  # no CRD/namespace list-watch: minimal RBAC, static set
     settings.watching.label_selectors["batch", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGER}"
     settings.execution.max_workers = config.max_workers
@@ -136,9 +138,8 @@ async def resync_loop(state: State, logger: Any) -> None:
 
     async def one(ns: str, name: str) -> None:
         async with sem:
-            ctx = contextvars.copy_context()  # carries kopf's event-posting queue into the thread
             try:
-                await loop.run_in_executor(None, ctx.run, lambda: do_observe(
+                await loop.run_in_executor(None, lambda: do_observe(
                     state, ns, name, with_pods=True, logger=logger, may_reconcile=True))
             except Exception as e:  # one broken CR must not stop the loop; next tick retries
                 logger.warning(f"resync of {ns}/{name} failed: {type(e).__name__}: {e}")
@@ -155,6 +156,12 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
     """A fresh registry with all handlers bound to `state` (no import-time globals)."""
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        # A private registry has none of kopf's default login handlers: in-cluster token
+        # first, then KUBECONFIG (the same order as the kubernetes client).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_settings(settings, state.config)
@@ -162,12 +169,18 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             from .kube import Kube
 
             state.kube = await asyncio.to_thread(Kube, None, state.config.max_workers * 2)
+        if state.events is None:
+            from .events import EventPoster
+
+            state.events = EventPoster(state.kube, instance=socket.gethostname())
         state.resync_task = asyncio.create_task(resync_loop(state, logger))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if state.resync_task is not None:
             state.resync_task.cancel()
+        if state.events is not None:
+            await asyncio.to_thread(state.events.close)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, backoff=5)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, backoff=5)

@@ -61,10 +61,14 @@ def job_condition(job: Mapping[str, Any] | None, ctype: str) -> Mapping[str, Any
 
 
 def job_outcome(job: Mapping[str, Any] | None) -> str | None:
-    """'succeeded', 'failed' or None (still running / not started)."""
-    if job_condition(job, "Complete") or job_condition(job, "SuccessCriteriaMet"):
+    """'succeeded', 'failed' or None (still running / not started).
+
+    Only the final conditions count (Complete / Failed): the interim SuccessCriteriaMet /
+    FailureTarget come before the pods are gone and before completionTime is set.
+    """
+    if job_condition(job, "Complete"):
         return "succeeded"
-    if job_condition(job, "Failed") or job_condition(job, "FailureTarget"):
+    if job_condition(job, "Failed"):
         return "failed"
     return None
 
@@ -268,6 +272,10 @@ def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods:
         failure = classify_failure(job or {}, pods, summ)
     else:
         running = any((p.get("status") or {}).get("phase") == "Running" for p in pods) or int(jstatus.get("ready") or 0) > 0
+        # A Job event can lag behind a pod list that already saw the pod running: without
+        # pods, never step back from Running to Pending for the same Job (no flapping Events).
+        running = running or (not pods_known and prev.get("phase") == "Running" and prev.get("jobName") == job_name
+                              and int(jstatus.get("active") or 0) > 0)
         phase = "Running" if running else "Pending"
         stuck = stuck_reason(pods, now, unschedulable_after_s) if pods_known else previous_stuck(prev)
     desired = lifecycle_conditions(phase, failure, stuck, job_name) + _result_conditions(phase, summ, failure, cr.get("spec") or {})

@@ -161,3 +161,11 @@ def test_secrets_in_failure_text_are_redacted():
     out = _failed(1, message="boom password=hunter2 AWS_SECRET_ACCESS_KEY=abc123", job_reason="BackoffLimitExceeded")
     assert "hunter2" not in str(out) and "abc123" not in str(out)
     assert summary.redact("token: x") == "token: x"  # ordinary words survive
+
+
+def test_lagging_job_event_does_not_flap_running_back_to_pending():
+    cr = deployment()
+    cr["status"] = derive(cr, job("demo-abcd1234", active=1), [pod("p", phase="Running")])
+    assert cr["status"]["phase"] == "Running"
+    lagging = derive(cr, job("demo-abcd1234", active=1, ready=0), None)
+    assert lagging["phase"] == "Running" and st.transitions(cr["status"], lagging) == []
