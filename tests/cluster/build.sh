@@ -66,7 +66,12 @@ minor_patch="${K8S_VERSION#v1.}"            # 37.2
 STAGING_VERSION="v0.${minor_patch}"
 
 log "resolving k8s.io/kubernetes@$K8S_VERSION"
-k8s_gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+k8s_gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+if not d.get("GoMod"):
+    sys.exit("build.sh: cannot fetch k8s.io/kubernetes@" + sys.argv[1] + " from the Go module proxy: " + d.get("Error", "?"))
+print(d["GoMod"])' "$K8S_VERSION")
 
 # Staging modules that k8s.io/kubernetes requires (replaced with ./staging/... upstream).
 mapfile -t STAGING < <(python3 - "$k8s_gomod" <<'EOF'

@@ -83,7 +83,8 @@ def ensure_binaries(*, build: bool = True, log_file: Path | None = None) -> Path
         if log_file:
             out.close()
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace")[-4000:] if proc.stderr else f"see {log_file}"
+        detail = (proc.stderr.decode(errors="replace")[-4000:] if proc.stderr
+                  else f"last lines of {log_file}:\n{_tail(log_file, 30)}")
         raise ControlPlaneError(f"{BUILD_SH} failed (exit {proc.returncode}):\n{detail}")
     return Path(proc.stdout.decode().strip().splitlines()[-1])
 

@@ -2,7 +2,10 @@
 
 Other test folders can reuse them with, in their conftest.py::
 
-    from tests.cluster.fixtures import control_plane, node_agent, k8s_namespace  # noqa: F401
+    from tests.cluster.fixtures import (  # noqa: F401
+        control_plane, k8s_namespace, node_agent, pytest_collection_finish)
+
+(the hook builds the binaries after collection, outside pytest-timeout's per-test limit).
 
 * ``control_plane`` (session): builds the binaries if needed (tests/cluster/build.sh;
   a missing Go toolchain or a failed build is an ERROR, never a skip), starts a fresh
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from .controlplane import STATE_FILE, ControlPlane
+from .controlplane import STATE_FILE, ControlPlane, ControlPlaneError, cache_root, ensure_binaries, k8s_version
 from .node_agent import IMAGE_MAP_FILE, NodeAgent, _safe, default_image_map
 
 NODE_NAME = "modeldeploy-gpu-node"
@@ -74,6 +77,29 @@ class ExternalNodeAgent:
         return self.work_dir.parent / "logs" / "node-agent.log"
 
 
+_BUILD: dict[str, object] = {}
+
+
+def pytest_collection_finish(session):
+    """Build the binaries once collection is done, OUTSIDE any test's timeout (pytest-timeout
+    would count a cold build — 10-25 min on 2 cores — against the first cluster test).
+    A failure is stored and raised by the `control_plane` fixture, so tests ERROR, never skip."""
+    if os.environ.get("MODELDEPLOY_KUBECONFIG_EXISTING") or _BUILD:
+        return
+    if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    log = cache_root() / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and not (cache_root() / k8s_version() / "bin" / ".stamp").exists():
+        tr.write_line(f"tests/cluster: building the Kubernetes control plane {k8s_version()} "
+                      f"(cold build: 10-25 min on 2 cores; log: {log})")
+    try:
+        _BUILD["bin_dir"] = ensure_binaries(log_file=log)
+    except ControlPlaneError as e:
+        _BUILD["error"] = e
+
+
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
     existing = os.environ.get("MODELDEPLOY_KUBECONFIG_EXISTING")
@@ -82,7 +108,9 @@ def control_plane(tmp_path_factory):
         yield cp
         cp.stop()
         return
-    cp = ControlPlane(tmp_path_factory.mktemp("k8s-control-plane"))
+    if "error" in _BUILD:
+        raise _BUILD["error"]
+    cp = ControlPlane(tmp_path_factory.mktemp("k8s-control-plane"), _BUILD.get("bin_dir"))
     with cp:
         yield cp
 
