@@ -295,10 +295,10 @@ class ControlPlane:
         detach=True starts the processes in their own session so they outlive this
         Python process (used by ``python -m tests.cluster up``).
         """
+        if self.bin_dir is None:  # a cold build does not count against start_timeout
+            self.bin_dir = ensure_binaries(log_file=self.state_dir / "build.log")
         t0 = time.monotonic()
         deadline = t0 + self.start_timeout
-        if self.bin_dir is None:
-            self.bin_dir = ensure_binaries(log_file=self.state_dir / "build.log")
         for d in (self.pki_dir, self.log_dir, self.kubeconfig_dir):  # etcd creates its data dir (0700)
             d.mkdir(parents=True, exist_ok=True)
         self._write_pki()
