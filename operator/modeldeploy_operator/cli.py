@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     kopf.configure(verbose=args.verbose, debug=args.verbose,
                    log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL)
+    if not args.verbose:  # kopf logs every handler call at INFO: thousands of lines at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     state = State(config=config)

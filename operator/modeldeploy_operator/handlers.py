@@ -42,19 +42,57 @@ from .metrics import Metrics
 log = logging.getLogger("modeldeploy_operator")
 
 
+def _rv(body: Mapping[str, Any] | None) -> int:
+    raw = ((body or {}).get("metadata") or {}).get("resourceVersion") or ""
+    return int(raw) if str(raw).isdigit() else -1
+
+
+class CRCache:
+    """Latest known body of each ModelDeployment: from the watch and from our own status
+    patches (whose responses are newer than the watch event that may still be in flight).
+    Lets Job-driven observations skip a GET of the CR."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put(self, body: Mapping[str, Any] | None) -> None:
+        if not body:
+            return
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace"), meta.get("name"))
+        with self._lock:
+            cur = self._items.get(key)
+            same_object = cur is not None and (cur.get("metadata") or {}).get("uid") == meta.get("uid")
+            if not same_object or _rv(body) >= _rv(cur):
+                self._items[key] = dict(body)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._items.get((namespace, name))
+
+    def drop(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._items.pop((namespace, name), None)
+
+
 @dataclasses.dataclass
 class State:
-    """Everything shared by the handlers of one operator process (kopf's `memo`)."""
+    """Everything shared by the handlers of one operator process."""
 
     config: OperatorConfig
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
     kube: Any = None
     locks: rec.KeyedLocks = dataclasses.field(default_factory=rec.KeyedLocks)
+    cache: CRCache = dataclasses.field(default_factory=CRCache)
     phases: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
+    last_observed: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    job_signatures: dict[tuple[str, str], tuple] = dataclasses.field(default_factory=dict)
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
     last_beat: float = dataclasses.field(default_factory=time.monotonic)
     resync_task: asyncio.Task | None = None
     events: Any = None  # EventPoster, created at start-up
+    observer: Any = None  # Observer, created at start-up
 
     def healthy(self) -> bool:
         """Liveness: kopf is up and the resync loop ticked recently."""
@@ -75,28 +113,31 @@ def object_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"namespace": namespace, "name": name, "uid": uid}}
 
 
-def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome, logger: logging.Logger | logging.LoggerAdapter) -> None:
+def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome) -> None:
     """Events + metrics + one log line per transition (names and reasons only, no secrets)."""
+    meta = ref["metadata"]
     for ev in outcome.events:
         if state.events is not None:
             state.events.post(ref, ev.type, ev.reason, ev.message)
-        (logger.warning if ev.type == "Warning" else logger.info)(f"{ev.reason}: {ev.message}")
+        log.log(logging.WARNING if ev.type == "Warning" else logging.INFO,
+                "%s/%s %s: %s", meta["namespace"], meta["name"], ev.reason, ev.message)
     if outcome.job_created:
         state.metrics.jobs_created.inc()
     if outcome.stale_deleted:
         state.metrics.stale_jobs_deleted.inc(len(outcome.stale_deleted))
     if outcome.status_patch:
         state.metrics.status_updates.inc()
+    state.cache.put(outcome.cr_after)
 
 
-def do_reconcile(state: State, body: Mapping[str, Any], logger: Any, cleanup_stale: bool = True) -> None:
+def do_reconcile(state: State, body: Mapping[str, Any], *, cleanup_stale: bool = True, lookup_first: bool = True) -> None:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     try:
         with state.locks(ns, name):
-            outcome = rec.reconcile(state.kube, body, state.config, cleanup_stale=cleanup_stale)
+            outcome = rec.reconcile(state.kube, body, state.config, cleanup_stale=cleanup_stale, lookup_first=lookup_first)
             if outcome.status_patch:
-                state.kube.patch_deployment_status(ns, name, outcome.status_patch)
+                outcome.cr_after = state.kube.patch_deployment_status(ns, name, outcome.status_patch)
     except rec.OrphanConflict as e:
         state.metrics.reconciles.labels(result="error").inc()
         raise kopf.TemporaryError(str(e), delay=2) from None
@@ -104,19 +145,73 @@ def do_reconcile(state: State, body: Mapping[str, Any], logger: Any, cleanup_sta
         state.metrics.reconciles.labels(result="error").inc()
         raise
     state.metrics.reconciles.labels(result="success").inc()
-    publish(state, object_ref(ns, name, meta.get("uid")), outcome, logger)
+    state.last_observed[(ns, name)] = time.monotonic()
+    publish(state, object_ref(ns, name, meta.get("uid")), outcome)
 
 
 def do_observe(state: State, namespace: str, name: str, *, job: Mapping[str, Any] | None = None,
-               with_pods: bool, logger: Any, may_reconcile: bool = False) -> None:
+               with_pods: bool, may_reconcile: bool = False) -> None:
+    """One observation. Event-driven passes use the cached CR; the resync reads it fresh."""
+    state.last_observed[(namespace, name)] = time.monotonic()
     with state.locks(namespace, name):
-        outcome = rec.observe(state.kube, namespace, name, state.config, job=job, with_pods=with_pods)
+        cached = None if may_reconcile else state.cache.get(namespace, name)
+        outcome = rec.observe(state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached)
     if outcome.needs_reconcile and may_reconcile:
         cr = state.kube.get_deployment(namespace, name)
         if cr is not None and not cr["metadata"].get("deletionTimestamp"):
-            do_reconcile(state, cr, logger)
+            do_reconcile(state, cr)
         return
-    publish(state, object_ref(namespace, name, outcome.uid), outcome, logger)
+    publish(state, object_ref(namespace, name, outcome.uid), outcome)
+
+
+class Observer:
+    """Runs observations on its own small pool, coalescing bursts per CR.
+
+    Job events come in bursts (created, active, ready, succeeded, complete); while one
+    observation of a CR is queued, later requests only widen it (latest Job body, pods if
+    any asked). A separate pool keeps observations from starving the create handlers
+    that run on kopf's executor.
+    """
+
+    def __init__(self, state: State, workers: int) -> None:
+        import concurrent.futures
+
+        self.state = state
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="observe")
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def submit(self, namespace: str, name: str, *, job: Mapping[str, Any] | None = None, with_pods: bool = False,
+               may_reconcile: bool = False) -> None:
+        key = (namespace, name)
+        with self._lock:
+            req = self._pending.get(key)
+            if req is not None:
+                req["job"] = job or req["job"]
+                req["with_pods"] |= with_pods
+                req["may_reconcile"] |= may_reconcile
+                return
+            self._pending[key] = {"job": job, "with_pods": with_pods, "may_reconcile": may_reconcile}
+        self.pool.submit(self._run, key)
+
+    def _run(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            req = self._pending.pop(key)
+        try:
+            do_observe(self.state, *key, **req)
+        except Exception as e:  # the next Job event or resync tick retries
+            self.state.metrics.reconciles.labels(result="error").inc()
+            log.warning("observing %s/%s failed: %s: %s", key[0], key[1], type(e).__name__, e)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def job_signature(job: Mapping[str, Any]) -> tuple:
+    """What in a Job can change our view of it (resourceVersion bumps alone do not)."""
+    st = job.get("status") or {}
+    conds = tuple(sorted((c.get("type"), c.get("status")) for c in st.get("conditions") or []))
+    return (st.get("active"), st.get("ready"), st.get("succeeded"), st.get("failed"), st.get("terminating"), conds)
 
 
 def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -131,24 +226,17 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
     settings.persistence.finalizer = f"{GROUP}/finalizer"  # unused: no handler needs one
 
 
-async def resync_loop(state: State, logger: Any) -> None:
-    """Every interval, re-observe (with pods) each unfinished deployment."""
-    loop = asyncio.get_running_loop()
-    sem = asyncio.Semaphore(max(1, state.config.max_workers // 2))
-
-    async def one(ns: str, name: str) -> None:
-        async with sem:
-            try:
-                await loop.run_in_executor(None, lambda: do_observe(
-                    state, ns, name, with_pods=True, logger=logger, may_reconcile=True))
-            except Exception as e:  # one broken CR must not stop the loop; next tick retries
-                logger.warning(f"resync of {ns}/{name} failed: {type(e).__name__}: {e}")
-
+async def resync_loop(state: State) -> None:
+    """Every interval, queue an observation (with pods) of each unfinished deployment that
+    no event-driven pass looked at during the last interval."""
     while True:
         state.last_beat = time.monotonic()
-        keys = [k for k, phase in list(state.phases.items()) if phase not in TERMINAL_PHASES]
-        if keys:
-            await asyncio.gather(*(one(ns, name) for ns, name in keys))
+        now = time.monotonic()
+        for key, phase in list(state.phases.items()):
+            if phase in TERMINAL_PHASES:
+                continue
+            if now - state.last_observed.get(key, 0.0) >= state.config.resync_interval_s:
+                state.observer.submit(*key, with_pods=True, may_reconcile=True)
         await asyncio.sleep(state.config.resync_interval_s)
 
 
@@ -163,7 +251,7 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings, state.config)
         if state.kube is None:
             from .kube import Kube
@@ -173,41 +261,55 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             from .events import EventPoster
 
             state.events = EventPoster(state.kube, instance=socket.gethostname())
-        state.resync_task = asyncio.create_task(resync_loop(state, logger))
+        if state.observer is None:
+            state.observer = Observer(state, workers=max(2, state.config.max_workers // 4))
+        state.resync_task = asyncio.create_task(resync_loop(state))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if state.resync_task is not None:
             state.resync_task.cancel()
+        if state.observer is not None:
+            state.observer.close()
         if state.events is not None:
             await asyncio.to_thread(state.events.close)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, backoff=5)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, backoff=5)
     @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry, backoff=5)
-    def reconcile_deployment(body: kopf.Body, reason: Any, logger: Any, **_: Any) -> None:
-        do_reconcile(state, plain(body), logger, cleanup_stale=str(reason) != "create")
+    def reconcile_deployment(body: kopf.Body, reason: Any, **_: Any) -> None:
+        created = str(reason) == "create"
+        do_reconcile(state, plain(body), cleanup_stale=not created, lookup_first=not created)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def track_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def track_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace"), meta.get("name"))
         if type == "DELETED":
             state.metrics.status.remove(*key)
             state.phases.pop(key, None)
+            state.last_observed.pop(key, None)
+            state.cache.drop(*key)
             state.locks.discard(*key)
             return
-        state.metrics.status.update(plain(body))
-        state.phases[key] = (body.get("status") or {}).get("phase")
+        snapshot = plain(body)
+        state.cache.put(snapshot)
+        state.metrics.status.update(snapshot)
+        state.phases[key] = (snapshot.get("status") or {}).get("phase")
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER}, registry=registry)
-    def follow_job(type: str | None, body: kopf.Body, logger: Any, **_: Any) -> None:
-        if type == "DELETED":
-            return
+    async def follow_job(type: str | None, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
-        name = (meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT)
-        if not name:
+        jkey = (meta.get("namespace"), meta.get("name"))
+        if type == "DELETED":
+            state.job_signatures.pop(jkey, None)
             return
-        do_observe(state, meta["namespace"], name, job=plain(body), with_pods=False, logger=logger)
+        name = (meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT)
+        job = plain(body)
+        sig = job_signature(job)
+        if not name or state.job_signatures.get(jkey) == sig:
+            return
+        state.job_signatures[jkey] = sig
+        state.observer.submit(meta["namespace"], name, job=job)
 
     return registry

@@ -36,6 +36,7 @@ class Outcome:
     stale_deleted: list[str] = dataclasses.field(default_factory=list)
     needs_reconcile: bool = False
     uid: str | None = None  # of the CR, for the Events' involvedObject
+    cr_after: dict[str, Any] | None = None  # the CR as returned by our status patch
 
 
 class KeyedLocks:
@@ -60,8 +61,12 @@ def owned_by(child: Mapping[str, Any], uid: str) -> bool:
 
 
 def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now: dt.datetime | None = None,
-              cleanup_stale: bool = True) -> Outcome:
-    """Ensure the Job of the current spec exists; delete Jobs of older specs."""
+              cleanup_stale: bool = True, lookup_first: bool = True) -> Outcome:
+    """Ensure the Job of the current spec exists; delete Jobs of older specs.
+
+    `lookup_first=False` (a CR kopf has just seen created) skips the read before the
+    create: 409 AlreadyExists returns the existing Job, which is then checked the same way.
+    """
     now = now or st.now_utc()
     meta = body["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -72,15 +77,15 @@ def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now
     out = Outcome(uid=uid)
     finished = prev.get("specHash") == h and prev.get("phase") in TERMINAL_PHASES
     if not finished:
-        job = kube.get_job(ns, job_name)
-        if job is not None and not owned_by(job, uid):
-            kube.delete_job(ns, job_name)
-            raise OrphanConflict(f"Job {ns}/{job_name} belongs to an earlier {name!r}; deleted it, will retry")
+        job = kube.get_job(ns, job_name) if lookup_first else None
         if job is None:
             kube.create_configmap(ns, jobs.build_configmap(body, h))
             job, out.job_created = kube.create_job(ns, jobs.build_job(body, h, config))
             if out.job_created:
                 out.events.append(st.Transition("Normal", "JobCreated", f"Created Job {job_name} for spec {h[:HASH_LEN]}"))
+        if not owned_by(job, uid):
+            kube.delete_job(ns, job_name)
+            raise OrphanConflict(f"Job {ns}/{job_name} belongs to an earlier {name!r}; deleted it, will retry")
     if cleanup_stale:
         for other in kube.list_jobs(ns, name):
             ometa = other.get("metadata") or {}
@@ -105,15 +110,17 @@ def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now
 
 
 def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job: Mapping[str, Any] | None = None,
-            with_pods: bool = True, now: dt.datetime | None = None) -> Outcome:
+            with_pods: bool = True, now: dt.datetime | None = None, cr: Mapping[str, Any] | None = None) -> Outcome:
     """Derive the status of CR `namespace/name` from its current Job; patch it if it changed.
 
     `job`, when given (from a Job watch event), saves a read; it is ignored unless it is
     the CR's current Job. Pods are listed when the Job finished (termination message)
-    or when `with_pods` (the periodic resync: Unschedulable detection).
+    or when `with_pods` (the periodic resync: Unschedulable detection). `cr`, when given
+    (the operator's watch cache, kept current with our own patch responses), saves a read.
     """
     now = now or st.now_utc()
-    cr = kube.get_deployment(namespace, name)
+    if cr is None:
+        cr = kube.get_deployment(namespace, name)
     out = Outcome()
     if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
         return out
@@ -137,7 +144,7 @@ def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job
     new = st.derive_status(cr=cr, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s)
     patch = st.diff(prev, new)
     if patch:
-        kube.patch_deployment_status(namespace, name, patch)
+        out.cr_after = kube.patch_deployment_status(namespace, name, patch)
         out.status_patch = patch
         merged = dict(prev)
         merged.update(new)
