@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     meta = {"config": "builtin:centerpoint/centerpoint_tiny.py", "steps": a.steps, "batch": a.batch,
             "train_seed": TRAIN_SEED, "train_seconds": round(train_s, 1), "bundled_mAP": round(metrics["mAP"], 4),
-            "bundled_mAPH": round(metrics["mAPH"], 4), "torch": torch.__version__}
+            "bundled_mAPH": round(metrics["mAPH"], 4), "torch": str(torch.__version__)}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": sd, "meta": meta}, out)
