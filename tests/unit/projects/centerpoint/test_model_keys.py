@@ -120,3 +120,14 @@ def test_backward_pillar_feature_net_has_nine_input_features(awml_cfg) -> None:
     cfg.model.pts_voxel_encoder.feat_channels = [32]
     model = build_centerpoint(cfg)
     assert tuple(model.state_dict()["pts_voxel_encoder.pfn_layers.0.linear.weight"].shape) == (32, 9)
+
+
+def test_committed_tiny_checkpoint_loads_weights_only_and_strict(tiny_cfg) -> None:
+    from pathlib import Path
+
+    ckpt = Path(__file__).resolve().parents[4] / "runtime" / "modeldeploy" / "projects" / "centerpoint" / "assets" / "centerpoint_tiny.pth"
+    assert ckpt.stat().st_size < 5_000_000
+    meta = torch.load(ckpt, weights_only=True)["meta"]
+    model = load_weights(build_centerpoint(tiny_cfg), ckpt)
+    assert meta["config"] == "builtin:centerpoint/centerpoint_tiny.py"
+    assert model.pts_bbox_head.task_heads[0].heatmap[1].bias.abs().sum() > 0
