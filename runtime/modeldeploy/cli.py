@@ -147,17 +147,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _with_backend_devices(cfg: Any, device: str) -> Any:
-    """--device moves every backend and scenario to that device (one flag, whole run)."""
+    """--device moves every backend and scenario to that device (one flag, whole run).
+
+    TensorRT entries stay where they are when the device is the CPU: TensorRT cannot run
+    there, and a config that lists them for another export mode (e.g. the trt/both
+    scenarios of a deploy config run with mode onnx) must still load; when the active
+    mode does need TensorRT, the export check refuses `--device cpu` with its own message.
+    """
     from modeldeploy.config import BaseDeploymentConfig
 
+    movable = (lambda backend: backend != "tensorrt") if device == "cpu" else (lambda backend: True)
     raw = cfg.to_dict()
     raw["export"]["device"] = device
-    for be in raw["evaluation"]["backends"].values():
-        be["device"] = device
+    for name, be in raw["evaluation"]["backends"].items():
+        if movable(name):
+            be["device"] = device
     for scen in raw["verification"]["scenarios"].values():
         for s in scen:
-            s["ref_device"] = device
-            s["test_device"] = device
+            if movable(s["ref_backend"]):
+                s["ref_device"] = device
+            if movable(s["test_backend"]):
+                s["test_device"] = device
     return BaseDeploymentConfig.from_dict(raw, source=cfg.source)
 
 
