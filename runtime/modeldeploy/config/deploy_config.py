@@ -45,6 +45,25 @@ _TASK_TYPES = ("classification", "detection2d", "detection3d")
 PROJECT_SECTIONS: dict[str, type[Section]] = {}
 
 
+def _load_project_sections(project: Any) -> bool:
+    """Import a built-in project so its section (e.g. ``yolox``) is registered before the
+    config is checked — the CLI parses the config before any project module is imported."""
+    import importlib
+
+    from modeldeploy.projects import BUILTIN
+
+    if project not in BUILTIN:
+        return False
+    name = f"modeldeploy.projects.{project}.project"
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # a project still under construction has no project.py yet
+            raise
+        return False
+    return True
+
+
 def _fields_of(model: type[Section] | None) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
@@ -105,6 +124,8 @@ class BaseDeploymentConfig:
         self.source = source
         self.raw = dict(data)
         unknown = [k for k in self.raw if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")]
+        if unknown and _load_project_sections(self.raw.get("project")):
+            unknown = [k for k in unknown if k not in PROJECT_SECTIONS]
         if unknown:
             k = unknown[0]
             known = sorted(set(_SECTIONS) | _SCALARS | set(PROJECT_SECTIONS))
