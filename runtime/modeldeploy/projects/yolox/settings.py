@@ -1,0 +1,131 @@
+"""Settings of the yolox project: the deploy config's ``yolox`` section and the model config's
+``yolox_data`` / ``test_cfg`` / ``data_preprocessor`` views.
+
+Why split this way: how a checkpoint's input is built (letterbox size, pad value,
+normalisation) and its test-time thresholds travel with the *model* config, as in AWML;
+deployment choices (NMS in the graph, the ReLU6 rewrite, the pre-NMS candidate cap) are
+the *deploy* config's ``yolox = dict(...)`` section, validated like every other section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modeldeploy.config.deploy_config import PROJECT_SECTIONS
+from modeldeploy.config.sections import Section
+from modeldeploy.errors import ConfigError
+from modeldeploy.projects.yolox.preprocess import Normalize
+
+# TensorRT's TopK accepts K <= 3840; the pre-NMS cap is a TopK in the NMS graph.
+MAX_TOPK = 3840
+
+
+class YOLOXDeploySection(Section):
+    """``yolox = dict(...)`` in a deploy config."""
+
+    nms_in_graph: bool = False  # also export <save_file stem>_nms.onnx with ONNX NonMaxSuppression
+    replace_relu6: bool = True  # AWML rewrites ReLU6 → ReLU before export
+    score_thr: Optional[float] = Field(None, ge=0.0, lt=1.0)  # None: model test_cfg.score_thr
+    iou_threshold: Optional[float] = Field(None, gt=0.0, le=1.0)  # None: model test_cfg.nms.iou_threshold
+    max_per_img: Optional[int] = Field(None, ge=1, le=MAX_TOPK)  # None: model test_cfg.max_per_img (100)
+    pre_nms: int = Field(1000, ge=1, le=MAX_TOPK)  # best-scoring anchors handed to NMS (both paths)
+
+
+PROJECT_SECTIONS["yolox"] = YOLOXDeploySection
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BundledSample(_Strict):
+    num_images: int = Field(48, ge=1)
+    seed: int = 1000
+    min_size: int = Field(200, ge=64)
+    max_size: int = Field(320, ge=64)
+
+
+class YOLOXDataSettings(_Strict):
+    img_scale: tuple[int, int] = (960, 960)  # mmdet Resize scale (width, height), keep_ratio
+    pad_val: float = 114.0
+    class_names: Optional[tuple[str, ...]] = None  # None: the annotation file's categories
+    bundled_sample: BundledSample = BundledSample()
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    score_thr: float
+    iou_thr: float
+    max_per_img: int
+    pre_nms: int
+
+
+def model_cfg_dict(model_cfg: Any) -> dict[str, Any]:
+    if model_cfg is None:
+        return {}
+    if hasattr(model_cfg, "to_dict"):
+        return dict(model_cfg.to_dict())
+    if isinstance(model_cfg, Mapping):
+        return dict(model_cfg)
+    raise ConfigError(f"model config must be a dict or mmengine Config, got {type(model_cfg).__name__}", hint="pass MODEL_CFG as a config file")
+
+
+def data_settings(model_cfg: Any) -> YOLOXDataSettings:
+    """``yolox_data`` (absent → AWML defaults; ``IMG_SCALE`` at top level is honoured)."""
+    cfg = model_cfg_dict(model_cfg)
+    raw = dict(cfg.get("yolox_data") or {})
+    if "img_scale" not in raw and "IMG_SCALE" in cfg:
+        raw["img_scale"] = tuple(cfg["IMG_SCALE"])
+    try:
+        s = YOLOXDataSettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(["yolox_data", *(str(p) for p in err["loc"])])
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"model config: unknown key '{key}'", hint=f"known keys: {', '.join(YOLOXDataSettings.model_fields)}") from None
+        raise ConfigError(f"model config: invalid value for '{key}': {err.get('input')!r} ({err['msg']})", hint="see the yolox configs for examples") from None
+    w, h = s.img_scale
+    if w % 32 or h % 32 or w < 64 or h < 64:
+        raise ConfigError(f"model config: 'yolox_data.img_scale' = {s.img_scale}: width and height must be multiples of 32 (>= 64)",
+                          hint="the network downsamples by 32; use e.g. (960, 960) or (256, 256)")
+    if s.bundled_sample.min_size > s.bundled_sample.max_size:
+        raise ConfigError("model config: 'yolox_data.bundled_sample.min_size' > max_size", hint="swap them")
+    return s
+
+
+def normalize_settings(model_cfg: Any) -> Normalize:
+    """From ``model.data_preprocessor``: AWML's has no mean/std, so the network sees BGR 0–255."""
+    dp = dict((model_cfg_dict(model_cfg).get("model") or {}).get("data_preprocessor") or {})
+    mean, std = dp.get("mean"), dp.get("std")
+    if (mean is None) != (std is None):
+        raise ConfigError("model config: 'model.data_preprocessor' sets only one of mean/std", hint="set both or neither")
+    if mean is not None and (len(mean) != 3 or len(std) != 3 or any(float(v) <= 0 for v in std)):
+        raise ConfigError(f"model config: 'model.data_preprocessor' mean/std must be 3 values (std > 0), got {mean}/{std}", hint="e.g. mean=[0, 0, 0], std=[1, 1, 1]")
+    return Normalize(tuple(map(float, mean)) if mean is not None else None, tuple(map(float, std)) if std is not None else None,
+                     bool(dp.get("bgr_to_rgb", False)))
+
+
+def postprocess_settings(model_cfg: Any, section: Optional[YOLOXDeploySection]) -> PostprocessSettings:
+    """Deploy-section overrides over the model's ``test_cfg`` (mmdet YOLOX defaults otherwise)."""
+    model = model_cfg_dict(model_cfg).get("model") or {}
+    test_cfg = dict(model.get("test_cfg") or {})
+    nms = dict(test_cfg.get("nms") or {})
+    if nms.get("type", "nms") != "nms":
+        raise ConfigError(f"model config: 'model.test_cfg.nms.type' = {nms.get('type')!r} is not supported", hint="use nms=dict(type='nms', iou_threshold=...)")
+    sec = section or YOLOXDeploySection()
+    score = sec.score_thr if sec.score_thr is not None else float(test_cfg.get("score_thr", 0.01))
+    iou = sec.iou_threshold if sec.iou_threshold is not None else float(nms.get("iou_threshold", 0.65))
+    max_det = sec.max_per_img if sec.max_per_img is not None else int(test_cfg.get("max_per_img", 100))
+    if not (0.0 <= score < 1.0 and 0.0 < iou <= 1.0 and 1 <= max_det <= MAX_TOPK):
+        raise ConfigError(f"model config: test_cfg score_thr={score}, iou_threshold={iou}, max_per_img={max_det} out of range",
+                          hint=f"need 0 <= score_thr < 1, 0 < iou_threshold <= 1, 1 <= max_per_img <= {MAX_TOPK}")
+    return PostprocessSettings(score, iou, max_det, sec.pre_nms)
+
+
+def deploy_section(cfg: Any) -> YOLOXDeploySection:
+    sec = getattr(cfg, "sections", {}).get("yolox")
+    return sec if isinstance(sec, YOLOXDeploySection) else YOLOXDeploySection()
