@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import numpy as np
@@ -81,7 +83,7 @@ def test_decode_formulas_match_centerpoint_bbox_coder(tiny_cfg) -> None:
 
 
 def test_multi_task_labels_are_offset_and_outputs_split(tiny_cfg) -> None:
-    cfg = tiny_cfg.copy()
+    cfg = copy.deepcopy(tiny_cfg)  # session fixture: never mutate it
     cfg.model.pts_bbox_head.tasks = [dict(num_class=2, class_names=["car", "truck"]), dict(num_class=3, class_names=["bus", "bicycle", "pedestrian"])]
     cfg.model.test_cfg.pts.min_radius = [1.0, 0.5]
     s = parse_settings(cfg)

@@ -7,6 +7,8 @@ derived from our model, so a renamed or reordered module fails this test.
 
 from __future__ import annotations
 
+import copy
+
 from collections import OrderedDict
 
 import pytest
@@ -115,7 +117,7 @@ def test_checkpoint_with_wrong_class_count_is_a_clear_checkpoint_error(awml_cfg,
 
 def test_backward_pillar_feature_net_has_nine_input_features(awml_cfg) -> None:
     """AWML base/1.x BackwardPillarFeatureNet: x/y pillar-centre offsets only → 4+3+2 = 9."""
-    cfg = awml_cfg.copy()
+    cfg = copy.deepcopy(awml_cfg)  # session fixture: never mutate it
     cfg.model.pts_voxel_encoder.type = "BackwardPillarFeatureNet"
     cfg.model.pts_voxel_encoder.feat_channels = [32]
     model = build_centerpoint(cfg)
