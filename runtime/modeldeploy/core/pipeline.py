@@ -51,6 +51,7 @@ class BasePipeline(ABC):
     @torch.inference_mode()
     def __call__(self, sample: dict[str, Any]) -> PipelineOutput:
         timer = StageTimer(self.device)
+        self.timer = timer  # visible to subclasses that time nested stages inside preprocess/postprocess
         with timer.total():
             with timer.stage("preprocess"):
                 inputs = self.preprocess(sample)

@@ -55,6 +55,14 @@ class BaseProject(ABC):
     ) -> BasePipeline:
         """A pipeline over one backend per component name (same class for every backend)."""
 
+    def compare_predictions(self, reference: Any, test: Any, model_cfg: Any) -> dict[str, Any] | None:
+        """Compare two backends' *final* predictions (boxes after decode + NMS…).
+
+        Raw outputs can agree within tolerance while a score near the threshold flips a box;
+        detection projects override this so verification also checks what users consume.
+        Return a JSON-able dict with at least ``passed`` (bool), or None to skip."""
+        return None
+
     def prepare_for_export(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig") -> torch.nn.Module:
         """Hook for export-time rewrites (e.g. YOLOX ReLU6→ReLU). Default: unchanged."""
         return model

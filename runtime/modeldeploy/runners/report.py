@@ -41,6 +41,10 @@ def render_report_md(results: dict[str, Any]) -> str:
             verdict = "pass" if c["passed"] else f"FAIL ({c.get('reason')})"
             lines.append(f"| {c['reference']} | {c['test']} | {c['output']} | {_fmt(c['max_abs_diff'])} | {_fmt(c['mean_abs_diff'])} | {verdict} |")
         lines.append("")
+        preds = ver.get("predictions") or []
+        if preds:
+            ok = sum(1 for p in preds if p["passed"])
+            lines += [f"Final predictions: {ok}/{len(preds)} sample comparisons agree.", ""]
     if results.get("evaluation"):
         lines += ["## Evaluation", "", "| " + " | ".join(EVAL_HEADER) + " |", "|" + "---|" * len(EVAL_HEADER)]
         lines += ["| " + " | ".join(r) + " |" for r in evaluation_rows(results)]

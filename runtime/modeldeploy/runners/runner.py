@@ -294,9 +294,17 @@ class DeploymentRunner:
             self.state.loader,
             num_samples=self.cfg.verification.num_verify_samples,
             tolerance=self.cfg.verification.tolerance,
+            compare_predictions=lambda ref, test: self.project.compare_predictions(ref, test, self.state.model_cfg),
         )
         if not self.results["verification"]["passed"]:
-            bad = [c for c in self.results["verification"]["comparisons"] if not c["passed"]][0]
+            failed_raw = [c for c in self.results["verification"]["comparisons"] if not c["passed"]]
+            if not failed_raw:
+                p = next(p for p in self.results["verification"]["predictions"] if not p["passed"])
+                raise VerificationFailed(
+                    f"{p['test']} and {p['reference']} agree on raw outputs but their final predictions differ on sample {p['sample']}",
+                    hint="inspect report.md / results.json verification.predictions (scores near the threshold flip detections)",
+                )
+            bad = failed_raw[0]
             raise VerificationFailed(
                 f"{bad['test']} differs from {bad['reference']} on output '{bad['output']}': {bad['reason']} (max abs diff {bad['max_abs_diff']}, tolerance {self.cfg.verification.tolerance})",
                 hint="inspect report.md; a real regression must be fixed — raise verification.tolerance only with a measured reason",
@@ -334,6 +342,9 @@ class DeploymentRunner:
             written = res.pop("predictions", None)
             if written:
                 self._add_artifact(Path(written), "predictions")
+                gt = Path(written).parent / "ground_truth.json"  # detection projects write GT in the same format
+                if gt.is_file():
+                    self._add_artifact(gt, "predictions")
             self.results["evaluation"][label] = res
             for pipe_backend in pipeline.backends.values():
                 pipe_backend.close()

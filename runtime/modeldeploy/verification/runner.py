@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from modeldeploy.config.sections import Scenario
 from modeldeploy.core.data_loader import BaseDataLoader
@@ -14,6 +14,7 @@ from modeldeploy.verification.compare import Comparison, compare_outputs, summar
 
 log = logging.getLogger(__name__)
 PipelineFactory = Callable[[str, str], BasePipeline]  # (backend, device) -> pipeline
+PredictionComparer = Callable[[Any, Any], Optional[dict[str, Any]]]  # (ref prediction, test prediction)
 
 
 def verify(
@@ -23,10 +24,12 @@ def verify(
     *,
     num_samples: int,
     tolerance: float,
+    compare_predictions: Optional[PredictionComparer] = None,
 ) -> dict[str, Any]:
     """Return the results.json ``verification`` section. Raises nothing on mismatch: the
     caller decides (a failed verdict stops the run)."""
     comparisons: list[Comparison] = []
+    predictions: list[dict[str, Any]] = []
     indices = loader.sample_indices(num_samples)
     for sc in scenarios:
         ref = make_pipeline(sc.ref_backend, sc.ref_device)
@@ -38,8 +41,18 @@ def verify(
             ref_raw = ref.run_model(inputs, StageTimer(ref.device))
             test_raw = test.run_model({k: v.to(test.device) for k, v in inputs.items()}, StageTimer(test.device))
             comparisons += compare_outputs(ref_raw, test_raw, reference=ref.label, test_label=test.label, tolerance=tolerance, sample=i)
+            if compare_predictions is not None:
+                verdict = compare_predictions(ref.postprocess(ref_raw, sample), test.postprocess(test_raw, sample))
+                if verdict is not None:
+                    predictions.append({"reference": ref.label, "test": test.label, "sample": i, **verdict})
     rows = summarize(comparisons)
-    passed = bool(rows) and all(r["passed"] for r in rows)
+    passed = bool(rows) and all(r["passed"] for r in rows) and all(p["passed"] for p in predictions)
     for r in rows:
         log.info("  %s vs %s %-16s max_abs=%s %s", r["test"], r["reference"], r["output"], r["max_abs_diff"], "ok" if r["passed"] else f"FAIL ({r['reason']})")
-    return {"passed": passed, "tolerance": tolerance, "num_samples": len(indices), "comparisons": rows}
+    for p in predictions:
+        if not p["passed"]:
+            log.info("  final predictions of %s differ from %s on sample %d: %s", p["test"], p["reference"], p["sample"], {k: v for k, v in p.items() if k not in ("reference", "test", "sample")})
+    out: dict[str, Any] = {"passed": passed, "tolerance": tolerance, "num_samples": len(indices), "comparisons": rows}
+    if predictions:
+        out["predictions"] = predictions
+    return out

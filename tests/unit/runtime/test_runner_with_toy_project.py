@@ -27,7 +27,8 @@ def _cfg(tmp_path: Path, **over: object) -> BaseDeploymentConfig:
 
 def _runner(tmp_path: Path, toy_files: dict[str, Path], cls: type = DeploymentRunner, **kw: object) -> DeploymentRunner:
     cfg = kw.pop("cfg", None) or _cfg(tmp_path)
-    return cls(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path, termination_log=str(tmp_path / "term.log"), **kw)
+    project = kw.pop("project", None) or ToyProject()
+    return cls(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=project, resolve_fn=Path, termination_log=str(tmp_path / "term.log"), **kw)
 
 
 def test_success_writes_schema_v1_results(tmp_path: Path, toy_files: dict[str, Path]) -> None:
@@ -141,3 +142,16 @@ def test_not_a_checkpoint(tmp_path: Path, toy_files: dict[str, Path]) -> None:
     out = _runner(tmp_path, toy_files).run()
     assert out.exit_code == 2 and out.results["failure"]["reason"] == "CheckpointError"
     assert "not a PyTorch checkpoint" in out.results["failure"]["message"]
+
+
+def test_final_prediction_mismatch_fails_verification(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+    class StrictToy(ToyProject):
+        def compare_predictions(self, reference, test, model_cfg):  # type: ignore[no-untyped-def]
+            return {"passed": False, "unmatched_test": 1}
+
+    out = _runner(tmp_path, toy_files, project=StrictToy()).run()
+    assert out.exit_code == 3
+    ver = out.results["verification"]
+    assert all(c["passed"] for c in ver["comparisons"]) and ver["passed"] is False
+    assert ver["predictions"][0] == {"reference": "pytorch:cpu", "test": "onnxruntime:cpu", "sample": 0, "passed": False, "unmatched_test": 1}
+    assert "final predictions differ" in out.results["failure"]["message"]

@@ -82,3 +82,11 @@ class CenterPointProject(BaseProject):
 
     def build_pipeline(self, backends: dict[str, BaseBackend], cfg: "BaseDeploymentConfig", model_cfg: Any, device: torch.device) -> CenterPointPipeline:
         return CenterPointPipeline(backends, parse_settings(model_cfg), device)
+
+    def compare_predictions(self, reference: Any, test: Any, model_cfg: Any) -> dict[str, Any]:
+        """Final boxes after decode + NMS, matched per class (box_compare): raw heads can
+        agree within tolerance while a score at the threshold flips a detection."""
+        from modeldeploy.projects.centerpoint.box_compare import compare_box_sets
+
+        return compare_box_sets(reference, test, score_threshold=parse_settings(model_cfg).score_threshold)
+
