@@ -18,6 +18,9 @@ import yaml
 
 from .helm import CHART, REPO, Helm
 
+# The first test builds helm if it is not cached yet (~13 min cold on 2 cores).
+pytestmark = pytest.mark.timeout(3600)
+
 RELEASE, NS = "mdo", "modeldeploy-system"
 # Kinds kubernetes-validate has no schema for (custom resources); validated structurally below.
 CRD_KINDS = {"ServiceMonitor"}
