@@ -32,9 +32,17 @@ def _parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
 
 
 def _literal(v: str) -> Any:
+    """JSON first (the operator renders nested values such as TensorRT profiles as JSON),
+    then Python literals, then the plain string."""
     import ast
+    import json
 
     low = v.strip()
+    if low[:1] in ("[", "{"):
+        try:
+            return json.loads(low)
+        except ValueError:
+            pass  # not JSON: a Python literal such as (1, 2) or {'a': 1} is tried next
     if low in ("true", "True"):
         return True
     if low in ("false", "False"):

@@ -73,3 +73,17 @@ def test_trt_profiles_validated() -> None:
     shapes = {"input": {"min_shape": [1, 5, 8, 8], "opt_shape": [4, 5, 8, 8], "max_shape": [2, 5, 8, 8]}}
     with pytest.raises(ConfigError, match="min <= opt <= max"):
         BaseDeploymentConfig.from_dict({"backend_config": {"model_inputs": [{"input_shapes": shapes}]}})
+
+
+def test_cli_cfg_options_accept_json_profiles_from_the_operator(tmp_path: Path) -> None:
+    from modeldeploy.cli import _parse_cfg_options
+
+    opts = _parse_cfg_options([
+        'backend_config.model_inputs=[{"input_shapes": {"input": {"min_shape": [1, 5, 8, 8], "opt_shape": [2, 5, 8, 8], "max_shape": [4, 5, 8, 8]}}}]',
+        "verification.tolerance=0.0001",
+        "export.verify=false",
+        "onnx_config.save_file=m.onnx",
+    ])
+    cfg = BaseDeploymentConfig.fromfile(_write(tmp_path, "export=dict(mode='onnx')\n"), opts)
+    assert cfg.backend_config.model_inputs[0].input_shapes["input"].max_shape == (4, 5, 8, 8)
+    assert cfg.verification.tolerance == 1e-4 and cfg.export.verify is False
