@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import pickle
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +27,7 @@ import cv2
 import numpy as np
 
 from modeldeploy.projects.calibration.fusion import rotation_matrix
+from modeldeploy.core.bundled import materialize_dataset
 
 FORMAT_VERSION = "v1"
 INFO_FILE_NAME = "calibration_infos.pkl"
@@ -257,33 +255,14 @@ def generate_dataset(out_dir: str | Path, num_samples: int, seed: int, height: i
     return info_path
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MODELDEPLOY_CACHE") or Path.home() / ".cache" / "modeldeploy")
 
 
 def bundled_dataset(num_samples: int, seed: int, height: int = 96, width: int = 160, root: Path | None = None) -> Path:
-    """Generate the deterministic sample once into the cache (temp dir + rename); return its info file."""
+    """Generate the deterministic sample once into the cache; return its info file."""
     name = f"calibration-synthetic-{FORMAT_VERSION}-s{seed}-n{num_samples}"
     if (height, width) != (96, 160):
         name += f"-{width}x{height}"
-    base = (root or cache_root()) / "datasets"
-    final = base / name
-    if (final / INFO_FILE_NAME).is_file():
-        return final / INFO_FILE_NAME
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
-    try:
-        generate_dataset(tmp, num_samples, seed, height, width)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not (final / INFO_FILE_NAME).is_file():  # not a concurrent winner: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final / INFO_FILE_NAME
-
+    return materialize_dataset(name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_samples, seed, height, width), root)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

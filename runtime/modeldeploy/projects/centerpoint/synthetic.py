@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import pickle
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from modeldeploy.core.bundled import materialize_dataset
 
 FORMAT_VERSION = "v1"
 INFO_FILE_NAME = "centerpoint_infos_val.pkl"
@@ -198,31 +196,12 @@ def generate_dataset(root: str | Path, num_frames: int, seed: int, **frame_kwarg
     return info_path
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MODELDEPLOY_CACHE") or Path.home() / ".cache" / "modeldeploy")
 
 
 def bundled_dataset(num_frames: int = BUNDLED_FRAMES, seed: int = BUNDLED_SEED, root: Path | None = None) -> Path:
-    """Generate the deterministic sample once into the cache (temp dir + rename); return its info file."""
+    """Generate the deterministic sample once into the cache; return its info file."""
     name = f"centerpoint-synthetic-{FORMAT_VERSION}-s{seed}-n{num_frames}"
-    base = (root or cache_root()) / "datasets"
-    final = base / name
-    if (final / INFO_FILE_NAME).is_file():
-        return final / INFO_FILE_NAME
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
-    try:
-        generate_dataset(tmp, num_frames, seed)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not (final / INFO_FILE_NAME).is_file():  # not a concurrent winner: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final / INFO_FILE_NAME
-
+    return materialize_dataset(name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_frames, seed), root)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
