@@ -14,7 +14,6 @@ lidar2cam, distortion_coefficients}``, ``lidar_points.{lidar_path, num_pts_feats
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.info_file import data_list_of, load_info
 from modeldeploy.errors import DataError
 from modeldeploy.projects.calibration.fusion import draw_miscalibration
 from modeldeploy.projects.calibration.settings import CalibrationDataSettings
@@ -31,40 +31,11 @@ from modeldeploy.projects.calibration.synthetic import INFO_FILE_NAME, bundled_d
 _FORMAT_HINT = "see runtime/modeldeploy/projects/calibration/README.md for the sample format"
 
 
-class _InfoUnpickler(pickle.Unpickler):
-    """Info files are data: allow plain containers and numpy arrays, nothing that runs code."""
-
-    _ALLOWED = {
-        ("collections", "OrderedDict"), ("collections", "defaultdict"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in an info file")
-
-
 def read_info_file(path: Path) -> list[dict[str, Any]]:
     """``{'metainfo': ..., 'data_list': [...]}`` (pickle or JSON) → the list of entries."""
-    if not path.is_file():
-        raise DataError(f"info file {path} does not exist", hint="set runtime_io.info_file / data_root, or leave both unset for the bundled sample")
-    try:
-        if path.suffix == ".json":
-            info = json.loads(path.read_text())
-        else:
-            with open(path, "rb") as f:
-                info = _InfoUnpickler(f).load()
-    except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"info file {path} could not be read ({type(exc).__name__}: {exc})",
-                        hint="expected a pickle/JSON of {'metainfo': {...}, 'data_list': [...]}") from None
-    data_list = info.get("data_list") if isinstance(info, Mapping) else info if isinstance(info, list) else None
-    if not isinstance(data_list, list) or not all(isinstance(e, Mapping) for e in data_list):
-        raise DataError(f"info file {path} has no 'data_list' list of dicts", hint="expected {'metainfo': {...}, 'data_list': [{...}, ...]}")
-    if not data_list:
-        raise DataError(f"info file {path} lists no samples", hint="point runtime_io.info_file at a non-empty split")
+    hint = "expected a pickle/JSON of {'metainfo': {...}, 'data_list': [{...}, ...]}"
+    info = load_info(path, hint=hint, missing_hint="set runtime_io.info_file / data_root, or leave both unset for the bundled sample")
+    data_list = data_list_of(info, path, hint=hint)
     return [dict(e) for e in data_list]
 
 

@@ -13,8 +13,6 @@ arrays), never with a plain ``pickle.load``.
 
 from __future__ import annotations
 
-import json
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,42 +21,18 @@ import numpy as np
 import torch
 
 from modeldeploy.core.data_loader import BaseDataLoader
+from modeldeploy.core.info_file import data_list_of, load_info
 from modeldeploy.errors import DataError
 
 _HINT = ("expected an mmdet3d v1.x info file {'metainfo': {...}, 'data_list': [{'lidar_points': "
          "{'lidar_path', 'num_pts_feats'}, 'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}")
 
 
-class _InfoUnpickler(pickle.Unpickler):
-    _ALLOWED = {
-        ("collections", "OrderedDict"), ("collections", "defaultdict"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in an info file")
-
-
 def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"info file {path} does not exist", hint="set runtime_io.info_file / data_root, or leave data_root unset for the bundled sample")
-    try:
-        if path.suffix == ".json":
-            info = json.loads(path.read_text())
-        else:
-            with open(path, "rb") as f:
-                info = _InfoUnpickler(f).load()
-    except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, UnicodeDecodeError, ValueError, AttributeError, ImportError) as exc:
-        raise DataError(f"info file {path} could not be read ({type(exc).__name__}: {str(exc)[:200]})", hint=_HINT) from None
-    if not isinstance(info, Mapping) or not isinstance(info.get("data_list"), list):
+    info = load_info(path, hint=_HINT, missing_hint="set runtime_io.info_file / data_root, or leave data_root unset for the bundled sample")
+    if not isinstance(info, Mapping):
         raise DataError(f"info file {path} has no 'data_list' list", hint=_HINT)
-    data_list = info["data_list"]
-    if not data_list:
-        raise DataError(f"info file {path} lists no frames", hint="point runtime_io.info_file at a non-empty split")
+    data_list = data_list_of(info, path, hint=_HINT, what="frames")
     for i, e in enumerate(data_list):
         lp = e.get("lidar_points") if isinstance(e, Mapping) else None
         if not isinstance(lp, Mapping) or not isinstance(lp.get("lidar_path"), str):
