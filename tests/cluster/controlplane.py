@@ -234,6 +234,7 @@ class ControlPlane:
             removed on stop unless keep_state=True or MODELDEPLOY_KEEP_CLUSTER_STATE=1).
         bin_dir: dir holding the binaries (default: build/reuse via build.sh).
         start_timeout: seconds allowed for the whole start-up.
+        extra_apiserver_args: appended to kube-apiserver's command line.
     """
 
     COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -245,6 +246,7 @@ class ControlPlane:
         *,
         keep_state: bool | None = None,
         start_timeout: float = 180.0,
+        extra_apiserver_args: list[str] | None = None,
     ):
         self._own_tmp = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="modeldeploy-k8s-")).resolve()
@@ -253,6 +255,8 @@ class ControlPlane:
             keep_state = os.environ.get("MODELDEPLOY_KEEP_CLUSTER_STATE") == "1"
         self.keep_state = keep_state
         self.start_timeout = start_timeout
+        # e.g. an audit policy: the scale benchmark takes server-side timestamps from it
+        self.extra_apiserver_args = list(extra_apiserver_args or [])
         self.pki_dir = self.state_dir / "pki"
         self.log_dir = self.state_dir / "logs"
         self.kubeconfig_dir = self.state_dir / "kubeconfigs"
@@ -472,6 +476,7 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true", "--profiling=false",
             "--event-ttl=1h", "--v=1",
+            *self.extra_apiserver_args,
         ]
 
     def _kcm_args(self) -> list[str]:
