@@ -1,9 +1,12 @@
 """kopf wiring: short handlers that delegate to :mod:`reconcile` and publish the results.
 
 Event sources:
-* ModelDeployment create/update(spec)/resume → ``reconcile`` (Job of the current spec).
-* ModelDeployment watch events (incl. the initial list at start-up) → metrics snapshots
-  and the set of unfinished deployments.
+* ModelDeployment watch events (incl. the initial list at start-up) → metrics snapshots,
+  the set of unfinished deployments, and — level-based, when ``wants_reconcile`` says the
+  status does not record the current spec yet — ``reconcile`` on the Reconciler pool.
+  No kopf change handlers (create/update/resume): those make kopf write its
+  last-handled-configuration annotation on every CR, one more API write per apply;
+  the spec hash in the status and the hash-named Job carry the same information.
 * Job watch events (server-side label selector: only our Jobs) → ``observe``.
 * One operator-wide resync loop (every ``resync_interval_s``) → ``observe`` with pods for
   every unfinished deployment: the fallback for missed events and the clock for the
@@ -88,11 +91,14 @@ class State:
     phases: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
     last_observed: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     job_signatures: dict[tuple[str, str], tuple] = dataclasses.field(default_factory=dict)
+    # (namespace, Job name) → uid of the Job's controller: Jobs known to exist (watch, own creates)
+    job_owners: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
     last_beat: float = dataclasses.field(default_factory=time.monotonic)
     resync_task: asyncio.Task | None = None
     events: Any = None  # EventPoster, created at start-up
     observer: Any = None  # Observer, created at start-up
+    reconciler: Any = None  # Reconciler, created at start-up
 
     def healthy(self) -> bool:
         """Liveness: kopf is up and the resync loop ticked recently."""
@@ -130,17 +136,22 @@ def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome) -> None:
     state.cache.put(outcome.cr_after)
 
 
-def do_reconcile(state: State, body: Mapping[str, Any], *, cleanup_stale: bool = True, lookup_first: bool = True) -> None:
+def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
+    """One reconcile pass. A CR never run before (no specHash in its status) skips the
+    Job read (409-safe create), the stale-Job listing (generation 1 has none) and the
+    status write (the Job's first event writes it): 2 writes on the apply→Job path."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
+    recorded = bool((body.get("status") or {}).get("specHash"))
+    first_generation = int(meta.get("generation") or 1) == 1
     try:
         with state.locks(ns, name):
-            outcome = rec.reconcile(state.kube, body, state.config, cleanup_stale=cleanup_stale, lookup_first=lookup_first)
+            outcome = rec.reconcile(state.kube, body, state.config, cleanup_stale=recorded or not first_generation,
+                                    lookup_first=recorded, defer_initial_status=True)
+            if outcome.job_name:
+                state.job_owners[(ns, outcome.job_name)] = meta.get("uid")
             if outcome.status_patch:
                 outcome.cr_after = state.kube.patch_deployment_status(ns, name, outcome.status_patch)
-    except rec.OrphanConflict as e:
-        state.metrics.reconciles.labels(result="error").inc()
-        raise kopf.TemporaryError(str(e), delay=2) from None
     except Exception:
         state.metrics.reconciles.labels(result="error").inc()
         raise
@@ -207,6 +218,62 @@ class Observer:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+class Reconciler:
+    """Runs reconciles triggered by CR watch events on its own pool, coalescing per CR.
+
+    A queued request carries only the key: the pass reads the newest body from the CR
+    cache and re-checks ``wants_reconcile``, so a burst of events is one pass and a CR
+    deleted meanwhile is skipped. Failures are retried after a delay (2 s for a Job left
+    by an earlier CR of the same name, else 5 s), like kopf's handler backoff did.
+    """
+
+    def __init__(self, state: State, workers: int) -> None:
+        import concurrent.futures
+
+        self.state = state
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._lock = threading.Lock()
+        self._pending: set[tuple[str, str]] = set()
+        self._closed = False
+
+    def wanted(self, body: Mapping[str, Any]) -> bool:
+        ns = (body.get("metadata") or {}).get("namespace")
+        return rec.wants_reconcile(body, lambda job_name: self.state.job_owners.get((ns, job_name)))
+
+    def submit(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._lock:
+            if key in self._pending or self._closed:
+                return
+            self._pending.add(key)
+        self.pool.submit(self._run, key)
+
+    def _run(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._pending.discard(key)
+        body = self.state.cache.get(*key)
+        if body is None or not self.wanted(body):
+            return
+        try:
+            do_reconcile(self.state, body)
+        except rec.OrphanConflict as e:
+            log.info("%s/%s: %s", key[0], key[1], e)
+            self._retry(key, 2.0)
+        except Exception as e:
+            log.warning("reconciling %s/%s failed, retrying in 5 s: %s: %s", key[0], key[1], type(e).__name__, e)
+            self._retry(key, 5.0)
+
+    def _retry(self, key: tuple[str, str], delay: float) -> None:
+        timer = threading.Timer(delay, self.submit, args=key)
+        timer.daemon = True
+        timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def job_signature(job: Mapping[str, Any]) -> tuple:
     """What in a Job can change our view of it (resourceVersion bumps alone do not)."""
     st = job.get("status") or {}
@@ -263,6 +330,8 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             state.events = EventPoster(state.kube, instance=socket.gethostname())
         if state.observer is None:
             state.observer = Observer(state, workers=max(2, state.config.max_workers // 4))
+        if state.reconciler is None:
+            state.reconciler = Reconciler(state, workers=state.config.max_workers)
         state.resync_task = asyncio.create_task(resync_loop(state))
 
     @kopf.on.cleanup(registry=registry)
@@ -271,15 +340,10 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             state.resync_task.cancel()
         if state.observer is not None:
             state.observer.close()
+        if state.reconciler is not None:
+            state.reconciler.close()
         if state.events is not None:
             await asyncio.to_thread(state.events.close)
-
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, backoff=5)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, backoff=5)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry, backoff=5)
-    def reconcile_deployment(body: kopf.Body, reason: Any, **_: Any) -> None:
-        created = str(reason) == "create"
-        do_reconcile(state, plain(body), cleanup_stale=not created, lookup_first=not created)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def track_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -295,7 +359,14 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
         snapshot = plain(body)
         state.cache.put(snapshot)
         state.metrics.status.update(snapshot)
-        state.phases[key] = (snapshot.get("status") or {}).get("phase")
+        phase = (snapshot.get("status") or {}).get("phase")
+        state.phases[key] = phase
+        if state.reconciler.wanted(snapshot):
+            state.reconciler.submit(*key)
+        elif type is None and phase not in TERMINAL_PHASES:
+            # Initial listing (start-up): check that the Job of an unfinished deployment
+            # still exists (it may have been deleted while the operator was down).
+            state.observer.submit(*key, may_reconcile=True)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER}, registry=registry)
     async def follow_job(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -303,7 +374,9 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
         jkey = (meta.get("namespace"), meta.get("name"))
         if type == "DELETED":
             state.job_signatures.pop(jkey, None)
+            state.job_owners.pop(jkey, None)
             return
+        state.job_owners[jkey] = next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
         name = (meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT)
         job = plain(body)
         sig = job_signature(job)

@@ -75,6 +75,8 @@ def test_role_grants_only_what_the_operator_uses():
     assert role["kind"] == "ClusterRole"
     rules = {(r["apiGroups"][0], r["resources"][0]): set(r["verbs"]) for r in role["rules"]}
     assert ("", "secrets") not in rules
+    assert rules[("modeldeploy.io", "modeldeployments")] == {"get", "list", "watch"}  # no kopf annotations
+    assert rules[("modeldeploy.io", "modeldeployments/status")] == {"get", "patch"}
     assert rules[("batch", "jobs")] == {"get", "list", "watch", "create", "delete"}
     assert rules[("", "configmaps")] == {"create"}
     assert rules[("", "events")] == {"create"}

@@ -168,3 +168,71 @@ def test_observe_asks_for_reconcile_when_current_job_vanished():
     _apply(kube, deployment())
     kube.jobs.clear()
     assert rec.observe(kube, "ns", "demo", CFG, with_pods=True).needs_reconcile
+
+
+def test_wants_reconcile_is_a_level_trigger_on_spec_hash_job_name_and_generation():
+    body = deployment()
+    h = spec_hash(body["spec"])
+    jn = child_name("demo", h)
+    nobody = lambda _job: None  # noqa: E731 - no Job known
+    assert rec.wants_reconcile(body, nobody)  # new CR, no Job yet
+    assert not rec.wants_reconcile(body, {jn: "uid-demo"}.get)  # new CR whose Job exists: observe records it
+    assert rec.wants_reconcile(body, {jn: "uid-earlier"}.get)  # a Job of an earlier CR of that name
+    body["status"] = {"specHash": h, "jobName": jn, "observedGeneration": 1, "phase": "Running"}
+    assert not rec.wants_reconcile(body, nobody)  # our own status patch coming back on the watch
+    body["metadata"]["generation"] = 2
+    assert rec.wants_reconcile(body, nobody)  # same spec content under a newer generation
+    body["spec"]["export"]["opset"] = 18
+    assert rec.wants_reconcile(body, {jn: "uid-demo"}.get)  # spec changed
+    body["metadata"]["deletionTimestamp"] = "2026-11-25T10:05:00Z"
+    assert not rec.wants_reconcile(body, nobody)
+
+
+def test_deferred_initial_status_is_written_once_by_the_first_job_observation():
+    kube = FakeKube()
+    kube.crs[("ns", "demo")] = deployment()
+    out = rec.reconcile(kube, kube.get_deployment("ns", "demo"), CFG, cleanup_stale=False, lookup_first=False,
+                        defer_initial_status=True)
+    h = spec_hash(deployment()["spec"])
+    assert out.job_created and out.job_name == child_name("demo", h)
+    assert out.status_patch == {} and kube.status_patches == []  # 2 writes only: ConfigMap + Job
+    first = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    st = kube.crs[("ns", "demo")]["status"]
+    assert len(kube.status_patches) == 1 and first.events == []
+    assert st["phase"] == "Pending" and st["specHash"] == h and st["jobName"] == out.job_name
+    assert st["observedGeneration"] == 1 and {c["type"] for c in st["conditions"]} >= {"Ready", "Reconciling", "Stalled"}
+    again = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    assert again.status_patch == {} and len(kube.status_patches) == 1
+    assert not rec.wants_reconcile(kube.get_deployment("ns", "demo"), lambda _j: None)
+
+
+def test_deferred_status_with_job_already_running_announces_running():
+    kube = FakeKube()
+    kube.crs[("ns", "demo")] = deployment()
+    out = rec.reconcile(kube, kube.get_deployment("ns", "demo"), CFG, defer_initial_status=True)
+    kube.jobs[("ns", out.job_name)]["status"] = {"active": 1, "ready": 1, "startTime": "2026-11-25T10:01:00Z"}
+    seen = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    assert [e.reason for e in seen.events] == ["Running"]
+    st = kube.crs[("ns", "demo")]["status"]
+    assert st["phase"] == "Running" and st["specHash"] == spec_hash(deployment()["spec"]) and st["startedAt"]
+
+
+def test_deferred_status_is_not_written_for_a_job_of_an_earlier_cr():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    reborn = deployment()
+    reborn["metadata"]["uid"] = "uid-new"
+    kube.crs[("ns", "demo")] = reborn  # same name, new object, no status; the old Job is still there
+    out = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
+    assert out.needs_reconcile and "status" not in kube.crs[("ns", "demo")]
+
+
+def test_changed_spec_still_writes_its_status_at_once_when_deferring():
+    kube = FakeKube()
+    _apply(kube, deployment())
+    cr = kube.crs[("ns", "demo")]
+    cr["spec"]["export"]["opset"] = 18
+    cr["metadata"]["generation"] = 2
+    out = rec.reconcile(kube, copy.deepcopy(cr), CFG, defer_initial_status=True)
+    assert out.status_patch["specHash"] == spec_hash(cr["spec"]) and out.status_patch["observedGeneration"] == 2
+    assert "SpecChanged" in {e.reason for e in out.events}

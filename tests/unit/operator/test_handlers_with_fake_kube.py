@@ -1,0 +1,104 @@
+"""Reconciler / observation wiring (no kopf, no cluster) against the in-memory API double."""
+
+import threading
+import time
+
+from modeldeploy_operator import handlers as h
+from modeldeploy_operator.config import OperatorConfig
+from modeldeploy_operator.spec import child_name, spec_hash
+
+from .samples import deployment
+from .test_reconcile_with_fake_kube import FakeKube
+
+CFG = OperatorConfig(runtime_image="img:1", max_workers=4)
+
+
+def _state() -> h.State:
+    state = h.State(config=CFG, kube=FakeKube())
+    state.reconciler = h.Reconciler(state, workers=2)
+    return state
+
+
+def _drain(state: h.State) -> None:
+    state.reconciler.pool.shutdown(wait=True)
+
+
+def _counter(state: h.State, name: str, **labels: str) -> float:
+    for metric in state.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+def test_burst_of_watch_events_for_a_new_cr_creates_one_job_and_writes_no_status():
+    state = _state()
+    body = deployment()
+    state.kube.crs[("ns", "demo")] = body
+    state.cache.put(body)
+    gate = threading.Event()
+    orig = state.kube.create_configmap
+
+    def slow_create_configmap(ns, cm):  # keeps the first pass busy while more events arrive
+        gate.wait(5)
+        return orig(ns, cm)
+
+    state.kube.create_configmap = slow_create_configmap
+    for _ in range(5):
+        state.reconciler.submit("ns", "demo")
+    gate.set()
+    _drain(state)
+    job_name = child_name("demo", spec_hash(body["spec"]))
+    assert state.kube.creates == 1 and state.kube.status_patches == []
+    assert state.job_owners[("ns", job_name)] == "uid-demo"
+    assert not state.reconciler.wanted(body)  # its Job is known: nothing more until the Job's first event
+    assert _counter(state, "modeldeploy_jobs_created_total") == 1
+
+
+def test_first_job_event_records_status_and_later_cr_events_are_no_ops():
+    state = _state()
+    body = deployment()
+    state.kube.crs[("ns", "demo")] = body
+    state.cache.put(body)
+    state.reconciler.submit("ns", "demo")
+    _drain(state)
+    job_name = child_name("demo", spec_hash(body["spec"]))
+    h.do_observe(state, "ns", "demo", job=state.kube.get_job("ns", job_name), with_pods=False)
+    cr = state.kube.get_deployment("ns", "demo")
+    assert cr["status"]["jobName"] == job_name and cr["status"]["phase"] == "Pending"
+    assert len(state.kube.status_patches) == 1
+    state.job_owners.clear()  # e.g. after a restart, before the Job watch listed it
+    assert not state.reconciler.wanted(cr)  # the status alone says the spec is handled
+
+
+def test_failed_reconcile_is_retried_after_a_delay():
+    state = _state()
+    body = deployment()
+    state.kube.crs[("ns", "demo")] = body
+    state.cache.put(body)
+    orig = state.kube.create_job
+    calls = {"n": 0}
+
+    def create_job_fails_once(ns, job):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("HTTP 500 from a test double")
+        return orig(ns, job)
+
+    state.kube.create_job = create_job_fails_once
+    delays = []
+    state.reconciler._retry = lambda key, delay: (delays.append(delay), state.reconciler.submit(*key))
+    state.reconciler.submit("ns", "demo")
+    deadline = time.monotonic() + 5
+    while state.kube.creates == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _drain(state)
+    assert delays == [5.0] and state.kube.creates == 1
+    assert _counter(state, "modeldeploy_reconciles_total", result="error") == 1
+
+
+def test_deleted_cr_is_not_reconciled():
+    state = _state()
+    state.reconciler.submit("ns", "gone")  # nothing in the cache: deleted before the pass ran
+    _drain(state)
+    assert state.kube.creates == 0
