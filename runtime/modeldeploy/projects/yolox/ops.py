@@ -26,7 +26,10 @@ def flatten_head_outputs(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequenc
     """Per-level maps → ``[B, anchors, 4 + 1 + C]``: raw box regression, sigmoid objectness,
     sigmoid class scores; anchors level by level, row-major (AWML/Tier4 YOLOX layout)."""
     levels = [torch.cat([r, o.sigmoid(), c.sigmoid()], 1) for c, r, o in zip(cls_scores, bbox_preds, objectnesses)]
-    return torch.cat([x.flatten(start_dim=2) for x in levels], dim=2).permute(0, 2, 1)
+    # reshape to constant (-1, C, H*W) rather than flatten(2): the exported Reshape then has a
+    # constant shape, so ONNX shape inference keeps anchors and channels static ([B, 18900, 13])
+    flat = [x.reshape(-1, int(x.shape[1]), int(x.shape[2]) * int(x.shape[3])) for x in levels]
+    return torch.cat(flat, dim=2).permute(0, 2, 1)
 
 
 def priors_for(shapes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device | str = "cpu",
