@@ -29,7 +29,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="seconds a pod may stay unschedulable before the deployment is Stalled (default 120)")
     p.add_argument("--resync-interval", type=float, dest="resync_interval_s", help="fallback resync period in seconds (default 30)")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (default text)")
-    p.add_argument("--max-workers", type=int, help="threads for handler work (default 16)")
+    p.add_argument("--max-workers", type=int, help="reconcile threads (default 48; observations get a quarter)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 

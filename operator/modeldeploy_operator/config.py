@@ -42,7 +42,10 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()
     all_namespaces: bool = False
     log_format: str = "text"
-    max_workers: int = 16
+    # Reconcile threads (observations get a quarter): each pass is 2 sequential API calls,
+    # so throughput ≈ max_workers / (2 × API latency); 48 keeps up with 500 CRs applied
+    # at once on a loaded 2-core control plane (benchmarks/results/operator_scale.md).
+    max_workers: int = 48
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "OperatorConfig":
@@ -58,7 +61,7 @@ class OperatorConfig:
             namespaces=namespaces,
             all_namespaces=env.get("MODELDEPLOY_ALL_NAMESPACES", "").lower() in ("1", "true", "yes"),
             log_format=env.get("MODELDEPLOY_LOG_FORMAT") or "text",
-            max_workers=int(env.get("MODELDEPLOY_MAX_WORKERS") or 16),
+            max_workers=int(env.get("MODELDEPLOY_MAX_WORKERS") or 48),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
