@@ -19,21 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+from modeldeploy.core.bundled import materialize_dataset
 
 FORMAT_VERSION = "v1"
 ANNOTATION_FILE = "annotations.json"
 CLASSES = ("ellipse", "triangle", "rectangle", "cross")
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MODELDEPLOY_CACHE") or Path.home() / ".cache" / "modeldeploy").expanduser()
 
 
 def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> tuple[int, int, int]:
@@ -154,26 +150,9 @@ def generate_dataset(out: str | Path, num_images: int, seed: int, min_size: int 
 
 
 def bundled_dataset(num_images: int, seed: int, min_size: int = 200, max_size: int = 320, root: Path | None = None) -> Path:
-    """Generate the deterministic sample once into the cache (temp dir + rename); return its annotation file."""
+    """Generate the deterministic sample once into the cache; return its annotation file."""
     name = f"yolox-synthetic-{FORMAT_VERSION}-s{seed}-n{num_images}-{min_size}-{max_size}"
-    base = (root or cache_root()) / "datasets"
-    final = base / name
-    if (final / ANNOTATION_FILE).is_file():
-        return final / ANNOTATION_FILE
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
-    try:
-        generate_dataset(tmp, num_images, seed, min_size, max_size)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not (final / ANNOTATION_FILE).is_file():  # not a concurrent winner: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final / ANNOTATION_FILE
-
+    return materialize_dataset(name, ANNOTATION_FILE, lambda d: generate_dataset(d, num_images, seed, min_size, max_size), root)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
