@@ -9,7 +9,7 @@ EXTRAS ?= runtime,s3,operator,dev
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-gpu lint bench cluster-build cluster-up cluster-down clean
+.PHONY: setup demo test test-unit test-gpu lint bench tools cluster-build cluster-up cluster-down clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ demo: setup
 
 ## Everything CI runs: unit, integration (moto S3), cluster (real control plane), gpu (skips
 ## visibly without a GPU).
-test: setup cluster-build
+test: setup cluster-build tools
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: setup
@@ -41,11 +41,25 @@ test-unit: setup
 test-gpu: setup
 	$(PY) -m pytest -m gpu tests/gpu -v
 
-lint: setup
-	$(VENV)/bin/hadolint images/operator/Dockerfile images/runtime/Dockerfile || true
+## helm (built from its Go module, cached) and the Debian Prometheus server for the e2e tests.
+tools:
+	tests/e2e/build_helm.sh >/dev/null
+	tests/e2e/install_prometheus.sh >/dev/null
 
-bench: setup
-	$(PY) benchmarks/run_all.py
+lint: setup tools
+	$(VENV)/bin/hadolint images/operator/Dockerfile images/runtime/Dockerfile
+	scripts/sync_chart.sh --check
+	"$$(tests/e2e/build_helm.sh)" lint --strict charts/modeldeploy-operator
+
+## Benchmarks print markdown tables (tests never assert timings). Latency runs on CUDA when
+## present (BENCH_DEVICE=cpu otherwise); sizes are knobs so a laptop run stays short.
+BENCH_DEVICE ?= $(shell $(PY) -c "import torch;print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null)
+BENCH_S3_MB  ?= 1024
+BENCH_CRS    ?= 500
+bench: setup cluster-build
+	$(PY) benchmarks/gpu_latency.py --device $(BENCH_DEVICE) --out work_dirs/bench
+	$(PY) benchmarks/s3_transfer.py --size-mb $(BENCH_S3_MB)
+	$(PY) benchmarks/operator_scale.py --count $(BENCH_CRS) --no-succeeded
 
 ## kube-apiserver, kube-controller-manager, kube-scheduler and etcd from their Go modules,
 ## cached by version under ~/.cache/modeldeploy/k8s (cold: ~15-25 min on 2 cores; warm: instant).

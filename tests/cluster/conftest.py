@@ -1,3 +1,1 @@
-"""Fixtures for the cluster tests: see tests/cluster/fixtures.py."""
-
-from .fixtures import control_plane, k8s_namespace, node_agent, pytest_collection_finish  # noqa: F401
+"""Fixtures for the cluster tests: see tests/cluster/fixtures.py (imported by tests/conftest.py)."""

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.fixtures import control_plane, node_agent  # noqa: F401
 from tests.integration.s3testkit.moto import MotoServer
 
 from .tools import ToolError, ensure_helm, ensure_prometheus
