@@ -69,6 +69,8 @@ rules:
     resources: ["modeldeployments"]
   - group: "batch"
     resources: ["jobs"]
+  - group: ""
+    resources: ["configmaps"]
 - level: None
 """
 
@@ -78,10 +80,13 @@ def ts(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def audit_times(path: Path, ns: str) -> tuple[dict[str, float], dict[str, float], float | None]:
-    """(CR name → create accepted, CR name → its Job's create accepted, first CR create received)."""
+def audit_times(path: Path, ns: str) -> tuple[dict[str, float], dict[str, float], float | None, dict[str, list[float]]]:
+    """(CR name → create accepted, CR name → its Job's create accepted, first CR create received,
+    per-CR stage durations of the operator's path: CR accepted → ConfigMap create received →
+    ConfigMap accepted → Job create received → Job accepted)."""
     crs: dict[str, float] = {}
     jobs: dict[str, float] = {}
+    marks: dict[tuple[str, str], tuple[float, float]] = {}  # (kind, CR name) → (received, accepted)
     first = None
     for line in path.read_text().splitlines():
         ev = json.loads(line)
@@ -93,9 +98,44 @@ def audit_times(path: Path, ns: str) -> tuple[dict[str, float], dict[str, float]
             crs[ref["name"]] = ts(ev["stageTimestamp"])
             received = ts(ev["requestReceivedTimestamp"])
             first = received if first is None else min(first, received)
-        elif ref.get("resource") == "jobs":
-            jobs.setdefault(ref["name"].rsplit("-", 1)[0], ts(ev["stageTimestamp"]))  # <name>-<hash8>
-    return crs, jobs, first
+        elif ref.get("resource") in ("jobs", "configmaps"):
+            cr = ref["name"].rsplit("-", 1)[0]  # <name>-<hash8>
+            marks.setdefault((ref["resource"], cr), (ts(ev["requestReceivedTimestamp"]), ts(ev["stageTimestamp"])))
+            if ref["resource"] == "jobs":
+                jobs.setdefault(cr, ts(ev["stageTimestamp"]))
+    stages: dict[str, list[float]] = {}
+    for name, accepted in crs.items():
+        cm, job = marks.get(("configmaps", name)), marks.get(("jobs", name))
+        if cm and job:
+            for label, value in (("CR accepted → ConfigMap create received (watch, operator, pool queue)", cm[0] - accepted),
+                                 ("ConfigMap create received → accepted (API server)", cm[1] - cm[0]),
+                                 ("ConfigMap accepted → Job create received (operator)", job[0] - cm[1]),
+                                 ("Job create received → accepted (API server)", job[1] - job[0])):
+                stages.setdefault(label, []).append(value)
+    return crs, jobs, first, stages
+
+
+def apiserver_sums(cp: ControlPlane) -> dict[tuple[str, str], float]:
+    """Cumulative API server latency counters from /metrics: (what, key) → value.
+
+    * ("wait", priority level): seconds requests spent queued by API Priority and Fairness
+    * ("exec", priority level): seconds they spent executing once admitted
+    * ("n", priority level): requests admitted
+    """
+    out: dict[tuple[str, str], float] = {}
+    text = cp.kubectl("get", "--raw", "/metrics", timeout=120).stdout
+    names = {"apiserver_flowcontrol_request_wait_duration_seconds_sum": "wait",
+             "apiserver_flowcontrol_request_execution_seconds_sum": "exec",
+             "apiserver_flowcontrol_request_execution_seconds_count": "n"}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name not in names:
+            continue
+        labels, _, value = rest.rpartition("} ")
+        level = next((kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("priority_level=")), "?")
+        key = (names[name], level)
+        out[key] = out.get(key, 0.0) + float(value)
+    return out
 
 
 def loadavg() -> str:
@@ -215,6 +255,7 @@ def main() -> int:
             return out
 
         load0 = loadavg()
+        apf0 = apiserver_sums(cp)
         cpu0 = cpu_by_component()
         t0 = time.monotonic()
         with cf.ThreadPoolExecutor(args.threads) as ex:
@@ -223,6 +264,15 @@ def main() -> int:
         ok = all_jobs.wait(args.timeout)
         t_all_jobs = time.monotonic() - t0
         cpu1 = cpu_by_component()
+        apf1 = apiserver_sums(cp)
+        apf_rows = []
+        for level in sorted({k[1] for k in apf1}):
+            n = apf1.get(("n", level), 0) - apf0.get(("n", level), 0)
+            if n >= 1:
+                wait = apf1.get(("wait", level), 0) - apf0.get(("wait", level), 0)
+                exe = apf1.get(("exec", level), 0) - apf0.get(("exec", level), 0)
+                apf_rows.append((f"API server until all Jobs, priority level {level}: requests / mean queue wait / mean execution",
+                                 f"{n:.0f} / {1000 * wait / n:.0f} ms / {1000 * exe / n:.0f} ms", ""))
         cpu_rows = [(f"CPU seconds until all Jobs: {k}", f"{cpu1.get(k, 0) - cpu0.get(k, 0):.1f} s", "")
                     for k in sorted(cpu1)]
         lat = [job_seen[n] - applied[n] for n in job_seen if n in applied]
@@ -241,7 +291,7 @@ def main() -> int:
         stop.set()
         rss_mb = peak["rss"] / 2**20
         time.sleep(2.0)  # the audit backend flushes its batches every second
-        cr_acc, job_acc, first_rx = audit_times(audit_log, ns)
+        cr_acc, job_acc, first_rx, stages = audit_times(audit_log, ns)
         srv_lat = [job_acc[n] - cr_acc[n] for n in job_acc if n in cr_acc]
         srv_all = (max(job_acc.values()) - first_rx) if job_acc and first_rx is not None else None
         srv_ok = len(srv_lat) >= args.count
@@ -263,7 +313,9 @@ def main() -> int:
              f"{pct(ts_lat, 0.5):.0f} s / {pct(ts_lat, 0.99):.0f} s" if ts_lat else "n/a", ""),
             ("operator RSS idle → peak", f"{rss_idle / 2**20:.0f} MB → {rss_mb:.0f} MB", "≤ 300 MB"),
             ("all Succeeded after (informational)", f"{t_done:.1f} s" if t_done else "skipped" if args.no_succeeded else "not within timeout", ""),
+            *[(f"apply→Job stage p50/p99: {k}", f"{pct(v, 0.5):.2f} s / {pct(v, 0.99):.2f} s", "") for k, v in stages.items()],
             *cpu_rows,
+            *apf_rows,
         ]
         verdict = bool(srv_ok and srv_all is not None and srv_all <= 60 and pct(srv_lat, 0.99) <= 5 and rss_mb <= 300)
         lines = [
