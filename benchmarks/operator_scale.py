@@ -265,6 +265,13 @@ def main() -> int:
         t_all_jobs = time.monotonic() - t0
         cpu1 = cpu_by_component()
         apf1 = apiserver_sums(cp)
+        opm = {line.split(" ")[0]: float(line.split(" ")[1]) for line in op.metrics().splitlines()
+               if line.startswith("modeldeploy_reconcile_queue_seconds")}
+        q_n = opm.get("modeldeploy_reconcile_queue_seconds_count", 0.0)
+        q_slow = 1 - opm.get('modeldeploy_reconcile_queue_seconds_bucket{le="1.0"}', 0.0) / q_n if q_n else 0.0
+        q_row = [("operator reconcile pool: passes / mean wait for a thread / share waiting > 1 s",
+                  f"{q_n:.0f} / {1000 * opm.get('modeldeploy_reconcile_queue_seconds_sum', 0.0) / q_n:.0f} ms / "
+                  f"{q_slow:.1%}", "")] if q_n else []
         apf_rows = []
         for level in sorted({k[1] for k in apf1}):
             n = apf1.get(("n", level), 0) - apf0.get(("n", level), 0)
@@ -314,6 +321,7 @@ def main() -> int:
             ("operator RSS idle → peak", f"{rss_idle / 2**20:.0f} MB → {rss_mb:.0f} MB", "≤ 300 MB"),
             ("all Succeeded after (informational)", f"{t_done:.1f} s" if t_done else "skipped" if args.no_succeeded else "not within timeout", ""),
             *[(f"apply→Job stage p50/p99: {k}", f"{pct(v, 0.5):.2f} s / {pct(v, 0.99):.2f} s", "") for k, v in stages.items()],
+            *q_row,
             *cpu_rows,
             *apf_rows,
         ]

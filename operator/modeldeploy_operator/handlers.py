@@ -233,7 +233,7 @@ class Reconciler:
         self.state = state
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._lock = threading.Lock()
-        self._pending: set[tuple[str, str]] = set()
+        self._pending: dict[tuple[str, str], float] = {}  # key → when it was queued
         self._closed = False
 
     def wanted(self, body: Mapping[str, Any]) -> bool:
@@ -245,12 +245,13 @@ class Reconciler:
         with self._lock:
             if key in self._pending or self._closed:
                 return
-            self._pending.add(key)
+            self._pending[key] = time.monotonic()
         self.pool.submit(self._run, key)
 
     def _run(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._pending.discard(key)
+            queued = self._pending.pop(key)
+        self.state.metrics.reconcile_queue.observe(time.monotonic() - queued)
         body = self.state.cache.get(*key)
         if body is None or not self.wanted(body):
             return

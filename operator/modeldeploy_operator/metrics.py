@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -121,6 +121,12 @@ class Metrics:
                                           registry=self.registry)
         self.status_updates = Counter("modeldeploy_status_updates", "Status patches written from Job/Pod observations.",
                                       registry=self.registry)
+        # controller-runtime's workqueue_queue_duration_seconds, for the reconcile pool: how
+        # long a CR waited for a free reconcile thread (tells pool saturation from API latency).
+        self.reconcile_queue = Histogram("modeldeploy_reconcile_queue_seconds",
+                                         "Time a ModelDeployment waited for a reconcile thread.",
+                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+                                         registry=self.registry)
 
 
 def serve(metrics: Metrics, host: str, port: int, healthy: Callable[[], bool]) -> Any:

@@ -102,3 +102,4 @@ def test_deleted_cr_is_not_reconciled():
     state.reconciler.submit("ns", "gone")  # nothing in the cache: deleted before the pass ran
     _drain(state)
     assert state.kube.creates == 0
+    assert _counter(state, "modeldeploy_reconcile_queue_seconds_count") == 1  # the wait for a thread is measured
