@@ -7,6 +7,7 @@ so the pure functions stay testable without environment tricks.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Mapping
 
@@ -33,6 +34,9 @@ class OperatorConfig:
     """Knobs of one operator process (see docs/operator.md for the env names)."""
 
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
+    # Container resources for runtime Jobs whose spec.runtime.resources is unset (JSON of a
+    # ResourceRequirements: {"requests": {...}, "limits": {...}}), from the chart's values.
+    runtime_resources_json: str = ""
     # A pod that stays unschedulable this long makes the deployment Stalled.
     unschedulable_after_s: float = 120.0
     # Period of the fallback resync that re-reads Jobs/Pods of unfinished deployments.
@@ -54,6 +58,7 @@ class OperatorConfig:
         namespaces = tuple(n for n in env.get("MODELDEPLOY_NAMESPACES", "").replace(",", " ").split() if n)
         values: dict[str, object] = dict(
             runtime_image=env.get("MODELDEPLOY_RUNTIME_IMAGE") or DEFAULT_RUNTIME_IMAGE,
+            runtime_resources_json=_resources_json(env.get("MODELDEPLOY_RUNTIME_RESOURCES", "")),
             unschedulable_after_s=_float(env, "MODELDEPLOY_UNSCHEDULABLE_AFTER_SECONDS", 120.0),
             resync_interval_s=_float(env, "MODELDEPLOY_RESYNC_SECONDS", 30.0),
             metrics_host=env.get("MODELDEPLOY_METRICS_HOST") or "127.0.0.1",
@@ -65,3 +70,18 @@ class OperatorConfig:
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _resources_json(text: str) -> str:
+    """Validate MODELDEPLOY_RUNTIME_RESOURCES at start-up: a bad value must stop the
+    operator with a clear message, not produce Jobs the API server rejects later."""
+    if not text.strip():
+        return ""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"MODELDEPLOY_RUNTIME_RESOURCES is not JSON ({exc}); expected e.g. "
+                         '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}') from None
+    if not isinstance(value, dict) or set(value) - {"requests", "limits"} or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError("MODELDEPLOY_RUNTIME_RESOURCES must be an object with only 'requests' and/or 'limits' maps")
+    return json.dumps(value, sort_keys=True)

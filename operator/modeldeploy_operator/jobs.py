@@ -118,8 +118,9 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
     return env
 
 
-def _resources(spec: Mapping[str, Any]) -> dict[str, Any]:
-    res = copy.deepcopy((spec.get("runtime") or {}).get("resources") or {})
+def _resources(spec: Mapping[str, Any], default_json: str = "") -> dict[str, Any]:
+    """The spec's resources, else the operator's default; a GPU limit for CUDA runs."""
+    res = copy.deepcopy((spec.get("runtime") or {}).get("resources") or (json.loads(default_json) if default_json else {}))
     if specmod.effective_device(spec) == "cuda":
         limits = res.setdefault("limits", {})
         requests = res.get("requests") or {}
@@ -163,7 +164,7 @@ def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> di
         "command": ["modeldeploy"],
         "args": specmod.runtime_args(spec, hash_),
         "env": _env(body, hash_),
-        "resources": _resources(spec),
+        "resources": _resources(spec, config.runtime_resources_json),
         "volumeMounts": mounts,
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",

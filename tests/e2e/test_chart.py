@@ -181,3 +181,12 @@ def test_values_schema_refuses_unknown_keys_at_install_time(helm: Helm) -> None:
     proc = helm.run("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "rbac.scope=everything", check=False)
     assert proc.returncode != 0 and "rbac" in proc.stderr, proc.stderr
 
+
+
+def test_runtime_default_resources_reach_the_operator_env(helm: Helm) -> None:
+    docs = render(helm, "runtimeDefaults.resources.requests.cpu=500m", "runtimeDefaults.resources.limits.memory=16Gi")
+    (dep,) = kinds(docs, "Deployment")
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["MODELDEPLOY_RUNTIME_RESOURCES"]) == {"requests": {"cpu": "500m"}, "limits": {"memory": "16Gi"}}
+    (dep,) = kinds(render(helm), "Deployment")
+    assert "MODELDEPLOY_RUNTIME_RESOURCES" not in {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}

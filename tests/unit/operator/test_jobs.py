@@ -115,3 +115,21 @@ def test_config_map_key_ref_becomes_a_projected_volume():
     assert vol["configMap"] == {"name": "team-configs", "items": [{"key": "deploy.py", "path": "deploy_config.py"}]}
     assert "deploy_config.py" not in cm["data"]
     assert pod["containers"][0]["args"][1] == "/etc/modeldeploy/user/deployConfig/deploy_config.py"
+
+
+def test_default_runtime_resources_apply_only_when_the_spec_has_none():
+    import pytest as _pytest
+
+    cfg = OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}'})
+    body = deployment()
+    body["spec"].setdefault("runtime", {}).pop("resources", None)
+    h = spec_hash(body["spec"])
+    res = jobs.build_job(body, h, cfg)["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert res["requests"] == {"cpu": "4", "memory": "16Gi"} and res["limits"]["memory"] == "16Gi"
+    body["spec"]["runtime"]["resources"] = {"requests": {"cpu": "1"}}
+    res = jobs.build_job(body, spec_hash(body["spec"]), cfg)["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert res["requests"] == {"cpu": "1"} and "memory" not in res.get("limits", {})
+    with _pytest.raises(ValueError, match="MODELDEPLOY_RUNTIME_RESOURCES is not JSON"):
+        OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": "cpu=4"})
+    with _pytest.raises(ValueError, match="only 'requests' and/or 'limits'"):
+        OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": '{"cpu": "4"}'})

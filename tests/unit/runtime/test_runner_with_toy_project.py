@@ -155,3 +155,21 @@ def test_final_prediction_mismatch_fails_verification(tmp_path: Path, toy_files:
     assert all(c["passed"] for c in ver["comparisons"]) and ver["passed"] is False
     assert ver["predictions"][0] == {"reference": "pytorch:cpu", "test": "onnxruntime:cpu", "sample": 0, "passed": False, "unmatched_test": 1}
     assert "final predictions differ" in out.results["failure"]["message"]
+
+
+def test_explicit_int8_records_qdq_model_and_its_accuracy_delta(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+    cfg = _cfg(tmp_path, backend_config={"common_config": {"precision_policy": "explicit_int8"}, "quantization": {"calibration_samples": 4}})
+    out = _runner(tmp_path, toy_files, cfg=cfg).run()
+    assert out.exit_code == 0, out.results["failure"]
+    res = json.loads(out.results_path.read_text())
+    qdq = [a for a in res["artifacts"] if a["name"].endswith(".int8_qdq.onnx")]
+    assert qdq, [a["name"] for a in res["artifacts"]]
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "work" / qdq[0]["name"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8 = res["evaluation"]["onnxruntime-int8:cpu"]
+    assert int8["precision"] == "int8"
+    delta = int8["accuracy_delta_vs_fp32"]
+    assert delta["metric"] == "accuracy" and delta["fp32"] == res["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    assert abs(delta["delta"] - (delta["int8"] - delta["fp32"])) < 1e-12
