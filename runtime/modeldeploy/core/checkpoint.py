@@ -9,6 +9,7 @@ absent), never with ``weights_only=False``.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 import zipfile
@@ -41,6 +42,7 @@ _MMENGINE_ALLOWED = (
     "argparse.Namespace",
     "torch.torch_version.TorchVersion",
 )
+log = logging.getLogger(__name__)
 _UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
@@ -102,10 +104,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def extract_state_dict(ckpt: Mapping[str, Any], *, prefer_ema: bool = False, source: str = "checkpoint") -> "OrderedDict[str, torch.Tensor]":
     """Pick ``ema_state_dict`` / ``state_dict`` / a bare state dict, and strip EMA prefixes."""
-    if prefer_ema:
-        if "ema_state_dict" not in ckpt:
-            raise CheckpointError(f"{source} has no ema_state_dict", hint="set use_ema=False or pass an EMA-trained checkpoint")
-        sd = ckpt["ema_state_dict"]
+    ema = ckpt.get("ema_state_dict") if prefer_ema else None
+    if prefer_ema and ema is None:
+        raise CheckpointError(f"{source} has no ema_state_dict", hint="set use_ema=False or pass an EMA-trained checkpoint")
+    if isinstance(ema, Mapping) and "steps" in ema and "state_dict" in ckpt:
+        # mmengine's EMAHook swaps before saving: 'state_dict' already holds the averaged
+        # weights (for deployment) and 'ema_state_dict' the raw ones. use_ema means "deploy
+        # the EMA weights", so read 'state_dict' here.
+        log.info("%s: mmengine EMAHook checkpoint — the EMA weights are its 'state_dict'", source)
+        prefer_ema, sd = False, ckpt["state_dict"]
+    elif ema is not None:
+        sd = ema
     elif "state_dict" in ckpt:
         sd = ckpt["state_dict"]
     elif "model" in ckpt and isinstance(ckpt["model"], Mapping):

@@ -43,18 +43,6 @@ class YOLOXProject(BaseProject):
         normalize_settings(model_cfg)
         return build_yolox(cfg["model"])
 
-    def load_checkpoint(self, model: torch.nn.Module, checkpoint: str, cfg: "BaseDeploymentConfig") -> torch.nn.Module:
-        if cfg.use_ema:
-            from modeldeploy.core.checkpoint import read_checkpoint
-
-            ckpt = read_checkpoint(checkpoint)
-            if "meta" in ckpt and "state_dict" in ckpt and "ema_state_dict" in ckpt:
-                # mmengine's EMAHook swaps before saving: 'state_dict' holds the averaged weights,
-                # 'ema_state_dict' the raw training weights (module.-prefixed, plus 'steps').
-                log.warning("use_ema=True reads 'ema_state_dict', which in an mmengine Runner checkpoint holds the *raw* training "
-                            "weights (EMAHook stores the EMA weights in 'state_dict'); set use_ema=False to deploy the EMA weights")
-        return super().load_checkpoint(model, checkpoint, cfg)
-
     def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CocoDetectionDataLoader:
         rio = cfg.runtime_io
         loader = CocoDetectionDataLoader.from_runtime_io(rio.info_file, rio.data_root, data_settings(model_cfg))

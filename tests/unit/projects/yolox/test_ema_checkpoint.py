@@ -1,11 +1,11 @@
 """EMA checkpoints as mmengine's real EMAHook writes them (mmdet's ExpMomentumEMA subclasses
 mmengine's ExponentialMovingAverage, so the key format is the same): ``ema_state_dict`` keys
 are ``module.``-prefixed plus a ``steps`` counter — and EMAHook *swaps* before saving, so
-``state_dict`` holds the averaged weights and ``ema_state_dict`` the raw ones."""
+``state_dict`` holds the averaged weights and ``ema_state_dict`` the raw ones. ``use_ema``
+therefore reads ``state_dict`` for such checkpoints (core/checkpoint.extract_state_dict)."""
 
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
 
 import torch
@@ -32,28 +32,23 @@ def test_mmengine_emahook_checkpoint_format_and_swap(tiny_cfg, tmp_path) -> None
     keys = set(ckpt["ema_state_dict"])
     assert "steps" in keys and all(k == "steps" or k.startswith("module.") for k in keys)
 
-    raw = extract_state_dict(ckpt, prefer_ema=True)
-    assert set(raw) == set(model.state_dict())
+    averaged = extract_state_dict(ckpt, prefer_ema=True)
+    assert set(averaged) == set(model.state_dict())
     w = "bbox_head.multi_level_conv_cls.0.weight"
-    assert torch.equal(raw[w], model.state_dict()[w])  # ema_state_dict now holds the RAW weights
-    assert not torch.equal(ckpt["state_dict"][w], model.state_dict()[w])  # state_dict holds the EMA ones
+    assert not torch.equal(ckpt["state_dict"][w], model.state_dict()[w])  # state_dict holds the EMA weights
+    assert torch.equal(averaged[w], ckpt["state_dict"][w])  # use_ema deploys them, not the raw ones
 
     path = tmp_path / "runner.pth"
     torch.save(ckpt, path)
     fresh = build_yolox(tiny_cfg.model)
     load_weights(fresh, path, prefer_ema=True)
-    assert torch.equal(fresh.state_dict()[w], model.state_dict()[w])
+    assert torch.equal(fresh.state_dict()[w], ckpt["state_dict"][w])
 
 
-def test_project_warns_when_use_ema_would_load_raw_weights(tiny_cfg, tmp_path, caplog) -> None:
-    from modeldeploy.config import BaseDeploymentConfig
-    from modeldeploy.projects.yolox.project import YOLOXProject
-
+def test_plain_ema_state_dict_without_emahook_layout_is_used_as_is(tiny_cfg) -> None:
     model = build_yolox(tiny_cfg.model)
     sd = model.state_dict()
-    path = tmp_path / "ck.pth"
-    torch.save({"meta": {}, "state_dict": sd, "ema_state_dict": {**{f"module.{k}": v for k, v in sd.items()}, "steps": torch.tensor(3)}}, path)
-    cfg = BaseDeploymentConfig.from_dict({"project": "yolox", "use_ema": True})
-    with caplog.at_level(logging.WARNING):
-        YOLOXProject().load_checkpoint(build_yolox(tiny_cfg.model), str(path), cfg)
-    assert any("raw" in r.getMessage() and "use_ema=False" in r.getMessage() for r in caplog.records)
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in sd.items()}
+    got = extract_state_dict({"state_dict": sd, "ema_state_dict": ema}, prefer_ema=True)
+    w = "bbox_head.multi_level_conv_cls.0.weight"
+    assert torch.equal(got[w], ema[w])
