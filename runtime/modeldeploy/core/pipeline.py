@@ -8,6 +8,7 @@ include the device work, not just the launch).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,15 +52,24 @@ class BasePipeline(ABC):
     @torch.inference_mode()
     def __call__(self, sample: dict[str, Any]) -> PipelineOutput:
         timer = StageTimer(self.device)
-        self.timer = timer  # visible to subclasses that time nested stages inside preprocess/postprocess
-        with timer.total():
-            with timer.stage("preprocess"):
-                inputs = self.preprocess(sample)
-            raw = self.run_model(inputs, timer)
-            with timer.stage("postprocess"):
-                prediction = self.postprocess(raw, sample)
+        self._timer = timer  # lets preprocess/postprocess time nested stages via self.stage()
+        try:
+            with timer.total():
+                with timer.stage("preprocess"):
+                    inputs = self.preprocess(sample)
+                raw = self.run_model(inputs, timer)
+                with timer.stage("postprocess"):
+                    prediction = self.postprocess(raw, sample)
+        finally:
+            self._timer = None
         stages, total = timer.collect()
         return PipelineOutput(prediction=prediction, raw_outputs=raw, stage_ms=stages, total_ms=total)
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        """Time a nested stage (e.g. voxelize inside preprocess) when called from __call__;
+        a no-op otherwise (verification calls preprocess/postprocess untimed)."""
+        timer = getattr(self, "_timer", None)
+        return timer.stage(name) if timer is not None else nullcontext()
 
     def model_inputs(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Preprocessed inputs, used by verification to feed every backend identical tensors."""

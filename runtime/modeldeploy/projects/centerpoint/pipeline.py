@@ -12,14 +12,12 @@ verification compares raw outputs; ``postprocess`` returns the decoded boxes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
 from modeldeploy.backends.base import BaseBackend
-from modeldeploy.core.pipeline import BasePipeline, PipelineOutput
+from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.errors import DataError
 from modeldeploy.evaluation.latency import StageTimer
 from modeldeploy.projects.centerpoint.boxes import decode_and_nms
@@ -62,37 +60,11 @@ class CenterPointPipeline(BasePipeline):
             raise ValueError(f"CenterPointPipeline needs backends for {missing}")
         super().__init__(backends, device)
         self.settings = settings
-        self._timer: Optional[StageTimer] = None
-
-    def _stage(self, name: str):  # noqa: ANN202 - a context manager
-        return self._timer.stage(name) if self._timer is not None else nullcontext()
-
-    @contextmanager
-    def _timing(self, timer: StageTimer) -> Iterator[None]:
-        self._timer = timer
-        try:
-            yield
-        finally:
-            self._timer = None
-
-    @torch.inference_mode()
-    def __call__(self, sample: dict[str, Any]) -> PipelineOutput:
-        # Same structure as BasePipeline.__call__, but the timer is visible to preprocess and
-        # postprocess so their sub-stages (voxelize, decode_nms) are timed with it.
-        timer = StageTimer(self.device)
-        with self._timing(timer), timer.total():
-            with timer.stage("preprocess"):
-                inputs = self.preprocess(sample)
-            raw = self.run_model(inputs, timer)
-            with timer.stage("postprocess"):
-                prediction = self.postprocess(raw, sample)
-        stages, total = timer.collect()
-        return PipelineOutput(prediction=prediction, raw_outputs=raw, stage_ms=stages, total_ms=total)
 
     def preprocess(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
         if "points" not in sample:
             raise DataError("sample has no 'points'", hint="load samples with the centerpoint data loader")
-        with self._stage("voxelize"):
+        with self.stage("voxelize"):
             return preprocess_points(sample["points"], self.settings, self.device)
 
     def run_model(self, inputs: dict[str, torch.Tensor], timer: StageTimer) -> dict[str, torch.Tensor]:
@@ -111,7 +83,7 @@ class CenterPointPipeline(BasePipeline):
         return {k: out[k] for k in HEAD_OUTPUTS}
 
     def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> dict[str, Any]:
-        with self._stage("decode_nms"):
+        with self.stage("decode_nms"):
             per_task = split_task_outputs({k: v.to(self.device) for k, v in raw.items()}, self.settings.task_num_classes)
             det = decode_and_nms(per_task, self.settings).to("cpu")
         return {
