@@ -17,7 +17,6 @@ $(STAMP):
 	$(PIP) install -q -e '.[$(EXTRAS)]'
 	@# nuscenes-devkit pins numpy<2: install its pure-python eval code without its pins
 	@# (see runtime/modeldeploy/projects/centerpoint/metrics.py for the decision)
-	$(PIP) install -q tqdm cachetools
 	$(PIP) install -q --no-deps 'nuscenes-devkit==1.2.0' 'pyquaternion==0.9.9'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
