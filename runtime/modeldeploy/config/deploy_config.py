@@ -190,9 +190,9 @@ class BaseDeploymentConfig:
         for name, be in self.evaluation.backends.items():
             dev = be.device or ex.device
             if name == "tensorrt" and be.enabled and dev == "cpu":
-                raise self._err(f"evaluation.backends.tensorrt.device", dev, "TensorRT runs only on CUDA", "set device='cuda:0' or enabled=False")
+                raise self._err("evaluation.backends.tensorrt.device", dev, "TensorRT runs only on CUDA", "set device='cuda:0' or enabled=False")
             if be.precision is not None and name == "pytorch" and be.precision not in ("fp32", "fp16"):
-                raise self._err(f"evaluation.backends.pytorch.precision", be.precision, "PyTorch evaluates in fp32 or fp16 (autocast)", "use 'fp32' or 'fp16'")
+                raise self._err("evaluation.backends.pytorch.precision", be.precision, "PyTorch evaluates in fp32 or fp16 (autocast)", "use 'fp32' or 'fp16'")
             if name == "pytorch" and be.precision == "fp16" and dev == "cpu":
                 raise self._err("evaluation.backends.pytorch.precision", "fp16", "fp16 autocast evaluation needs CUDA", "use precision='fp32' on CPU")
         bc = self.backend_config
@@ -257,10 +257,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run an mmengine config file (Python) and return it as a plain dict.
+def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Any:
+    """Run an mmengine config file (Python) and return the ``mmengine.Config``.
 
-    Only the runtime (the Job) does this: a config file is code.
+    Only the runtime (the Job) does this: a config file is code. Every failure becomes one
+    ConfigError naming the file.
     """
     p = Path(path)
     if not p.is_file():
@@ -281,4 +282,9 @@ def load_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
             cfg.merge_from_dict(dict(cfg_options))
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(f"--cfg-options could not be applied to {p}: {exc}", hint="use key=value with dotted keys") from None
-    return _plain(cfg.to_dict())
+    return cfg
+
+
+def load_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config file as a plain dict (for typed validation)."""
+    return _plain(read_mmengine_config(path, cfg_options).to_dict())

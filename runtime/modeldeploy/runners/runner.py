@@ -180,12 +180,9 @@ class DeploymentRunner:
     # ------------------------------------------------------------------ stages
     def load(self) -> None:
         """Resolve inputs, build and load the model, open the dataset, build export components."""
-        from modeldeploy.config.deploy_config import load_mmengine_config
-        from mmengine.config import Config
+        from modeldeploy.config.deploy_config import read_mmengine_config
 
-        model_cfg_file = self.resolve(self.model_cfg_path)
-        load_mmengine_config(model_cfg_file)  # one clear ConfigError for a broken file
-        self.state.model_cfg = Config.fromfile(str(model_cfg_file))
+        self.state.model_cfg = read_mmengine_config(self.resolve(self.model_cfg_path))
         ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
         if self.load_model_fn is not None:
             model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
