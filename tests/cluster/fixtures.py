@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from .controlplane import STATE_FILE, ControlPlane, ControlPlaneError, cache_root, ensure_binaries, k8s_version
-from .node_agent import IMAGE_MAP_FILE, NodeAgent, _safe, default_image_map
+from .node_agent import IMAGE_MAP_FILE, NodeAgent, PodLogFiles, _safe, default_image_map
 
 NODE_NAME = "modeldeploy-gpu-node"
 
@@ -55,22 +55,13 @@ class FileBackedImageMap(dict):
         tmp.replace(self.path)
 
 
-class ExternalNodeAgent:
+class ExternalNodeAgent(PodLogFiles):
     """Handle to the node agent run by `python -m tests.cluster up` (same log layout)."""
 
     def __init__(self, node_name: str, work_dir: str):
         self.node_name = node_name
         self.work_dir = Path(work_dir)
         self.image_map = FileBackedImageMap(self.work_dir / IMAGE_MAP_FILE)
-
-    def log_path(self, namespace: str, pod_name: str) -> Path:
-        return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"
-
-    def pod_log(self, namespace: str, pod_name: str) -> str:
-        try:
-            return self.log_path(namespace, pod_name).read_text(errors="replace")
-        except OSError:
-            return ""
 
     @property
     def agent_log(self) -> Path:

@@ -730,7 +730,23 @@ class PodRun:
 
 # ============================================================================ agent
 
-class NodeAgent:
+class PodLogFiles:
+    """Where an agent (in this process or another) keeps each pod's stdout+stderr."""
+
+    work_dir: Path
+
+    def log_path(self, namespace: str, pod_name: str) -> Path:
+        """stdout+stderr of pod namespace/pod_name."""
+        return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"
+
+    def pod_log(self, namespace: str, pod_name: str) -> str:
+        try:
+            return self.log_path(namespace, pod_name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class NodeAgent(PodLogFiles):
     """Registers a fake GPU node and runs the pods bound to it as local processes.
 
     Args:
@@ -797,16 +813,6 @@ class NodeAgent:
         except (OSError, ValueError) as e:
             log.warning("ignoring unreadable %s: %s", self.image_map_file, e)
         return merged
-
-    def log_path(self, namespace: str, pod_name: str) -> Path:
-        """stdout+stderr of pod namespace/pod_name."""
-        return self.work_dir / "logs" / f"{_safe(namespace)}_{_safe(pod_name)}.log"
-
-    def pod_log(self, namespace: str, pod_name: str) -> str:
-        try:
-            return self.log_path(namespace, pod_name).read_text(errors="replace")
-        except OSError:
-            return ""
 
     @property
     def agent_log(self) -> Path:

@@ -16,10 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from tests.cluster.waiting import wait_for  # noqa: F401 - re-exported for the operator tests
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "modeldeployment.yaml"
@@ -33,17 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
 
 
 def install_crd(cp: Any) -> None:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.cluster.waiting import wait_for as wait_until
+
 pytestmark = pytest.mark.cluster
-
-
-def wait_until(fn, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
 @pytest.fixture

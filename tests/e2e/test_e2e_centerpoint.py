@@ -16,22 +16,26 @@ substitutions (`e2e_variant`): tiny configs and checkpoint, CPU, fewer samples, 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
 import time
 import urllib.request
 import uuid
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
+from tests.cluster.waiting import wait_for as _wait_for
 
 from .helm import CHART, REPO, Helm
 from .prometheus import PrometheusServer, free_port
+
+# The e2e waits are on whole runtime Jobs: poll once a second unless a call says otherwise.
+wait_for = functools.partial(_wait_for, interval=1.0)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -61,18 +65,6 @@ def e2e_variant(example: dict[str, Any], namespace: str, bucket: str) -> dict[st
     spec["runtime"]["activeDeadlineSeconds"] = RUN_TIMEOUT
     spec["runtime"]["backoffLimit"] = 0
     return body
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 1.0,
-             on_timeout: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last={last!r}\n{on_timeout()}")
 
 
 def http_status(url: str) -> int:
