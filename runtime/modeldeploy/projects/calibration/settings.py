@@ -13,12 +13,12 @@ probability 0.5, 1–10° rotation and 0.05–0.2 m translation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modeldeploy.errors import ConfigError
+from modeldeploy.core.model_config import model_cfg_dict  # noqa: F401 - also this module's public name
 
 
 class _Strict(BaseModel):
@@ -77,26 +77,11 @@ class CalibrationDataSettings(_Strict):
     class_names: tuple[str, str] = ("miscalibrated", "calibrated")
 
 
-def _as_dict(cfg: Any) -> dict[str, Any]:
-    if cfg is None:
-        return {}
-    if hasattr(cfg, "to_dict"):
-        return dict(cfg.to_dict())
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    raise ConfigError(f"model config must be a dict or mmengine Config, got {type(cfg).__name__}", hint="pass MODEL_CFG as a config file")
-
-
-def model_cfg_dict(model_cfg: Any) -> dict[str, Any]:
-    """mmengine Config / ConfigDict / dict → plain dict (read-only use)."""
-    return _as_dict(model_cfg)
-
-
 def data_settings(model_cfg: Any) -> CalibrationDataSettings:
     """Parse ``calibration_data`` (absent → AWML defaults); ConfigError names the key."""
     raw = model_cfg_dict(model_cfg).get("calibration_data") or {}
     try:
-        return CalibrationDataSettings.model_validate(_as_dict(raw))
+        return CalibrationDataSettings.model_validate(model_cfg_dict(raw))
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         key = ".".join(["calibration_data", *(str(p) for p in err["loc"])])

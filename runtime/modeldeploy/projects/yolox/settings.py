@@ -9,7 +9,6 @@ the *deploy* config's ``yolox = dict(...)`` section, validated like every other 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -19,6 +18,7 @@ from modeldeploy.config.deploy_config import PROJECT_SECTIONS
 from modeldeploy.config.sections import Section
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.yolox.preprocess import Normalize
+from modeldeploy.core.model_config import model_cfg_dict  # noqa: F401 - also this module's public name
 
 # TensorRT's TopK accepts K <= 3840; the pre-NMS cap is a TopK in the NMS graph.
 MAX_TOPK = 3840
@@ -62,16 +62,6 @@ class PostprocessSettings:
     iou_thr: float
     max_per_img: int
     pre_nms: int
-
-
-def model_cfg_dict(model_cfg: Any) -> dict[str, Any]:
-    if model_cfg is None:
-        return {}
-    if hasattr(model_cfg, "to_dict"):
-        return dict(model_cfg.to_dict())
-    if isinstance(model_cfg, Mapping):
-        return dict(model_cfg)
-    raise ConfigError(f"model config must be a dict or mmengine Config, got {type(model_cfg).__name__}", hint="pass MODEL_CFG as a config file")
 
 
 def data_settings(model_cfg: Any) -> YOLOXDataSettings:
