@@ -26,6 +26,7 @@ from modeldeploy.config.sections import (
     Section,
     VerificationSection,
 )
+from modeldeploy.core.model_config import to_plain
 from modeldeploy.errors import ConfigError
 
 TaskType = Literal["classification", "detection2d", "detection3d"]
@@ -146,7 +147,7 @@ class BaseDeploymentConfig:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: '{name}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {name} = dict(...)")
             try:
-                sections[name] = model.model_validate(_plain(value))
+                sections[name] = model.model_validate(to_plain(value))
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
                 first = {**first, "loc": (name,) + tuple(first["loc"])}
@@ -246,17 +247,6 @@ class BaseDeploymentConfig:
         return out
 
 
-def _plain(value: Any) -> Any:
-    """mmengine ConfigDict → plain dicts/lists (tuples kept) so pydantic sees builtins."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
 def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Any:
     """Run an mmengine config file (Python) and return the ``mmengine.Config``.
 
@@ -287,4 +277,4 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
 
 def load_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The config file as a plain dict (for typed validation)."""
-    return _plain(read_mmengine_config(path, cfg_options).to_dict())
+    return to_plain(read_mmengine_config(path, cfg_options).to_dict())

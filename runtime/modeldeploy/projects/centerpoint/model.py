@@ -46,6 +46,7 @@ from torch import nn
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.centerpoint.ops import decorate, scatter_to_bev
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse_settings
+from modeldeploy.core.model_config import to_plain
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
@@ -390,11 +391,3 @@ def build_centerpoint(model_cfg: Any) -> CenterPoint:
     model_dict = model_cfg["model"] if isinstance(model_cfg, Mapping) else model_cfg.model
     return CenterPoint(settings, to_plain(model_dict)).eval()
 
-
-def to_plain(value: Any) -> Any:
-    """mmengine ConfigDict → plain dicts/lists, so modules can pop keys freely."""
-    if isinstance(value, Mapping):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_plain(v) for v in value)
-    return value
