@@ -42,6 +42,23 @@ class BaseProject(ABC):
     @abstractmethod
     def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> BaseEvaluator: ...
 
+    def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
+        """Whether ``build_data_loader`` has a dataset to read for this run.
+
+        A user may bring only a deploy config, a model config and a checkpoint: export must
+        not need their data. False makes the runner trace the export with
+        ``example_sample()`` and skip (or refuse, when explicitly configured) verification
+        and evaluation. Default True: a project without the hook behaves as before."""
+        return True
+
+    def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
+        """A synthesised sample in the project's sample format (what ``load_sample`` returns),
+        built from ``model_io`` / the model config, to trace the export when there is no data."""
+        from modeldeploy.errors import DataError
+
+        raise DataError(f"project {self.name!r} cannot synthesise an example input, so export needs data",
+                        hint="set runtime_io.info_file / runtime_io.data_root in the deploy config")
+
     @abstractmethod
     def export_components(
         self, model: torch.nn.Module, cfg: "BaseDeploymentConfig", model_cfg: Any, sample: dict[str, Any]

@@ -192,16 +192,36 @@ class DeploymentRunner:
             model = self.project.build_model(self.state.model_cfg)
             model = self.project.load_checkpoint(model, ckpt, self.cfg)
         self.state.model = model.eval()
-        loader = self.project.build_data_loader(self.cfg, self.state.model_cfg)
-        if len(loader) == 0:
-            raise DataError("the dataset is empty", hint="check runtime_io.data_root / info_file")
-        idx = self.cfg.runtime_io.sample_idx
-        if idx >= len(loader):
-            raise ConfigError(f"runtime_io.sample_idx={idx} but the dataset has {len(loader)} samples", hint=f"use 0..{len(loader) - 1}")
-        self.state.loader = loader
+        if self.project.has_data(self.cfg, self.state.model_cfg):
+            loader = self.project.build_data_loader(self.cfg, self.state.model_cfg)
+            if len(loader) == 0:
+                raise DataError("the dataset is empty", hint="check runtime_io.data_root / info_file")
+            idx = self.cfg.runtime_io.sample_idx
+            if idx >= len(loader):
+                raise ConfigError(f"runtime_io.sample_idx={idx} but the dataset has {len(loader)} samples", hint=f"use 0..{len(loader) - 1}")
+            self.state.loader = loader
+            sample = loader.load_sample(idx)
+        else:  # export needs no data: trace with a synthesised input (docs/configuration.md "Export without data")
+            if self.cfg.precision_policy == "explicit_int8":
+                raise DataError("explicit_int8 quantization needs calibration data but no dataset is configured",
+                                hint="set runtime_io.info_file (and data_root) in the deploy config, or another precision_policy")
+            sample = self.project.example_sample(self.cfg, self.state.model_cfg)
+            log.info("no dataset configured (runtime_io.info_file/data_root unset): exporting from a synthesised example input")
         export_model = self.project.prepare_for_export(self.state.model, self.cfg)
-        self.state.components = self.project.export_components(export_model, self.cfg, self.state.model_cfg, loader.load_sample(idx))
-        log.info("loaded %s: %d component(s) %s, %d samples", self.project.name, len(self.state.components), [c.name for c in self.state.components], len(loader))
+        self.state.components = self.project.export_components(export_model, self.cfg, self.state.model_cfg, sample)
+        log.info("loaded %s: %d component(s) %s, %s samples", self.project.name, len(self.state.components), [c.name for c in self.state.components],
+                 len(self.state.loader) if self.state.loader is not None else "no")
+
+    def _without_data(self, stage: str, section: Any) -> bool:
+        """True (skip the stage) when there is no dataset and the deploy config did not ask for
+        ``stage`` (every key of its section left at the default); DataError when it did."""
+        if self.state.loader is not None:
+            return False
+        if section.model_fields_set:
+            raise DataError(f"{stage} needs data but no dataset is configured",
+                            hint=f"set runtime_io.info_file (and data_root) in the deploy config, or {stage}.enabled=False for an export-only run")
+        log.info("%s skipped: no dataset configured (set runtime_io.info_file/data_root to run it)", stage)
+        return True
 
     def export_onnx(self) -> None:
         mode = self.cfg.export.mode
@@ -238,7 +258,7 @@ class DeploymentRunner:
         from modeldeploy.exporters.quantization import quantize_qdq
 
         loader = self.state.loader
-        assert loader is not None
+        assert loader is not None  # load() refuses explicit_int8 without data
         n = self.cfg.backend_config.quantization.calibration_samples
         out_dir = self.work_dir / "onnx"
         for c in self.state.components:
@@ -282,6 +302,8 @@ class DeploymentRunner:
         scenarios = self.cfg.verification_scenarios()
         if not scenarios:
             return
+        if self._without_data("verification", self.cfg.verification):
+            return
         from modeldeploy.verification.runner import verify
 
         assert self.state.loader is not None
@@ -309,6 +331,8 @@ class DeploymentRunner:
 
     def evaluate(self) -> None:
         backends = self.cfg.evaluation_backends()
+        if backends and self._without_data("evaluation", self.cfg.evaluation):
+            return
         from modeldeploy.evaluation.runner import evaluate_backend
 
         assert self.state.loader is not None
