@@ -23,10 +23,13 @@ class ModelDeployError(Exception):
             self.reason = reason
 
     def one_line(self) -> str:
+        """The message users see; secret values are scrubbed (a config may have put one in it)."""
+        from modeldeploy.core.redact import scrub
+
         text = f"{self.reason}: {self.message}"
         if self.hint:
             text += f" — fix: {self.hint}"
-        return " ".join(text.split())
+        return str(scrub(" ".join(text.split())))
 
 
 class ConfigError(ModelDeployError):
@@ -64,6 +67,24 @@ class InferenceError(ModelDeployError):
 class VerificationFailed(ModelDeployError):
     reason = "VerificationFailed"
     exit_code = 3
+
+
+class EvaluationFailed(ModelDeployError):
+    """The model ran but its numbers are unusable (a NaN/Inf metric or prediction): never retried."""
+
+    reason = "EvaluationFailed"
+    exit_code = 3
+
+
+class LocalStorageError(ModelDeployError):
+    """The work dir, cache or a local artifact dir is read-only, full or not permitted.
+
+    Exit 2 (not retried): a retry of the same pod gets the same volume size and mounts.
+    ``reason`` names the cause: ReadOnlyStorage | NoSpace | PermissionDenied | LocalIOError.
+    """
+
+    reason = "LocalIOError"
+    exit_code = 2
 
 
 class ArtifactStoreError(ModelDeployError):

@@ -1,4 +1,8 @@
-"""Logging for a terminal (rich, human) or a pod (JSON lines, one object per line)."""
+"""Logging for a terminal (rich, human) or a pod (JSON lines, one object per line).
+
+Every handler carries ``RedactFilter`` (core/redact.py): no secret value reaches stderr
+(→ the pod log) or run.log (→ published), whatever a config or library logs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from modeldeploy.core.redact import RedactFilter, scrub
 
 _SECRET_HINTS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
 
@@ -23,9 +29,9 @@ class JsonFormatter(logging.Formatter):
         for k in ("stage", "event", "current", "total"):
             if hasattr(record, k):
                 obj[k] = getattr(record, k)
-        if record.exc_info and record.levelno >= logging.ERROR:
-            obj["exc"] = self.formatException(record.exc_info)
-        return json.dumps(obj, default=str)
+        if record.levelno >= logging.ERROR and (record.exc_text or record.exc_info):
+            obj["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return scrub(json.dumps(obj, default=str))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Optional[Path] = None) -> None:
@@ -44,12 +50,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Optional[Pat
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     h.setLevel(lvl)
+    h.addFilter(RedactFilter())
     root.addHandler(h)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, mode="w")
         fh.setFormatter(JsonFormatter())
         fh.setLevel(logging.DEBUG)
+        fh.addFilter(RedactFilter())
         root.addHandler(fh)
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -265,8 +265,10 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
     except SyntaxError as exc:
         raise ConfigError(f"{p}: syntax error at line {exc.lineno}: {exc.msg}", hint="fix the Python syntax of the config") from None
     except Exception as exc:  # noqa: BLE001 - mmengine raises many types for a broken config; report one line
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ConfigError(f"{p}: could not be loaded ({type(exc).__name__}: {first})", hint="fix the config file so `python` can execute it") from None
+        from modeldeploy.core.config_failure import describe
+
+        message, hint = describe(p, exc)  # names the line that failed (mmengine's lazy-import errors have no text)
+        raise ConfigError(message, hint=hint) from None
     if cfg_options:
         try:
             cfg.merge_from_dict(dict(cfg_options))

@@ -149,10 +149,15 @@ class Scenario(Section):
     _dev = field_validator("ref_device", "test_device")(classmethod(lambda cls, v: normalize_device(v)))
 
 
+TOLERANCE_MAX = 1e3  # docs/contracts.md: the CRD's spec.verification.tolerance uses the same bounds
+
+
 class VerificationSection(Section):
     enabled: bool = True
     num_verify_samples: int = Field(3, ge=1)
-    tolerance: float = Field(1e-3, gt=0)
+    # finite and bounded, from a file or --cfg-options alike: an inf tolerance could never fail
+    tolerance: float = Field(1e-3, gt=0, le=TOLERANCE_MAX, allow_inf_nan=False)
+    allow_nonfinite: tuple[str, ...] = ()  # output names whose NaN/Inf must match instead of failing
     scenarios: dict[ExportMode, tuple[Scenario, ...]] = {}
 
 

@@ -1,13 +1,19 @@
 """Compare a test backend's raw outputs with a reference backend's, output by output.
 
-An output passes iff it has the reference's shape, contains no NaN/Inf where the
-reference is finite, and its max absolute difference is within tolerance. Each failure
-mode has its own reason so a report says *why* (shape vs. non-finite vs. drift).
+An output passes iff it has the reference's shape, contains no NaN/Inf on EITHER side, and
+its max absolute difference is within tolerance. Each failure mode has its own reason so a
+report says *why* (shape vs. non-finite vs. drift).
+
+Why non-finite fails even when both sides agree: a checkpoint whose weights are +inf makes
+every backend output NaN, and "NaN equals NaN" would verify a useless model. An output that
+legitimately carries NaN/Inf (e.g. a masked -inf logit) is listed in
+``verification.allow_nonfinite``; then the non-finite positions must coincide exactly
+(same NaN mask, same signed infinities) and the finite values are compared as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -27,6 +33,8 @@ class Comparison:
     passed: bool
     reason: Optional[str] = None  # None | "ShapeMismatch" | "NonFinite" | "ToleranceExceeded" | "MissingOutput" | "DtypeMismatch"
     shape: Optional[list[int]] = None
+    nonfinite: Optional[dict[str, int]] = None  # {"reference": n, "test": n} NaN/Inf element counts when any
+
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +49,7 @@ def compare_outputs(
     tolerance: float,
     sample: int = 0,
     eps: float = 1e-6,
+    allow_nonfinite: Collection[str] = (),
 ) -> list[Comparison]:
     out: list[Comparison] = []
     for name, r in ref.items():
@@ -57,20 +66,32 @@ def compare_outputs(
         if r64.numel() == 0:
             out.append(Comparison(**base, max_abs_diff=0.0, mean_abs_diff=0.0, max_rel_diff=0.0, mean_rel_diff=0.0, passed=True, shape=list(r64.shape)))
             continue
-        finite_ref = torch.isfinite(r64)
-        nonfinite = bool((~torch.isfinite(t64) & finite_ref).any()) or bool((torch.isnan(t64) != torch.isnan(r64)).any())
-        diff = (t64 - r64).abs()
-        diff = torch.where(finite_ref & torch.isfinite(t64), diff, torch.zeros_like(diff))
-        rel = diff / (r64.abs() + eps)
-        max_abs, mean_abs = float(diff.max()), float(diff.mean())
-        max_rel, mean_rel = float(rel.max()), float(rel.mean())
+        finite_ref, finite_test = torch.isfinite(r64), torch.isfinite(t64)
+        counts = {"reference": int((~finite_ref).sum()), "test": int((~finite_test).sum())}
+        if name in allow_nonfinite:
+            # allowed: the non-finite pattern must be identical (NaN where NaN, +inf where +inf)
+            same_nan = torch.equal(torch.isnan(r64), torch.isnan(t64))
+            inf_r, inf_t = torch.isinf(r64), torch.isinf(t64)
+            same_inf = torch.equal(inf_r, inf_t) and bool((r64[inf_r] == t64[inf_t]).all())
+            nonfinite = not (same_nan and same_inf)
+        else:
+            nonfinite = bool(counts["reference"] or counts["test"])
+        both = finite_ref & finite_test
+        diff = torch.where(both, (t64 - r64).abs(), torch.zeros_like(r64))
+        rel = diff / (r64.abs().nan_to_num(0.0, 0.0, 0.0) + eps)
+        if bool(both.any()):
+            max_abs, mean_abs = float(diff.max()), float(diff[both].mean())
+            max_rel, mean_rel = float(rel.max()), float(rel[both].mean())
+        else:  # nothing finite to compare: no number would be honest
+            max_abs = mean_abs = max_rel = mean_rel = None  # type: ignore[assignment]
         if nonfinite:
             passed, reason = False, "NonFinite"
-        elif max_abs > tolerance:
+        elif max_abs is not None and max_abs > tolerance:
             passed, reason = False, "ToleranceExceeded"
         else:
             passed, reason = True, None
-        out.append(Comparison(**base, max_abs_diff=max_abs, mean_abs_diff=mean_abs, max_rel_diff=max_rel, mean_rel_diff=mean_rel, passed=passed, reason=reason, shape=list(r64.shape)))
+        extra = {"nonfinite": counts} if (counts["reference"] or counts["test"]) else {}
+        out.append(Comparison(**base, max_abs_diff=max_abs, mean_abs_diff=mean_abs, max_rel_diff=max_rel, mean_rel_diff=mean_rel, passed=passed, reason=reason, shape=list(r64.shape), **extra))
     return out
 
 
@@ -87,6 +108,10 @@ def summarize(comparisons: list[Comparison]) -> list[dict[str, Any]]:
             row["max_abs_diff"] = max(row["max_abs_diff"], c.max_abs_diff)
             row["max_rel_diff"] = max(row["max_rel_diff"], c.max_rel_diff or 0.0)
             row["mean_abs_diff"] += ((c.mean_abs_diff or 0.0) - row["mean_abs_diff"]) / row["samples"]
+        if c.nonfinite:
+            nf = row.setdefault("nonfinite", {"reference": 0, "test": 0})
+            nf["reference"] += c.nonfinite.get("reference", 0)
+            nf["test"] += c.nonfinite.get("test", 0)
         if not c.passed:
             row["passed"] = False
             row["reason"] = row["reason"] or c.reason

@@ -25,6 +25,7 @@ def verify(
     num_samples: int,
     tolerance: float,
     compare_predictions: Optional[PredictionComparer] = None,
+    allow_nonfinite: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Return the results.json ``verification`` section. Raises nothing on mismatch: the
     caller decides (a failed verdict stops the run)."""
@@ -40,8 +41,9 @@ def verify(
             inputs = ref.model_inputs(sample)
             ref_raw = ref.run_model(inputs, StageTimer(ref.device))
             test_raw = test.run_model({k: v.to(test.device) for k, v in inputs.items()}, StageTimer(test.device))
-            comparisons += compare_outputs(ref_raw, test_raw, reference=ref.label, test_label=test.label, tolerance=tolerance, sample=i)
-            if compare_predictions is not None:
+            comparisons += compare_outputs(ref_raw, test_raw, reference=ref.label, test_label=test.label, tolerance=tolerance, sample=i,
+                                           allow_nonfinite=allow_nonfinite)
+            if compare_predictions is not None and _finite(ref_raw, allow_nonfinite) and _finite(test_raw, allow_nonfinite):
                 verdict = compare_predictions(ref.postprocess(ref_raw, sample), test.postprocess(test_raw, sample))
                 if verdict is not None:
                     predictions.append({"reference": ref.label, "test": test.label, "sample": i, **verdict})
@@ -52,7 +54,15 @@ def verify(
     for p in predictions:
         if not p["passed"]:
             log.info("  final predictions of %s differ from %s on sample %d: %s", p["test"], p["reference"], p["sample"], {k: v for k, v in p.items() if k not in ("reference", "test", "sample")})
-    out: dict[str, Any] = {"passed": passed, "tolerance": tolerance, "num_samples": len(indices), "comparisons": rows}
+    out: dict[str, Any] = {"passed": passed, "tolerance": tolerance, "allow_nonfinite": list(allow_nonfinite), "num_samples": len(indices), "comparisons": rows}
     if predictions:
         out["predictions"] = predictions
     return out
+
+
+def _finite(raw: Any, allowed: tuple[str, ...]) -> bool:
+    """Post-processing NaN outputs (NMS, decoding) is meaningless; the raw comparison already failed them."""
+    import torch
+
+    items = raw.items() if isinstance(raw, dict) else [("", raw)]
+    return all(k in allowed or not isinstance(v, torch.Tensor) or not v.is_floating_point() or bool(torch.isfinite(v).all()) for k, v in items)
