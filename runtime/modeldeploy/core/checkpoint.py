@@ -1,17 +1,17 @@
-"""Checkpoint reading that never turns pickle safety off.
+"""Checkpoint reading that never runs code from the file.
 
-AWML/mmengine Runner checkpoints carry ``meta``, ``message_hub`` (HistoryBuffer objects),
-optimizer state… and do not load under ``weights_only=True``. We first try the safe
-loader; if it refuses only because of mmengine's bookkeeping classes, we retry with an
-explicit allow-list of those classes (registered as harmless stand-ins when mmengine is
-absent), never with ``weights_only=False``.
+AWML/mmengine Runner checkpoints carry ``meta``, ``message_hub`` (``HistoryBuffer``
+objects whose pickled state calls ``getattr``), optimizer and scheduler state, and for
+YOLOX ``ema_state_dict``; they do not load under ``torch.load(weights_only=True)``. We load
+them with :mod:`modeldeploy.core.safe_unpickle`, a restricted unpickler whose allow-list
+rebuilds tensors, numpy arrays and mmengine's bookkeeping as inert data and refuses every
+other global by name — never with an unrestricted unpickler.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
-import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -20,58 +20,19 @@ from typing import Any
 
 import torch
 
+from modeldeploy.core.safe_unpickle import UnsafePickleError, restricted_pickle_module
 from modeldeploy.errors import CheckpointError
 
-# Globals an mmengine Runner checkpoint references outside the state dict. Loading them
-# constructs plain bookkeeping objects; nothing in them executes code.
-_MMENGINE_ALLOWED = (
-    "mmengine.logging.history_buffer.HistoryBuffer",
-    "mmengine.logging.message_hub.MessageHub",
-    "mmengine.config.config.ConfigDict",
-    "numpy.core.multiarray._reconstruct",
-    "numpy._core.multiarray._reconstruct",
-    "numpy.core.multiarray.scalar",
-    "numpy._core.multiarray.scalar",
-    "numpy.ndarray",
-    "numpy.dtype",
-    "collections.OrderedDict",
-    "collections.defaultdict",
-    "builtins.set",
-    "builtins.frozenset",
-    "builtins.slice",
-    "argparse.Namespace",
-    "torch.torch_version.TorchVersion",
-)
 log = logging.getLogger(__name__)
-_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-
-
-def _resolve(qualname: str) -> Any | None:
-    module, _, name = qualname.rpartition(".")
-    try:
-        mod = __import__(module, fromlist=[name])
-        return getattr(mod, name)
-    except Exception:  # noqa: BLE001 - absent optional class: simply not allow-listed
-        return None
-
-
-def _safe_globals() -> list[Any]:
-    allowed = []
-    for q in _MMENGINE_ALLOWED:
-        obj = _resolve(q)
-        if obj is not None:
-            allowed.append(obj)
-    try:  # numpy dtype classes (np.dtypes.Float64DType …) appear in pickled numpy scalars
-        import numpy as np
-
-        allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-    except AttributeError:
-        pass
-    return allowed
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file as a dict, safely. Raises CheckpointError with a fix."""
+    """Load a checkpoint file as a dict, safely. Raises CheckpointError with a fix.
+
+    ``weights_only=False`` below does not mean "unrestricted": it is how torch accepts a
+    custom ``pickle_module``, and ours resolves every global through its allow-list (torch's
+    own weights-only list cannot express "getattr only on HistoryBuffer").
+    """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist", hint="pass the path of a .pth file (CHECKPOINT argument or checkpoint_path)")
@@ -83,18 +44,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             hint="pass the .pth written by torch.save / the mmengine Runner, not a config or ONNX file",
         )
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        m = _UNSUPPORTED.search(str(exc))
-        name = m.group(1) if m else "an object"
+        obj = torch.load(p, map_location="cpu", weights_only=False, pickle_module=restricted_pickle_module)
+    except UnsafePickleError as exc:
         raise CheckpointError(
-            f"{p} references {name}, which is not on the checkpoint allow-list",
-            hint="save a plain state_dict (torch.save(model.state_dict())) or a standard mmengine checkpoint",
-        ) from exc
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            f"{p} would call {exc} while loading; a checkpoint may only hold tensors, numpy arrays, "
+            "plain containers and mmengine's Runner bookkeeping (meta, message_hub, optimizer, param_schedulers, ema_state_dict)",
+            hint="do not deploy this file unless you trust its origin; re-save its weights with torch.save(model.state_dict()) in a trusted environment",
+            reason="UnsafeCheckpoint",
+        ) from None
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise CheckpointError(
-            f"{p} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            f"{p} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})",
             hint="the file is truncated or corrupt; re-download or re-train it",
         ) from exc
     if not isinstance(obj, Mapping):
