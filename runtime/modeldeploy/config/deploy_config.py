@@ -258,10 +258,12 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
         raise ConfigError(f"config file {p} does not exist", hint="check the path (or use builtin:<project>/<file>)")
     if p.suffix not in (".py", ".json", ".yaml", ".yml"):
         raise ConfigError(f"config file {p} has suffix {p.suffix!r}", hint="mmengine configs are .py (or .json/.yaml) files")
-    from mmengine.config import Config
+    from modeldeploy.core.awml_config import fromfile  # AWML configs as written: no custom_imports, scope:: bases
 
     try:
-        cfg = Config.fromfile(str(p))
+        cfg = fromfile(p)
+    except ConfigError:
+        raise
     except SyntaxError as exc:
         raise ConfigError(f"{p}: syntax error at line {exc.lineno}: {exc.msg}", hint="fix the Python syntax of the config") from None
     except Exception as exc:  # noqa: BLE001 - mmengine raises many types for a broken config; report one line
