@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a deploy config and exit")
     c.add_argument("deploy_cfg")
     c.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
+    v = sub.add_parser("convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)")
+    v.add_argument("deploy_cfg", help="AWML deploy config (e.g. projects/CenterPoint/deploy/configs/deploy_config.py)")
+    v.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
+    v.add_argument("--base-dir", default=None, help="directory AWML was run from: relative paths become absolute under it (default: keep them relative)")
     return p
 
 
@@ -84,10 +88,11 @@ def _device_overrides(device: Optional[str]) -> dict[str, Any]:
 
 
 def _load_config(deploy_cfg: str, options: dict[str, Any]):  # -> BaseDeploymentConfig
-    from modeldeploy.config import BaseDeploymentConfig
+    """Either layout: an AWML deployment-framework config is converted in memory (one INFO line)."""
+    from modeldeploy.config.awml_deploy import load_deploy_config
 
     path = _resolve(deploy_cfg)
-    return BaseDeploymentConfig.fromfile(path, options)
+    return load_deploy_config(path, options)
 
 
 def _resolve(uri: str) -> Path:
@@ -165,12 +170,15 @@ def _with_backend_devices(cfg: Any, device: str) -> Any:
     from modeldeploy.config import BaseDeploymentConfig
 
     movable = (lambda backend: backend != "tensorrt") if device == "cpu" else (lambda backend: True)
-    raw = cfg.to_dict()
+    # Only the keys the file set (plus the devices): keys left at their defaults stay unset,
+    # so the runner can still tell a configured verification/evaluation from a default one.
+    raw: dict[str, Any] = {k: getattr(cfg, k) for k in ("project", "task_type", "checkpoint_path", "use_ema")}
+    raw.update({k: v.model_dump(mode="json", exclude_unset=True) for k, v in cfg.sections.items()})
     raw["export"]["device"] = device
-    for name, be in raw["evaluation"]["backends"].items():
+    for name, be in raw.get("evaluation", {}).get("backends", {}).items():
         if movable(name):
             be["device"] = device
-    for scen in raw["verification"]["scenarios"].values():
+    for scen in raw.get("verification", {}).get("scenarios", {}).values():
         for s in scen:
             if movable(s["ref_backend"]):
                 s["ref_device"] = device
@@ -221,12 +229,41 @@ def _progress_printer(fmt: str):  # noqa: ANN202
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:  # the AWML-conversion INFO line; never replace a host's handlers
+        from modeldeploy.logging_setup import setup_logging
+
+        setup_logging("INFO", "text")
     try:
         cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options))
+        _require_project(cfg)  # what `run` requires before any work, so the two agree
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     print(f"{args.deploy_cfg}: ok (project={cfg.project}, mode={cfg.export.mode}, device={cfg.export.device})")
+    return 0
+
+
+def _require_project(cfg: Any) -> None:
+    from modeldeploy.core.project import get_project
+    from modeldeploy.errors import ConfigError
+
+    if cfg.project is None:
+        raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
+    get_project(cfg.project)
+
+
+def cmd_convert_config(args: argparse.Namespace) -> int:
+    from modeldeploy.config.awml_deploy import convert_file
+
+    try:
+        text = convert_file(_resolve(args.deploy_cfg), args.output, Path(args.base_dir).resolve() if args.base_dir else None)
+    except ModelDeployError as exc:
+        print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        print(f"{args.deploy_cfg}: converted to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -235,6 +272,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "convert-config":
+            return cmd_convert_config(args)
         return cmd_check_config(args)
     except KeyboardInterrupt:
         print("modeldeploy: interrupted", file=sys.stderr)

@@ -426,6 +426,11 @@ class DeploymentRunner:
         if be_cfg is not None and be_cfg.model_dir and backend != "onnxruntime-int8":
             d = Path(self.resolve(be_cfg.model_dir))
             suffix = ".engine" if backend == "tensorrt" else ".onnx"
+            if d.is_file():  # AWML's model_dir/engine_dir may name the file itself
+                if len(self.state.components) > 1:
+                    raise ConfigError(f"evaluation.backends.{backend}.model_dir: {d} is a file but {self.project.name} has {len(self.state.components)} graphs",
+                                      hint="point model_dir at the directory holding " + ", ".join(Path(x.file_name).with_suffix(suffix).name for x in self.state.components))
+                return d
             p = d / Path(c.file_name).with_suffix(suffix).name
             if not p.is_file():
                 raise ConfigError(f"evaluation.backends.{backend}.model_dir: {p} does not exist", hint="point model_dir at the directory with the exported files, or unset it to use this run's exports")
