@@ -202,9 +202,7 @@ class DeploymentRunner:
             self.state.loader = loader
             sample = loader.load_sample(idx)
         else:  # export needs no data: trace with a synthesised input (docs/configuration.md "Export without data")
-            if self.cfg.precision_policy == "explicit_int8":
-                raise DataError("explicit_int8 quantization needs calibration data but no dataset is configured",
-                                hint="set runtime_io.info_file (and data_root) in the deploy config, or another precision_policy")
+            self._refuse_requested_stages_without_data()
             sample = self.project.example_sample(self.cfg, self.state.model_cfg)
             log.info("no dataset configured (runtime_io.info_file/data_root unset): exporting from a synthesised example input")
         export_model = self.project.prepare_for_export(self.state.model, self.cfg)
@@ -212,14 +210,21 @@ class DeploymentRunner:
         log.info("loaded %s: %d component(s) %s, %s samples", self.project.name, len(self.state.components), [c.name for c in self.state.components],
                  len(self.state.loader) if self.state.loader is not None else "no")
 
-    def _without_data(self, stage: str, section: Any) -> bool:
-        """True (skip the stage) when there is no dataset and the deploy config did not ask for
-        ``stage`` (every key of its section left at the default); DataError when it did."""
+    def _refuse_requested_stages_without_data(self) -> None:
+        """Without a dataset, a stage the deploy config configured (any key of its section
+        set) is an error before any export work; one left at its defaults is skipped later."""
+        if self.cfg.precision_policy == "explicit_int8":
+            raise DataError("explicit_int8 quantization needs calibration data but no dataset is configured",
+                            hint="set runtime_io.info_file (and data_root) in the deploy config, or another precision_policy")
+        for stage, section, active in (("verification", self.cfg.verification, bool(self.cfg.verification_scenarios())),
+                                       ("evaluation", self.cfg.evaluation, bool(self.cfg.evaluation_backends()))):
+            if active and section.model_fields_set:
+                raise DataError(f"{stage} needs data but no dataset is configured",
+                                hint=f"set runtime_io.info_file (and data_root) in the deploy config, or {stage}.enabled=False for an export-only run")
+
+    def _skipped_without_data(self, stage: str) -> bool:
         if self.state.loader is not None:
             return False
-        if section.model_fields_set:
-            raise DataError(f"{stage} needs data but no dataset is configured",
-                            hint=f"set runtime_io.info_file (and data_root) in the deploy config, or {stage}.enabled=False for an export-only run")
         log.info("%s skipped: no dataset configured (set runtime_io.info_file/data_root to run it)", stage)
         return True
 
@@ -302,7 +307,7 @@ class DeploymentRunner:
         scenarios = self.cfg.verification_scenarios()
         if not scenarios:
             return
-        if self._without_data("verification", self.cfg.verification):
+        if self._skipped_without_data("verification"):
             return
         from modeldeploy.verification.runner import verify
 
@@ -331,7 +336,7 @@ class DeploymentRunner:
 
     def evaluate(self) -> None:
         backends = self.cfg.evaluation_backends()
-        if backends and self._without_data("evaluation", self.cfg.evaluation):
+        if backends and self._skipped_without_data("evaluation"):
             return
         from modeldeploy.evaluation.runner import evaluate_backend
 
