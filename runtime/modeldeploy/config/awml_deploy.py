@@ -185,7 +185,7 @@ def _our_fields_sections() -> set[str]:
 def _passthrough(section: str, src: Mapping[str, Any], out: dict[str, Any]) -> None:
     """Copy our own keys that the AWML mapping of ``section`` did not set."""
     for k in _our_fields(section):
-        if k in src and k not in out:
+        if src.get(k) is not None and k not in out:
             out[k] = src[k]
 
 
