@@ -34,9 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    config = OperatorConfig.from_env(
+def _config(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig.from_env(
         runtime_image=args.runtime_image,
         unschedulable_after_s=args.unschedulable_after_s,
         resync_interval_s=args.resync_interval_s,
@@ -47,6 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_format=args.log_format,
         max_workers=args.max_workers,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = _config(args)
+    except ValueError as exc:  # a bad MODELDEPLOY_* value: one line, not a traceback
+        print(f"modeldeploy-operator: {exc}", file=sys.stderr)
+        return 2
     if not config.namespaces and not config.all_namespaces:
         print("modeldeploy-operator: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import os
 from typing import Mapping
 
 from . import __version__
+from .policy import Policy, PolicyError, from_json as policy_from_json
 
 DEFAULT_RUNTIME_IMAGE = f"ghcr.io/modeldeploy/runtime:{__version__}"
 
@@ -50,6 +51,9 @@ class OperatorConfig:
     # so throughput ≈ max_workers / (2 × API latency); 48 keeps up with 500 CRs applied
     # at once on a loaded 2-core control plane (benchmarks/results/operator_scale.md).
     max_workers: int = 48
+    # Tenant rules re-checked before anything is created (chart policy: → MODELDEPLOY_POLICY);
+    # the default (no env) restricts nothing — the chart always sets it.
+    policy: Policy = Policy()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "OperatorConfig":
@@ -67,9 +71,18 @@ class OperatorConfig:
             all_namespaces=env.get("MODELDEPLOY_ALL_NAMESPACES", "").lower() in ("1", "true", "yes"),
             log_format=env.get("MODELDEPLOY_LOG_FORMAT") or "text",
             max_workers=int(env.get("MODELDEPLOY_MAX_WORKERS") or 48),
+            policy=_policy(env.get("MODELDEPLOY_POLICY", "")),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _policy(text: str) -> Policy:
+    """A malformed policy stops the operator at start-up (never "no policy" by accident)."""
+    try:
+        return policy_from_json(text)
+    except PolicyError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _resources_json(text: str) -> str:

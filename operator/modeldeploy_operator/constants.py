@@ -20,6 +20,11 @@ LABEL_DEPLOYMENT = "modeldeploy.io/deployment"
 LABEL_SPEC_HASH = "modeldeploy.io/spec-hash"
 ANNOTATION_GENERATION = "modeldeploy.io/generation"
 ANNOTATION_RUN_ID = "modeldeploy.io/run-id"
+# Full spec sha256 on the ConfigMap and the Job, and sha256 of the ConfigMap's executed
+# files: on 409 AlreadyExists the operator checks them (and the controller UID) before
+# trusting an object it did not just create (a tenant could squat the predictable name).
+ANNOTATION_SPEC_SHA256 = "modeldeploy.io/spec-sha256"
+ANNOTATION_CONTENT_SHA256 = "modeldeploy.io/content-sha256"
 ANNOTATION_DEPLOYMENT = "modeldeploy.io/deployment-name"  # full CR name (labels cap at 63)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 

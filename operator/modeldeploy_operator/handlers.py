@@ -99,6 +99,7 @@ class State:
     events: Any = None  # EventPoster, created at start-up
     observer: Any = None  # Observer, created at start-up
     reconciler: Any = None  # Reconciler, created at start-up
+    secrets: Any = None  # scrub.SecretCache over kube.get_secret, created at start-up
 
     def healthy(self) -> bool:
         """Liveness: kopf is up and the resync loop ticked recently."""
@@ -166,7 +167,8 @@ def do_observe(state: State, namespace: str, name: str, *, job: Mapping[str, Any
     state.last_observed[(namespace, name)] = time.monotonic()
     with state.locks(namespace, name):
         cached = None if may_reconcile else state.cache.get(namespace, name)
-        outcome = rec.observe(state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached)
+        outcome = rec.observe(state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached,
+                              secrets=state.secrets)
     if outcome.needs_reconcile and may_reconcile:
         cr = state.kube.get_deployment(namespace, name)
         if cr is not None and not cr["metadata"].get("deletionTimestamp"):
@@ -325,6 +327,10 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             from .kube import Kube
 
             state.kube = await asyncio.to_thread(Kube, None, state.config.max_workers * 2)
+        if state.secrets is None:
+            from .scrub import SecretCache
+
+            state.secrets = SecretCache(state.kube.get_secret)
         if state.events is None:
             from .events import EventPoster
 

@@ -7,15 +7,18 @@ The Job follows docs/contracts.md §4. Credentials only ever reach the pod as
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any, Mapping
 
 from . import spec as specmod
 from .config import OperatorConfig
 from .constants import (
+    ANNOTATION_CONTENT_SHA256,
     ANNOTATION_DEPLOYMENT,
     ANNOTATION_GENERATION,
     ANNOTATION_RUN_ID,
+    ANNOTATION_SPEC_SHA256,
     API_VERSION,
     CONTAINER_NAME,
     JOB_CONFIG_MOUNT,
@@ -79,6 +82,7 @@ def _meta(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
             ANNOTATION_DEPLOYMENT: meta["name"],
             ANNOTATION_GENERATION: str(meta.get("generation", 1)),
             ANNOTATION_RUN_ID: specmod.run_id(meta["namespace"], meta["name"], meta.get("generation", 1), hash_),
+            ANNOTATION_SPEC_SHA256: hash_,
         },
         "ownerReferences": [owner_reference(body)],
     }
@@ -98,14 +102,28 @@ def build_configmap(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
         src = spec.get(field) or {}
         if "inline" in src:
             data[fname] = src["inline"]
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(body, hash_), "data": data, "immutable": True}
+    meta_ = _meta(body, hash_)
+    meta_["annotations"][ANNOTATION_CONTENT_SHA256] = content_sha256(data)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta_, "data": data, "immutable": True}
+
+
+def content_sha256(data: Mapping[str, str]) -> str:
+    """sha256 over the files the runtime EXECUTES (inline configs), not spec.json: spec.json
+    also records the generation, which may differ for the same spec (an edit reverted)."""
+    files = {k: v for k, v in data.items() if k != "spec.json"}
+    return hashlib.sha256(specmod.canonical_json(files).encode()).hexdigest()
+
+
+def secret_env_names(env: list[Mapping[str, Any]]) -> list[str]:
+    """Names of the env vars filled from a Secret: the runtime scrubs their values."""
+    return [e["name"] for e in env if ((e.get("valueFrom") or {}).get("secretKeyRef"))]
 
 
 def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
-    meta = body["metadata"]
     spec = body["spec"]
     env: list[dict[str, Any]] = [
-        {"name": "MODELDEPLOY_RUN_ID", "value": specmod.run_id(meta["namespace"], meta["name"], meta.get("generation", 1), hash_)},
+        # One run id per attempt (pod): the runtime writes under <artifact uri>/runs/<run id>/.
+        {"name": "MODELDEPLOY_RUN_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "MODELDEPLOY_TERMINATION_LOG", "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
@@ -115,6 +133,7 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
     if secret:
         for env_name, key, optional in CREDENTIAL_ENV:
             env.append({"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}})
+        env.append({"name": "MODELDEPLOY_SECRET_ENV", "value": ",".join(secret_env_names(env))})
     return env
 
 
@@ -162,7 +181,8 @@ def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> di
         "image": rt.get("image") or config.runtime_image,
         "imagePullPolicy": rt.get("imagePullPolicy", "IfNotPresent"),
         "command": ["modeldeploy"],
-        "args": specmod.runtime_args(spec, hash_),
+        "args": specmod.runtime_args(spec, hash_, namespace=body["metadata"]["namespace"], name=body["metadata"]["name"],
+                                     generation=int(body["metadata"].get("generation", 1))),
         "env": _env(body, hash_),
         "resources": _resources(spec, config.runtime_resources_json),
         "volumeMounts": mounts,

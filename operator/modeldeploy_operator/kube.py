@@ -108,13 +108,27 @@ class Kube:
 
     # -- ConfigMaps / Pods
     def create_configmap(self, namespace: str, body: dict[str, Any]) -> bool:
-        """True if created, False if it already existed (same name = same content: names carry the spec hash)."""
+        """True if created, False if it already existed (the caller checks owner and content: a
+        tenant allowed to create ConfigMaps could have squatted the predictable name)."""
         try:
             self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
             return True
         except ApiError as e:
             if e.status == 409:
                 return False
+            raise
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The credentials Secret a CR names (opt-in label, values to scrub); None if absent.
+        PermissionError when RBAC does not grant get (the callers degrade, see scrub.py)."""
+        try:
+            return self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiError as e:
+            if e.status == 403:
+                raise PermissionError(f"HTTP 403 reading Secret {namespace}/{name}") from None
             raise
 
     def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:

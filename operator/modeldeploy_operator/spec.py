@@ -46,7 +46,9 @@ def child_name(name: str, hash_: str) -> str:
 
 
 def run_id(namespace: str, name: str, generation: int, hash_: str) -> str:
-    """`<namespace>/<name>/g<generation>/<hash8>` (docs/contracts.md §4)."""
+    """`<namespace>/<name>/g<generation>/<hash8>`: which deployment generation a Job/ConfigMap
+    belongs to (annotation modeldeploy.io/run-id). Not the runtime's run id: that is the
+    pod's name (env MODELDEPLOY_RUN_ID), one per attempt, so retries never share a prefix."""
     return f"{namespace}/{name}/g{generation}/{hash_[:HASH_LEN]}"
 
 
@@ -143,22 +145,33 @@ def config_location(spec: Mapping[str, Any], field: str) -> str:
     raise ValueError(f"spec.{field} needs exactly one of uri, configMapKeyRef, inline")
 
 
-def artifact_uri(spec: Mapping[str, Any], hash_: str) -> str | None:
-    """`<output.uri>/<hash8>`: one prefix per distinct spec, so re-runs never mix artifacts."""
+def artifact_uri(spec: Mapping[str, Any], hash_: str, namespace: str | None = None, name: str | None = None,
+                 generation: int | None = None) -> str | None:
+    """`<output.uri>/<namespace>/<name>/g<generation>`: the deployment generation's own prefix.
+
+    Never shared by two CRs (namespace and name are part of it, so identical specs in two
+    namespaces cannot interleave writes) nor by two generations; each run (pod) writes
+    under `<prefix>/runs/<run id>/` and only a verified run moves `<prefix>/current.json`
+    (docs/contracts.md §5). Without namespace/name (old callers) the legacy
+    `<output.uri>/<hash8>` is returned.
+    """
     prefix = (spec.get("output") or {}).get("uri")
     if not prefix:
         return None
-    return f"{str(prefix).rstrip('/')}/{hash_[:HASH_LEN]}"
+    if namespace is None or name is None:
+        return f"{str(prefix).rstrip('/')}/{hash_[:HASH_LEN]}"
+    return f"{str(prefix).rstrip('/')}/{namespace}/{name}/g{int(generation or 1)}"
 
 
-def runtime_args(spec: Mapping[str, Any], hash_: str) -> list[str]:
+def runtime_args(spec: Mapping[str, Any], hash_: str, *, namespace: str | None = None, name: str | None = None,
+                 generation: int | None = None) -> list[str]:
     """argv after `modeldeploy` (docs/contracts.md §1 and §4)."""
     args = ["run", config_location(spec, "deployConfig"), config_location(spec, "modelConfig")]
     ckpt = (spec.get("checkpoint") or {}).get("uri")
     if ckpt:
         args.append(str(ckpt))
     args += ["--work-dir", "/work", "--device", effective_device(spec)]
-    uri = artifact_uri(spec, hash_)
+    uri = artifact_uri(spec, hash_, namespace, name, generation)
     if uri:
         args += ["--artifact-uri", uri]
     opts = cfg_options(spec)
@@ -175,7 +188,7 @@ def command_line(args: list[str]) -> str:
 
 def rendered_spec(namespace: str, name: str, generation: int, spec: Mapping[str, Any], hash_: str) -> dict[str, Any]:
     """The document stored as spec.json in the Job's ConfigMap (for audit and debugging)."""
-    args = runtime_args(spec, hash_)
+    args = runtime_args(spec, hash_, namespace=namespace, name=name, generation=generation)
     return {
         "apiVersion": "modeldeploy.io/v1alpha1",
         "namespace": namespace,
@@ -183,6 +196,7 @@ def rendered_spec(namespace: str, name: str, generation: int, spec: Mapping[str,
         "generation": generation,
         "specHash": hash_,
         "runId": run_id(namespace, name, generation, hash_),
+        "artifactUri": artifact_uri(spec, hash_, namespace, name, generation),
         "container": CONTAINER_NAME,
         "args": args,
         "commandLine": command_line(args),

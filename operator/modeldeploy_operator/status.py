@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Iterable, Mapping
 
+from . import spec as specmod
 from . import summary as summod
 from .constants import CONTAINER_NAME, EXIT_ARTIFACT_STORE, EXIT_USER_ERROR, EXIT_VERIFICATION_FAILED
 
@@ -20,7 +21,10 @@ STUCK_WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName",
                          "CreateContainerConfigError", "CreateContainerError")
 BACKEND_PREFERENCE = ("tensorrt", "onnxruntime", "pytorch")
 RESULT_FIELDS = ("artifacts", "artifactsTruncated", "resultsUri", "verification", "evaluation",
-                 "headline", "durations", "failure", "startedAt", "completedAt", "attempts", "message")
+                 "headline", "durations", "failure", "startedAt", "completedAt", "attempts", "message",
+                 "runId", "runUri")
+# Failures found before anything was created (no Job): policy refusal, squatted child name.
+REFUSAL_REASONS = ("PolicyViolation", "NameConflict")
 
 
 def now_utc() -> dt.datetime:
@@ -303,9 +307,34 @@ def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods:
         "durations": summ.durations_s if summ and summ.durations_s else None,
         "message": summ.text if summ and not summ.parsed and phase == "Succeeded" else None,
     }
+    out.update(run_location(cr, job, pods if pods_known else None))
     if stuck is not None:
         out["message"] = f"{stuck[0]}: {stuck[1]}"
     return out
+
+
+def job_artifact_uri(job: Mapping[str, Any] | None) -> str | None:
+    """The exact `--artifact-uri` the Job passes to the runtime (the truth, whatever the CR says now)."""
+    containers = (((job or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    args = list((containers[0].get("args") or []) if containers else [])
+    if "--artifact-uri" in args and args.index("--artifact-uri") + 1 < len(args):
+        return str(args[args.index("--artifact-uri") + 1])
+    return None
+
+
+def run_location(cr: Mapping[str, Any], job: Mapping[str, Any] | None,
+                 pods: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """artifactUri (this generation's prefix, with current.json), runId (the pod that ran
+    last: MODELDEPLOY_RUN_ID is the pod name) and runUri = <artifactUri>/runs/<runId>.
+    Without a pod listing the recorded run is kept."""
+    prev = cr.get("status") or {}
+    artifact = job_artifact_uri(job) or prev.get("artifactUri")
+    run_id = prev.get("runId")
+    if pods:
+        pod = latest_terminated_pod(pods) or sorted(pods, key=_pod_sort_key)[-1]
+        run_id = (pod.get("metadata") or {}).get("name") or run_id
+    return {"artifactUri": artifact, "runId": run_id,
+            "runUri": f"{artifact}/runs/{run_id}" if artifact and run_id else None}
 
 
 def previous_stuck(prev: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -321,12 +350,36 @@ def initial_status(*, cr: Mapping[str, Any], hash_: str, job_name: str, now: dt.
     prev = (cr.get("status") or {}).get("conditions")
     desired = lifecycle_conditions("Pending", None, None, job_name) + _result_conditions("Pending", None, None, cr.get("spec") or {})
     out: dict[str, Any] = {f: None for f in RESULT_FIELDS}
+    meta = cr.get("metadata") or {}
     out.update({
         "phase": "Pending",
         "observedGeneration": generation,
         "specHash": hash_,
         "jobName": job_name,
+        "artifactUri": specmod.artifact_uri(cr.get("spec") or {}, hash_, meta.get("namespace"), meta.get("name"), generation),
         "conditions": build_conditions(prev, desired, generation, now),
+    })
+    return out
+
+
+def refused_status(*, cr: Mapping[str, Any], hash_: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:
+    """Status of a spec the operator will not run (PolicyViolation, NameConflict): Failed,
+    no Job (jobName absent), so ``wants_reconcile`` leaves it alone until the spec changes."""
+    generation = int((cr.get("metadata") or {}).get("generation") or 1)
+    failure = Failure(reason, message, "admission")
+    desired = [("Ready", "False", reason, message),
+               ("Reconciling", "False", "Failed", "nothing was created"),
+               ("Stalled", "True", reason, message)] + _result_conditions("Failed", None, failure, cr.get("spec") or {})
+    out: dict[str, Any] = {f: None for f in RESULT_FIELDS}
+    out.update({
+        "phase": "Failed",
+        "observedGeneration": generation,
+        "specHash": hash_,
+        "jobName": None,
+        "artifactUri": None,
+        "failure": failure.as_dict(),
+        "completedAt": fmt_time(now),
+        "conditions": build_conditions((cr.get("status") or {}).get("conditions"), desired, generation, now),
     })
     return out
 

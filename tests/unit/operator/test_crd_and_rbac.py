@@ -74,10 +74,10 @@ def test_role_grants_only_what_the_operator_uses():
     role = yaml.safe_load((ROOT / "config/rbac/role.yaml").read_text())
     assert role["kind"] == "ClusterRole"
     rules = {(r["apiGroups"][0], r["resources"][0]): set(r["verbs"]) for r in role["rules"]}
-    assert ("", "secrets") not in rules
+    assert rules[("", "secrets")] == {"get"}  # opt-in label + values to scrub; never list/watch
     assert rules[("modeldeploy.io", "modeldeployments")] == {"get", "list", "watch"}  # no kopf annotations
     assert rules[("modeldeploy.io", "modeldeployments/status")] == {"get", "patch"}
     assert rules[("batch", "jobs")] == {"get", "list", "watch", "create", "delete"}
-    assert rules[("", "configmaps")] == {"create"}
+    assert rules[("", "configmaps")] == {"create", "get"}  # get: owner/content check on 409
     assert rules[("", "events")] == {"create"}
     assert all("*" not in verbs for verbs in rules.values())

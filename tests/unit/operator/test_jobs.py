@@ -48,7 +48,10 @@ def test_job_contract_fields():
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert c["terminationMessagePath"] == "/dev/termination-log"
     env = {e["name"]: e for e in c["env"]}
-    assert env["MODELDEPLOY_RUN_ID"]["value"] == f"ns/demo/g1/{h[:8]}"
+    # one run id per attempt: the pod's name (the runtime writes under <artifact uri>/runs/<run id>/)
+    assert env["MODELDEPLOY_RUN_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert job["metadata"]["annotations"]["modeldeploy.io/run-id"] == f"ns/demo/g1/{h[:8]}"
+    assert c["args"][c["args"].index("--artifact-uri") + 1] == "s3://artifacts/calib/ns/demo/g1"
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert mounts["/etc/modeldeploy/job"]["readOnly"] is True and "/work" in mounts
     assert spec["template"]["metadata"]["labels"]["modeldeploy.io/deployment"] == "demo"
@@ -133,3 +136,24 @@ def test_default_runtime_resources_apply_only_when_the_spec_has_none():
         OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": "cpu=4"})
     with _pytest.raises(ValueError, match="only 'requests' and/or 'limits'"):
         OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": '{"cpu": "4"}'})
+
+
+def test_secret_env_names_are_listed_for_the_runtime_to_scrub():
+    _, job, _ = _build(deployment())
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    listed = env["MODELDEPLOY_SECRET_ENV"]["value"].split(",")
+    from_secret = sorted(n for n, e in env.items() if (e.get("valueFrom") or {}).get("secretKeyRef"))
+    assert sorted(listed) == from_secret and "AWS_SECRET_ACCESS_KEY" in listed and "AWS_ACCESS_KEY_ID" in listed
+    _, job_no_secret, _ = _build(deployment(credentialsSecretRef=None))
+    names = {e["name"] for e in job_no_secret["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "MODELDEPLOY_SECRET_ENV" not in names
+
+
+def test_configmap_and_job_carry_spec_and_content_hashes():
+    h, job, cm = _build(deployment())
+    assert job["metadata"]["annotations"]["modeldeploy.io/spec-sha256"] == h == cm["metadata"]["annotations"]["modeldeploy.io/spec-sha256"]
+    assert cm["metadata"]["annotations"]["modeldeploy.io/content-sha256"] == jobs.content_sha256(cm["data"])
+    # spec.json (which records the generation) is not part of the content hash; the executed files are
+    other = dict(cm["data"], **{"spec.json": "{}"})
+    assert jobs.content_sha256(other) == jobs.content_sha256(cm["data"])
+    assert jobs.content_sha256(dict(cm["data"], **{"deploy_config.py": "import os"})) != jobs.content_sha256(cm["data"])

@@ -93,3 +93,14 @@ def test_device_defaults_to_cuda_for_tensorrt():
     assert specmod.effective_device(deployment(export={"mode": "both"})["spec"]) == "cuda"
     assert specmod.effective_device(deployment(export={"mode": "onnx"})["spec"]) == "cpu"
     assert specmod.effective_device(deployment(runtime={"device": "cuda"})["spec"]) == "cuda"
+
+
+def test_artifact_prefix_is_per_namespace_name_and_generation():
+    spec = deployment()["spec"]
+    h = specmod.spec_hash(spec)
+    a = specmod.artifact_uri(spec, h, "team-a", "demo", 1)
+    b = specmod.artifact_uri(spec, h, "team-b", "demo", 1)
+    assert a == "s3://artifacts/calib/team-a/demo/g1" and b == "s3://artifacts/calib/team-b/demo/g1"
+    assert specmod.artifact_uri(spec, h, "team-a", "demo", 2) == "s3://artifacts/calib/team-a/demo/g2"
+    args = specmod.runtime_args(spec, h, namespace="team-a", name="demo", generation=3)
+    assert args[args.index("--artifact-uri") + 1] == "s3://artifacts/calib/team-a/demo/g3"

@@ -1,0 +1,185 @@
+"""Tenant policy: what a ModelDeployment may ask for (pure functions, no API calls).
+
+The API server enforces these rules first, with the chart's ValidatingAdmissionPolicy
+(charts/modeldeploy-operator/templates/tenant-policy.yaml, CEL). The operator checks the
+same rules again before it creates anything, because
+* the admission policy can be switched off, bound to a subset of namespaces, or set to
+  Warn/Audit only, and a CR may predate the policy;
+* one rule needs another object: the credentials Secret must carry the opt-in label, and
+  a ValidatingAdmissionPolicy cannot read arbitrary objects — only the operator can.
+
+Both read the same values (chart ``policy:`` → env ``MODELDEPLOY_POLICY`` as JSON), and
+each violation names its rule with the same identifier the admission messages use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from typing import Any, Mapping
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+# Rule identifiers: the admission policy's messages start with "policy <rule>:" too.
+RULE_IMAGE = "image-allow-list"
+RULE_SERVICE_ACCOUNT = "service-account-allow-list"
+RULE_SECRET_OPT_IN = "credentials-secret-opt-in"
+RULE_WILDCARD_TOLERATION = "no-wildcard-toleration"
+RULE_CONTROL_PLANE = "no-control-plane-scheduling"
+RULE_GPU = "gpu-maximum"
+RULE_CPU = "cpu-maximum"
+RULE_MEMORY = "memory-maximum"
+
+DEFAULT_FORBIDDEN_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+class PolicyError(ValueError):
+    """MODELDEPLOY_POLICY is malformed: the operator refuses to start with a clear line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The tenant rules. ``None``/empty for a limit means "no limit" (operator run outside
+    the chart without MODELDEPLOY_POLICY: only the Secret scrubbing protects then)."""
+
+    image_prefixes: tuple[str, ...] = ()  # empty: any image
+    service_accounts: tuple[str, ...] | None = None  # None: any; (): none may be named
+    secret_opt_in_label: str = ""  # "": no opt-in needed; else label that must be "true"
+    allow_wildcard_toleration: bool = True
+    forbidden_scheduling_keys: tuple[str, ...] = ()
+    max_gpus: int | None = None
+    max_cpu: str | None = None
+    max_memory: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self != Policy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Violation:
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"policy {self.rule}: {self.message}"
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """A Kubernetes quantity (int or '500m', '16Gi', '1e3') as a Decimal, via the official client."""
+    from kubernetes.utils.quantity import parse_quantity as _pq
+
+    return _pq(value)
+
+
+def from_json(text: str) -> Policy:
+    """Policy from the chart's JSON (env MODELDEPLOY_POLICY); '' → no policy.
+
+    Keys (all optional): imagePrefixes [str], serviceAccounts [str] (absent: any),
+    secretOptInLabel str, allowWildcardToleration bool, forbiddenSchedulingKeys [str],
+    maxGpus int, maxCpu quantity, maxMemory quantity.
+    """
+    if not text.strip():
+        return Policy()
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"MODELDEPLOY_POLICY is not JSON ({exc}); render it from the chart's policy values") from None
+    if not isinstance(doc, dict):
+        raise PolicyError("MODELDEPLOY_POLICY must be a JSON object")
+    known = {"imagePrefixes", "serviceAccounts", "secretOptInLabel", "allowWildcardToleration",
+             "forbiddenSchedulingKeys", "maxGpus", "maxCpu", "maxMemory"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise PolicyError(f"MODELDEPLOY_POLICY has unknown keys {unknown}; known: {sorted(known)}")
+
+    def strings(key: str) -> tuple[str, ...]:
+        v = doc.get(key) or []
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise PolicyError(f"MODELDEPLOY_POLICY.{key} must be a list of non-empty strings, got {v!r}")
+        return tuple(v)
+
+    def quantity(key: str) -> str | None:
+        v = doc.get(key)
+        if v in (None, ""):
+            return None
+        try:
+            parse_quantity(v)
+        except ValueError:
+            raise PolicyError(f"MODELDEPLOY_POLICY.{key} must be a Kubernetes quantity, got {v!r}") from None
+        return str(v)
+
+    max_gpus = doc.get("maxGpus")
+    if max_gpus is not None and (isinstance(max_gpus, bool) or not isinstance(max_gpus, int) or max_gpus < 0):
+        raise PolicyError(f"MODELDEPLOY_POLICY.maxGpus must be an integer >= 0, got {max_gpus!r}")
+    label = doc.get("secretOptInLabel") or ""
+    if not isinstance(label, str):
+        raise PolicyError("MODELDEPLOY_POLICY.secretOptInLabel must be a string")
+    return Policy(
+        image_prefixes=strings("imagePrefixes"),
+        service_accounts=strings("serviceAccounts") if "serviceAccounts" in doc else None,
+        secret_opt_in_label=label,
+        allow_wildcard_toleration=bool(doc.get("allowWildcardToleration", True)),
+        forbidden_scheduling_keys=strings("forbiddenSchedulingKeys"),
+        max_gpus=max_gpus,
+        max_cpu=quantity("maxCpu"),
+        max_memory=quantity("maxMemory"),
+    )
+
+
+def _over(value: Any, maximum: str | int) -> bool:
+    try:
+        return parse_quantity(value) > parse_quantity(maximum)
+    except ValueError:
+        return True  # the CRD's pattern refuses non-quantities; anything odd is refused here too
+
+
+def check(spec: Mapping[str, Any], policy: Policy, *, default_image: str = "") -> list[Violation]:
+    """Every rule `spec` breaks (empty: allowed). The Secret rule is `check_secret`'s job.
+
+    `default_image` is what the Job gets when spec.runtime.image is unset: the operator's
+    own setting, always allowed (an admin chose it).
+    """
+    rt = spec.get("runtime") or {}
+    out: list[Violation] = []
+    image = rt.get("image")
+    if image and policy.image_prefixes and not any(str(image).startswith(p) for p in policy.image_prefixes):
+        out.append(Violation(RULE_IMAGE, f"image {image!r} is not allowed; allowed prefixes: {list(policy.image_prefixes)}"))
+    sa = rt.get("serviceAccountName")
+    if sa and policy.service_accounts is not None and sa not in policy.service_accounts:
+        allowed = list(policy.service_accounts) or "none (leave runtime.serviceAccountName unset)"
+        out.append(Violation(RULE_SERVICE_ACCOUNT, f"serviceAccountName {sa!r} is not allowed; allowed: {allowed}"))
+    tolerations = [t for t in rt.get("tolerations") or [] if isinstance(t, Mapping)]
+    if not policy.allow_wildcard_toleration and any(not t.get("key") for t in tolerations):
+        out.append(Violation(RULE_WILDCARD_TOLERATION,
+                             "a toleration without a key tolerates every taint; name the taint key"))
+    forbidden = set(policy.forbidden_scheduling_keys)
+    bad = sorted({str(t.get("key")) for t in tolerations if t.get("key") in forbidden}
+                 | {k for k in (rt.get("nodeSelector") or {}) if k in forbidden})
+    if bad:
+        out.append(Violation(RULE_CONTROL_PLANE, f"tolerations/nodeSelector may not use {bad} (control-plane nodes)"))
+    resources = rt.get("resources") or {}
+    for kind in ("limits", "requests"):
+        amounts = resources.get(kind) or {}
+        for rname, maximum, rule in ((GPU_RESOURCE, policy.max_gpus, RULE_GPU), ("cpu", policy.max_cpu, RULE_CPU),
+                                     ("memory", policy.max_memory, RULE_MEMORY)):
+            if maximum is not None and rname in amounts and _over(amounts[rname], maximum):
+                out.append(Violation(rule, f"resources.{kind}.{rname}={amounts[rname]} exceeds the maximum {maximum}"))
+    return out
+
+
+def check_secret(secret_name: str, secret: Mapping[str, Any] | None, policy: Policy) -> Violation | None:
+    """The credentials Secret rule: it must exist in the CR's namespace and carry
+    `<secretOptInLabel>: "true"` (its owners opted in to use by ModelDeployments)."""
+    if not policy.secret_opt_in_label:
+        return None
+    if secret is None:
+        return Violation(RULE_SECRET_OPT_IN, f"Secret {secret_name!r} does not exist in this namespace; create it "
+                                             f"and label it {policy.secret_opt_in_label}=true")
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(policy.secret_opt_in_label) != "true":
+        return Violation(RULE_SECRET_OPT_IN,
+                         f"Secret {secret_name!r} is not opted in for ModelDeployments: its owners must label it "
+                         f"{policy.secret_opt_in_label}=true")
+    return None
