@@ -32,9 +32,11 @@ staticmethod mmengine calls once per ``_base_`` entry) under a lock, because mme
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -53,22 +55,30 @@ _PATCH_LOCK = threading.Lock()
 
 
 def _near_miss(path: Path) -> Path | None:
-    """A file in the same folder whose name differs only in letter case."""
+    """A file in the same folder whose name differs only in letter case or ``_``/``-``
+    (``t4dataset_DynamicRecognition.py`` for ``t4dataset_dynamic_recognition.py``), else
+    the closest name by difflib."""
     parent = path.parent
     if not parent.is_dir():
         return None
-    low = path.name.lower()
-    for cand in parent.iterdir():
-        if cand.name.lower() == low and cand.name != path.name:
-            return cand
-    return None
+
+    def norm(n: str) -> str:
+        return re.sub(r"[_\-]", "", n.lower())
+
+    names = [c.name for c in parent.iterdir() if c.is_file()]
+    for n in names:
+        if norm(n) == norm(path.name):
+            return parent / n
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return parent / close[0] if close else None
 
 
 def _missing_base(referrer: str, entry: str, resolved: Path) -> ConfigError:
     near = _near_miss(resolved)
     where = f"{referrer}: _base_ entry {entry!r} → {resolved} does not exist"
     if near is not None:
-        return ConfigError(f"{where}; {near.name!r} exists and differs only in letter case",
+        how = "differs only in letter case/underscores" if near.name.lower().replace("_", "") == resolved.name.lower().replace("_", "") else "is the closest name"
+        return ConfigError(f"{where}; {near.name!r} in that folder {how}",
                            hint=f"rename the _base_ entry to {near.name!r} (Linux file names are case-sensitive)")
     return ConfigError(where, hint="fix the _base_ path (relative to the file that names it) or copy the base file there")
 

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modeldeploy.core.awml_config import check_model_types
 from modeldeploy.errors import ConfigError
 
 ARCH_SETTINGS: dict[int, tuple[int, ...]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}  # BasicBlock depths only
@@ -186,9 +187,22 @@ def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> No
              "unsupported key for this project's pure-PyTorch model", f"remove it; supported keys: {', '.join(sorted(allowed))}")
 
 
+# AWML (mmpretrain) registered ``type=`` names → what builds them here. Any other name in
+# the model section (outside training-only keys: losses, init_cfg, …) is refused in one
+# line (core.awml_config).
+AWML_TYPES: dict[str, Any] = {
+    "ImageClassifier": ImageClassifier,
+    "ResNet": ResNet,
+    "GlobalAveragePooling": GlobalAveragePooling,
+    "LinearClsHead": LinearClsHead,
+    "BN": nn.BatchNorm2d,
+}
+
+
 def build_classifier(model: Mapping[str, Any]) -> ImageClassifier:
     """Build from an mmengine ``model = dict(type='ImageClassifier', ...)``; ConfigError on anything unsupported."""
     _require(isinstance(model, Mapping), "model", model, "must be a dict", "write model = dict(type='ImageClassifier', ...)")
+    check_model_types(model, AWML_TYPES, "calibration")
     _check_keys(model, _MODEL_KEYS, "model")
     _require(_type_name(model.get("type")) == "ImageClassifier", "model.type", model.get("type"), "only ImageClassifier is supported", "use type='ImageClassifier'")
 

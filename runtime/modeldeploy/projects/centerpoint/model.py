@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modeldeploy.core.awml_config import check_model_types
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.centerpoint.ops import decorate, scatter_to_bev
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse_settings
@@ -386,8 +387,35 @@ class BackboneNeckHeadExport(nn.Module):
         return merge_task_outputs(self.pts_bbox_head(self.pts_neck(self.pts_backbone(spatial_features))))
 
 
+# AWML / mmdet3d registered ``type=`` names → what builds them here. AWML configs name these
+# through ``custom_imports`` of AWML modules we never import; any other name in the model
+# section (outside training-only keys) is refused in one line (core.awml_config).
+AWML_TYPES: dict[str, Any] = {
+    "CenterPoint": CenterPoint,
+    "CenterPointONNX": CenterPoint,
+    "Det3DDataPreprocessor": "pipeline.preprocess_points (hard voxelization, outside the graph)",
+    "PillarFeatureNet": PillarFeatureNet,
+    "BackwardPillarFeatureNet": BackwardPillarFeatureNet,
+    "PointPillarsScatter": PointPillarsScatter,
+    "SECOND": SECOND,
+    "SECONDFPN": SECONDFPN,
+    "CenterHead": CenterHead,
+    "CenterHeadONNX": CenterHead,
+    "SeparateHead": SeparateHead,
+    "CustomSeparateHead": SeparateHead,
+    "CenterPointBBoxCoder": "boxes.decode_and_nms (outside the graph)",
+    "BN": nn.BatchNorm2d,
+    "BN2d": nn.BatchNorm2d,
+    "SyncBN": nn.BatchNorm2d,
+    "BN1d": nn.BatchNorm1d,
+    "Conv2d": nn.Conv2d,
+    "deconv": nn.ConvTranspose2d,
+}
+
+
 def build_centerpoint(model_cfg: Any) -> CenterPoint:
-    settings = parse_settings(model_cfg)
     model_dict = model_cfg["model"] if isinstance(model_cfg, Mapping) else model_cfg.model
+    check_model_types(model_dict, AWML_TYPES, "centerpoint")
+    settings = parse_settings(model_cfg)
     return CenterPoint(settings, to_plain(model_dict)).eval()
 

@@ -40,6 +40,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from modeldeploy.core.awml_config import check_model_types
 from modeldeploy.errors import ConfigError
 
 DEFAULT_NORM = {"type": "BN", "momentum": 0.03, "eps": 0.001}
@@ -315,8 +316,34 @@ def _section(cfg: Mapping[str, Any], key: str, types: tuple[str, ...], allowed: 
     return sub
 
 
+# AWML (YOLOX_opt_elan) / mmdet registered ``type=`` names → what builds them here. AWML
+# configs name these through ``custom_imports`` of AWML modules we never import; any other
+# name in the model section (outside training-only keys) is refused in one line
+# (core.awml_config).
+AWML_TYPES: dict[str, Any] = {
+    "YOLOX": YOLOX,
+    "DetDataPreprocessor": "preprocess.letterbox (outside the graph)",
+    "ELANDarknet": ELANDarknet,
+    "YOLOXPAFPN_ELAN": YOLOXPAFPN_ELAN,
+    "YOLOXHead": YOLOXHead,
+    "ReLU": nn.ReLU,
+    "ReLU6": nn.ReLU6,
+    "Swish": Swish,
+    "SiLU": Swish,
+    "LeakyReLU": nn.LeakyReLU,
+    "Sigmoid": nn.Sigmoid,
+    "BN": nn.BatchNorm2d,
+    "BN2d": nn.BatchNorm2d,
+    "SyncBN": nn.BatchNorm2d,
+    "Conv2d": nn.Conv2d,
+    "Conv": nn.Conv2d,
+    "nms": "ops / pipeline NMS (outside the graph unless yolox.nms_in_graph)",
+}
+
+
 def build_yolox(model: Mapping[str, Any]) -> YOLOX:
     """Build from an mmdet-style ``model = dict(type='YOLOX', backbone=..., neck=..., bbox_head=...)``."""
+    check_model_types(model, AWML_TYPES, "yolox")
     model = copy.deepcopy(dict(model))
     if str(model.get("type", "")).split(".")[-1] != "YOLOX":
         raise ConfigError(f"model config: 'model.type' = {model.get('type')!r}; the yolox project builds type='YOLOX'", hint="use AWML's YOLOX_opt_elan model config")
