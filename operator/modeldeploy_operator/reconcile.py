@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import threading
 from typing import Any, Callable, Mapping
 
@@ -37,6 +38,11 @@ from .constants import (
     TERMINAL_PHASES,
 )
 from .spec import HASH_LEN, child_name, spec_hash
+
+
+# Fault injection for the cluster test of an operator crash between the ConfigMap and the
+# Job create (tests/cluster/test_operator_safety.py): exit at once, like a SIGKILL there.
+_EXIT_AFTER_CONFIGMAP = os.environ.get("MODELDEPLOY_TEST_EXIT_AFTER_CONFIGMAP") == "1"
 
 
 class OrphanConflict(RuntimeError):
@@ -197,7 +203,7 @@ def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now
     finished = prev.get("specHash") == h and prev.get("phase") in TERMINAL_PHASES
     if not finished:
         try:
-            job = _ensure_children(kube, body, h, config, lookup_first, out)
+            _ensure_children(kube, body, h, config, lookup_first, out)
         except Refused as r:
             return refuse(body, h, r.reason, r.message, now)
         out.job_name = job_name
@@ -243,7 +249,10 @@ def _ensure_children(kube: Any, body: Mapping[str, Any], h: str, config: Operato
         if violations:
             raise Refused("PolicyViolation", "; ".join(str(v) for v in violations))
         cm = jobs.build_configmap(body, h)
-        if not kube.create_configmap(ns, cm):
+        created_cm = kube.create_configmap(ns, cm)
+        if created_cm and _EXIT_AFTER_CONFIGMAP:
+            os._exit(86)
+        if not created_cm:
             existing = kube.get_configmap(ns, cm["metadata"]["name"])
             if existing is None:  # deleted between the 409 and the read
                 raise OrphanConflict(f"ConfigMap {ns}/{cm['metadata']['name']} vanished after AlreadyExists, will retry")

@@ -352,6 +352,23 @@ class ControlPlane:
         if self._own_tmp and not self.keep_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (SIGTERM by PID, like a crash of the API's host or a
+        control-plane upgrade); etcd and the controllers keep running. Fault tests."""
+        if self.external:
+            raise ControlPlaneError("cannot stop the API server of a cluster this process did not start")
+        proc = self._procs.pop("kube-apiserver", None)
+        if proc is None:
+            raise ControlPlaneError("kube-apiserver is not running under this ControlPlane")
+        terminate_pid(proc.pid, popen=proc)
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again with the same flags and port and wait for /readyz."""
+        if "kube-apiserver" in self._procs:
+            raise ControlPlaneError("kube-apiserver is already running")
+        self._spawn("kube-apiserver", self._apiserver_args(), False)
+        self._wait_http("kube-apiserver", f"{self.server}/readyz", time.monotonic() + timeout, client_cert=True)
+
     # ---------------------------------------------------------------- state (CLI)
     def _save_state(self) -> None:
         state = {

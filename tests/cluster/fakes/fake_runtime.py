@@ -6,6 +6,10 @@ config as TEXT (never executes it) and obeys `fake_<key> = <value>` lines in it:
     fake_exit = 0|1|2|3|4|137   exit code (137 = SIGKILL itself, like an OOM kill)
     fake_sleep = 2.5            seconds to run before exiting
     fake_message = json|text|none   termination message form (default json)
+    fake_leak = ENV_NAME        put that env var's VALUE in the failure message, an artifact
+                                name and the log, like a user config raising
+                                ValueError(os.environ["AWS_SECRET_ACCESS_KEY"]) in a runtime
+                                that does not scrub (tests the operator's own scrubbing)
 
 The node agent maps the image `ghcr.io/modeldeploy/fake-runtime` to this script.
 """
@@ -18,6 +22,9 @@ import re
 import signal
 import sys
 import time
+
+
+LEAK_ENV: str | None = None
 
 
 def directives(path: str) -> dict[str, str]:
@@ -42,11 +49,15 @@ def summary(code: int, args: list[str]) -> dict:
         failure = {"stage": "verify", "reason": "VerificationFailed", "message": "fake: max abs diff 0.5 > 0.001"}
     elif code != 0:
         failure = {"stage": "export_onnx", "reason": "RuntimeCrash", "message": f"fake: crashed with {code}"}
+    leak = os.environ.get(LEAK_ENV or "", "")
+    if leak and failure is not None:
+        failure["message"] = f"ValueError: {leak}"
     return {
         "v": 1, "status": "succeeded" if code == 0 else "failed", "project": "calibration",
         "run_id": os.environ.get("MODELDEPLOY_RUN_ID", ""), "failure": failure,
         "results_uri": artifact.rsplit("/onnx/", 1)[0] + "/results.json",
-        "artifacts": [{"name": "onnx/model.onnx", "kind": "onnx", "uri": artifact, "sha256": "0" * 64}] if code in (0, 3) else [],
+        "artifacts": ([{"name": "onnx/model.onnx", "kind": "onnx", "uri": artifact, "sha256": "0" * 64}] if code in (0, 3) else [])
+        + ([{"name": f"leak/{leak}", "kind": "log"}] if leak else []),
         "verification": {"passed": code == 0, "tolerance": 0.001, "max_abs_diff": 1e-05 if code == 0 else 0.5, "comparisons": 1}
         if code in (0, 3) else None,
         "evaluation": {"onnxruntime:cpu": {"precision": "fp32", "metric": "accuracy", "value": 0.9, "p50_ms": 1.5, "p99_ms": 2.5}}
@@ -61,6 +72,10 @@ def main(argv: list[str]) -> int:
         print(f"fake-runtime: usage: run DEPLOY_CFG MODEL_CFG ... (got {args})", file=sys.stderr)
         return 2
     d = directives(args[1])
+    global LEAK_ENV
+    LEAK_ENV = d.get("leak")
+    if LEAK_ENV:
+        print(f"Traceback (most recent call last):\nValueError: {os.environ.get(LEAK_ENV, '')}", file=sys.stderr, flush=True)
     code = int(d.get("exit", "0"))
     time.sleep(float(d.get("sleep", "0")))
     print(json.dumps({"level": "INFO", "msg": "fake runtime finished", "exit": code}), flush=True)

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from modeldeploy_operator import policy as pol
 from modeldeploy_operator.config import OperatorConfig
 
