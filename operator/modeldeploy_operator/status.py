@@ -307,7 +307,7 @@ def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods:
         "durations": summ.durations_s if summ and summ.durations_s else None,
         "message": summ.text if summ and not summ.parsed and phase == "Succeeded" else None,
     }
-    out.update(run_location(cr, job, pods if pods_known else None))
+    out.update(run_location(cr, job, pods if pods_known else None, summ.results_uri if summ else None))
     if stuck is not None:
         out["message"] = f"{stuck[0]}: {stuck[1]}"
     return out
@@ -322,19 +322,25 @@ def job_artifact_uri(job: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def run_location(cr: Mapping[str, Any], job: Mapping[str, Any] | None,
-                 pods: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+def run_location(cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]] | None,
+                 results_uri: str | None = None) -> dict[str, Any]:
     """artifactUri (this generation's prefix, with current.json), runId (the pod that ran
-    last: MODELDEPLOY_RUN_ID is the pod name) and runUri = <artifactUri>/runs/<runId>.
+    last: MODELDEPLOY_RUN_ID is the pod name) and runUri, that run's exact prefix: from the
+    runtime's results_uri when it lies under <artifactUri>/runs/ (the runtime picks a
+    fresh suffix if a run prefix is taken), else <artifactUri>/runs/<runId>.
     Without a pod listing the recorded run is kept."""
     prev = cr.get("status") or {}
     artifact = job_artifact_uri(job) or prev.get("artifactUri")
     run_id = prev.get("runId")
     if pods:
-        pod = latest_terminated_pod(pods) or sorted(pods, key=_pod_sort_key)[-1]
+        pod = latest_terminated_pod(pods) or max(pods, key=_pod_sort_key)
         run_id = (pod.get("metadata") or {}).get("name") or run_id
-    return {"artifactUri": artifact, "runId": run_id,
-            "runUri": f"{artifact}/runs/{run_id}" if artifact and run_id else None}
+    run_uri = prev.get("runUri") if run_id == prev.get("runId") else None
+    if artifact and run_id:
+        run_uri = f"{artifact}/runs/{run_id}"
+        if results_uri and results_uri.startswith(f"{run_uri}") and results_uri.endswith("/results.json"):
+            run_uri = results_uri[: -len("/results.json")]
+    return {"artifactUri": artifact, "runId": run_id, "runUri": run_uri}
 
 
 def previous_stuck(prev: Mapping[str, Any]) -> tuple[str, str] | None:
