@@ -211,6 +211,8 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
                               f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
                               f"--from-literal=AWS_ENDPOINT_URL={moto_s3}",
                               "--from-literal=AWS_DEFAULT_REGION=us-east-1")
+        # its owners opt it in for ModelDeployments (chart policy.secretOptInLabel, docs/operator.md#tenant-policy)
+        control_plane.kubectl("-n", ns, "label", "secret", SECRET, "modeldeploy.io/allowed=true")
 
         # --- helm install: the node agent runs the operator pod (image mapped to the module) -
         t0 = time.monotonic()
@@ -225,9 +227,12 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
         wait_for(lambda: http_status(f"http://127.0.0.1:{metrics_port}/healthz") == 200, 120, "operator /healthz 200",
                  on_timeout=k.diagnostics)
         print(f"helm install + operator healthy in {time.monotonic() - t0:.1f}s")
-        # least privilege: the operator's ServiceAccount may not read Secrets, nor act elsewhere
+        # least privilege: the operator's ServiceAccount may get a Secret (opt-in label, values to
+        # scrub; docs/operator.md#rbac) but not list them, nor act outside its namespaces
         sa = f"system:serviceaccount:{ns}:{RELEASE}-modeldeploy-operator"
-        assert control_plane.kubectl("auth", "can-i", "get", "secrets", "-n", ns, f"--as={sa}", check=False).stdout.strip() == "no"
+        assert control_plane.kubectl("auth", "can-i", "list", "secrets", "-n", ns, f"--as={sa}", check=False).stdout.strip() == "no"
+        assert control_plane.kubectl("auth", "can-i", "get", "secrets", "-n", "default", f"--as={sa}",
+                                     check=False).stdout.strip() == "no"
         assert control_plane.kubectl("auth", "can-i", "create", "jobs.batch", "-n", "default", f"--as={sa}",
                                      check=False).stdout.strip() == "no"
         assert control_plane.kubectl("auth", "can-i", "create", "jobs.batch", "-n", ns, f"--as={sa}").stdout.strip() == "yes"
@@ -254,7 +259,11 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
         assert all(e["p50Ms"] > 0 and e["p99Ms"] >= e["p50Ms"] and e["metric"] == "mAP" for e in st1["evaluation"])
         assert st1["headline"]["p50Ms"] > 0
         assert st1["verification"]["passed"] is True and st1["verification"]["maxAbsDiff"] < 1e-3
-        prefix1 = f"s3://{bucket}/modeldeploy/centerpoint-e2e/{st1['specHash'][:8]}"
+        # each generation publishes under <output.uri>/<namespace>/<name>/g<generation>, each run
+        # (pod) under its runs/<run id>/ (status.runUri)
+        assert st1["artifactUri"] == f"s3://{bucket}/modeldeploy/centerpoint-e2e/{ns}/{name}/g1", st1
+        prefix1 = st1["runUri"]
+        assert prefix1.startswith(f"{st1['artifactUri']}/runs/"), st1
         assert st1["resultsUri"] == f"{prefix1}/results.json"
         manifest1 = verify_prefix(s3, prefix1)
         by_name = {a["name"]: a for a in manifest1["artifacts"]}
@@ -284,7 +293,8 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
         jobs = wait_for(lambda: (lambda js: js if [j["metadata"]["name"] for j in js] == [st2["jobName"]] else None)(
             k.json("jobs", "-l", f"modeldeploy.io/deployment={name}")["items"]), 120, "the stale Job to be deleted")
         assert jobs[0]["metadata"]["annotations"]["modeldeploy.io/generation"] == "2"
-        prefix2 = f"s3://{bucket}/modeldeploy/centerpoint-e2e/{st2['specHash'][:8]}"
+        assert st2["artifactUri"] == f"s3://{bucket}/modeldeploy/centerpoint-e2e/{ns}/{name}/g2", st2
+        prefix2 = st2["runUri"]
         verify_prefix(s3, prefix2)
         assert onnx_opset(s3, prefix2, "onnx/pts_backbone_neck_head.onnx") == 16
         assert {a["uri"].rsplit("/", 2)[0] for a in st2["artifacts"]} <= {prefix2, f"{prefix2}/onnx", f"{prefix2}/logs",
