@@ -324,7 +324,7 @@ class _Converter:
             out["info_file"] = self.path("runtime_io.info_file", info)
         elif "info_file" in rt:
             out["info_file"] = None
-            self.note("runtime_io.info_file", "mapped", "runtime_io.info_file", "empty: None (no dataset; the project's bundled sample or synthesised input)")
+            self.note("runtime_io.info_file", "mapped", "runtime_io.info_file=None", "empty: None (no dataset; the project's bundled sample or synthesised input)")
         if rt.get("data_root"):
             out["data_root"] = self.path("runtime_io.data_root", rt["data_root"])
         out["sample_idx"] = rt.get("sample_idx", 0)
