@@ -1,9 +1,10 @@
 """Reads T4/nuScenes-style (mmdet3d v1.x) info files and their ``.bin`` point clouds.
 
-A sample is the raw point cloud (torch float32 [N, in_channels], the columns the model
-uses) plus ground truth in the info file's convention: ``gt_bboxes_3d`` [M, 7] =
-(x, y, z_centre, l, w, h, yaw), ``gt_labels_3d`` [M] (index into the model's
-class_names) and ``gt_velocity`` [M, 2]. Instances of classes the model does not
+A sample is the model's input point cloud (torch float32 [N, in_channels]: the key frame
+merged with its ``lidar_sweeps`` and reduced to the columns the model config's loading
+pipeline selects, see ``point_loading.py``) plus ground truth in the info file's
+convention: ``gt_bboxes_3d`` [M, 7] = (x, y, z_centre, l, w, h, yaw), ``gt_labels_3d``
+[M] (index into the model's class_names) and ``gt_velocity`` [M, 2]. Instances of classes the model does not
 predict, or flagged ``bbox_3d_isvalid=False`` / ``bbox_label_3d=-1``, are dropped, as
 mmdet3d's loader does. Voxelization happens in the pipeline, on its device.
 
@@ -23,9 +24,11 @@ import torch
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.info_file import data_list_of, load_info
 from modeldeploy.errors import DataError
+from modeldeploy.projects.centerpoint.point_loading import PointLoading, SweepPoints, choose_sweeps, from_use_dims, merge_points
 
 _HINT = ("expected an mmdet3d v1.x info file {'metainfo': {...}, 'data_list': [{'lidar_points': "
-         "{'lidar_path', 'num_pts_feats'}, 'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}")
+         "{'lidar_path', 'num_pts_feats'}, 'timestamp', 'lidar_sweeps': [{'lidar_points': {'lidar_path', 'lidar2sensor'}, 'timestamp'}], "
+         "'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}")
 
 
 def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -43,31 +46,30 @@ def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return dict(meta), [dict(e) for e in data_list]
 
 
-def load_points(path: Path, num_pts_feats: int, use_dims: Sequence[int]) -> np.ndarray:
-    """A float32 ``.bin`` → [N, len(use_dims)], with the checks a corrupt file needs."""
+def read_bin(path: Path, num_pts_feats: int) -> np.ndarray:
+    """A float32 ``.bin`` → [N, num_pts_feats], with the checks a corrupt file needs."""
     if not path.is_file():
-        raise DataError(f"point file {path} does not exist", hint="check data_root and lidar_points.lidar_path in the info file")
+        raise DataError(f"point file {path} does not exist", hint="check data_root and the lidar_path entries in the info file")
     if num_pts_feats < 3:
-        raise DataError(f"{path}: num_pts_feats={num_pts_feats}; points need at least x, y, z", hint="fix lidar_points.num_pts_feats (T4: 5)")
-    if max(use_dims) >= num_pts_feats:
-        raise DataError(f"{path}: the model reads point columns {list(use_dims)} but the file has {num_pts_feats} per point",
-                        hint="set point_use_dims in the model config to columns that exist")
+        raise DataError(f"{path}: {num_pts_feats} features per point; points need at least x, y, z", hint="fix lidar_points.num_pts_feats (T4: 5)")
     size = path.stat().st_size
     if size % (4 * num_pts_feats):
         raise DataError(f"{path}: {size} bytes is not a whole number of float32 points with {num_pts_feats} features",
-                        hint="the file is truncated, or num_pts_feats in the info file is wrong")
+                        hint="the file is truncated, or num_pts_feats / the model config's load_dim is wrong")
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
     if not np.isfinite(pts[:, :3]).all():
         raise DataError(f"{path}: point coordinates contain NaN/Inf", hint="filter invalid returns before writing the .bin")
-    return np.ascontiguousarray(pts[:, list(use_dims)])
+    return pts
 
 
 class CenterPointDataLoader(BaseDataLoader):
-    def __init__(self, info_path: str | Path, data_root: str | Path | None, class_names: Sequence[str], use_dims: Sequence[int]) -> None:
+    def __init__(self, info_path: str | Path, data_root: str | Path | None, class_names: Sequence[str], loading: PointLoading | Sequence[int]) -> None:
+        """``loading``: the model config's point loading (``settings.point_loading``); a plain
+        column list means key frame only, with the info file's num_pts_feats."""
         self.info_path = Path(info_path)
         self.data_root = Path(data_root) if data_root else self.info_path.parent
         self.class_names = tuple(class_names)
-        self.use_dims = tuple(use_dims)
+        self.loading = loading if isinstance(loading, PointLoading) else from_use_dims(loading)
         meta, self.data_list = read_info(self.info_path)
         info_classes = meta.get("classes") or (sorted(meta["categories"], key=meta["categories"].get) if isinstance(meta.get("categories"), Mapping) else None)
         info_classes = list(info_classes) if info_classes else list(self.class_names)
@@ -75,7 +77,7 @@ class CenterPointDataLoader(BaseDataLoader):
         self._label_map = {i: (self.class_names.index(c) if c in self.class_names else -1) for i, c in enumerate(info_classes)}
 
     @classmethod
-    def from_runtime_io(cls, info_file: str | None, data_root: str | None, class_names: Sequence[str], use_dims: Sequence[int]) -> "CenterPointDataLoader":
+    def from_runtime_io(cls, info_file: str | None, data_root: str | None, class_names: Sequence[str], loading: PointLoading | Sequence[int]) -> "CenterPointDataLoader":
         """``data_root`` unset → the bundled synthetic sample (generated once into the cache)."""
         if not data_root:
             from modeldeploy.projects.centerpoint.synthetic import bundled_dataset
@@ -83,12 +85,12 @@ class CenterPointDataLoader(BaseDataLoader):
             if info_file:
                 raise DataError(f"runtime_io.info_file={info_file!r} is set but runtime_io.data_root is not", hint="set data_root too, or neither for the bundled sample")
             info = bundled_dataset()
-            return cls(info, info.parent, class_names, use_dims)
+            return cls(info, info.parent, class_names, loading)
         root = Path(data_root)
         if not root.is_dir():
             raise DataError(f"runtime_io.data_root {root} is not a directory", hint="point it at the dataset root holding the info file and samples/")
         info = Path(info_file) if info_file else root / "centerpoint_infos_val.pkl"
-        return cls(info if info.is_absolute() else root / info, root, class_names, use_dims)
+        return cls(info if info.is_absolute() else root / info, root, class_names, loading)
 
     def __len__(self) -> int:
         return len(self.data_list)
@@ -118,19 +120,63 @@ class CenterPointDataLoader(BaseDataLoader):
             vels.append(vel)
         return (np.asarray(boxes, dtype=np.float32).reshape(-1, 7), np.asarray(labels, dtype=np.int64), np.asarray(vels, dtype=np.float32).reshape(-1, 2))
 
+    def _path(self, lidar_path: Any, where: str) -> Path:
+        if not isinstance(lidar_path, str) or not lidar_path:
+            raise DataError(f"{where}: lidar_points.lidar_path is missing", hint=_HINT)
+        path = Path(lidar_path)
+        return path if path.is_absolute() else self.data_root / path
+
+    def _num_feats(self, lp: Mapping[str, Any], load_dim: int | None, where: str) -> int:
+        """The model config's load_dim; the info's num_pts_feats must agree with it when given."""
+        given = lp.get("num_pts_feats")
+        if given is not None:
+            try:
+                given = int(given)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: lidar_points.num_pts_feats={given!r} is not an integer", hint=_HINT) from None
+        if load_dim is None:
+            return given if given is not None else 5
+        if given is not None and given != load_dim:
+            raise DataError(f"{where}: lidar_points.num_pts_feats={given} but the model config loads {load_dim} features per point (load_dim)",
+                            hint="use the model config the data was converted for, or fix load_dim in its test pipeline")
+        return load_dim
+
+    def _sweeps(self, entry: Mapping[str, Any], where: str) -> list[SweepPoints] | None:
+        spec = self.loading.sweeps
+        if spec is None or "lidar_sweeps" not in entry:
+            return None
+        sweeps = entry["lidar_sweeps"]
+        if sweeps is None:
+            return None
+        if not isinstance(sweeps, list) or not all(isinstance(sw, Mapping) for sw in sweeps):
+            raise DataError(f"{where}: 'lidar_sweeps' must be a list of dicts", hint=_HINT)
+        out = []
+        for j in choose_sweeps(len(sweeps), spec):
+            sw_where = f"{where}.lidar_sweeps[{j}]"
+            lp = sweeps[j].get("lidar_points")
+            if not isinstance(lp, Mapping):
+                raise DataError(f"{sw_where}: no 'lidar_points' dict", hint=_HINT)
+            raw = read_bin(self._path(lp.get("lidar_path"), sw_where), self._num_feats(lp, spec.load_dim, sw_where))
+            out.append(SweepPoints(raw, sweeps[j], sw_where))
+        return out
+
     def load_sample(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise DataError(f"sample index {index} out of range (0..{len(self) - 1})", hint="use a smaller runtime_io.sample_idx")
         entry = self.data_list[index]
         where = f"{self.info_path}: data_list[{index}]"
         lp = entry["lidar_points"]
+        path = self._path(lp["lidar_path"], where)
+        nfeat = self._num_feats(lp, self.loading.load_dim, where)
+        if max(self.loading.use_dim) >= nfeat:
+            raise DataError(f"{path}: the model reads point columns {list(self.loading.use_dim)} but the file has {nfeat} per point",
+                            hint="make the model config's use_dim name columns that exist")
+        ts = entry.get("timestamp")
         try:
-            nfeat = int(lp.get("num_pts_feats", 5))
+            ts = None if ts is None else float(ts)
         except (TypeError, ValueError):
-            raise DataError(f"{where}: lidar_points.num_pts_feats={lp.get('num_pts_feats')!r} is not an integer", hint=_HINT) from None
-        path = Path(lp["lidar_path"])
-        path = path if path.is_absolute() else self.data_root / path
-        points = load_points(path, nfeat, self.use_dims)
+            raise DataError(f"{where}: timestamp={ts!r} is not a number", hint="timestamps are seconds (mmdet3d v1.x infos)") from None
+        points = merge_points(read_bin(path, nfeat), self.loading, ts, self._sweeps(entry, where), where)
         boxes, labels, vels = self._gt(entry, where)
         return {
             "points": torch.from_numpy(points),

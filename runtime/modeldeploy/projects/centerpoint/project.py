@@ -13,8 +13,10 @@ pipeline's device.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from modeldeploy.backends.base import BaseBackend
@@ -30,6 +32,17 @@ from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse
 
 if TYPE_CHECKING:
     from modeldeploy.config import BaseDeploymentConfig
+
+log = logging.getLogger(__name__)
+
+
+def log_point_loading(s: CenterPointSettings) -> None:
+    """Say once per run which point features the model gets (and when they are AWML's defaults
+    rather than the config's own pipeline), because a wrong layout fails silently."""
+    if s.point_loading.source.startswith("AWML"):
+        log.warning("centerpoint: %s", s.point_loading.describe())
+    else:
+        log.info("centerpoint: %s", s.point_loading.describe())
 
 
 def export_components_for(model: CenterPoint, sample: dict[str, Any]) -> list[ExportComponent]:
@@ -70,7 +83,30 @@ class CenterPointProject(BaseProject):
 
     def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointDataLoader:
         s = parse_settings(model_cfg)
-        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_use_dims)
+        log_point_loading(s)
+        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_loading)
+
+    def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
+        """An export example without any dataset: one synthetic scene (with sweeps) turned into
+        the model's point features by the model config's own loading pipeline, in memory —
+        nothing is written. Same structure as ``CenterPointDataLoader.load_sample``."""
+        from modeldeploy.projects.centerpoint.synthetic import BUNDLED_SEED, CLASSES, NUM_SWEEPS, frame_points, frame_with_sweeps
+
+        s = parse_settings(model_cfg)
+        log_point_loading(s)
+        frame = frame_with_sweeps(BUNDLED_SEED, 0, NUM_SWEEPS)
+        points = frame_points(frame, s.point_loading)
+        keep = [(inst, s.class_names.index(CLASSES[inst["bbox_label_3d"]])) for inst in frame["entry"]["instances"]
+                if CLASSES[inst["bbox_label_3d"]] in s.class_names]
+        return {
+            "points": torch.from_numpy(points),
+            "token": frame["entry"]["token"],
+            "sample_idx": 0,
+            "lidar_path": "",
+            "gt_bboxes_3d": np.asarray([inst["bbox_3d"] for inst, _ in keep], dtype=np.float32).reshape(-1, 7),
+            "gt_labels_3d": np.asarray([label for _, label in keep], dtype=np.int64),
+            "gt_velocity": np.asarray([inst["velocity"] for inst, _ in keep], dtype=np.float32).reshape(-1, 2),
+        }
 
     def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointEvaluator:
         return CenterPointEvaluator(parse_settings(model_cfg).class_names)

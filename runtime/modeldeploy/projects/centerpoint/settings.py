@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.errors import ConfigError
+from modeldeploy.projects.centerpoint.point_loading import PointLoading, parse_point_loading
 
 VOXEL_ENCODERS = ("PillarFeatureNet", "BackwardPillarFeatureNet")
 
@@ -29,9 +31,9 @@ class CenterPointSettings:
     max_num_points: int
     max_voxels: int
     grid_size: tuple[int, int, int]  # (nx, ny, nz)
-    point_use_dims: tuple[int, ...]  # which columns of the .bin points the model reads
+    point_loading: PointLoading  # how the info file's points become the model's features (point_loading.py)
     voxel_encoder_type: str
-    in_channels: int  # raw point features fed to the encoder (len(point_use_dims))
+    in_channels: int  # raw point features fed to the encoder (len(point_loading.out_dims))
     with_cluster_center: bool
     with_voxel_center: bool
     voxel_center_dims: int  # 3 (PillarFeatureNet) or 2 (BackwardPillarFeatureNet)
@@ -120,9 +122,10 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
     if etype not in VOXEL_ENCODERS:
         raise ConfigError(f"model config: pts_voxel_encoder.type={etype!r} is not supported", hint=f"use one of {VOXEL_ENCODERS}")
     in_channels = int(enc.get("in_channels", 4))
-    use_dims = tuple(int(d) for d in model_cfg.get("point_use_dims", range(in_channels))) if hasattr(model_cfg, "get") else tuple(range(in_channels))
-    if len(use_dims) != in_channels:
-        raise ConfigError(f"model config: point_use_dims {use_dims} has {len(use_dims)} entries but pts_voxel_encoder.in_channels={in_channels}", hint="make them agree")
+    loading = parse_point_loading(model_cfg_dict(model_cfg), pcr)
+    if len(loading.out_dims) != in_channels:
+        raise ConfigError(f"model config: the loading pipeline ({loading.source}) gives {len(loading.out_dims)} point features (use_dim={list(loading.out_dims)}) "
+                          f"but pts_voxel_encoder.in_channels={in_channels}", hint="make the test pipeline's use_dim and in_channels agree")
     wcc = bool(enc.get("with_cluster_center", True))
     wvc = bool(enc.get("with_voxel_center", True))
     wd = bool(enc.get("with_distance", False))
@@ -167,7 +170,7 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
         max_num_points=max_points,
         max_voxels=max_voxels,
         grid_size=grid,  # type: ignore[arg-type]
-        point_use_dims=use_dims,
+        point_loading=loading,
         voxel_encoder_type=etype,
         in_channels=in_channels,
         with_cluster_center=wcc,

@@ -26,7 +26,8 @@ from modeldeploy.projects.centerpoint.metrics import boxes_from_arrays, detectio
 from modeldeploy.projects.centerpoint.model import CenterPoint, build_centerpoint
 from modeldeploy.projects.centerpoint.ops import scatter_to_bev
 from modeldeploy.projects.centerpoint.pipeline import preprocess_points
-from modeldeploy.projects.centerpoint.synthetic import CLASSES, generate_frame
+from modeldeploy.projects.centerpoint.point_loading import PointLoading
+from modeldeploy.projects.centerpoint.synthetic import BUNDLED_SEED, CLASSES, NUM_SWEEPS, frame_points, frame_with_sweeps
 from modeldeploy.projects.centerpoint.targets import build_targets, task_loss
 
 PKG = Path(__file__).resolve().parent
@@ -55,19 +56,22 @@ def augment(points: np.ndarray, boxes: np.ndarray, vels: np.ndarray, rng: np.ran
     return pts, bx, vl
 
 
-def frame_arrays(seed: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    pts, inst = generate_frame(seed, i)
+def frame_arrays(seed: int, i: int, loading: PointLoading) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Model-input points (key frame + sweeps, as the config's pipeline builds them) and GT."""
+    num_sweeps = min(NUM_SWEEPS, loading.sweeps.sweeps_num) if loading.sweeps else 0  # the sweeps the pipeline reads
+    frame = frame_with_sweeps(seed, i, num_sweeps)
+    inst = frame["entry"]["instances"]
     boxes = np.array([x["bbox_3d"] for x in inst], dtype=np.float32).reshape(-1, 7)
     labels = np.array([x["bbox_label_3d"] for x in inst], dtype=np.int64)
     vels = np.array([x["velocity"] for x in inst], dtype=np.float32).reshape(-1, 2)
-    return pts, boxes, labels, vels
+    return frame_points(frame, loading), boxes, labels, vels
 
 
 def forward_batch(model: CenterPoint, clouds: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
     s = model.settings
     canvases = []
     for pts in clouds:
-        pre = preprocess_points(torch.from_numpy(pts[:, list(s.point_use_dims)]), s, torch.device("cpu"))
+        pre = preprocess_points(torch.from_numpy(pts), s, torch.device("cpu"))
         pillars = model.pts_voxel_encoder.forward_decorated(pre["input_features"])
         canvases.append(scatter_to_bev(pillars, pre["coors"], *s.output_shape))
     return model.backbone_neck_head(torch.cat(canvases))
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(a.steps):
         clouds, targets = [], []
         for i in range(step * a.batch, (step + 1) * a.batch):  # every step sees new scenes: no repetition to overfit
-            pts, boxes, labels, vels = frame_arrays(TRAIN_SEED, i)
+            pts, boxes, labels, vels = frame_arrays(TRAIN_SEED, i, s.point_loading)
             pts, boxes, vels = augment(pts, boxes, vels, rng)
             clouds.append(pts)
             targets.append(build_targets(boxes, labels, vels, s, train_cfg))
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % 50 == 0 or step == a.steps - 1:
             print(f"step {step:4d}  loss {loss.item():.3f} (heatmap {loss_hm.item():.3f}, box {loss_box.item():.3f})  {time.monotonic() - t0:.0f}s", flush=True)
     train_s = time.monotonic() - t0
-    val = [frame_arrays(2024, i) for i in range(a.eval_frames)]
+    val = [frame_arrays(BUNDLED_SEED, i, s.point_loading) for i in range(a.eval_frames)]
     metrics = evaluate(model, val)
     per_class = ", ".join(f"{k}: {v['mean']:.3f}" for k, v in metrics["AP"].items() if v)
     print(f"trained in {train_s:.0f}s; bundled-sample mAP {metrics['mAP']:.3f}, mAPH {metrics['mAPH']:.3f} ({per_class})", flush=True)

@@ -32,7 +32,7 @@ def _export(components: list[ExportComponent], out: Path) -> dict[str, Path]:
 def test_tiny_two_component_export_and_ort_parity_on_synthetic_frames(tiny_cfg, synthetic_root: Path, tmp_path: Path) -> None:
     model = randomized_model(tiny_cfg)
     s = model.settings
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, s.point_use_dims)
+    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, s.point_loading)
     comps = export_components_for(model, loader.load_sample(0))
     assert [c.name for c in comps] == [VOXEL_ENCODER, BACKBONE_NECK_HEAD]
     assert comps[0].input_names == ["input_features"] and comps[0].output_names == ["pillar_features"]
@@ -61,7 +61,7 @@ def test_awml_size_components_export_with_a_reduced_canvas(awml_cfg, synthetic_r
     """AWML base/2.x weights and graphs; the canvas is cut to 64² so the test stays fast on CPU."""
     model = randomized_model(awml_cfg)
     s = model.settings
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, s.point_use_dims)
+    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, s.point_loading)
     feats = preprocess_points(loader.load_sample(0)["points"], s, torch.device("cpu"))["input_features"]
     assert feats.shape[1:] == (32, 10)
     comps = [
@@ -84,7 +84,7 @@ def test_awml_size_components_export_with_a_reduced_canvas(awml_cfg, synthetic_r
 @pytest.mark.slow
 def test_awml_full_size_export_has_awml_io_shapes(awml_cfg, synthetic_root: Path, tmp_path: Path) -> None:
     model = randomized_model(awml_cfg)
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_use_dims)
+    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading)
     paths = _export(export_components_for(model, loader.load_sample(0)), tmp_path / "onnx")
     head = onnx.shape_inference.infer_shapes(onnx.load(str(paths[BACKBONE_NECK_HEAD])))
     assert [d.dim_value for d in head.graph.input[0].type.tensor_type.shape.dim] == [1, 32, 1020, 1020]

@@ -20,7 +20,7 @@ from .helpers import randomized_model
 @pytest.fixture(scope="module")
 def pipeline_and_loader(tiny_cfg, synthetic_root: Path):
     model = randomized_model(tiny_cfg)
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_use_dims)
+    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading)
     comps = export_components_for(model, loader.load_sample(0))
     return CenterPointPipeline({c.name: PyTorchBackend(c) for c in comps}, model.settings), loader
 
