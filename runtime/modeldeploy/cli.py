@@ -131,8 +131,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.device:
             cfg = _with_backend_devices(cfg, args.device)
         _preflight(cfg)
-        work_dir = Path(cfg.export.work_dir).resolve()
-        setup_logging(args.log_level, args.log_format, work_dir / "logs" / "run.log")
+        from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
+
+        work_dir = check_local_output(Path(cfg.export.work_dir), what="work dir", work_dir=Path(cfg.export.work_dir))
+        check_artifact_uri(args.artifact_uri or cfg.export.artifact_uri or str(work_dir), work_dir=work_dir)  # before anything is written
+        try:
+            setup_logging(args.log_level, args.log_format, work_dir / "logs" / "run.log")
+        except OSError as exc:  # a read-only / full work dir: one line (stderr + termination log), exit 2
+            from modeldeploy.artifacts.localio import storage_error
+
+            setup_logging(args.log_level, args.log_format)
+            raise storage_error(exc, "cannot write the work dir", work_dir) from None
         from modeldeploy.runners import DeploymentRunner
 
         runner = DeploymentRunner(
@@ -187,6 +196,9 @@ def _with_backend_devices(cfg: Any, device: str) -> Any:
     return BaseDeploymentConfig.from_dict(raw, source=cfg.source)
 
 
+_STORAGE_REASONS = ("ReadOnlyStorage", "NoSpace", "PermissionDenied", "LocalIOError")
+
+
 def _fail_early(exc: ModelDeployError, args: argparse.Namespace) -> None:
     """A failure before the runner exists still gets one line and a termination summary."""
     from modeldeploy.runners.termination import write_termination_log
@@ -194,7 +206,9 @@ def _fail_early(exc: ModelDeployError, args: argparse.Namespace) -> None:
     print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
     write_termination_log(
         args.termination_log,
-        {"v": 1, "status": "failed", "project": None, "run_id": args.run_id, "failure": {"stage": "config", "reason": exc.reason, "message": exc.one_line()[:300]}, "artifacts": [], "verification": None, "evaluation": {}, "durations_s": {}},
+        {"v": 1, "status": "failed", "project": None, "run_id": args.run_id,
+         "failure": {"stage": "preflight" if exc.reason in _STORAGE_REASONS else "config", "reason": exc.reason, "message": exc.one_line()[:300]},
+         "artifacts": [], "verification": None, "evaluation": {}, "durations_s": {}},
     )
 
 
@@ -278,6 +292,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("modeldeploy: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one scrubbed line, never a traceback with a secret
+        from modeldeploy.core.redact import scrub
+
+        log.debug("unexpected error", exc_info=True)
+        print(f"modeldeploy: error: InternalError: {scrub(f'{type(exc).__name__}: {exc}')} — fix: this is a bug; run with --log-level DEBUG", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

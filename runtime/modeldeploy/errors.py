@@ -64,6 +64,13 @@ class InferenceError(ModelDeployError):
     reason = "InferenceError"
 
 
+class IONameMismatch(InferenceError):
+    """The graph's input/output names differ from what the project feeds: deterministic, never retried."""
+
+    reason = "IONameMismatch"
+    exit_code = 2
+
+
 class VerificationFailed(ModelDeployError):
     reason = "VerificationFailed"
     exit_code = 3

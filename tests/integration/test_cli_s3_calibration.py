@@ -31,19 +31,23 @@ def test_run_reads_inputs_from_s3_and_publishes_every_artifact_verified(s3_env: 
     # inputs live in S3 too: model config and checkpoint
     s3_admin.upload_file(str(PKG / "configs" / "resnet18_5ch_tiny.py"), bucket, "inputs/model.py")
     s3_admin.upload_file(str(PKG / "assets" / "resnet18_5ch_tiny.pth"), bucket, "inputs/ckpt.pth")
-    prefix = f"s3://{bucket}/runs/calib-1"
-    proc = _run(["builtin:calibration/deploy_demo.py", f"s3://{bucket}/inputs/model.py", f"s3://{bucket}/inputs/ckpt.pth", "--artifact-uri", prefix, *FAST], tmp_path)
+    root = f"s3://{bucket}/out/calib"
+    prefix = f"{root}/runs/calib-1"  # each run publishes under its own prefix (docs/contracts.md §5)
+    proc = _run(["builtin:calibration/deploy_demo.py", f"s3://{bucket}/inputs/model.py", f"s3://{bucket}/inputs/ckpt.pth", "--artifact-uri", root,
+                 "--run-id", "calib-1", *FAST], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    manifest = json.loads(s3_admin.get_object(Bucket=bucket, Key="runs/calib-1/manifest.json")["Body"].read())
+    current = json.loads(s3_admin.get_object(Bucket=bucket, Key="out/calib/current.json")["Body"].read())
+    assert current["prefix"] == "runs/calib-1"
+    manifest = json.loads(s3_admin.get_object(Bucket=bucket, Key="out/calib/runs/calib-1/manifest.json")["Body"].read())
     names = {a["name"] for a in manifest["artifacts"]}
     assert {"results.json", "report.md", "onnx/calibration_classifier.onnx"} <= names
     for a in manifest["artifacts"]:
-        body = s3_admin.get_object(Bucket=bucket, Key=f"runs/calib-1/{a['name']}")["Body"].read()
+        body = s3_admin.get_object(Bucket=bucket, Key=f"out/calib/runs/calib-1/{a['name']}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == a["sha256"], a["name"]
         assert len(body) == a["bytes"]
 
-    results = json.loads(s3_admin.get_object(Bucket=bucket, Key="runs/calib-1/results.json")["Body"].read())
+    results = json.loads(s3_admin.get_object(Bucket=bucket, Key="out/calib/runs/calib-1/results.json")["Body"].read())
     assert results["status"] == "succeeded"
     assert all(a["uri"].startswith(prefix + "/") for a in results["artifacts"])
     term = json.loads((tmp_path / "term.json").read_text())
@@ -66,4 +70,4 @@ def test_store_failures_end_with_one_clear_line(case: str, s3_env: str, tmp_path
     assert "no-such-bucket-md" in errors[0]
     assert "Traceback" not in proc.stderr
     results = json.loads((tmp_path / "work" / "results.json").read_text())
-    assert results["status"] == "failed" and results["failure"]["stage"] == "upload"
+    assert results["status"] == "failed" and results["failure"]["stage"] == "preflight"  # checked before any work

@@ -35,10 +35,10 @@ def artifact(tmp_path: Path) -> list[LocalArtifact]:
     return [LocalArtifact(p, "report.md", "report")]
 
 
-def _assert_one_clear_error(err: ArtifactStoreError, *must_contain: str) -> None:
+def _assert_one_clear_error(err: ArtifactStoreError, *must_contain: str, exit_code: int = 4) -> None:
     line = err.one_line()
     assert isinstance(err, S3StoreError)
-    assert err.exit_code == 4
+    assert err.exit_code == exit_code
     assert "\n" not in line and len(line) < 600, line
     for text in must_contain:
         assert text in line, f"{text!r} missing from: {line}"
@@ -82,7 +82,8 @@ def test_missing_bucket(s3_env: str, artifact: list[LocalArtifact], tmp_path: Pa
 def test_missing_key(s3_env: str, bucket: str, tmp_path: Path) -> None:
     with pytest.raises(ArtifactStoreError) as info:
         fetch(f"s3://{bucket}/nothing/here.pth", tmp_path / "c")
-    _assert_one_clear_error(info.value, f"s3://{bucket}/nothing/here.pth not found", s3_env)
+    # a missing INPUT is the user's error: exit 2, not retried (docs/contracts.md exit codes)
+    _assert_one_clear_error(info.value, f"s3://{bucket}/nothing/here.pth not found", s3_env, exit_code=2)
     assert not list((tmp_path / "c").rglob("*.pth")), "no file may appear for a failed download"
 
 

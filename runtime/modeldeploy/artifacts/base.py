@@ -12,6 +12,10 @@ the commit marker. Semantics a consumer can rely on:
 
 Content-addressed blobs (``cas_get``/``cas_put``) share built engines/exports between
 runs and nodes; see ``cas.py``.
+
+The runner never publishes into a prefix another run uses: each run gets its own
+``<uri>/runs/<run key>/`` and only a verified run moves the ``<uri>/current.json`` pointer
+(``publication.py``), through ``put_conditional`` (a compare-and-swap on the store).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from modeldeploy.errors import ArtifactStoreError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+POINTER_NAME = "current.json"
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -139,6 +144,36 @@ class ArtifactStore(ABC):
 
     def invalidate_manifest(self) -> None:
         """Remove a previous generation's manifest before overwriting its files."""
+
+    @abstractmethod
+    def child(self, rel: str) -> "ArtifactStore":
+        """The store at ``<this prefix>/<rel>`` (same settings and blob area)."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove ``name`` under this prefix (missing is fine)."""
+
+    @abstractmethod
+    def read_versioned(self, name: str) -> tuple[bytes | None, str | None]:
+        """(content, version token) of a small object; (None, None) when it does not exist.
+
+        The token is what ``put_conditional`` compares against (S3: the ETag; local: sha256).
+        """
+
+    @abstractmethod
+    def put_conditional(self, name: str, data: bytes, *, expected_version: str | None) -> bool:
+        """Replace ``name`` only if it still has ``expected_version`` (None: only if absent).
+
+        Returns False when another writer changed it first (the caller re-reads and decides).
+        Why: two runs finishing together must not both believe they moved the pointer.
+        """
+
+    def preflight(self) -> None:
+        """Write and delete a probe object: fails fast (before any GPU work) on an unwritable
+        store or bad credentials, with the store's own one-line error."""
+        name = f".preflight-{os.getpid()}-{os.urandom(4).hex()}"
+        self.put_bytes(name, b"modeldeploy preflight probe\n", "probe")
+        self.delete(name)
 
     def cas_get(self, key: str, dest: Path) -> Path | None:
         """Fetch the content-addressed blob ``key`` to ``dest`` (verified); None on a miss."""

@@ -6,6 +6,12 @@ Accepted forms (docs/contracts.md §1):
   s3://bucket/prefix/                   every object under the prefix -> a cached directory
   builtin:<project>/<file>              runtime/modeldeploy/projects/<project>/{configs,assets}/<file>
 
+A publication root (a directory or prefix holding ``current.json``, see publication.py)
+resolves to the run the pointer names, after checking that run's manifest sha256 — so
+``evaluation.backends.*.model_dir`` and checkpoints may name where a deployment publishes.
+A missing input object is a user error (exit 2, reason InputNotFound, never retried); S3
+input URIs with '.'/'..' segments are refused.
+
 Why a cache: a Job restarted on the same node (or a node sharing a hostPath cache) should
 not download a multi-GB checkpoint or dataset again. Cache layout under
 ``cache_dir`` (default ``${MODELDEPLOY_CACHE:-~/.cache/modeldeploy}/s3``):
@@ -31,9 +37,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from modeldeploy.artifacts.base import sha256_file, temp_path_for
+from modeldeploy.artifacts.base import POINTER_NAME, sha256_file, temp_path_for
 from modeldeploy.artifacts.cas import cache_home
 from modeldeploy.artifacts.s3client import SHA256_META, S3Objects, parse_s3_uri
+from modeldeploy.artifacts.s3errors import NOT_FOUND_CODES, S3StoreError
+from modeldeploy.artifacts.uri_policy import check_input_uri
 from modeldeploy.errors import ArtifactStoreError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,27 +71,65 @@ def fetch(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None 
     if text.startswith("builtin:"):
         return resolve_builtin(text[len("builtin:"):], package=builtin_package)
     if text.startswith("s3://"):
+        check_input_uri(text)
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         objs = objects or S3Objects()
         bucket, key = parse_s3_uri(text)
         try:
             return _fetch_s3(objs, bucket, key, cache)
+        except S3StoreError as exc:
+            if exc.code in NOT_FOUND_CODES:  # the user named an object that is not there: retrying cannot help
+                exc.exit_code, exc.reason = 2, "InputNotFound"
+            elif exc.code == "LocalIOError":  # the download cache is full or read-only: a retry on this node fails the same way
+                exc.exit_code = 2
+            raise
         except OSError as exc:  # S3 errors arrive translated; an OSError here is the local cache
-            raise ArtifactStoreError(f"cannot write the download cache {cache}: {exc.strerror or exc}",
-                                     hint="set MODELDEPLOY_CACHE to a writable directory (e.g. under the work dir)") from exc
+            from modeldeploy.artifacts.localio import storage_error
+
+            reason = storage_error(exc, "download cache").reason  # ReadOnlyStorage | NoSpace | PermissionDenied | LocalIOError
+            err = ArtifactStoreError(f"cannot write the download cache {cache}: {exc.strerror or exc}",
+                                     hint="set MODELDEPLOY_CACHE to a writable directory with room for the inputs (e.g. under the work dir)", reason=reason)
+            err.exit_code = 2  # the same node/volume would fail the same way: not retried
+            raise err from exc
     path = Path(unquote(urlparse(text).path)) if text.startswith("file://") else Path(text).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"{text} does not exist", hint="check the path, or use s3://bucket/key or builtin:<project>/<file>")
+    if path.is_dir() and (path / POINTER_NAME).is_file():
+        return _current_local(path)
     return path
+
+
+def _current_local(root: Path) -> Path:
+    from modeldeploy.artifacts.local import LocalArtifactStore
+    from modeldeploy.artifacts.publication import resolve_current_prefix
+
+    uri = resolve_current_prefix(LocalArtifactStore(str(root)))
+    log.info("%s is a publication root: reading the current run %s", root, uri)
+    return Path(unquote(urlparse(uri).path)) if uri else root
 
 
 def _fetch_s3(objs: S3Objects, bucket: str, key: str, cache: Path) -> Path:
     if key == "" or key.endswith("/"):
-        return _fetch_prefix(objs, bucket, key, cache)
+        current = _current_s3(objs, bucket, key)
+        return _fetch_prefix(objs, bucket, current or key, cache)
     head = objs.head(bucket, key)
     if head is None and _first(objs.list(bucket, key + "/")):
-        return _fetch_prefix(objs, bucket, key + "/", cache)  # s3://b/dataset meant the directory
+        current = _current_s3(objs, bucket, key + "/")
+        return _fetch_prefix(objs, bucket, current or key + "/", cache)  # s3://b/dataset meant the directory
     return _fetch_object(objs, bucket, key, cache, head)
+
+
+def _current_s3(objs: S3Objects, bucket: str, prefix: str) -> str | None:
+    """The key prefix of the run ``<prefix>current.json`` names (verified), or None."""
+    if objs.head(bucket, prefix + POINTER_NAME) is None:
+        return None
+    from modeldeploy.artifacts.publication import resolve_current_prefix
+    from modeldeploy.artifacts.s3 import S3ArtifactStore
+
+    root = S3ArtifactStore(f"s3://{bucket}/{prefix}", settings=objs.settings, client=objs.client)
+    uri = resolve_current_prefix(root)
+    log.info("s3://%s/%s is a publication root: reading the current run %s", bucket, prefix, uri)
+    return parse_s3_uri(uri)[1].rstrip("/") + "/" if uri else None
 
 
 def _first(it: Any) -> list[Any]:

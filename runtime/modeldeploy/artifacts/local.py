@@ -1,10 +1,19 @@
-"""Local-directory artifact store (the embedded default; ``file://`` URIs too)."""
+"""Local-directory artifact store (the embedded default; ``file://`` URIs too).
+
+Every write goes to a unique temp sibling and is ``os.replace``d; a failed write removes its
+temp file (no ``.partial`` is ever left) and any OSError (read-only, full, not permitted)
+becomes one LocalStorageError (localio.py). ``put_conditional`` is a compare-and-swap under
+an exclusive ``flock`` on ``.<name>.lock`` next to the object.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -19,6 +28,7 @@ from modeldeploy.artifacts.base import (
     temp_path_for,
 )
 from modeldeploy.artifacts.cas import validate_key
+from modeldeploy.artifacts.localio import translating
 from modeldeploy.errors import ArtifactStoreError
 
 log = logging.getLogger(__name__)
@@ -35,10 +45,8 @@ class LocalArtifactStore(ArtifactStore):
         root = _path_of(uri).resolve()
         super().__init__(root.as_uri(), cas_uri=cas_uri)
         self.root = root
-        try:
+        with translating("cannot create the artifact directory", self.root):
             self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ArtifactStoreError(f"cannot create artifact directory {self.root}: {exc.strerror}", hint="choose a writable --artifact-uri") from exc
 
     def _dest(self, name: str) -> Path:
         dest = (self.root / name).resolve()
@@ -46,26 +54,59 @@ class LocalArtifactStore(ArtifactStore):
             raise ArtifactStoreError(f"artifact name {name!r} escapes the store root", hint="use a relative name")
         return dest
 
+    def _write_atomically(self, dest: Path, write: Callable[[Path], None], what: str) -> None:
+        """write(tmp) then os.replace(tmp, dest); the temp file never survives a failure."""
+        tmp = temp_path_for(dest)
+        with translating(what, dest):
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                write(tmp)
+                os.replace(tmp, dest)  # atomic rename: never a half-written file under the final name
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def put_file(self, local: LocalArtifact) -> ArtifactRecord:
         src = Path(local.path)
         dest = self._dest(local.name)
         digest = sha256_file(src)
         if src.resolve() != dest:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_path_for(dest)
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)  # atomic rename: never a half-written file under the final name
+            self._write_atomically(dest, lambda tmp: shutil.copyfile(src, tmp), f"publishing {local.name}")
         return ArtifactRecord(local.name, local.kind, dest.as_uri(), digest, dest.stat().st_size)
 
     def put_bytes(self, name: str, data: bytes, kind: str) -> ArtifactRecord:
-        import hashlib
-
         dest = self._dest(name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(dest)
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        self._write_atomically(dest, lambda tmp: tmp.write_bytes(data), f"publishing {name}")
         return ArtifactRecord(name, kind, dest.as_uri(), hashlib.sha256(data).hexdigest(), len(data))
+
+    def child(self, rel: str) -> "LocalArtifactStore":
+        return LocalArtifactStore(str(self._dest(rel)), cas_uri=self.cas_uri)
+
+    def delete(self, name: str) -> None:
+        with translating(f"deleting {name}", self._dest(name)):
+            self._dest(name).unlink(missing_ok=True)
+
+    def read_versioned(self, name: str) -> tuple[bytes | None, str | None]:
+        path = self._dest(name)
+        if not path.is_file():
+            return None, None
+        data = path.read_bytes()
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_conditional(self, name: str, data: bytes, *, expected_version: str | None) -> bool:
+        dest = self._dest(name)
+        lock = dest.with_name(f".{dest.name}.lock")
+        with translating(f"updating {name}", dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock, "a+b") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # serialises writers on this host (and on NFS with lockd)
+                try:
+                    _, current = self.read_versioned(name)
+                    if current != expected_version:
+                        return False
+                    self._write_atomically(dest, lambda tmp: tmp.write_bytes(data), f"updating {name}")
+                    return True
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def get_file(self, name: str, dest: Path) -> Path:
         """Copy ``name`` to ``dest``; verified against the manifest when it lists ``name``."""
@@ -88,7 +129,8 @@ class LocalArtifactStore(ArtifactStore):
         return self._dest(name).is_file()
 
     def invalidate_manifest(self) -> None:
-        self._dest(MANIFEST_NAME).unlink(missing_ok=True)
+        with translating("removing the previous manifest", self._dest(MANIFEST_NAME)):
+            self._dest(MANIFEST_NAME).unlink(missing_ok=True)
 
     # -- content-addressed blobs: <cas root>/<key> + <key>.sha256 sidecar (the commit marker) --
 

@@ -82,6 +82,22 @@ class S3ArtifactStore(ArtifactStore):
     def exists(self, name: str) -> bool:
         return self.objects.head(self.bucket, self._key(name)) is not None
 
+    def child(self, rel: str) -> "S3ArtifactStore":
+        store = S3ArtifactStore.__new__(S3ArtifactStore)
+        store.bucket, store.prefix = self.bucket, self._key(rel)
+        ArtifactStore.__init__(store, f"s3://{self.bucket}/{store.prefix}", cas_uri=self.cas_uri)
+        store.objects, store.settings = self.objects, self.settings  # one client for the whole run
+        return store
+
+    def delete(self, name: str) -> None:
+        self.objects.delete(self.bucket, self._key(name))
+
+    def read_versioned(self, name: str) -> tuple[bytes | None, str | None]:
+        return self.objects.get_bytes_versioned(self.bucket, self._key(name))
+
+    def put_conditional(self, name: str, data: bytes, *, expected_version: str | None) -> bool:
+        return self.objects.put_bytes_conditional(data, self.bucket, self._key(name), hashlib.sha256(data).hexdigest(), if_match=expected_version)
+
     def invalidate_manifest(self) -> None:
         self.objects.delete(self.bucket, self._key(MANIFEST_NAME))
         self.objects.abort_incomplete_uploads(self.bucket, f"{self.prefix}/" if self.prefix else "")

@@ -108,6 +108,47 @@ class S3Objects:
             extra["ChecksumAlgorithm"] = self.settings.checksum_algorithm
         self._run("PutObject", bucket, key, lambda: self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra))
 
+    def put_bytes_conditional(self, data: bytes, bucket: str, key: str, sha256: str, *, if_match: str | None,
+                              content_type: str = "application/json") -> bool:
+        """PutObject with If-Match (``if_match``) or If-None-Match: * (``if_match`` None).
+
+        Returns False on 412 PreconditionFailed / 409 ConditionalRequestConflict: another
+        writer changed the object since it was read. Why conditional: S3 has no rename, so a
+        compare-and-swap on the ETag is the only way two finishing runs cannot both "win".
+        """
+        extra: dict[str, Any] = {"Metadata": {SHA256_META: sha256}, "ContentType": content_type}
+        if if_match is None:
+            extra["IfNoneMatch"] = "*"
+        else:
+            extra["IfMatch"] = if_match
+
+        def call() -> bool:
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            except Exception as exc:
+                code, status = classify(exc)
+                if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                    return False
+                raise
+            return True
+
+        return self._run("PutObject (conditional)", bucket, key, call)
+
+    def get_bytes_versioned(self, bucket: str, key: str) -> tuple[bytes | None, str | None]:
+        """(body, ETag) of a small object; (None, None) when missing."""
+
+        def call() -> tuple[bytes | None, str | None]:
+            try:
+                resp = self.client.get_object(Bucket=bucket, Key=key)
+            except Exception as exc:
+                code, status = classify(exc)
+                if code in NOT_FOUND_CODES or status == 404:
+                    return None, None
+                raise
+            return bytes(resp["Body"].read()), str(resp.get("ETag"))
+
+        return self._run("GetObject", bucket, key, call)
+
     def get_bytes(self, bucket: str, key: str) -> bytes | None:
         """Small objects (manifests); None when missing."""
 

@@ -38,11 +38,11 @@ class BaseBackend(ABC):
         """Run once. Tensors may live on any device; results live on ``self.device``."""
 
     def check_inputs(self, inputs: Mapping[str, torch.Tensor]) -> None:
-        from modeldeploy.errors import InferenceError
+        from modeldeploy.errors import IONameMismatch
 
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
-            raise InferenceError(
+            raise IONameMismatch(
                 f"{self.label}: missing input(s) {missing}; got {sorted(inputs)}",
                 hint="name the inputs as the exported graph does (model_io.input_name)",
             )

@@ -8,6 +8,13 @@ injected as callables: ``load_model_fn(cfg, model_cfg, checkpoint) -> nn.Module`
 A stage that raises stops the run: results.json is still written (``status: failed``,
 ``failure`` naming stage and reason) together with everything earlier stages produced,
 and ``RunOutcome.exit_code`` is non-zero (see docs/contracts.md for the codes).
+
+Before any stage, ``preflight`` checks that the work dir and the output store are
+writable (and the store's credentials work). Publishing goes to this run's own prefix
+``<artifact uri>/runs/<run id>/``; only a succeeded run moves ``<artifact uri>/current.json``
+(artifacts/publication.py), so a failed run never unpublishes a good one. Everything
+written (results.json, report.md, the termination summary) is scrubbed of secret values
+and holds no NaN/Inf.
 """
 
 from __future__ import annotations
@@ -27,18 +34,23 @@ from typing import Any, Iterator, Optional
 import torch
 
 from modeldeploy.artifacts import ArtifactStore, LocalArtifact, open_store, sha256_file
-from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
+from modeldeploy.artifacts.base import MANIFEST_NAME, POINTER_NAME, build_manifest
+from modeldeploy.artifacts.localio import probe_writable, storage_error
+from modeldeploy.artifacts.publication import make_current, open_run
+from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.core.project import BaseProject, get_project
-from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ModelDeployError, VerificationFailed
+from modeldeploy.core.redact import scrub, scrub_obj
+from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, EvaluationFailed, ModelDeployError, VerificationFailed
 from modeldeploy.exporters.base import ExportedModel
 from modeldeploy.runners.environment import collect_environment
 from modeldeploy.runners.report import render_report_md
 from modeldeploy.runners.termination import build_summary, write_termination_log
+from modeldeploy.verification.finite import sanitize_json_file, sanitize_nonfinite
 
 log = logging.getLogger("modeldeploy.runner")
 
@@ -108,8 +120,8 @@ class DeploymentRunner:
         if cfg.project is None and project is None:
             raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
         self.project = project or get_project(cfg.project)  # type: ignore[arg-type]
-        self.work_dir = Path(work_dir or cfg.export.work_dir).resolve()
-        self.artifact_uri = artifact_uri or cfg.export.artifact_uri or str(self.work_dir)
+        self.work_dir = check_local_output(Path(work_dir or cfg.export.work_dir), what="work dir", work_dir=Path(work_dir or cfg.export.work_dir))
+        self.artifact_uri = check_artifact_uri(artifact_uri or cfg.export.artifact_uri or str(self.work_dir), work_dir=self.work_dir)
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.termination_log = termination_log
         self.load_model_fn = load_model_fn
@@ -118,6 +130,12 @@ class DeploymentRunner:
         self.resolve = resolve_fn or _default_resolve
         self.progress = progress
         self.state = _State()
+        self._root_store: Optional[ArtifactStore] = None  # <artifact uri>, set by preflight
+        self._run_store: Optional[ArtifactStore] = None  # <artifact uri>/runs/<run id>
+        self._run_rel: Optional[str] = None
+        self._records: list[Any] = []
+        self._late_error: Optional[ModelDeployError] = None
+        self.publication: dict[str, Any] = {}
         self.results: dict[str, Any] = {
             "schema_version": 1,
             "project": self.project.name,
@@ -132,10 +150,10 @@ class DeploymentRunner:
 
     # ------------------------------------------------------------------ driver
     def run(self) -> RunOutcome:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.results["environment"] = collect_environment()
         error: Optional[ModelDeployError] = None
         stages: list[tuple[str, Callable[[], None]]] = [
+            ("preflight", self.preflight),
             ("load", self.load),
             ("export_onnx", self.export_onnx),
             ("export_tensorrt", self.export_tensorrt),
@@ -148,6 +166,9 @@ class DeploymentRunner:
                     fn()
             except ModelDeployError as exc:
                 error = exc
+            except OSError as exc:  # read-only / full / not permitted: one clear line, not a traceback
+                log.debug("I/O error in stage %s:\n%s", name, traceback.format_exc())
+                error = storage_error(exc, f"stage {name}")
             except Exception as exc:  # noqa: BLE001 - a bug must still end in results.json + exit code
                 log.debug("unexpected error in stage %s:\n%s", name, traceback.format_exc())
                 error = ModelDeployError(f"{type(exc).__name__}: {exc}", reason="InternalError", hint="this is a bug in modeldeploy or a project; see the log for the traceback")
@@ -156,18 +177,36 @@ class DeploymentRunner:
                 log.error("stage %s failed: %s", name, error.one_line())
                 break
         self.results["status"] = "failed" if error else "succeeded"
-        try:
-            results_uri = self.publish()
-        except ModelDeployError as exc:
-            error = error or exc
-            self.results["status"] = "failed"
-            self.results["failure"] = self.results["failure"] or {"stage": "upload", "reason": exc.reason, "message": exc.one_line()}
-            self._write_local_results()
-            results_uri = None
-        summary = build_summary(self.results, run_id=self.run_id, results_uri=results_uri)
+        results_uri: Optional[str] = None
+        if self._run_store is not None:
+            try:
+                results_uri = self.publish()
+            except (ModelDeployError, OSError) as exc:
+                pub_error = exc if isinstance(exc, ModelDeployError) else storage_error(exc, "publishing")
+                log.error("publishing failed: %s", pub_error.one_line())
+                error = error or pub_error
+                self.results["status"] = "failed"
+                self.results["failure"] = self.results["failure"] or {"stage": "upload", "reason": pub_error.reason, "message": pub_error.one_line()}
+                results_uri = self._record_publish_failure()
+        else:
+            self._write_local_results_best_effort()
+        if error is None and self.results["status"] == "failed":  # e.g. a NaN found while writing results
+            error = self._late_error or ModelDeployError("the run's results hold non-finite numbers", reason="NonFinite")
+        summary = build_summary(self.results, run_id=self.run_id, results_uri=results_uri, publication=self.publication or None)
         write_termination_log(self.termination_log, summary)
         code = 0 if error is None else error.exit_code
         return RunOutcome(self.results, code, self.work_dir / "results.json", error)
+
+    def preflight(self) -> None:
+        """Before any heavy work: the work dir and this run's output prefix must be writable
+        and the store's credentials must work (a probe object is written and deleted)."""
+        probe_writable(self.work_dir, "the work dir")
+        root = open_store(self.artifact_uri)
+        store, rel = open_run(root, self.run_id)
+        store.preflight()
+        self._root_store, self._run_store, self._run_rel = root, store, rel
+        self.publication = {"run_prefix": store.uri, "current_uri": root.uri_for(POINTER_NAME), "published_current": False}
+        log.info("publishing to %s (the pointer %s moves only if this run succeeds)", store.uri, root.uri_for(POINTER_NAME))
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -319,6 +358,7 @@ class DeploymentRunner:
             num_samples=self.cfg.verification.num_verify_samples,
             tolerance=self.cfg.verification.tolerance,
             compare_predictions=lambda ref, test: self.project.compare_predictions(ref, test, self.state.model_cfg),
+            allow_nonfinite=self.cfg.verification.allow_nonfinite,
         )
         if not self.results["verification"]["passed"]:
             failed_raw = [c for c in self.results["verification"]["comparisons"] if not c["passed"]]
@@ -329,6 +369,13 @@ class DeploymentRunner:
                     hint="inspect report.md / results.json verification.predictions (scores near the threshold flip detections)",
                 )
             bad = failed_raw[0]
+            if bad["reason"] == "NonFinite":
+                nf = bad.get("nonfinite") or {}
+                raise VerificationFailed(
+                    f"{bad['test']} vs {bad['reference']}: output '{bad['output']}' holds NaN/Inf (NonFinite; {nf.get('reference', 0)} non-finite value(s) "
+                    f"in the reference, {nf.get('test', 0)} in the test) — NaN never counts as equal",
+                    hint="check the checkpoint for NaN/Inf weights and the export; list the output in verification.allow_nonfinite only if it legitimately carries NaN/Inf",
+                )
             raise VerificationFailed(
                 f"{bad['test']} differs from {bad['reference']} on output '{bad['output']}': {bad['reason']} (max abs diff {bad['max_abs_diff']}, tolerance {self.cfg.verification.tolerance})",
                 hint="inspect report.md; a real regression must be fixed — raise verification.tolerance only with a measured reason",
@@ -366,12 +413,20 @@ class DeploymentRunner:
             )
             res = {"precision": precision, **res}
             written = res.pop("predictions", None)
+            bad_predictions: list[str] = []
             if written:
+                bad_predictions = sanitize_json_file(Path(written))  # strict JSON on disk, NaN → null
                 self._add_artifact(Path(written), "predictions")
                 gt = Path(written).parent / "ground_truth.json"  # detection projects write GT in the same format
                 if gt.is_file():
+                    sanitize_json_file(gt)
                     self._add_artifact(gt, "predictions")
+            res, bad_numbers = sanitize_nonfinite(res)
             self.results["evaluation"][label] = res
+            if bad_numbers or bad_predictions:
+                what = ", ".join(p.replace("$.", "") for p in bad_numbers[:4]) or f"{len(bad_predictions)} prediction value(s) in {Path(written).name}"
+                raise EvaluationFailed(f"{label}: non-finite (NaN/Inf) {what}",
+                                       hint="the model produces NaN/Inf (check the checkpoint's weights) or the evaluator saw too few samples; NaN is never a score", reason="NonFiniteMetric")
             for pipe_backend in pipeline.backends.values():
                 pipe_backend.close()
         if self.state.onnx_int8 and "onnxruntime:cpu" in self.results["evaluation"]:
@@ -466,20 +521,53 @@ class DeploymentRunner:
         return out
 
     def _write_local_results(self, store: Optional[ArtifactStore] = None, report: bool = True) -> tuple[Path, Path]:
+        """results.json (+ report.md) in the work dir: scrubbed, strict JSON, written atomically."""
         if not self.results["artifacts"]:
             self.results["artifacts"] = self._artifact_entries(store)
+        self._enforce_finite_results()
+        self.results = scrub_obj(self.results)
         results_path = self.work_dir / "results.json"
-        tmp = results_path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(self.results, indent=2, default=str))
-        tmp.replace(results_path)
+        self._atomic_write(results_path, json.dumps(self.results, indent=2, default=str, allow_nan=False))
         report_path = self.work_dir / "report.md"
         if report:
-            report_path.write_text(render_report_md(self.results))
+            self._atomic_write(report_path, str(scrub(render_report_md(self.results))))
         return results_path, report_path
 
+    @staticmethod
+    def _atomic_write(path: Path, text: str) -> None:
+        from modeldeploy.artifacts.base import temp_path_for
+
+        tmp = temp_path_for(path)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _enforce_finite_results(self) -> None:
+        """NaN/Inf anywhere in results → null, and a succeeded run becomes failed (NonFinite)."""
+        clean, found = sanitize_nonfinite(self.results)
+        if not found:
+            return
+        self.results = clean
+        if self.results["status"] == "succeeded":
+            self._late_error = EvaluationFailed(f"non-finite numbers in results.json at {', '.join(found[:3])}", reason="NonFinite",
+                                                hint="a stage produced NaN/Inf; see report.md")
+            self.results["status"] = "failed"
+            self.results["failure"] = {"stage": "results", "reason": "NonFinite", "message": self._late_error.one_line()}
+
+    def _write_local_results_best_effort(self) -> None:
+        """The failure record when the work dir itself may be the problem: never raises."""
+        try:
+            self._write_local_results(report=False)
+        except (OSError, ModelDeployError) as exc:
+            log.error("cannot write %s: %s", self.work_dir / "results.json", getattr(exc, "strerror", None) or exc)
+
     def publish(self) -> Optional[str]:
-        """Write results.json + report.md, then publish everything; manifest last."""
-        store = open_store(self.artifact_uri)
+        """Publish into this run's own prefix: artifacts, results.json, manifest last; then,
+        only for a succeeded run, move the ``current.json`` pointer (compare-and-swap)."""
+        store, root = self._run_store, self._root_store
+        assert store is not None and root is not None and self._run_rel is not None
         self.results["artifacts"] = self._artifact_entries(store)
         results_path, report_path = self._write_local_results(store)
         files = list(self.state.local_artifacts)
@@ -490,17 +578,41 @@ class DeploymentRunner:
         # Artifacts first (timed: that is the upload cost), then results.json, manifest last.
         store.invalidate_manifest()
         t0 = time.perf_counter()
-        records = [store.put_file(f) for f in files]
+        self._records = [store.put_file(f) for f in files]
         self.results["durations_s"]["upload"] = round(time.perf_counter() - t0, 4)
         results_path, _ = self._write_local_results(store, report=False)
-        records.append(store.put_file(LocalArtifact(results_path, "results.json", "results")))
-        store.put_bytes(MANIFEST_NAME, json.dumps(build_manifest(records, run_id=self.run_id), indent=2).encode(), "manifest")
-        by_name = {r.name: r for r in records}
+        self._records.append(store.put_file(LocalArtifact(results_path, "results.json", "results")))
+        by_name = {r.name: r for r in self._records}
         for a in self.results["artifacts"]:
             r = by_name.get(a["name"])
             if r is not None and r.sha256 != a["sha256"]:
                 from modeldeploy.errors import ArtifactStoreError
 
                 raise ArtifactStoreError(f"{a['name']}: uploaded sha256 {r.sha256} != local {a['sha256']}", hint="the file changed during upload; re-run")
-        log.info("published %d files to %s", len(records), store.uri)
+        manifest = json.dumps(build_manifest(self._records, run_id=self.run_id), indent=2, allow_nan=False).encode()
+        store.put_bytes(MANIFEST_NAME, manifest, "manifest")
+        log.info("published %d files to %s", len(self._records), store.uri)
+        if self.results["status"] == "succeeded":
+            make_current(root, self._run_rel, run_id=self.run_id, manifest=manifest)
+            self.publication["published_current"] = True
+        else:
+            log.info("run failed: %s keeps pointing at the previous good run", root.uri_for(POINTER_NAME))
         return store.uri_for("results.json")
+
+    def _record_publish_failure(self) -> Optional[str]:
+        """After a failed publish: results.json says ``failed`` locally and, where the store
+        still accepts writes, under the run's own prefix (with a manifest that matches).
+        Returns the remote results.json URI when that worked. Never raises."""
+        self._write_local_results_best_effort()
+        store = self._run_store
+        results_path = self.work_dir / "results.json"
+        if store is None or not results_path.is_file():
+            return None
+        try:
+            rec = store.put_file(LocalArtifact(results_path, "results.json", "results"))
+            records = [r for r in self._records if r.name != "results.json"] + [rec]
+            store.put_bytes(MANIFEST_NAME, json.dumps(build_manifest(records, run_id=self.run_id), indent=2, allow_nan=False).encode(), "manifest")
+            return store.uri_for("results.json")
+        except (OSError, ModelDeployError) as exc:
+            log.warning("could not record the failure under %s: %s", store.uri, getattr(exc, "strerror", None) or exc)
+            return None

@@ -1,15 +1,22 @@
 """The compact run summary written to the container's termination-message file (≤ 4 KiB).
 
 The operator turns it into the ModelDeployment status without downloading anything, so
-it must always fit: drop artifact URIs first, then truncate the artifact list.
+it must always fit: drop artifact URIs first, then truncate the artifact list. It ends up
+in the CR's status (readable by anyone who may read the CR), so it is scrubbed of secret
+values and holds strict JSON (NaN/Inf become null).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
+
+from modeldeploy.core.redact import scrub, scrub_obj
+from modeldeploy.verification.finite import sanitize_nonfinite
 
 LIMIT = 4096
 
@@ -27,7 +34,10 @@ def _headline(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri: Optional[str]) -> dict[str, Any]:
+def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri: Optional[str],
+                  publication: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """``publication`` (run_prefix, current_uri, published_current) says where this run's
+    files are and whether it became the current publication."""
     failure = results.get("failure")
     if failure:
         failure = {**failure, "message": str(failure.get("message", ""))[:300]}
@@ -36,7 +46,7 @@ def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri
     if ver:
         diffs = [c["max_abs_diff"] for c in ver.get("comparisons", []) if c.get("max_abs_diff") is not None]
         ver_s = {"passed": ver.get("passed"), "tolerance": ver.get("tolerance"), "max_abs_diff": max(diffs) if diffs else None, "comparisons": len(ver.get("comparisons", []))}
-    return {
+    out = {
         "v": 1,
         "status": results.get("status"),
         "project": results.get("project"),
@@ -48,14 +58,17 @@ def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri
         "evaluation": {k: _headline(v) for k, v in (results.get("evaluation") or {}).items()},
         "durations_s": {k: round(v, 3) for k, v in (results.get("durations_s") or {}).items()},
     }
+    if publication:
+        out.update({k: publication.get(k) for k in ("run_prefix", "current_uri", "published_current")})
+    return out
 
 
 def encode_summary(summary: dict[str, Any], limit: int = LIMIT) -> str:
     """Serialise compactly, shrinking until it fits ``limit`` bytes."""
-    s = dict(summary)
+    s = scrub_obj(sanitize_nonfinite(dict(summary))[0])
 
     def enc() -> str:
-        return json.dumps(s, separators=(",", ":"), default=str)
+        return json.dumps(s, separators=(",", ":"), default=str, allow_nan=False)
 
     text = enc()
     if len(text.encode()) <= limit:
@@ -71,13 +84,18 @@ def encode_summary(summary: dict[str, Any], limit: int = LIMIT) -> str:
         s["durations_s"] = {}
         s["evaluation"] = {k: {"metric": v.get("metric"), "value": v.get("value"), "p50_ms": v.get("p50_ms")} for k, v in list(s.get("evaluation", {}).items())[:8]}
         text = enc()
-    return text[:limit] if len(text.encode()) <= limit else json.dumps({"v": 1, "status": s.get("status"), "failure": s.get("failure"), "truncated": True})[:limit]
+    return text[:limit] if len(text.encode()) <= limit else json.dumps({"v": 1, "status": s.get("status"), "failure": s.get("failure"), "truncated": True}, allow_nan=False)[:limit]
 
 
 def write_termination_log(path: Optional[str], summary: dict[str, Any]) -> None:
     target = path or os.environ.get("MODELDEPLOY_TERMINATION_LOG")
     if not target:
         return
+    text = encode_summary(summary)
     p = Path(target)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(encode_summary(summary))
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    except OSError as exc:  # the summary is the last thing written: say so, never a traceback
+        print(f"modeldeploy: warning: cannot write the termination log {p}: {exc.strerror or exc}", file=sys.stderr)
+        logging.getLogger(__name__).warning("termination log %s not written: %s", p, scrub(str(exc)))

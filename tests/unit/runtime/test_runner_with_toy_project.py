@@ -49,7 +49,8 @@ def test_success_writes_schema_v1_results(tmp_path: Path, toy_files: dict[str, P
     accs = {e["metrics"]["accuracy"] for e in res["evaluation"].values()}
     assert len(accs) == 1
     assert set(res["durations_s"]) >= {"load", "export_onnx", "verify", "evaluate", "upload"}
-    manifest = json.loads((tmp_path / "work" / "manifest.json").read_text())
+    current = json.loads((tmp_path / "work" / "current.json").read_text())  # the run's own prefix, via the pointer
+    manifest = json.loads((tmp_path / "work" / current["prefix"] / "manifest.json").read_text())
     assert {"results.json", "report.md", "onnx/toy.onnx"} <= {a["name"] for a in manifest["artifacts"]}
     term = json.loads((tmp_path / "term.log").read_text())
     assert term["status"] == "succeeded" and term["verification"]["passed"] is True
