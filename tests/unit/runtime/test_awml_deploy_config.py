@@ -272,3 +272,42 @@ def test_convert_file_refuses_a_config_already_in_our_layout(tmp_path: Path) -> 
         convert_file(ROOT / "runtime/modeldeploy/projects/yolox/configs/deploy_tiny.py", tmp_path / "x.py")
     assert "already in modeldeploy's layout" in _one_line(exc)
     assert not (tmp_path / "x.py").exists()
+
+
+# ------------------------------------------------------------------ runner: model_dir naming a file
+def _runner_with_components(tmp_path: Path, names: list[str], model_dir: str):  # -> DeploymentRunner
+    """A DeploymentRunner on the toy project (a test double for a model project) whose
+    export components are set by hand; only the model-file lookup is exercised."""
+    import torch
+
+    from modeldeploy.core.components import ExportComponent
+    from modeldeploy.runners import DeploymentRunner
+    from tests.unit.runtime.toy_project import ToyProject
+
+    cfg = BaseDeploymentConfig.from_dict({"project": "calibration", "export": {"mode": "none", "device": "cpu"},
+                                          "evaluation": {"backends": {"onnxruntime": {"model_dir": model_dir}}}})
+    runner = DeploymentRunner(cfg, "unused.py", "unused.pth", project=ToyProject(), resolve_fn=Path, work_dir=tmp_path / "w")
+    x = torch.zeros(1)
+    runner.state.components = [ExportComponent(n, torch.nn.Identity(), ["x"], ["y"], {"x": x}) for n in names]
+    return runner
+
+
+def test_model_dir_naming_a_file_is_used_for_a_single_graph_toy_double(tmp_path: Path) -> None:
+    f = tmp_path / "end2end.onnx"
+    f.write_bytes(b"onnx")
+    runner = _runner_with_components(tmp_path, ["model"], str(f))
+    assert runner._model_file("onnxruntime", runner.state.components[0]) == f
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.onnx").write_bytes(b"onnx")
+    runner = _runner_with_components(tmp_path, ["model"], str(tmp_path / "models"))  # a folder still works
+    assert runner._model_file("onnxruntime", runner.state.components[0]) == tmp_path / "models" / "model.onnx"
+
+
+def test_model_dir_naming_a_file_for_two_graphs_is_one_line_toy_double(tmp_path: Path) -> None:
+    f = tmp_path / "centerpoint.onnx"
+    f.write_bytes(b"onnx")
+    runner = _runner_with_components(tmp_path, ["pts_voxel_encoder", "pts_backbone_neck_head"], str(f))
+    with pytest.raises(ConfigError) as exc:
+        runner._model_file("onnxruntime", runner.state.components[0])
+    line = _one_line(exc)
+    assert "is a file" in line and "pts_voxel_encoder.onnx, pts_backbone_neck_head.onnx" in line
