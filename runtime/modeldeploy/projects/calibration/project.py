@@ -16,6 +16,7 @@ from modeldeploy.projects.calibration.fusion import fuse
 from modeldeploy.projects.calibration.model import ImageClassifier, build_classifier
 from modeldeploy.projects.calibration.pipeline import CalibrationPipeline
 from modeldeploy.projects.calibration.settings import data_settings, model_cfg_dict
+from modeldeploy.projects.calibration.synthetic import example_sample
 
 if TYPE_CHECKING:
     from modeldeploy.config import BaseDeploymentConfig
@@ -50,6 +51,27 @@ class CalibrationProject(BaseProject):
 
     def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CalibrationEvaluator:
         return CalibrationEvaluator(data_settings(model_cfg).class_names)
+
+    def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
+        """A configured dataset, or the bundled sample for a model config that names
+        ``calibration_data.bundled_sample`` (the demo configs do; AWML's own configs do not)."""
+        rio = cfg.runtime_io
+        raw = model_cfg_dict(model_cfg_dict(model_cfg).get("calibration_data") or {})
+        return rio.info_file is not None or rio.data_root is not None or "bundled_sample" in raw
+
+    def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
+        """A synthetic camera image + LiDAR scan at ``model_io.input_shape``'s (H, W) (else the
+        bundled sample's size): the network is resolution-agnostic, so the traced size is the
+        one the deploy config asks the engine to be built for."""
+        shape = cfg.model_io.input_shape
+        if shape and len(shape) == 3:
+            height, width = int(shape[1]), int(shape[2])
+        else:
+            b = data_settings(model_cfg).bundled_sample
+            height, width = b.height, b.width
+        if height < 16 or width < 16:
+            raise ConfigError(f"{cfg.source}: 'model_io.input_shape' = {shape}: height and width must be >= 16", hint="e.g. input_shape=(5, 1860, 2880)")
+        return example_sample(height, width)
 
     def export_components(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig", model_cfg: Any, sample: dict[str, Any]) -> list[ExportComponent]:
         io = cfg.model_io

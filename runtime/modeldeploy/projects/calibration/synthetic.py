@@ -22,6 +22,7 @@ import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -263,6 +264,22 @@ def bundled_dataset(num_samples: int, seed: int, height: int = 96, width: int = 
     if (height, width) != (96, 160):
         name += f"-{width}x{height}"
     return materialize_dataset(name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_samples, seed, height, width), root)
+
+def example_sample(height: int, width: int, seed: int = 0, render_height: int = 96, render_width: int = 160) -> dict[str, Any]:
+    """One sample in the data loader's format at ``height`` x ``width``, in memory: the
+    example input for an export without data. Rendered small (ray casting a full-resolution
+    camera image takes tens of seconds) and scaled up, with the intrinsics scaled alike so
+    the LiDAR still projects onto the scene it was scanned from."""
+    image, points, calib = make_sample(seed, 0, render_height, render_width)
+    k = np.asarray(calib["cam2img"], dtype=np.float64)
+    if (height, width) != (render_height, render_width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        k = np.diag([width / render_width, height / render_height, 1.0]) @ k
+    lidar2cam = np.asarray(calib["lidar2cam"], dtype=np.float64)
+    return {"index": 0, "sample_idx": 0, "img_path": "<synthesised example input>", "image": image, "points": points,
+            "cam2img": k, "lidar2cam": lidar2cam, "lidar2cam_true": lidar2cam, "gt_label": 1,
+            "miscalibration": {"rotation_deg": 0.0, "translation_m": 0.0}}
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,16 +46,26 @@ def detections_agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
                 and np.allclose(np.asarray(a["boxes"]), np.asarray(b["boxes"]), atol=BOX_ATOL, rtol=0))
 
 
-def coco_metrics(gt_json: Path, results: list[dict[str, Any]], image_ids: list[int], class_names: Sequence[str],
-                 category_ids: Sequence[int]) -> dict[str, Any]:
+def _coco_gt(gt: Path | Mapping[str, Any]) -> Any:
     from pycocotools.coco import COCO
+
+    if not isinstance(gt, Mapping):
+        return COCO(str(gt))
+    coco = COCO()
+    coco.dataset = copy.deepcopy(dict(gt))
+    coco.createIndex()
+    return coco
+
+
+def coco_metrics(gt_json: Path | Mapping[str, Any], results: list[dict[str, Any]], image_ids: list[int], class_names: Sequence[str],
+                 category_ids: Sequence[int]) -> dict[str, Any]:
     from pycocotools.cocoeval import COCOeval
 
     keys = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
     if not results:
         return {**{k: 0.0 for k in keys}, "AR_100": 0.0, "per_class": {n: 0.0 for n in class_names}, "num_detections": 0}
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_json))
+        gt = _coco_gt(gt_json)
         dt = gt.loadRes(copy.deepcopy(results))  # loadRes adds area/id/segmentation in place
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.params.imgIds = sorted(image_ids)
@@ -79,8 +89,13 @@ def coco_metrics(gt_json: Path, results: list[dict[str, Any]], image_ids: list[i
 class CocoDetectionEvaluator(BaseEvaluator):
     headline_metric = "mAP"
 
-    def __init__(self, gt_json: str | Path, class_names: Sequence[str], category_ids: Sequence[int]) -> None:
+    def __init__(self, gt_json: str | Path, class_names: Sequence[str], category_ids: Sequence[int],
+                 gt_doc: Optional[Mapping[str, Any]] = None) -> None:
+        """``gt_doc``: the ground truth as a COCO dict when ``gt_json`` is not COCO (an AWML T4
+        2D info file); it is scored in memory and written as ``ground_truth.json`` beside the
+        predictions, so they can be re-scored by anyone with pycocotools."""
         self.gt_json = Path(gt_json).resolve()
+        self.gt_doc = gt_doc
         self.class_names = tuple(class_names)
         self.category_ids = list(category_ids)
         self.reset()
@@ -103,11 +118,12 @@ class CocoDetectionEvaluator(BaseEvaluator):
     def compute(self) -> dict[str, Any]:
         if not self._image_ids:
             raise ValueError("no predictions were added; nothing to evaluate")
-        metrics = coco_metrics(self.gt_json, self._results, self._image_ids, self.class_names, self.category_ids)
+        gt = self.gt_doc if self.gt_doc is not None else self.gt_json
+        metrics = coco_metrics(gt, self._results, self._image_ids, self.class_names, self.category_ids)
         metrics["num_images"] = len(self._image_ids)
         metrics["gt_json"] = str(self.gt_json)
         if self._agree:
-            g = coco_metrics(self.gt_json, self._graph_results, self._image_ids, self.class_names, self.category_ids)
+            g = coco_metrics(gt, self._graph_results, self._image_ids, self.class_names, self.category_ids)
             metrics["graph_nms"] = {"mAP": g["mAP"], "mAP_50": g["mAP_50"], "mAP_75": g["mAP_75"], "num_detections": g["num_detections"],
                                     "images_identical_to_python_postprocess": float(np.mean(self._agree))}
         return metrics
@@ -116,4 +132,6 @@ class CocoDetectionEvaluator(BaseEvaluator):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self._results))
+        if self.gt_doc is not None:
+            (path.parent / "ground_truth.json").write_text(json.dumps(self.gt_doc))
         return path

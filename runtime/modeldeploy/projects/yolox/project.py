@@ -18,7 +18,9 @@ from modeldeploy.projects.yolox.export import YOLOXOutput, YOLOXWithNMS
 from modeldeploy.projects.yolox.model import YOLOX, build_yolox, replace_relu6
 from modeldeploy.projects.yolox.pipeline import MAIN_COMPONENT, NMS_COMPONENT, YOLOXPipeline
 from modeldeploy.projects.yolox.preprocess import letterbox
-from modeldeploy.projects.yolox.settings import data_settings, deploy_section, model_cfg_dict, normalize_settings, postprocess_settings
+from modeldeploy.projects.yolox.settings import (data_settings, deploy_section, model_cfg_dict, model_class_names, normalize_settings,
+                                                 postprocess_settings, uses_bundled_sample)
+from modeldeploy.projects.yolox.synthetic import example_image_sample
 
 if TYPE_CHECKING:
     from modeldeploy.config import BaseDeploymentConfig
@@ -40,21 +42,34 @@ class YOLOXProject(BaseProject):
         if "model" not in cfg:
             raise ConfigError("model config has no 'model' section", hint="add model = dict(type='YOLOX', backbone=..., neck=..., bbox_head=...)")
         data_settings(model_cfg)  # fail on a bad data section before any work
+        model_class_names(model_cfg)
         normalize_settings(model_cfg)
         return build_yolox(cfg["model"])
 
     def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CocoDetectionDataLoader:
         rio = cfg.runtime_io
-        loader = CocoDetectionDataLoader.from_runtime_io(rio.info_file, rio.data_root, data_settings(model_cfg))
+        settings = data_settings(model_cfg).model_copy(update={"class_names": model_class_names(model_cfg)})
+        loader = CocoDetectionDataLoader.from_runtime_io(rio.info_file, rio.data_root, settings)
         num_classes = int(((model_cfg_dict(model_cfg).get("model") or {}).get("bbox_head") or {}).get("num_classes", 0))
         if num_classes and len(loader.class_names) != num_classes:
-            raise ConfigError(f"the annotation file {loader.ann_file} has {len(loader.class_names)} categories but the model predicts {num_classes} classes",
+            raise ConfigError(f"the annotation file {loader.ann_file} has {len(loader.class_names)} categories {list(loader.class_names)} but the model predicts {num_classes} classes",
                               hint="evaluate on data with the model's classes, or use the matching model config")
         return loader
 
     def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CocoDetectionEvaluator:
         loader = self.build_data_loader(cfg, model_cfg)
-        return CocoDetectionEvaluator(loader.ann_file, loader.class_names, loader.coco.category_ids)
+        return CocoDetectionEvaluator(loader.ann_file, loader.class_names, loader.coco.category_ids, gt_doc=loader.coco.gt_doc)
+
+    def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
+        """A configured dataset, or the bundled sample for a model config that opts into it."""
+        rio = cfg.runtime_io
+        return rio.info_file is not None or rio.data_root is not None or uses_bundled_sample(model_cfg)
+
+    def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
+        """One deterministic synthetic image (the bundled set's renderer) at the model's
+        ``img_scale``: content with edges and objects rather than a constant, so the ReLU6
+        rewrite drift the export logs is measured on something image-like."""
+        return example_image_sample(data_settings(model_cfg))
 
     def prepare_for_export(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig") -> torch.nn.Module:
         self._trained_model = model

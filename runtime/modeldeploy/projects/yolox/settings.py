@@ -52,7 +52,7 @@ class BundledSample(_Strict):
 class YOLOXDataSettings(_Strict):
     img_scale: tuple[int, int] = (960, 960)  # mmdet Resize scale (width, height), keep_ratio
     pad_val: float = 114.0
-    class_names: Optional[tuple[str, ...]] = None  # None: the annotation file's categories
+    class_names: Optional[tuple[str, ...]] = None  # None: top-level `classes` / metainfo (see model_class_names)
     bundled_sample: BundledSample = BundledSample()
 
 
@@ -85,6 +85,47 @@ def data_settings(model_cfg: Any) -> YOLOXDataSettings:
     if s.bundled_sample.min_size > s.bundled_sample.max_size:
         raise ConfigError("model config: 'yolox_data.bundled_sample.min_size' > max_size", hint="swap them")
     return s
+
+
+def _class_tuple(value: Any, key: str) -> Optional[tuple[str, ...]]:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"model config: '{key}' must be a non-empty list of class names, got {value!r:.120}", hint="e.g. classes = ('car', 'truck', ...)")
+    return tuple(value)
+
+
+def model_class_names(model_cfg: Any) -> Optional[tuple[str, ...]]:
+    """The classes the checkpoint predicts, in label order, from the model config.
+
+    Why from the model config: the head's channel ``i`` means whatever class ``i`` was at
+    training time, and AWML keeps that list in the config (top-level ``classes`` from the
+    dataset base, or a dataset's ``metainfo.classes``). A dataset only has to agree with
+    it. ``yolox_data.class_names`` (this project's older key) wins when set. None: the
+    config names no classes (then only ``bbox_head.num_classes`` is known)."""
+    cfg = model_cfg_dict(model_cfg)
+    candidates: list[tuple[str, Any]] = [("yolox_data.class_names", (cfg.get("yolox_data") or {}).get("class_names")),
+                                         ("classes", cfg.get("classes")),
+                                         ("metainfo.classes", (cfg.get("metainfo") or {}).get("classes"))]
+    for loader in ("test_dataloader", "val_dataloader"):
+        dataset = (cfg.get(loader) or {}).get("dataset") or {}
+        candidates.append((f"{loader}.dataset.metainfo.classes", (dataset.get("metainfo") or {}).get("classes") if isinstance(dataset, dict) else None))
+    for key, value in candidates:
+        names = _class_tuple(value, key)
+        if names is None:
+            continue
+        num = ((cfg.get("model") or {}).get("bbox_head") or {}).get("num_classes")
+        if num is not None and int(num) != len(names):
+            raise ConfigError(f"model config: '{key}' lists {len(names)} classes {list(names)} but model.bbox_head.num_classes = {num}",
+                              hint="make the class list and num_classes agree (the head predicts num_classes scores)")
+        return names
+    return None
+
+
+def uses_bundled_sample(model_cfg: Any) -> bool:
+    """The bundled synthetic set is data only for a model trained on it, so a model config
+    opts in by naming ``yolox_data.bundled_sample``; otherwise no dataset means none."""
+    return "bundled_sample" in (model_cfg_dict(model_cfg).get("yolox_data") or {})
 
 
 def normalize_settings(model_cfg: Any) -> Normalize:

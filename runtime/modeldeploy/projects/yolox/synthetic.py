@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -153,6 +154,16 @@ def bundled_dataset(num_images: int, seed: int, min_size: int = 200, max_size: i
     """Generate the deterministic sample once into the cache; return its annotation file."""
     name = f"yolox-synthetic-{FORMAT_VERSION}-s{seed}-n{num_images}-{min_size}-{max_size}"
     return materialize_dataset(name, ANNOTATION_FILE, lambda d: generate_dataset(d, num_images, seed, min_size, max_size), root)
+
+def example_image_sample(settings: Any, seed: int = 0) -> dict[str, Any]:
+    """A sample in the data loader's format, rendered in memory at ``settings.img_scale``
+    (width, height) with no ground truth: the example input for an export without data."""
+    w, h = settings.img_scale
+    image, _ = render_image(seed, 0, min_size=160, max_size=160)  # objects drawn on a small canvas, scaled up
+    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    return {"image": image, "image_id": 0, "file_name": "<synthesised example input>", "ori_shape": (h, w),
+            "gt_boxes": np.zeros((0, 4), np.float32), "gt_labels": np.zeros((0,), np.int64), "index": 0}
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

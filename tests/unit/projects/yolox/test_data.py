@@ -49,9 +49,12 @@ def _copy(coco_dir: Path, tmp: Path, mutate) -> Path:  # type: ignore[no-untyped
     return path
 
 
-def test_annotation_file_that_is_not_coco_is_a_data_error(tmp_path: Path) -> None:
+def test_annotation_file_in_neither_format_is_a_data_error(tmp_path: Path) -> None:
     p = tmp_path / "a.json"
-    p.write_text(json.dumps({"data_list": [{"img_path": "x.png"}]}))
+    p.write_text(json.dumps({"samples": [{"img_path": "x.png"}]}))
+    with pytest.raises(DataError, match="neither COCO nor an AWML T4 2D info file"):
+        CocoDetectionDataLoader(p)
+    p.write_text(json.dumps({"images": [], "annotations": []}))  # COCO-like but incomplete
     with pytest.raises(DataError, match="not COCO format"):
         CocoDetectionDataLoader(p)
     p.write_text("{not json")

@@ -17,8 +17,14 @@ model = dict(
 )
 
 # Resize(keep_ratio) to IMG_SCALE, then Pad(pad_to_square, 114), as AWML's test_pipeline.
+# No bundled_sample: this model was not trained on the synthetic shapes, so without a
+# dataset (runtime_io unset) the run exports from a synthesised input and skips/refuses
+# verification and evaluation (docs/configuration.md, "Export without data").
 yolox_data = dict(
     img_scale=IMG_SCALE,
     pad_val=114.0,
-    class_names=("car", "truck", "bus", "bicycle", "motorcycle", "pedestrian", "animal", "traffic_light"),
 )
+
+# Label order of the head, as AWML's detection2d/dataset/t4dataset/t4dataset_dynamic_recognition.py
+# (`classes`, also the T4 2D info file's metainfo.classes). A data set with other classes is refused.
+classes = ("unknown", "car", "truck", "bus", "trailer", "motorcycle", "pedestrian", "bicycle")

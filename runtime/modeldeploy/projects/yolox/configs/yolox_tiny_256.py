@@ -15,6 +15,9 @@ model = dict(
     test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65), max_per_img=100),
 )
 
+# the bundled synthetic set's shapes, in label order (the data set's classes must match)
+classes = ("ellipse", "triangle", "rectangle", "cross")
+
 yolox_data = dict(
     img_scale=IMG_SCALE,
     pad_val=114.0,

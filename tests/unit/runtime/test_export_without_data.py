@@ -1,0 +1,138 @@
+"""Export without data: a deploy config, a model config and a checkpoint are enough.
+
+Per project, ``modeldeploy run DEPLOY MODEL_CFG CKPT --device cpu`` (a real subprocess)
+with no ``runtime_io`` and a model config that names no bundled sample: exit 0, valid ONNX
+whose inputs/outputs are the deploy config's ``model_io``, verification/evaluation skipped
+with a logged line. A deploy config that *configures* verification or evaluation without
+data ends with exit 2 and one DataError line, before any export.
+CenterPoint's hook is covered by its own project's tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+CONFIGS = Path(__file__).resolve().parents[3] / "runtime" / "modeldeploy" / "projects"
+
+# project → (model config written for the test, deploy config body, checkpoint,
+#            {onnx file: ({input: graph dims}, {output: shape ORT returns for a batch of 2, or None})})
+CASES = {
+    "yolox": (
+        # the tiny demo model, minus its opt-in to the bundled synthetic set: no data at all
+        f"""
+        _base_ = [{str(CONFIGS / 'yolox' / 'configs' / 'yolox_tiny_256.py')!r}]
+        yolox_data = dict(_delete_=True, img_scale=(256, 256), pad_val=114.0)
+        """,
+        """
+        project = "yolox"
+        export = dict(mode="onnx")
+        model_io = dict(input_name="images", input_shape=(3, 256, 256), output_name="output",
+                        dynamic_axes={"images": {0: "batch_size"}, "output": {0: "batch_size"}})
+        onnx_config = dict(save_file="yolox_tiny.onnx", decode_in_inference=False, exporter="legacy")
+        yolox = dict(nms_in_graph=True, replace_relu6=False)
+        """,
+        "builtin:yolox/yolox_tiny_256.pth",
+        {"yolox_tiny.onnx": ({"images": ["batch_size", 3, 256, 256]}, {"output": (2, 1344, 9)}),
+         "yolox_tiny_nms.onnx": ({"images": ["batch_size", 3, 256, 256]}, {"num_dets": None, "det_boxes": None, "det_scores": None, "det_classes": None})},
+    ),
+    "calibration": (
+        f"""
+        _base_ = [{str(CONFIGS / 'calibration' / 'configs' / 'resnet18_5ch_tiny.py')!r}]
+        calibration_data = dict(_delete_=True, max_depth=128.0, dilation_size=1)
+        """,
+        """
+        project = "calibration"
+        export = dict(mode="onnx")
+        model_io = dict(input_name="input", input_shape=(5, 120, 200), output_name="output",
+                        dynamic_axes={"input": {0: "batch_size", 2: "height", 3: "width"}, "output": {0: "batch_size"}})
+        onnx_config = dict(save_file="calibration_classifier.onnx")
+        """,
+        "builtin:calibration/resnet18_5ch_tiny.pth",
+        {"calibration_classifier.onnx": ({"input": ["batch_size", 5, "height", "width"]}, {"output": (2, 2)})},
+    ),
+}
+
+
+def _write(tmp_path: Path, project: str, extra_deploy: str = "") -> tuple[Path, Path, str]:
+    model_text, deploy_text, ckpt, _ = CASES[project]
+    model = tmp_path / "model_cfg.py"
+    model.write_text(textwrap.dedent(model_text))
+    deploy = tmp_path / "deploy.py"
+    deploy.write_text(textwrap.dedent(deploy_text) + textwrap.dedent(extra_deploy))
+    return deploy, model, ckpt
+
+
+def _run(tmp_path: Path, deploy: Path, model: Path, ckpt: str) -> subprocess.CompletedProcess[str]:
+    env_cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))"]
+    return subprocess.run([*env_cmd, "run", str(deploy), str(model), ckpt, "--device", "cpu", "--work-dir", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600)
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("project", sorted(CASES))
+def test_export_only_without_data_exits_0_with_valid_onnx(tmp_path: Path, project: str) -> None:
+    deploy, model, ckpt = _write(tmp_path, project)
+    proc = _run(tmp_path, deploy, model, ckpt)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "exporting from a synthesised example input" in proc.stderr
+    assert "verification skipped: no dataset configured" in proc.stderr and "evaluation skipped: no dataset configured" in proc.stderr
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["status"] == "succeeded" and results["verification"] is None and results["evaluation"] == {}
+    expected = CASES[project][3]
+    onnx_names = sorted(Path(a["name"]).name for a in results["artifacts"] if a["kind"] == "onnx")
+    assert onnx_names == sorted(expected)
+    for name, (inputs, outputs) in expected.items():
+        path = tmp_path / "work" / "onnx" / name
+        m = onnx.load(str(path))
+        onnx.checker.check_model(m, full_check=True)
+        assert {i.name: _dims(i) for i in m.graph.input} == inputs
+        assert {o.name for o in m.graph.output} == set(outputs)
+        # the graph runs on an input of the declared shape (batch 2) and gives finite outputs
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {i.name: np.random.default_rng(0).uniform(0, 1, [2 if d == "batch_size" else (d if isinstance(d, int) else 64) for d in _dims(i)]).astype(np.float32)
+                for i in m.graph.input}
+        names = [o.name for o in sess.get_outputs()]
+        for out_name, out in zip(names, sess.run(None, feed)):
+            assert np.isfinite(out.astype(np.float64)).all()
+            if outputs[out_name] is not None:
+                assert out.shape == outputs[out_name]
+
+
+@pytest.mark.parametrize("project,extra,stage", [
+    ("yolox", "verification = dict(enabled=True)\n", "verification"),
+    ("calibration", "evaluation = dict(num_samples=10)\n", "evaluation"),
+])
+def test_configured_stage_without_data_is_one_data_error_line(tmp_path: Path, project: str, extra: str, stage: str) -> None:
+    deploy, model, ckpt = _write(tmp_path, project, extra)
+    proc = _run(tmp_path, deploy, model, ckpt)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("modeldeploy: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"DataError: {stage} needs data but no dataset is configured" in lines[0] and "runtime_io.info_file" in lines[0]
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["status"] == "failed" and results["failure"]["stage"] == "load"
+    assert not (tmp_path / "work" / "onnx").exists()  # refused before any export work
+
+
+def test_explicit_int8_without_data_is_refused_at_load_test_double_free(tmp_path: Path) -> None:
+    """In-process (no subprocess): the runner refuses INT8 Q/DQ calibration without data."""
+    from modeldeploy.config import BaseDeploymentConfig
+    from modeldeploy.runners import DeploymentRunner
+
+    deploy, model, ckpt = _write(tmp_path, "calibration", "backend_config = dict(common_config=dict(precision_policy='explicit_int8'))\n")
+    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work")})
+    out = DeploymentRunner(cfg, str(model), ckpt).run()
+    assert out.exit_code == 2 and out.results["failure"]["stage"] == "load"
+    assert "explicit_int8 quantization needs calibration data" in out.results["failure"]["message"]
