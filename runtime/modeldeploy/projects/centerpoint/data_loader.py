@@ -23,12 +23,30 @@ import torch
 
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.info_file import data_list_of, load_info
-from modeldeploy.errors import DataError
+from modeldeploy.errors import ConfigError, DataError
+from modeldeploy.projects.centerpoint.synthetic import BUNDLED_FRAMES, BUNDLED_SEED, bundled_dataset
 from modeldeploy.projects.centerpoint.point_loading import PointLoading, SweepPoints, choose_sweeps, from_use_dims, merge_points
+
+BUNDLED = (BUNDLED_FRAMES, BUNDLED_SEED)  # the demo's bundled sample
 
 _HINT = ("expected an mmdet3d v1.x info file {'metainfo': {...}, 'data_list': [{'lidar_points': "
          "{'lidar_path', 'num_pts_feats'}, 'timestamp', 'lidar_sweeps': [{'lidar_points': {'lidar_path', 'lidar2sensor'}, 'timestamp'}], "
          "'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}")
+
+
+def bundled_sample_of(model_cfg: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The synthetic sample is data only for a model trained on it, so a model config opts in
+    with ``centerpoint_data = dict(bundled_sample=dict(num_frames=16, seed=2024))``."""
+    spec = (model_cfg.get("centerpoint_data") or {}).get("bundled_sample") if isinstance(model_cfg.get("centerpoint_data"), Mapping) else None
+    if spec is None:
+        return None
+    try:
+        frames, seed = int(spec.get("num_frames", BUNDLED[0])), int(spec.get("seed", BUNDLED[1]))
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError(f"model config: centerpoint_data.bundled_sample={spec!r} must be dict(num_frames=N, seed=S)", hint="e.g. dict(num_frames=16, seed=2024)") from None
+    if frames < 1:
+        raise ConfigError(f"model config: centerpoint_data.bundled_sample.num_frames={frames} must be >= 1", hint="e.g. num_frames=16")
+    return frames, seed
 
 
 def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -77,14 +95,17 @@ class CenterPointDataLoader(BaseDataLoader):
         self._label_map = {i: (self.class_names.index(c) if c in self.class_names else -1) for i, c in enumerate(info_classes)}
 
     @classmethod
-    def from_runtime_io(cls, info_file: str | None, data_root: str | None, class_names: Sequence[str], loading: PointLoading | Sequence[int]) -> "CenterPointDataLoader":
-        """``data_root`` unset → the bundled synthetic sample (generated once into the cache)."""
+    def from_runtime_io(cls, info_file: str | None, data_root: str | None, class_names: Sequence[str], loading: PointLoading | Sequence[int],
+                        bundled: tuple[int, int] | None = BUNDLED) -> "CenterPointDataLoader":
+        """``data_root`` unset → the bundled synthetic sample ``bundled`` = (num_frames, seed),
+        generated once into the cache; None → there is no dataset (DataError)."""
         if not data_root:
-            from modeldeploy.projects.centerpoint.synthetic import bundled_dataset
-
             if info_file:
                 raise DataError(f"runtime_io.info_file={info_file!r} is set but runtime_io.data_root is not", hint="set data_root too, or neither for the bundled sample")
-            info = bundled_dataset()
+            if bundled is None:
+                raise DataError("no dataset is configured (runtime_io.data_root unset) and the model config has no centerpoint_data.bundled_sample",
+                                hint="set runtime_io.data_root (and info_file) to a T4 dataset")
+            info = bundled_dataset(*bundled)
             return cls(info, info.parent, class_names, loading)
         root = Path(data_root)
         if not root.is_dir():

@@ -23,7 +23,8 @@ from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.project import BaseProject, register_project
 from modeldeploy.errors import ConfigError
-from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
+from modeldeploy.core.model_config import model_cfg_dict
+from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader, bundled_sample_of
 from modeldeploy.projects.centerpoint.evaluator import CenterPointEvaluator
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, build_centerpoint
 from modeldeploy.projects.centerpoint.ops import scatter_to_bev
@@ -84,7 +85,14 @@ class CenterPointProject(BaseProject):
     def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointDataLoader:
         s = parse_settings(model_cfg)
         log_point_loading(s)
-        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_loading)
+        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_loading,
+                                                     bundled_sample_of(model_cfg_dict(model_cfg)))
+
+    def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
+        """A configured dataset, or the bundled synthetic sample for a model config that opts in
+        (the tiny demo does; AWML-size configs do not — synthetic mAP would mean nothing there)."""
+        rio = cfg.runtime_io
+        return bool(rio.info_file) or bool(rio.data_root) or bundled_sample_of(model_cfg_dict(model_cfg)) is not None
 
     def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
         """An export example without any dataset: one synthetic scene (with sweeps) turned into

@@ -10,6 +10,7 @@ out_size_factor = 2
 class_names = ["car", "truck", "bus", "bicycle", "pedestrian"]
 point_load_dim = 5
 point_use_dims = [0, 1, 2, 3]
+centerpoint_data = dict(bundled_sample=dict(num_frames=16, seed=2024))
 
 model = dict(
     type="CenterPoint",

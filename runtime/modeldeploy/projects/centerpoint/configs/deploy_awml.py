@@ -1,7 +1,10 @@
 # Deploy config: AWML base/2.x-size CenterPoint (0.24 m pillars, 1020² grid) → ONNX + TensorRT.
 #   modeldeploy run builtin:centerpoint/deploy_awml.py builtin:centerpoint/centerpoint_awml.py CHECKPOINT
 # CHECKPOINT: an AWML/mmdet3d Runner checkpoint (state_dict keys load with strict=True).
-# Set runtime_io.data_root/info_file to a T4 dataset; unset uses the bundled synthetic sample.
+# Set runtime_io.data_root/info_file to a T4 dataset (mmdet3d v1.x / AWML info file with
+# lidar_sweeps). Without one, export still runs from a synthesised example input, but the
+# verification and evaluation configured below need data: pass
+# --cfg-options verification.enabled=False evaluation.enabled=False for an export-only run.
 project = "centerpoint"
 task_type = "detection3d"
 
