@@ -383,7 +383,9 @@ class DeploymentRunner:
 
     def evaluate(self) -> None:
         backends = self.cfg.evaluation_backends()
-        if backends and self._skipped_without_data("evaluation"):
+        if not backends:  # evaluation disabled: nothing to do (and no loader when there is no data)
+            return
+        if self._skipped_without_data("evaluation"):
             return
         from modeldeploy.evaluation.runner import evaluate_backend
 
