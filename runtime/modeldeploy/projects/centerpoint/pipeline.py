@@ -34,8 +34,8 @@ def check_points(points: Any, in_channels: int) -> torch.Tensor:
     if not isinstance(points, torch.Tensor):
         raise DataError(f"sample 'points' is a {type(points).__name__}, not a torch.Tensor", hint="load samples with the centerpoint data loader")
     if points.ndim != 2 or points.shape[1] != in_channels:
-        raise DataError(f"points must be an N×{in_channels} tensor (x, y, z, … as the model config's point_use_dims), got shape {tuple(points.shape)}",
-                        hint="check lidar_points.num_pts_feats in the info file and point_use_dims in the model config")
+        raise DataError(f"points must be an N×{in_channels} tensor (the features the model config's test pipeline selects), got shape {tuple(points.shape)}",
+                        hint="load samples with the centerpoint data loader; check use_dim in the model config's LoadPointsFromFile/LoadPointsFromMultiSweeps")
     if not points.is_floating_point():
         raise DataError(f"points have dtype {points.dtype}, expected float", hint="store .bin points as float32")
     return points

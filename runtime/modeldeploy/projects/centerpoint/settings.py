@@ -6,6 +6,10 @@ runtime needs besides the network modules — voxelization limits, grid, decodin
 settings — is read here once, validated, and handed around as a frozen dataclass, so a
 typo in the config fails early with a ``ConfigError`` instead of deep inside decoding.
 
+The point features come from the config's test pipeline (``LoadPointsFromFile`` /
+``LoadPointsFromMultiSweeps`` / ``PointsRangeFilter``, read by ``point_loading.py``); their
+count must equal ``pts_voxel_encoder.in_channels``.
+
 Accepted locations for the voxelization settings: mmdet3d v1.x
 ``model.data_preprocessor.voxel_layer`` or v0.x ``model.pts_voxel_layer``.
 ``max_voxels`` may be an int or a (train, test) pair; the runtime uses the test value.
