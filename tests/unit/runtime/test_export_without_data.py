@@ -136,3 +136,32 @@ def test_explicit_int8_without_data_is_refused_at_load_test_double_free(tmp_path
     out = DeploymentRunner(cfg, str(model), ckpt).run()
     assert out.exit_code == 2 and out.results["failure"]["stage"] == "load"
     assert "explicit_int8 quantization needs calibration data" in out.results["failure"]["message"]
+
+
+@pytest.mark.slow
+def test_awml_size_yolox_exports_without_data(tmp_path: Path) -> None:
+    """The builtin AWML-size deploy config (export only) with the AWML-size model config and a
+    checkpoint of that architecture (random weights: what is under test is the data-free
+    export, not accuracy). Single graph (no NMS variant) to keep it within a minute on a CPU."""
+    import torch
+    from mmengine.config import Config
+
+    from modeldeploy.projects.yolox.project import YOLOXProject
+
+    torch.manual_seed(0)
+    net = YOLOXProject().build_model(Config.fromfile(str(CONFIGS / "yolox" / "configs" / "yolox_s_opt_elan_960.py")))
+    ckpt = tmp_path / "epoch_300.pth"
+    torch.save({"meta": {"epoch": 300}, "state_dict": net.state_dict()}, ckpt)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))",
+         "run", "builtin:yolox/deploy_awml_960_onnx.py", "builtin:yolox/yolox_s_opt_elan_960.py", str(ckpt), "--device", "cpu",
+         "--work-dir", str(tmp_path / "work"), "--cfg-options", "yolox.nms_in_graph=False"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path = tmp_path / "work" / "onnx" / "yolox_opt_elan.onnx"
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    assert {i.name: _dims(i) for i in m.graph.input} == {"images": ["batch_size", 3, 960, 960]}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(None, {"images": np.full((1, 3, 960, 960), 114.0, np.float32)})
+    assert out.shape == (1, 120 * 120 + 60 * 60 + 30 * 30, 4 + 1 + 8) and np.isfinite(out).all()  # 8 AWML classes

@@ -8,8 +8,11 @@ use_ema = False
 
 export = dict(mode="both", device="cuda:0", verify=True, work_dir="work_dirs/yolox_awml_960")
 
-# a COCO-format split (AWML's yolox_infos_val.json is converted to COCO by the user):
-runtime_io = dict(info_file="data/t4dataset/coco/val.json", data_root="data/t4dataset", sample_idx=0)
+# AWML's T4 2D info file as tools/detection2d/create_data_t4dataset.py writes it (a COCO json
+# works too; the format is read from the content). Its img_paths are absolute; relative ones
+# are taken relative to data_root (else the info file's folder). Without any data, use
+# deploy_awml_960_onnx.py: export only, from a synthesised input.
+runtime_io = dict(info_file="data/t4dataset/yolox_infos_val.json", data_root=None, sample_idx=0)
 
 model_io = dict(
     input_name="images",
