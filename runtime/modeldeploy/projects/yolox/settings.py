@@ -64,10 +64,42 @@ class PostprocessSettings:
     pre_nms: int
 
 
+def _test_pipeline(cfg: dict[str, Any]) -> list[Any]:
+    for pipeline in (cfg.get("test_pipeline"), ((cfg.get("test_dataloader") or {}).get("dataset") or {}).get("pipeline"),
+                     ((cfg.get("val_dataloader") or {}).get("dataset") or {}).get("pipeline")):
+        if isinstance(pipeline, (list, tuple)) and pipeline:
+            return [step for step in pipeline if isinstance(step, dict)]
+    return []
+
+
+def _from_test_pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
+    """img_scale / pad_val from an mmdet test pipeline (AWML's: Resize keep_ratio, Pad 114):
+    what the checkpoint saw at test time, so an AWML config needs no ``yolox_data``."""
+    out: dict[str, Any] = {}
+    for step in _test_pipeline(cfg):
+        kind = str(step.get("type", "")).split(".")[-1]
+        if kind == "Resize" and step.get("scale") is not None:
+            if not step.get("keep_ratio", False):
+                raise ConfigError("model config: the test pipeline's Resize has keep_ratio=False; the yolox project letterboxes (keep_ratio=True, as AWML)",
+                                  hint="use dict(type='Resize', scale=IMG_SCALE, keep_ratio=True) or set yolox_data.img_scale")
+            scale = step["scale"]
+            out["img_scale"] = (int(scale), int(scale)) if isinstance(scale, (int, float)) else tuple(int(v) for v in scale)
+        elif kind == "Pad":
+            pad = step.get("pad_val", 0)
+            values = pad.get("img", 0) if isinstance(pad, dict) else pad
+            values = list(values) if isinstance(values, (list, tuple)) else [values]
+            if len(set(float(v) for v in values)) == 1:
+                out["pad_val"] = float(values[0])
+    return out
+
+
 def data_settings(model_cfg: Any) -> YOLOXDataSettings:
-    """``yolox_data`` (absent → AWML defaults; ``IMG_SCALE`` at top level is honoured)."""
+    """``yolox_data``; what it leaves out comes from the test pipeline (Resize scale, Pad
+    value), then a top-level ``IMG_SCALE``, then AWML's defaults."""
     cfg = model_cfg_dict(model_cfg)
     raw = dict(cfg.get("yolox_data") or {})
+    for key, value in _from_test_pipeline(cfg).items():
+        raw.setdefault(key, value)
     if "img_scale" not in raw and "IMG_SCALE" in cfg:
         raw["img_scale"] = tuple(cfg["IMG_SCALE"])
     try:

@@ -169,3 +169,15 @@ def test_t4_image_of_the_wrong_size_is_a_data_error(t4_info: Path) -> None:
     t4_info.write_text(json.dumps(doc))
     with pytest.raises(DataError, match="is 64x48 but the annotation file says 65x48"):
         CocoDetectionDataLoader(t4_info, t4_info.parent).load_sample(2)
+
+
+def test_letterbox_size_and_pad_come_from_the_awml_test_pipeline() -> None:
+    from modeldeploy.projects.yolox.settings import data_settings
+
+    pipeline = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(640, 480), keep_ratio=True),
+                dict(type="Pad", pad_to_square=True, pad_val=dict(img=(100.0, 100.0, 100.0)))]
+    s = data_settings({"IMG_SCALE": (960, 960), "test_dataloader": {"dataset": {"pipeline": pipeline}}})
+    assert s.img_scale == (640, 480) and s.pad_val == 100.0  # the pipeline wins over the IMG_SCALE variable
+    assert data_settings({"test_pipeline": pipeline, "yolox_data": {"img_scale": (320, 320)}}).img_scale == (320, 320)
+    with pytest.raises(ConfigError, match="keep_ratio=False"):
+        data_settings({"test_pipeline": [dict(type="Resize", scale=(640, 640), keep_ratio=False)]})
