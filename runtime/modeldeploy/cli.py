@@ -119,7 +119,10 @@ def _preflight(cfg: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from modeldeploy.core.redact import guard_std_streams
     from modeldeploy.logging_setup import setup_logging
+
+    guard_std_streams()  # before any config code runs: nothing it prints or logs carries a secret value
 
     setup_logging(args.log_level, args.log_format)
     options = _parse_cfg_options(args.cfg_options)

@@ -59,5 +59,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Optional[Pat
         fh.setLevel(logging.DEBUG)
         fh.addFilter(RedactFilter())
         root.addHandler(fh)
+    logging.captureWarnings(True)  # warnings.warn(...) then passes through the scrubbing handlers too
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -140,3 +140,57 @@ class RedactFilter(logging.Filter):
             if isinstance(getattr(record, k, None), str):
                 setattr(record, k, scrub(getattr(record, k)))
         return True
+
+
+def install_record_scrubber() -> None:
+    """Scrub every LogRecord when it is created, whatever handler later emits it.
+
+    Why: libraries (mmengine's MMLogger, for one) attach their own handlers that never see
+    ``RedactFilter``; a record factory covers them too. Idempotent.
+    """
+    old = logging.getLogRecordFactory()
+    if getattr(old, "_modeldeploy_scrub", False):
+        return
+    scrubber = RedactFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = old(*args, **kwargs)
+        scrubber.filter(record)
+        return record
+
+    factory._modeldeploy_scrub = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class ScrubbingStream:
+    """A text stream wrapper whose ``write`` scrubs secret values (for sys.stdout/sys.stderr).
+
+    Why: a config's ``print(os.environ[...])`` or a warning goes straight to the pod log.
+    Each ``write`` call is scrubbed as a whole (``print`` writes a value in one call); bytes
+    written to the file descriptor by native code bypass it.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(scrub(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def guard_std_streams() -> None:
+    """Wrap sys.stdout/sys.stderr in ScrubbingStream (idempotent) and scrub every log record."""
+    import sys
+
+    if not isinstance(sys.stdout, ScrubbingStream):
+        sys.stdout = ScrubbingStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, ScrubbingStream):
+        sys.stderr = ScrubbingStream(sys.stderr)  # type: ignore[assignment]
+    install_record_scrubber()

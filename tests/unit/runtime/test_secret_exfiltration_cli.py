@@ -46,13 +46,17 @@ def _everything_written(tmp_path: Path, proc: subprocess.CompletedProcess[str]) 
 @pytest.mark.parametrize("env_name", ["AWS_SECRET_ACCESS_KEY", "TEAM_KEY"])
 def test_secret_raised_by_the_model_config_is_nowhere(tmp_path: Path, env_name: str) -> None:
     model = tmp_path / "model.py"
-    model.write_text(f"value = __import__('os').environ[{env_name!r}]\nraise ValueError('leak: ' + value)\n")
+    model.write_text(f"value = __import__('os').environ[{env_name!r}]\nprint('stdout leak', value)\n"
+                     "__import__('warnings').warn('warning leak ' + value)\n"
+                     "__import__('logging').getLogger('mmengine').warning('mmengine leak ' + value)\n"
+                     "raise ValueError('leak: ' + value)\n")
     proc = _run(tmp_path, "builtin:calibration/deploy_demo.py", str(model))
     assert proc.returncode == 2, proc.stderr[-2000:]
     written = _everything_written(tmp_path, proc)
     assert str(tmp_path / "work" / "results.json") in written and str(tmp_path / "term.json") in written
     assert any(k.endswith("run.log") for k in written), sorted(written)
     assert "ValueError" in written[str(tmp_path / "term.json")], "the failure is still explained (with the value redacted)"
+    assert "stdout leak [redacted]" in proc.stdout, "the config's print() ran and was scrubbed"
     leaks = {k: _leaks(v) for k, v in written.items() if _leaks(v)}
     assert not leaks, leaks
 
