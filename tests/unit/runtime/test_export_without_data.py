@@ -126,7 +126,21 @@ def test_configured_stage_without_data_is_one_data_error_line(tmp_path: Path, pr
     assert not (tmp_path / "work" / "onnx").exists()  # refused before any export work
 
 
-def test_explicit_int8_without_data_is_refused_at_load_test_double_free(tmp_path: Path) -> None:
+def test_stages_switched_off_explicitly_export_without_data_in_process(tmp_path: Path) -> None:
+    """The documented export-only override (enabled=False) for a config that configures both stages."""
+    from modeldeploy.config import BaseDeploymentConfig
+    from modeldeploy.runners import DeploymentRunner
+
+    extra = "verification = dict(enabled=True, tolerance=1e-3)\nevaluation = dict(num_samples=10)\n"
+    deploy, model, ckpt = _write(tmp_path, "calibration", extra)
+    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work"), "verification.enabled": False, "evaluation.enabled": False})
+    out = DeploymentRunner(cfg, str(model), ckpt).run()
+    assert out.exit_code == 0, out.results["failure"]
+    assert out.results["verification"] is None and out.results["evaluation"] == {}
+    onnx.checker.check_model(onnx.load(str(tmp_path / "work" / "onnx" / "calibration_classifier.onnx")))
+
+
+def test_explicit_int8_without_data_is_refused_at_load_in_process(tmp_path: Path) -> None:
     """In-process (no subprocess): the runner refuses INT8 Q/DQ calibration without data."""
     from modeldeploy.config import BaseDeploymentConfig
     from modeldeploy.runners import DeploymentRunner
@@ -165,3 +179,39 @@ def test_awml_size_yolox_exports_without_data(tmp_path: Path) -> None:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = sess.run(None, {"images": np.full((1, 3, 960, 960), 114.0, np.float32)})
     assert out.shape == (1, 120 * 120 + 60 * 60 + 30 * 30, 4 + 1 + 8) and np.isfinite(out).all()  # 8 AWML classes
+
+
+AWML_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "awml"
+
+
+@pytest.mark.parametrize("project", ["calibration", "yolox"])
+def test_awml_style_config_and_runner_checkpoint_export_without_data_in_process(tmp_path: Path, project: str) -> None:
+    """AWML's config files (the project's AWML-style fixtures: _base_ chains, custom_imports,
+    no bundled sample) and an mmengine Runner checkpoint, no data at all: export succeeds."""
+    import torch
+
+    from modeldeploy.config import BaseDeploymentConfig
+    from modeldeploy.config.deploy_config import read_mmengine_config
+    from modeldeploy.core.project import get_project
+    from modeldeploy.runners import DeploymentRunner
+    from tests.unit.awml import runner_checkpoints as rc
+
+    if project == "calibration":
+        model_cfg = AWML_FIXTURES / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_tiny_1xb4-1e_j6gen2.py"
+    else:
+        model_cfg = AWML_FIXTURES / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-tiny-opt-elan_256x256_t4dataset.py"
+    torch.manual_seed(0)
+    net = get_project(project).build_model(read_mmengine_config(model_cfg))
+    if project == "calibration":
+        ckpt = rc.train_with_runner(net, rc.calibration_samples(), rc.calibration_loss, tmp_path / "train", ema=False)
+    else:
+        ckpt = rc.train_with_runner(net, rc.yolox_samples(64), rc.yolox_loss, tmp_path / "train", ema=True, optimizer="SGD")
+    _, deploy_text, _, expected = CASES[project]
+    deploy = tmp_path / "deploy.py"
+    deploy.write_text(textwrap.dedent(deploy_text))
+    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work")})
+    out = DeploymentRunner(cfg, str(model_cfg), str(ckpt)).run()
+    assert out.exit_code == 0, out.results["failure"]
+    assert out.results["verification"] is None and out.results["evaluation"] == {}
+    for name in expected:
+        onnx.checker.check_model(onnx.load(str(tmp_path / "work" / "onnx" / name)))
