@@ -5,9 +5,17 @@
 Why it exists: the demo and CI need a checkpoint whose boxes mean something (mAP well
 above zero) without downloading anything. Training frames come from the same generator
 as the bundled evaluation sample but with another seed, a fresh scene for every slot of
-every batch, with global rotation / flip / scale augmentation; the run is deterministic (fixed seeds, fixed step count, 2 threads).
+every batch, with global rotation / flip / scale augmentation; the run is deterministic (fixed seeds, fixed step count, fixed thread count).
 The checkpoint is a plain ``{'state_dict', 'meta'}`` dict that loads with
 ``weights_only=True`` and ``strict=True``.
+
+Training points are built by the config's own test pipeline (``frame_points``: key frame +
+nearest sweep, x, y, z, time lag — AWML's layout), so the checkpoint matches what the data
+loader feeds at deployment. Committed checkpoint (meta in the file): 400 steps × batch 2,
+1416 s on 1 thread of the shared 2-core build box, bundled-sample mAP 0.242 / mAPH 0.107
+(car 0.49, pedestrian 0.71, truck 0.02, bus and bicycle 0.00). The earlier checkpoint, fed
+intensity (a class cue in these synthetic scenes), reached 0.418: the drop is the honest
+price of AWML's feature layout at this training budget.
 """
 
 from __future__ import annotations

@@ -187,8 +187,8 @@ def test_feature_count_must_match_in_channels(awml_cfg) -> None:
     assert parse_settings(cfg).point_loading.out_dims == (0, 1, 2, 3)
 
 
-def test_builtin_configs_use_awml_feature_layout(awml_cfg) -> None:
-    for cfg in (awml_cfg,):
+def test_builtin_configs_use_awml_feature_layout(tiny_cfg, awml_cfg) -> None:
+    for cfg in (tiny_cfg, awml_cfg):
         spec = parse_settings(cfg).point_loading
         assert spec.source == "test_pipeline" and spec.use_dim == (0, 1, 2, 3, 4) and spec.out_dims == (0, 1, 2, 4)
         assert (spec.sweeps.sweeps_num, spec.sweeps.load_dim, spec.sweeps.remove_close, spec.sweeps.pad_empty_sweeps) == (1, 5, True, True)

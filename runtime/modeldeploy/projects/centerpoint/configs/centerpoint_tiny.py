@@ -8,9 +8,24 @@ voxel_size = [0.32, 0.32, 8.0]
 grid_size = [160, 160, 1]
 out_size_factor = 2
 class_names = ["car", "truck", "bus", "bicycle", "pedestrian"]
+# Point features as AWML's T4 configs build them: 5 columns per point in the .bin files
+# (x, y, z, intensity, ring); LoadPointsFromMultiSweeps merges the nearest sweep and
+# overwrites column 4 with its time lag (0 for the key frame), then keeps
+# lidar_sweep_dims = x, y, z, time lag. The runtime reads this pipeline (point_loading.py).
 point_load_dim = 5
-point_use_dims = [0, 1, 2, 3]
+sweeps_num = 1
+lidar_sweep_dims = [0, 1, 2, 4]
+# This model was trained on the synthetic scenes, so without a dataset in the deploy config
+# the bundled synthetic sample is its data (AWML-size configs have no such entry: without
+# data they export from a synthesised example and skip verification/evaluation).
 centerpoint_data = dict(bundled_sample=dict(num_frames=16, seed=2024))
+test_pipeline = [
+    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=point_load_dim, use_dim=point_load_dim, backend_args=None),
+    dict(type="LoadPointsFromMultiSweeps", sweeps_num=sweeps_num, load_dim=point_load_dim, use_dim=lidar_sweep_dims,
+         pad_empty_sweeps=True, remove_close=True, backend_args=None, test_mode=True),
+    dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
+    dict(type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"]),
+]
 
 model = dict(
     type="CenterPoint",
