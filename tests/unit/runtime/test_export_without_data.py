@@ -140,6 +140,35 @@ def test_stages_switched_off_explicitly_export_without_data_in_process(tmp_path:
     onnx.checker.check_model(onnx.load(str(tmp_path / "work" / "onnx" / "calibration_classifier.onnx")))
 
 
+def test_tensorrt_stage_builds_from_the_data_free_onnx_with_a_tensorrt_double(tmp_path: Path) -> None:
+    """TensorRT cannot be installed here: a test double stands in for the engine builder and
+    records what the runner hands it. Mode 'both' on CUDA, no data: the builder gets the ONNX
+    traced from the synthesised input; the default (unconfigured) verification is skipped."""
+    from modeldeploy.config import BaseDeploymentConfig
+    from modeldeploy.exporters.base import ExportedModel
+    from modeldeploy.runners import DeploymentRunner
+
+    deploy, model, ckpt = _write(tmp_path, "calibration")
+    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work"), "export.mode": "both", "export.device": "cuda:0"})
+    seen: dict[str, Path] = {}
+
+    def fake_trt(onnx_models: dict, out_dir: Path, cfg: BaseDeploymentConfig) -> dict:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        engines = {}
+        for name, m in onnx_models.items():
+            onnx.checker.check_model(onnx.load(str(m.path)))
+            seen[name] = m.path
+            engine = out_dir / (m.path.stem + ".engine")
+            engine.write_bytes(b"test double, not an engine")
+            engines[name] = ExportedModel(name, engine, input_names=m.input_names, output_names=m.output_names)
+        return engines
+
+    out = DeploymentRunner(cfg, str(model), ckpt, export_tensorrt_fn=fake_trt).run()
+    assert out.exit_code == 0, out.results["failure"]
+    assert set(seen) == {"calibration_classifier"} and seen["calibration_classifier"].name == "calibration_classifier.onnx"
+    assert {a["kind"] for a in out.results["artifacts"]} >= {"onnx", "engine"} and out.results["verification"] is None
+
+
 def test_explicit_int8_without_data_is_refused_at_load_in_process(tmp_path: Path) -> None:
     """In-process (no subprocess): the runner refuses INT8 Q/DQ calibration without data."""
     from modeldeploy.config import BaseDeploymentConfig
