@@ -57,7 +57,7 @@ class CalibrationProject(BaseProject):
         ``calibration_data.bundled_sample`` (the demo configs do; AWML's own configs do not)."""
         rio = cfg.runtime_io
         raw = model_cfg_dict(model_cfg_dict(model_cfg).get("calibration_data") or {})
-        return rio.info_file is not None or rio.data_root is not None or "bundled_sample" in raw
+        return bool(rio.info_file) or bool(rio.data_root) or "bundled_sample" in raw  # '' = unset, as in AWML
 
     def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
         """A synthetic camera image + LiDAR scan at ``model_io.input_shape``'s (H, W) (else the

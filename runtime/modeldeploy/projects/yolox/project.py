@@ -63,7 +63,7 @@ class YOLOXProject(BaseProject):
     def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
         """A configured dataset, or the bundled sample for a model config that opts into it."""
         rio = cfg.runtime_io
-        return rio.info_file is not None or rio.data_root is not None or uses_bundled_sample(model_cfg)
+        return bool(rio.info_file) or bool(rio.data_root) or uses_bundled_sample(model_cfg)  # '' = unset, as in AWML
 
     def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
         """One deterministic synthetic image (the bundled set's renderer) at the model's

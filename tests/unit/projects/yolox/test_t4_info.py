@@ -181,3 +181,19 @@ def test_letterbox_size_and_pad_come_from_the_awml_test_pipeline() -> None:
     assert data_settings({"test_pipeline": pipeline, "yolox_data": {"img_scale": (320, 320)}}).img_scale == (320, 320)
     with pytest.raises(ConfigError, match="keep_ratio=False"):
         data_settings({"test_pipeline": [dict(type="Resize", scale=(640, 640), keep_ratio=False)]})
+
+
+def test_which_runs_have_data(awml_cfg, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    from modeldeploy.projects.yolox.project import YOLOXProject
+
+    proj = YOLOXProject()
+
+    def cfg(**rio: object) -> BaseDeploymentConfig:
+        return BaseDeploymentConfig.from_dict({"project": "yolox", "runtime_io": rio})
+
+    assert not proj.has_data(cfg(), awml_cfg)  # AWML-size: no bundled sample, nothing configured
+    assert not proj.has_data(cfg(info_file=""), awml_cfg)  # '' means unset, as in AWML's deploy configs
+    assert proj.has_data(cfg(info_file="data/t4dataset/yolox_infos_val.json"), awml_cfg)
+    assert proj.has_data(cfg(), tiny_cfg)  # the demo model opts into the bundled set it was trained on
+    sample = proj.example_sample(cfg(), awml_cfg)
+    assert sample["image"].shape == (960, 960, 3) and sample["image"].dtype == np.uint8 and sample["image"].std() > 1
