@@ -44,3 +44,45 @@ def test_runtime_accepts_the_examples_deploy_config_with_the_operators_overrides
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert f"project={spec['project']}" in out.out and "mode=both" in out.out
+
+
+def _plan(spec: dict):
+    """The runtime's dry run on the config the operator renders for ``spec`` (no weights, no data)."""
+    from modeldeploy.artifacts.fetch import fetch
+    from modeldeploy.cli import _load_config, _parse_cfg_options
+    from modeldeploy.runners.plan_check import check_plan
+    from modeldeploy_operator import spec as specmod
+
+    options = specmod.cfg_options(spec) + [f"export.device={specmod.effective_device(spec)}"]
+    cfg = _load_config(spec["deployConfig"]["uri"], _parse_cfg_options(options))  # exactly as `run` loads it
+    return check_plan(cfg, str(fetch(spec["modelConfig"]["uri"])))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_as_shipped_passes_the_full_plan_check(path: Path) -> None:
+    """Every graph the example exports has a TensorRT profile, and every engine it builds is
+    evaluated (otherwise `kubectl get` shows an engine precision beside another backend's latency)."""
+    spec = yaml.safe_load(path.read_text())["spec"]
+    report = _plan(spec)
+    assert report.graphs, "the plan exports no graph"
+    assert report.warnings == []
+
+
+def test_example_with_a_dropped_profile_fails_the_plan_check() -> None:
+    from modeldeploy.errors import ConfigError
+
+    spec = yaml.safe_load((REPO / "examples" / "yolox-deploy.yaml").read_text())["spec"]
+    spec["export"]["profiles"] = [p for p in spec["export"]["profiles"] if p["component"] != "yolox_nms"]
+    with pytest.raises(ConfigError, match="yolox_nms.*has no profile"):
+        _plan(spec)
+
+
+def test_example_that_builds_an_engine_it_never_evaluates_is_flagged() -> None:
+    from modeldeploy.cli import _load_config
+    from modeldeploy.runners.plan_check import unevaluated_engine_warning
+
+    cfg = _load_config("builtin:calibration/deploy_demo.py", {"export.mode": "both", "export.device": "cuda"})
+    assert "does not evaluate it" in (unevaluated_engine_warning(cfg) or "")
+    cfg = _load_config("builtin:calibration/deploy_gpu.py", {})
+    assert unevaluated_engine_warning(cfg) is None
