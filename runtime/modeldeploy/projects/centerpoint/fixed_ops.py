@@ -44,14 +44,27 @@ class FixedVoxels(NamedTuple):
         return torch.where((idx >= 0).unsqueeze(-1), out, torch.zeros_like(out))
 
 
+_CONSTS: dict[tuple, torch.Tensor] = {}
+
+
+def _const(values: Sequence[float | int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant tensor made once per (values, dtype, device): creating it from a Python
+    list is a host→device copy, which CUDA-graph capture forbids, so replays reuse this one."""
+    key = (tuple(values), dtype, str(device))
+    t = _CONSTS.get(key)
+    if t is None:
+        t = _CONSTS[key] = torch.tensor(list(values), dtype=dtype, device=device)
+    return t
+
+
 def voxel_keys(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float]) -> tuple[torch.Tensor, int, tuple[int, int, int]]:
     """Flat cell id per point ((z·ny + y)·nx + x, as the reference), ``G`` for out-of-range points."""
     dev = points.device
     gx, gy, gz = grid_size(voxel_size, pc_range)
-    lo = torch.tensor(pc_range[:3], dtype=points.dtype, device=dev)
-    vs = torch.tensor(voxel_size, dtype=points.dtype, device=dev)
+    lo = _const(pc_range[:3], points.dtype, dev)
+    vs = _const(voxel_size, points.dtype, dev)
     c = torch.floor((points[:, :3] - lo) / vs).to(torch.int64)
-    g = torch.tensor([gx, gy, gz], dtype=torch.int64, device=dev)
+    g = _const((gx, gy, gz), torch.int64, dev)
     valid = ((c >= 0) & (c < g)).all(dim=1)
     big = gx * gy * gz
     key = torch.where(valid, (c[:, 2] * gy + c[:, 1]) * gx + c[:, 0], torch.full_like(c[:, 0], big))
@@ -71,31 +84,35 @@ def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: 
     n = points.shape[0]
     V, P = int(max_voxels), int(max_points)
     key, big, (gx, gy, _) = voxel_keys(points, voxel_size, pc_range)
+    if big < 2**31 - 1:
+        key = key.to(torch.int32)  # half the radix-sort passes
     sk, perm = torch.sort(key, stable=True)
     ar = torch.arange(n, device=dev)
-    start = torch.ones(n, dtype=torch.bool, device=dev)
-    if n > 1:
-        start[1:] = sk[1:] != sk[:-1]
-    seg = torch.cummax(torch.where(start, ar, torch.zeros_like(ar)), 0).values if n else ar
-    pos = ar - seg  # slot of each (sorted) point inside its voxel
+    first = torch.searchsorted(sk, sk, side="left")  # sorted index where each point's group starts
+    pos = ar - first  # slot of each (sorted) point in its voxel
+    start = pos == 0
     valid = sk < big
     is_first = torch.zeros(n, dtype=torch.int64, device=dev)
     is_first[perm] = (start & valid).to(torch.int64)
     created = torch.cumsum(is_first, 0)  # voxels created up to and including point i
-    vid = created[perm[seg]] - 1 if n else ar
+    vid = created[perm[first]] - 1  # the voxel number of each point's group = its first point's
     keep = valid & (vid < V) & (pos < P)
-    row = torch.where(keep, vid, torch.full_like(vid, V))  # V = a scratch row, sliced off
-    col = torch.where(keep, pos, torch.zeros_like(pos))
-    table = torch.full((V + 1, P), -1, dtype=torch.int32, device=dev)
-    table[row, col] = perm.to(torch.int32)
-    table = table[:V]
-    num = torch.zeros(V + 1, dtype=torch.int64, device=dev).index_add_(0, row, keep.to(torch.int64))[:V]
-    first_row = torch.where(start & keep, vid, torch.full_like(vid, V))
-    vkey = torch.zeros(V + 1, dtype=torch.int64, device=dev).index_put_((first_row,), sk, accumulate=False)[:V]
-    used = torch.arange(V, device=dev) < (created[-1] if n else torch.zeros((), dtype=torch.int64, device=dev))
-    vkey = torch.where(used, vkey, torch.zeros_like(vkey))
+    # every write goes to its own address (dropped points to a scratch slot each): no contention
+    dest = torch.where(keep, vid * P + pos, V * P + ar)
+    table = torch.full((V * P + n,), -1, dtype=torch.int32, device=dev)
+    table[dest] = perm.to(torch.int32)
+    table = table[: V * P].view(V, P)
+    vrow = torch.where(start & keep, vid, V + ar)  # each voxel's first point writes its row once
+    group = torch.searchsorted(sk, sk, right=True) - first
+    num = torch.zeros(V + n, dtype=torch.int64, device=dev)
+    num[vrow] = group.clamp(max=P)
+    num = num[:V]
+    vkey = torch.zeros(V + n, dtype=torch.int64, device=dev)
+    vkey[vrow] = sk.to(torch.int64)
+    vkey = vkey[:V]
+    total = created[-1] if n else torch.zeros((), dtype=torch.int64, device=dev)
     coors = torch.stack([vkey // (gx * gy), (vkey // gx) % gy, vkey % gx], dim=1)
-    count = torch.clamp(created[-1], max=V) if n else torch.zeros((), dtype=torch.int64, device=dev)
+    count = torch.clamp(total, max=V)
     return FixedVoxels(table, coors, num, count)
 
 
@@ -119,14 +136,14 @@ def decorate_fixed(
 def scatter_fixed(pillar_features: torch.Tensor, coors: torch.Tensor, count: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
     """PointPillarsScatter of the first ``count`` rows → [1, C, ny, nx] in channels_last memory.
 
-    The canvas is written as [ny·nx + 1, C] (one scratch row for padding voxels), so the
+    The canvas is written as [ny·nx + V, C] (scratch rows for padding voxels), so the
     result is already the NHWC layout a channels_last backbone reads, with no transpose.
     """
     feats = pillar_features.reshape(pillar_features.shape[0], pillar_features.shape[-1])
     v, c = feats.shape
-    canvas = feats.new_zeros((ny * nx + 1, c))
-    used = torch.arange(v, device=feats.device) < count
-    idx = torch.where(used, coors[:, -2] * nx + coors[:, -1], torch.full_like(coors[:, -1], ny * nx))
+    canvas = feats.new_zeros((ny * nx + v, c))  # padding rows land in a scratch row each
+    ar = torch.arange(v, device=feats.device)
+    idx = torch.where(ar < count, coors[:, -2] * nx + coors[:, -1], ny * nx + ar)
     canvas.index_copy_(0, idx, feats)
     return canvas[: ny * nx].view(1, ny, nx, c).permute(0, 3, 1, 2)
 
@@ -146,12 +163,48 @@ class FixedDetections:
         return Detections(self.bboxes[idx], self.scores[idx], self.labels[idx])
 
 
-def top_candidates_fixed(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+TOPK_METHOD = "sort"  # "sort" | "topk" | "key": the same result; speed differs by card (see the benchmark)
+
+
+def top_candidates_fixed(scores: torch.Tensor, k: int, method: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Best ``k`` scores (descending, ties → lower index first, as a stable sort) and their indices.
 
-    Scores are sigmoids in [0, 1], so their float32 bit patterns order like the values; the
-    index goes into the low bits so every key is distinct and ``topk`` needs no stable mode.
-    NaN sorts last (the reference's threshold drops it too).
+    ``sort``: one stable descending radix sort of all scores (NaN moved last), first k.
+    ``topk``: ``topk`` alone breaks ties arbitrarily, so it only finds the k-th value ``t``; the
+    selection is then every score above ``t`` plus the first (in index order) of those equal
+    to ``t`` — exactly k — compacted by a running count and stably sorted. NaN sorts last
+    (the reference's threshold drops it too).
+    """
+    method = method or TOPK_METHOD
+    if method == "key":
+        return top_candidates_fixed_key(scores, k)
+    n = scores.numel()
+    k = min(k, n)
+    if k == 0:
+        return scores.reshape(-1)[:0], torch.zeros(0, dtype=torch.int64, device=scores.device)
+    sc = torch.where(torch.isnan(scores), torch.full_like(scores, -1.0), scores).reshape(-1)
+    if method == "sort":
+        idx = torch.sort(sc, descending=True, stable=True).indices[:k]
+        return scores.reshape(-1)[idx], idx
+    t = torch.topk(sc, k, sorted=True).values[k - 1]
+    above = sc > t
+    tie = sc == t
+    room = k - above.sum()
+    sel = above | (tie & (torch.cumsum(tie.to(torch.int32), 0) <= room))
+    rank = torch.cumsum(sel.to(torch.int32), 0) - 1
+    ar = torch.arange(n, device=scores.device)
+    picked = torch.zeros(k + n, dtype=torch.int64, device=scores.device)
+    picked[torch.where(sel, rank.to(torch.int64), k + ar)] = ar
+    idx = picked[:k]
+    order = torch.sort(sc[idx], descending=True, stable=True).indices
+    idx = idx[order]
+    return scores.reshape(-1)[idx], idx
+
+
+def top_candidates_fixed_key(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same result as ``top_candidates_fixed`` through one ``topk`` over int64 (score bits, index) keys.
+
+    Kept as the benchmark's alternative: which of the two is faster depends on the card.
     """
     n = scores.numel()
     shift = max(1, int(n).bit_length())
@@ -213,7 +266,7 @@ def decode_task_fixed(
     v = gather(vel)
     boxes = torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1)
     if s.post_center_range is not None:
-        pcr = torch.tensor(s.post_center_range, device=boxes.device, dtype=boxes.dtype)
+        pcr = _const(s.post_center_range, boxes.dtype, boxes.device)
         valid = valid & ((boxes[:, :3] >= pcr[:3]) & (boxes[:, :3] <= pcr[3:])).all(1)
     k = boxes.shape[0]
     pair = valid[:, None] & valid[None, :] & _upper(k, boxes.device)
@@ -225,7 +278,7 @@ def decode_task_fixed(
         rank = torch.cumsum(valid.to(torch.int64), 0) - 1
         valid = valid & (rank < s.pre_max_size)
         pair = pair & valid[:, None] & valid[None, :]
-        bev = boxes[:, [0, 1, 3, 4, 6]]
+        bev = torch.stack([boxes[:, 0], boxes[:, 1], boxes[:, 3], boxes[:, 4], boxes[:, 6]], dim=1)
         radius = 0.5 * torch.sqrt(bev[:, 2] ** 2 + bev[:, 3] ** 2)
         near = ((bev[:, None, :2] - bev[None, :, :2]) ** 2).sum(-1) < (radius[:, None] + radius[None, :]) ** 2
         ii, jj = torch.triu_indices(k, k, 1, device=boxes.device)
@@ -253,34 +306,40 @@ def decode_and_nms_fixed(per_task: Sequence[Mapping[str, torch.Tensor]], s: Cent
     return FixedDetections(boxes, torch.cat(ss), torch.cat(ls), torch.cat(ks))
 
 
-def fold_pfn(encoder: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """A single-layer PillarFeatureNet as (weight [F, U], bias [U]) with eval BatchNorm folded in.
+def fold_pfn(encoder: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """PillarFeatureNet layers as (weight [F_in, U], bias [U]) pairs with eval BatchNorm folded in.
 
-    None when the encoder has more than one PFN layer, is training, or has a channel count
-    the fused kernel cannot tile (not a power of two); callers then run the module itself.
+    None when the fused kernel does not cover the encoder (more than two PFN layers, training
+    mode, a biased linear, channel counts that are not powers of two ≥ 16 for the second
+    layer's matrix product); callers then run the module itself.
     """
     layers = getattr(encoder, "pfn_layers", None)
-    if layers is None or len(layers) != 1 or encoder.training:
+    if layers is None or not 1 <= len(layers) <= 2 or encoder.training:
         return None
-    pfn = layers[0]
-    u = pfn.units
-    if u & (u - 1) or not pfn.last_vfe or pfn.linear.bias is not None:
-        return None
-    bn = pfn.norm
-    scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)
-    weight = pfn.linear.weight.detach().float().t() * scale[None, :]
-    bias = bn.bias.detach().float() - bn.running_mean.float() * scale
-    return weight.contiguous(), bias.contiguous()
+    out = []
+    for i, pfn in enumerate(layers):
+        u = pfn.units
+        if u & (u - 1) or pfn.linear.bias is not None or pfn.last_vfe != (i == len(layers) - 1):
+            return None
+        if len(layers) == 2 and u < 16:
+            return None
+        bn = pfn.norm
+        scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)
+        weight = pfn.linear.weight.detach().float().t() * scale[None, :]
+        bias = bn.bias.detach().float() - bn.running_mean.float() * scale
+        out.append((weight.contiguous(), bias.contiguous()))
+    return out
 
 
 def encode_fixed(
     points: torch.Tensor, vox: FixedVoxels, encoder: torch.nn.Module, s: CenterPointSettings, *,
-    folded: tuple[torch.Tensor, torch.Tensor] | None = None, out_dtype: torch.dtype = torch.float32, use_triton: bool | None = None,
+    folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None, out_dtype: torch.dtype = torch.float32, use_triton: bool | None = None,
 ) -> torch.Tensor:
     """Pillar features [V, U] of every voxel row (rows ≥ count are padding for the scatter to skip).
 
-    On CUDA with a foldable single PFN layer this is one Triton kernel (decoration + linear +
-    BN + ReLU + max); otherwise decoration then the encoder module, as the reference does.
+    On CUDA with foldable PFN layers (one or two, as AWML's [32, 32]) this is one Triton
+    kernel (decoration + linear + BN + ReLU + max, twice); otherwise decoration then the
+    encoder module, as the reference does.
     """
     if use_triton is None:
         use_triton = points.is_cuda
@@ -291,8 +350,8 @@ def encode_fixed(
     if use_triton and folded is not None:
         from modeldeploy.projects.centerpoint.triton_kernels import pfn_triton
 
-        return pfn_triton(points, vox.point_index, vox.num_points, vox.coors, folded[0].to(points.device), folded[1].to(points.device),
-                          s.voxel_size, s.point_cloud_range, out_dtype=out_dtype, **flags)
+        layers = [(w.to(points.device), b.to(points.device)) for w, b in folded]
+        return pfn_triton(points, vox.point_index, vox.num_points, vox.coors, layers, s.voxel_size, s.point_cloud_range, out_dtype=out_dtype, **flags)
     feats = decorate_fixed(points, vox, s.voxel_size, s.point_cloud_range, use_triton=use_triton, **flags)
     out = encoder.forward_decorated(feats)
     return out.reshape(out.shape[0], out.shape[-1]).to(out_dtype)

@@ -46,11 +46,11 @@ def _feature(k: tl.constexpr, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has,
             val = tl.load(base_pt + k, mask=has, other=0.0)
     elif k < OFF_CE:
         if k == OFF_CL:
-            val = x - mx[:, None]
+            val = x - mx
         elif k == OFF_CL + 1:
-            val = y - my[:, None]
+            val = y - my
         else:
-            val = z - mz[:, None]
+            val = z - mz
     elif k < OFF_D:
         if k == OFF_CE:
             val = ex
@@ -71,11 +71,15 @@ def _feature(k: tl.constexpr, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has,
 
 @triton.jit
 def _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C: tl.constexpr, P: tl.constexpr):
-    """Each slot's point (gathered through the index table), centre offsets and cluster means."""
+    """Each slot's point (gathered through the index table), centre offsets and cluster means.
+
+    ``v`` and ``p`` come already broadcastable ([BV, 1] × [1, PP], or with a trailing unit
+    axis for the PFN kernel), so every value is born in the layout it is used in.
+    """
     vm = v < V
-    m2 = vm[:, None] & (p[None, :] < P)
-    slot = v.to(tl.int64)[:, None] * P + p[None, :]
-    idx = tl.load(tab_ptr + slot, mask=m2, other=-1)
+    m = vm & (p < P)
+    slot = v.to(tl.int64) * P + p
+    idx = tl.load(tab_ptr + slot, mask=m, other=-1)
     has = idx >= 0
     base_pt = pts_ptr + idx.to(tl.int64) * C
     x = tl.load(base_pt + 0, mask=has, other=0.0)
@@ -84,52 +88,79 @@ def _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, o
     cxf = tl.load(coor_ptr + v.to(tl.int64) * 3 + 2, mask=vm, other=0).to(tl.float32)
     cyf = tl.load(coor_ptr + v.to(tl.int64) * 3 + 1, mask=vm, other=0).to(tl.float32)
     czf = tl.load(coor_ptr + v.to(tl.int64) * 3 + 0, mask=vm, other=0).to(tl.float32)
-    ex = x - (cxf * vx + ox)[:, None]
-    ey = y - (cyf * vy + oy)[:, None]
-    ez = z - (czf * vz + oz)[:, None]
+    ex = x - (cxf * vx + ox)
+    ey = y - (cyf * vy + oy)
+    ez = z - (czf * vz + oz)
     n = tl.maximum(tl.load(num_ptr + v, mask=vm, other=0).to(tl.float32), 1.0)
-    mx = tl.sum(x, axis=1) / n
-    my = tl.sum(y, axis=1) / n
-    mz = tl.sum(z, axis=1) / n
-    return slot, m2, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz
+    mx = tl.sum(x, axis=1, keep_dims=True) / n
+    my = tl.sum(y, axis=1, keep_dims=True) / n
+    mz = tl.sum(z, axis=1, keep_dims=True) / n
+    return slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz
 
 
 @triton.jit
 def _decorate_kernel(
     pts_ptr, tab_ptr, num_ptr, coor_ptr, out_ptr, V,
     vx, vy, vz, ox, oy, oz,
-    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, BV: tl.constexpr,
+    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BV: tl.constexpr,
     CLUSTER: tl.constexpr, CENTER: tl.constexpr, VCD: tl.constexpr, DIST: tl.constexpr, LEGACY: tl.constexpr,
 ):
-    v = tl.program_id(0) * BV + tl.arange(0, BV)
-    p = tl.arange(0, PP)
-    slot, m2, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
-    out_base = out_ptr + slot * F
+    v = (tl.program_id(0) * BV + tl.arange(0, BV))[:, None, None]
+    p = tl.arange(0, PP)[None, :, None]
+    f = tl.arange(0, FP)[None, None, :]
+    slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
+    out = tl.zeros([BV, PP, FP], dtype=tl.float32)
     for k in tl.static_range(F):
         val = _feature(k, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has, C, CLUSTER, CENTER, VCD, DIST, LEGACY)
-        tl.store(out_base + k, val.to(out_ptr.dtype.element_ty), mask=m2)
+        out = tl.where(f == k, val, out)
+    # one contiguous [P, F] block per voxel: coalesced stores
+    tl.store(out_ptr + slot * F + f, out.to(out_ptr.dtype.element_ty), mask=m & (f < F))
 
 
 @triton.jit
 def _pfn_kernel(
-    pts_ptr, tab_ptr, num_ptr, coor_ptr, w_ptr, b_ptr, out_ptr, V,
+    pts_ptr, tab_ptr, num_ptr, coor_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, V,
     vx, vy, vz, ox, oy, oz,
-    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, BV: tl.constexpr, U: tl.constexpr,
+    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, BV: tl.constexpr, U1: tl.constexpr, U2: tl.constexpr,
+    TWO: tl.constexpr, IEEE: tl.constexpr,
     CLUSTER: tl.constexpr, CENTER: tl.constexpr, VCD: tl.constexpr, DIST: tl.constexpr, LEGACY: tl.constexpr,
 ):
-    v = tl.program_id(0) * BV + tl.arange(0, BV)
-    p = tl.arange(0, PP)
-    u = tl.arange(0, U)
-    slot, m2, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
-    acc = tl.zeros([BV, PP, U], dtype=tl.float32) + tl.load(b_ptr + u)[None, None, :]
+    v1 = tl.program_id(0) * BV + tl.arange(0, BV)
+    v = v1[:, None, None]
+    p = tl.arange(0, PP)[None, :, None]
+    u = tl.arange(0, U1)[None, None, :]
+    slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
+    # layer 1: linear (BatchNorm folded) on the decorated features, built in registers
+    acc = tl.zeros([BV, PP, U1], dtype=tl.float32) + tl.load(b1_ptr + u)
     for k in tl.static_range(F):
         val = _feature(k, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has, C, CLUSTER, CENTER, VCD, DIST, LEGACY)
-        acc += val[:, :, None] * tl.load(w_ptr + k * U + u)[None, None, :]
-    acc = tl.maximum(acc, 0.0)
+        acc += val * tl.load(w1_ptr + k * U1 + u)
+    h = tl.maximum(acc, 0.0)
     # every one of the P slots takes part in the max (empty ones as zero features), as in mmdet3d
-    acc = tl.where((p < P)[None, :, None], acc, 0.0)
-    best = tl.max(acc, axis=1)
-    tl.store(out_ptr + v.to(tl.int64)[:, None] * U + u[None, :], best.to(out_ptr.dtype.element_ty), mask=(v < V)[:, None])
+    h = tl.where(p < P, h, 0.0)
+    if TWO:
+        # layer 2 on [h, max_p h]: h @ W2[:U1] + (max_p h) @ W2[U1:] + b2, ReLU, max over slots
+        hmax = tl.max(h, axis=1)  # [BV, U1]
+        ka = tl.arange(0, U1)
+        n2 = tl.arange(0, U2)
+        w2a = tl.load(w2_ptr + ka[:, None] * U2 + n2[None, :])
+        w2b = tl.load(w2_ptr + (U1 + ka)[:, None] * U2 + n2[None, :])
+        h2 = tl.reshape(h, [BV * PP, U1])
+        if IEEE:
+            d = tl.dot(h2, w2a, input_precision="ieee")
+        else:
+            d = tl.dot(h2, w2a)
+        d = tl.reshape(d, [BV, PP, U2])
+        g = tl.sum(hmax[:, :, None] * w2b[None, :, :], axis=1) + tl.load(b2_ptr + n2)[None, :]  # [BV, U2]
+        h3 = tl.maximum(d + g[:, None, :], 0.0)
+        pp2 = tl.arange(0, PP)[None, :, None]
+        h3 = tl.where(pp2 < P, h3, 0.0)
+        best = tl.max(h3, axis=1)  # [BV, U2]
+        vo = v1[:, None]
+        tl.store(out_ptr + vo.to(tl.int64) * U2 + n2[None, :], best.to(out_ptr.dtype.element_ty), mask=vo < V)
+    else:
+        best = tl.max(h, axis=1, keep_dims=True)
+        tl.store(out_ptr + v.to(tl.int64) * U1 + u, best.to(out_ptr.dtype.element_ty), mask=v < V)
 
 
 def decorate_triton(
@@ -152,7 +183,7 @@ def decorate_triton(
         pts, point_index.contiguous(), num_points.contiguous(), coors.contiguous(), out, v,
         float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]),
         float(voxel_size[0] / 2 + pc_range[0]), float(voxel_size[1] / 2 + pc_range[1]), float(voxel_size[2] / 2 + pc_range[2]),
-        C=c, P=p, PP=pp, F=f, BV=bv, CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
+        C=c, P=p, PP=pp, F=f, FP=triton.next_power_of_2(f), BV=bv, CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
         VCD=int(voxel_center_dims), DIST=bool(with_distance), LEGACY=bool(legacy), num_warps=4,
     )
     return out
@@ -160,29 +191,37 @@ def decorate_triton(
 
 def pfn_triton(
     points: torch.Tensor, point_index: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor,
-    weight: torch.Tensor, bias: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], *,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], voxel_size: Sequence[float], pc_range: Sequence[float], *,
     with_cluster_center: bool = True, with_voxel_center: bool = True, voxel_center_dims: int = 3,
     with_distance: bool = False, legacy: bool = False, out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Decoration + one PFN layer (linear with eval BatchNorm folded in, ReLU, max over slots) → [V, U].
+    """Decoration + one or two PFN layers (linear with eval BatchNorm folded in, ReLU, max over
+    slots; a first layer's output concatenated with its max, as mmdet3d) → [V, U_last].
 
-    ``weight`` is [F, U] and ``bias`` [U] (see ``fixed_ops.fold_pfn``); the decorated
-    features never reach device memory.
+    ``layers`` are (weight [F_in, U], bias [U]) pairs (see ``fixed_ops.fold_pfn``); the
+    decorated features never reach device memory. With an fp32 output the second layer's
+    matrix product is IEEE fp32; with fp16 it runs on the tensor cores (tf32), like the
+    autocast network it feeds.
     """
     pts = points.contiguous().float()
     v, p = point_index.shape
     c = pts.shape[1]
-    f, u = weight.shape
-    out = torch.empty((v, u), dtype=out_dtype, device=pts.device)
+    w1, b1 = (t.float().contiguous() for t in layers[0])
+    f, u1 = w1.shape
+    two = len(layers) == 2
+    w2, b2 = (t.float().contiguous() for t in layers[1]) if two else (w1, b1)
+    u2 = w2.shape[1] if two else u1
+    out = torch.empty((v, u2), dtype=out_dtype, device=pts.device)
     if v == 0:
         return out
     pp = triton.next_power_of_2(p)
-    bv = max(1, 64 // pp)
+    bv = max(1, 128 // pp)
     _pfn_kernel[(triton.cdiv(v, bv),)](
-        pts, point_index.contiguous(), num_points.contiguous(), coors.contiguous(), weight.float().contiguous(), bias.float().contiguous(), out, v,
+        pts, point_index.contiguous(), num_points.contiguous(), coors.contiguous(), w1, b1, w2, b2, out, v,
         float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]),
         float(voxel_size[0] / 2 + pc_range[0]), float(voxel_size[1] / 2 + pc_range[1]), float(voxel_size[2] / 2 + pc_range[2]),
-        C=c, P=p, PP=pp, F=f, BV=bv, U=u, CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
+        C=c, P=p, PP=pp, F=f, BV=bv, U1=u1, U2=u2, TWO=two, IEEE=out_dtype == torch.float32,
+        CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
         VCD=int(voxel_center_dims), DIST=bool(with_distance), LEGACY=bool(legacy), num_warps=4,
     )
     return out

@@ -75,18 +75,18 @@ def test_decorate_fixed_equals_reference_and_zeroes_padding(kw: dict) -> None:
     assert int(torch.count_nonzero(got[m:])) == 0
 
 
-def test_top_candidates_fixed_orders_like_a_stable_descending_sort() -> None:
-    g = torch.Generator().manual_seed(0)
-    scores = torch.rand(5000, generator=g)
-    scores[100:140] = 1.0  # saturated sigmoids: real ties
-    scores[200:210] = 0.5
+@pytest.mark.parametrize("method", ["sort", "topk", "key"])
+@pytest.mark.parametrize("k", [300, 45, 120])
+def test_top_candidates_fixed_orders_like_a_stable_descending_sort(method: str, k: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    scores = (torch.rand(5000, generator=g) * 64).floor() / 64  # many ties everywhere, below 1.0
+    scores[100:140] = 1.0  # saturated sigmoids: real ties, and the k-th value sits inside a tie for k=45/120
     scores[7] = float("nan")
-    top, idx = fx.top_candidates_fixed(scores, 300)
+    top, idx = fx.top_candidates_fixed(scores, k, method)
     clean = torch.where(torch.isnan(scores), torch.full_like(scores, -1.0), scores)
     ref_s, ref_i = torch.sort(clean, descending=True, stable=True)
-    assert idx.tolist() == ref_i[:300].tolist()
-    assert torch.equal(top, ref_s[:300])
-    assert idx[:40].tolist() == list(range(100, 140))
+    assert idx.tolist() == ref_i[:k].tolist()
+    assert torch.equal(top, ref_s[:k])
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -141,9 +141,21 @@ def test_decode_and_nms_fixed_multi_task_equals_reference(tiny_cfg) -> None:
     assert torch.equal(got.labels, ref.labels) and torch.equal(got.bboxes, ref.bboxes)
 
 
-def test_fold_pfn_and_encode_fixed_match_the_encoder_module(tiny_cfg) -> None:
+def folded_pfn_torch(feats: torch.Tensor, layers) -> torch.Tensor:
+    """What the fused kernel computes, written plainly: per layer relu(x @ W + b), max over
+    slots, a non-last layer's output concatenated with its max."""
+    x = feats
+    for i, (w, b) in enumerate(layers):
+        h = torch.relu(x @ w + b)
+        m = h.amax(dim=1, keepdim=True)
+        x = m if i == len(layers) - 1 else torch.cat([h, m.expand_as(h)], dim=2)
+    return x.reshape(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("config", ["tiny_cfg", "awml_cfg"])
+def test_fold_pfn_and_encode_fixed_match_the_encoder_module(config: str, request: pytest.FixtureRequest) -> None:
     torch.manual_seed(0)
-    model = build_centerpoint(tiny_cfg).eval()
+    model = build_centerpoint(request.getfixturevalue(config)).eval()
     s, enc = model.settings, model.pts_voxel_encoder
     with torch.no_grad():
         for mod in enc.modules():
@@ -155,13 +167,15 @@ def test_fold_pfn_and_encode_fixed_match_the_encoder_module(tiny_cfg) -> None:
     rng = np.random.default_rng(1)
     lo, hi = np.array(s.point_cloud_range[:3]), np.array(s.point_cloud_range[3:])
     pts = torch.from_numpy(np.concatenate([rng.uniform(lo - 1, hi + 1, (2000, 3)), rng.uniform(0, 1, (2000, 1))], 1).astype(np.float32))
+    pts[:500, :2] = torch.from_numpy(rng.normal(0, 0.2, (500, 2)).astype(np.float32))  # full voxels
     vox = fx.voxelize_fixed(pts, s.voxel_size, s.point_cloud_range, s.max_num_points, 600)
     m = int(vox.count)
-    w, b = fx.fold_pfn(enc)
+    layers = fx.fold_pfn(enc)
+    assert layers is not None and len(layers) == len(enc.pfn_layers)
     with torch.no_grad():
         feats = fx.decorate_fixed(pts, vox, s.voxel_size, s.point_cloud_range, use_triton=False)
         want = enc.forward_decorated(feats).reshape(feats.shape[0], -1)
-        folded = torch.relu(feats @ w + b).amax(dim=1)
+        folded = folded_pfn_torch(feats, layers)
         got = fx.encode_fixed(pts, vox, enc, s, use_triton=False)
     torch.testing.assert_close(folded[:m], want[:m], atol=1e-5, rtol=1e-5)
     assert torch.equal(got[:m], want[:m])
@@ -196,9 +210,16 @@ INTERPRETED = textwrap.dedent(
         got = decorate_triton(p, vox.point_index, vox.num_points, vox.coors, VS, PCR, **kw)
         res["decorate_" + name] = float((got - want).abs().max())
         f = want.shape[-1]
-        w = torch.randn(f, 16); b = torch.randn(16)
-        ref = torch.relu(want @ w + b).amax(dim=1)
-        res["pfn_" + name] = float((pfn_triton(p, vox.point_index, vox.num_points, vox.coors, w, b, VS, PCR, **kw) - ref).abs().max())
+        one = [(torch.randn(f, 16), torch.randn(16))]
+        two = [(torch.randn(f, 16) * 0.5, torch.randn(16)), (torch.randn(32, 32) * 0.3, torch.randn(32))]
+        for tag, layers in (("1", one), ("2", two)):
+            x = want
+            for i, (w, b) in enumerate(layers):
+                h = torch.relu(x @ w + b); mx = h.amax(dim=1, keepdim=True)
+                x = mx if i == len(layers) - 1 else torch.cat([h, mx.expand_as(h)], dim=2)
+            ref = x.reshape(x.shape[0], -1)
+            got = pfn_triton(p, vox.point_index, vox.num_points, vox.coors, layers, VS, PCR, **kw)
+            res["pfn" + tag + "_" + name] = float((got - ref).abs().max() / ref.abs().max())
     k = 70
     sup = torch.from_numpy(np.triu(rng.random((k, k)) < 0.1, 1)); valid = torch.from_numpy(rng.random(k) < 0.8)
     res["nms_equal"] = bool(torch.equal(greedy_nms_keep(sup, valid), fx.greedy_keep_masked(sup, valid, use_triton=False)))
