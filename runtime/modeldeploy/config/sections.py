@@ -39,6 +39,22 @@ class ExportSection(Section):
 
     _dev = field_validator("device")(classmethod(lambda cls, v: normalize_device(v)))
 
+    @model_validator(mode="after")
+    def _safe_outputs(self) -> "ExportSection":
+        """No '..' in URIs, no system or unlisted directories as outputs (artifacts/uri_policy.py)."""
+        from pathlib import Path
+
+        from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
+        from modeldeploy.errors import ConfigError
+
+        try:
+            wd = check_local_output(Path(self.work_dir), what="work dir", work_dir=Path(self.work_dir))
+            if self.artifact_uri:
+                check_artifact_uri(self.artifact_uri, work_dir=wd)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} — {exc.hint}") from None
+        return self
+
     @property
     def should_export_onnx(self) -> bool:
         return self.mode in ("onnx", "both")
