@@ -26,6 +26,8 @@ Facts from the framework that the rules rely on (read at 65fdbffe, not copied):
 - An integer ``model_io.batch_size`` switches ``dynamic_axes`` off.
 - Only ``backend_config.model_inputs[0]`` is used; for CenterPoint that one entry holds
   the profiles of both engines (each build sets the inputs its network has).
+- The YOLOX_opt_elan ONNX wrapper outputs raw box regression (not decoded) with sigmoid
+  objectness and class scores, i.e. our ``onnx_config.decode_in_inference=False``.
 - ``codebase_config`` and ``onnx_config.type`` are not read by the framework (mmdeploy
   leftovers); ``onnx_config.simplify`` runs onnx-simplifier and only warns on failure;
   ``onnx_config.multi_file`` says whether the ONNX artifact is a directory.
@@ -366,6 +368,10 @@ class _Converter:
         if "opset_version" not in oc:
             out["opset_version"] = 16
             self.note("onnx_config.opset_version", "default", "onnx_config.opset_version", "absent: AWML's default 16 written explicitly")
+        if self.project == "yolox" and "decode_in_inference" not in oc:
+            out["decode_in_inference"] = False
+            self.note("onnx_config.decode_in_inference", "default", "onnx_config.decode_in_inference=False",
+                      "AWML's YOLOX_opt_elan export writes the raw box regression (not decoded), sigmoid objectness and class scores")
         if self.project in PROFILE_INPUT_COMPONENT and "save_file" in out:
             del out["save_file"]
             self.note("onnx_config.save_file", "dropped", "", f"{self.project} writes one file per component (pts_voxel_encoder.onnx, pts_backbone_neck_head.onnx), as AWML's multi-file export does")

@@ -101,6 +101,8 @@ def test_yolox_fixture_mapping() -> None:
     assert d["backend_config"]["model_inputs"] == []  # the profile names 'input', which the graph does not have
     assert d["evaluation"]["backends"]["tensorrt"]["model_dir"].endswith("yolox_s_opt_elan.engine")  # engine_dir naming a file
     assert "model_dir" not in d["evaluation"]["backends"]["onnxruntime"]  # mode onnx exports it
+    assert d["onnx_config"]["decode_in_inference"] is False  # AWML's wrapper exports the raw box regression
+    assert convert({**_raw(YOLOX), "onnx_config": {"decode_in_inference": True}}).data["onnx_config"]["decode_in_inference"] is True
     keys = {n.key for n in conv.notes}
     assert {"model_io.dynamic_axes", "backend_config.model_inputs[0].input_shapes.input", "evaluation.backends.tensorrt.engine_dir"} <= keys
 
