@@ -494,6 +494,9 @@ class DeploymentRunner:
                                       hint="point model_dir at the directory holding " + ", ".join(Path(x.file_name).with_suffix(suffix).name for x in self.state.components))
                 return d
             p = d / Path(c.file_name).with_suffix(suffix).name
+            published = d / ("engines" if backend == "tensorrt" else "onnx") / p.name
+            if not p.is_file() and published.is_file():  # model_dir named a published run (or its root: fetch follows current.json)
+                p = published
             if not p.is_file():
                 raise ConfigError(f"evaluation.backends.{backend}.model_dir: {p} does not exist", hint="point model_dir at the directory with the exported files, or unset it to use this run's exports")
             return p

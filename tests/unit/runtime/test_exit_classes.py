@@ -109,3 +109,16 @@ def test_missing_local_input_exit_2(tmp_path: Path) -> None:
     with pytest.raises(SourceNotFoundError) as info:
         fetch(tmp_path / "nope.pth")
     assert info.value.exit_code == 2
+
+
+def test_model_dir_naming_a_publication_root_uses_the_current_good_run(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+    first = _run(tmp_path / "a", toy_files, _cfg(tmp_path / "a"))
+    assert first.exit_code == 0
+    published_root = tmp_path / "a" / "work"  # the default artifact dir: holds current.json + runs/r/
+    cfg = _cfg(tmp_path / "b", export={"mode": "none", "work_dir": str(tmp_path / "b" / "work")},
+               evaluation={"num_samples": 2, "warmup": 0, "backends": {"onnxruntime": {"model_dir": str(published_root)}}})
+    runner = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(),
+                              termination_log=str(tmp_path / "b" / "term.json"), run_id="reader")  # default resolve: fetch()
+    out = runner.run()
+    assert out.exit_code == 0, out.results["failure"]
+    assert out.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"] == first.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
