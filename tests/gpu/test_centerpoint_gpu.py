@@ -104,7 +104,7 @@ def test_pytorch_pipeline_cpu_vs_cuda_and_stage_timings(frames, monkeypatch) -> 
         for k, v in a.raw_outputs.items():
             torch.testing.assert_close(b.raw_outputs[k].cpu(), v, atol=1e-3, rtol=1e-3)
         res = compare_box_sets(a.prediction, b.prediction, score_threshold=model.settings.score_threshold)
-        assert res["passed"], res
+        assert res["passed"], repr(res)
         assert set(b.stage_ms) >= set(STAGES)
         print(f"frame {i} cuda stage ms: " + ", ".join(f"{k}={b.stage_ms[k]:.3f}" for k in STAGES) + f", total={b.total_ms:.3f}")
 
