@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modeldeploy.artifacts.fetch import fetch
 from modeldeploy.errors import ArtifactStoreError, ConfigError
 

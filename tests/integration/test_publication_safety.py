@@ -17,13 +17,17 @@ from typing import Any
 
 import pytest
 import torch
-
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
 from modeldeploy.artifacts.fetch import fetch
-from modeldeploy.artifacts.publication import make_current, open_run, resolve_current_prefix
+from modeldeploy.artifacts.publication import (
+    make_current,
+    open_run,
+    resolve_current_prefix,
+)
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.runners import DeploymentRunner
+
 from tests.unit.runtime.toy_project import ToyNet, ToyProject
 
 pytestmark = pytest.mark.integration

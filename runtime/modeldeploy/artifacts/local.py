@@ -54,7 +54,7 @@ class LocalArtifactStore(ArtifactStore):
             raise ArtifactStoreError(f"artifact name {name!r} escapes the store root", hint="use a relative name")
         return dest
 
-    def _write_atomically(self, dest: Path, write: Callable[[Path], None], what: str) -> None:
+    def _write_atomically(self, dest: Path, write: Callable[[Path], object], what: str) -> None:
         """write(tmp) then os.replace(tmp, dest); the temp file never survives a failure."""
         tmp = temp_path_for(dest)
         with translating(what, dest):

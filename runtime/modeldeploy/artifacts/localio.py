@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 from modeldeploy.errors import LocalStorageError
 
@@ -25,7 +24,7 @@ _CAUSES = {
 }
 
 
-def storage_error(exc: OSError, what: str, path: Optional[str | os.PathLike[str]] = None) -> LocalStorageError:
+def storage_error(exc: OSError, what: str, path: str | os.PathLike[str] | None = None) -> LocalStorageError:
     """One LocalStorageError for ``exc`` raised while doing ``what`` on ``path``."""
     where = str(path or exc.filename or "?")
     reason, cause, fix = _CAUSES.get(exc.errno or -1, ("LocalIOError", f"failed ({exc.strerror or exc})", "check the path, free space and permissions"))
@@ -35,7 +34,7 @@ def storage_error(exc: OSError, what: str, path: Optional[str | os.PathLike[str]
 
 
 @contextmanager
-def translating(what: str, path: Optional[str | os.PathLike[str]] = None) -> Iterator[None]:
+def translating(what: str, path: str | os.PathLike[str] | None = None) -> Iterator[None]:
     """Re-raise any OSError in the block as ``storage_error(...)``."""
     try:
         yield

@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.artifacts.base import MANIFEST_NAME, POINTER_NAME, ArtifactStore
 from modeldeploy.errors import ArtifactStoreError, ConfigError
@@ -64,7 +64,7 @@ def open_run(root: ArtifactStore, run_id: str) -> tuple[ArtifactStore, str]:
     raise ArtifactStoreError(f"could not find a free run prefix under {root.uri}/{base}", hint="pass a unique --run-id")
 
 
-def read_current(root: ArtifactStore) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+def read_current(root: ArtifactStore) -> tuple[dict[str, Any] | None, str | None]:
     """(pointer document, version token) or (None, None) when nothing was published yet."""
     data, version = root.read_versioned(POINTER_NAME)
     if data is None:
@@ -112,7 +112,7 @@ def make_current(root: ArtifactStore, rel: str, *, run_id: str, manifest: bytes,
     raise ArtifactStoreError(f"{root.uri}/{POINTER_NAME} kept changing under concurrent writers", hint="retry the run; this run's files are complete under its own prefix")
 
 
-def resolve_current_prefix(root: ArtifactStore) -> Optional[str]:
+def resolve_current_prefix(root: ArtifactStore) -> str | None:
     """The URI of the run ``current.json`` names (None: no pointer), after checking that
     its manifest still has the recorded sha256 — a reader never follows a pointer to a
     prefix that changed."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Optional
 from urllib.parse import unquote, urlparse
 
 from modeldeploy.errors import ConfigError
@@ -29,7 +29,7 @@ def _dot_segments(path: str) -> bool:
     return any(p in ("..", ".") for p in PurePosixPath(path).parts) or "/../" in f"/{path}/" or "/./" in f"/{path}/"
 
 
-def allowed_roots(work_dir: Optional[Path] = None) -> list[Path]:
+def allowed_roots(work_dir: Path | None = None) -> list[Path]:
     roots: list[Path] = []
     cwd = Path.cwd().resolve()
     if cwd != Path("/"):
@@ -54,7 +54,7 @@ def _under(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def check_local_output(path: Path, *, what: str, work_dir: Optional[Path] = None) -> Path:
+def check_local_output(path: Path, *, what: str, work_dir: Path | None = None) -> Path:
     """``path`` resolved, or ConfigError when it is a system directory or outside every allowed root."""
     resolved = Path(path).expanduser().resolve()
     denied = [Path(d) for d in DENIED]
@@ -67,7 +67,7 @@ def check_local_output(path: Path, *, what: str, work_dir: Optional[Path] = None
     return resolved
 
 
-def check_artifact_uri(uri: str, *, work_dir: Optional[Path] = None) -> str:
+def check_artifact_uri(uri: str, *, work_dir: Path | None = None) -> str:
     """Validate an output URI (s3://bucket/prefix, file://…, or a path); return it unchanged."""
     text = str(uri)
     if text.startswith("s3://"):

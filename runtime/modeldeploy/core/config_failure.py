@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
-from typing import Optional
 
 from modeldeploy.core.redact import scrub
 
 
-def _config_frame(path: Path, exc: BaseException) -> Optional[traceback.FrameSummary]:
+def _config_frame(path: Path, exc: BaseException) -> traceback.FrameSummary | None:
     """The deepest traceback frame that executes ``path`` (mmengine may exec it under its bare name)."""
     want = {str(path), str(path.resolve()), path.name}
     found = None
@@ -39,8 +38,8 @@ def describe(path: Path, exc: BaseException) -> tuple[str, str]:
     code = f" (`{' '.join((frame.line or '').split())[:120]}`)" if frame is not None and frame.line else ""
     if _lazy_call(exc):
         return (
-            f"{where}{code}: calls something the config imported; a config with `import` statements is loaded by "
-            "mmengine in lazy-import mode, where imported modules cannot be called or indexed at load time",
+            (f"{where}{code}: calls something the config imported; a config with `import` statements is loaded by "
+             "mmengine in lazy-import mode, where imported modules cannot be called or indexed at load time"),
             "remove the import and write the value as a literal (configs hold data, not code), or compute it in the project's code",
         )
     first = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -31,7 +31,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 REPLACEMENT = "[redacted]"
@@ -43,7 +43,7 @@ _NAME_PATTERN = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY", re.IGNOR
 
 _extra: set[str] = set()
 _lock = threading.Lock()
-_cache: tuple[Optional[tuple[str, ...]], Optional["re.Pattern[str]"]] = (None, None)
+_cache: tuple[tuple[str, ...] | None, re.Pattern[str] | None] = (None, None)
 
 
 def add_sensitive(value: str) -> None:
@@ -53,7 +53,7 @@ def add_sensitive(value: str) -> None:
             _extra.add(value)
 
 
-def sensitive_values(env: Optional[Mapping[str, str]] = None) -> set[str]:
+def sensitive_values(env: Mapping[str, str] | None = None) -> set[str]:
     """The raw secret values currently known (see module docstring for the rules)."""
     env = os.environ if env is None else env
     explicit = {n.strip() for n in env.get(SECRET_ENV_LIST, "").split(",") if n.strip()} | set(ALWAYS_SENSITIVE)
@@ -79,7 +79,7 @@ def _variants(value: str) -> set[str]:
     return {f for f in forms if len(f) >= min(MIN_EXPLICIT, len(value))}
 
 
-def _pattern() -> Optional["re.Pattern[str]"]:
+def _pattern() -> re.Pattern[str] | None:
     global _cache
     values = tuple(sorted(sensitive_values()))
     with _lock:

@@ -8,11 +8,16 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
 from modeldeploy.artifacts.fetch import fetch
-from modeldeploy.artifacts.publication import make_current, open_run, read_current, resolve_current_prefix, run_key
+from modeldeploy.artifacts.publication import (
+    make_current,
+    open_run,
+    read_current,
+    resolve_current_prefix,
+    run_key,
+)
 from modeldeploy.errors import ArtifactStoreError, ConfigError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from modeldeploy.config.deploy_config import read_mmengine_config
 from modeldeploy.errors import ConfigError
 

@@ -13,13 +13,23 @@ from typing import Any
 
 import pytest
 import torch
-
 from modeldeploy.artifacts.fetch import SourceNotFoundError, fetch
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.evaluator import BaseEvaluator
-from modeldeploy.errors import (ArtifactStoreError, BackendUnavailableError, CheckpointError, ConfigError, DataError, EvaluationFailed,
-                                IONameMismatch, LocalStorageError, ModelDeployError, VerificationFailed)
+from modeldeploy.errors import (
+    ArtifactStoreError,
+    BackendUnavailableError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    EvaluationFailed,
+    IONameMismatch,
+    LocalStorageError,
+    ModelDeployError,
+    VerificationFailed,
+)
 from modeldeploy.runners import DeploymentRunner
+
 from tests.unit.runtime.toy_project import ToyEvaluator, ToyNet, ToyProject
 
 

@@ -8,8 +8,13 @@ import json
 import logging
 
 import pytest
-
-from modeldeploy.core.redact import RedactFilter, contains_secret, scrub, scrub_obj, sensitive_values
+from modeldeploy.core.redact import (
+    RedactFilter,
+    contains_secret,
+    scrub,
+    scrub_obj,
+    sensitive_values,
+)
 from modeldeploy.errors import ConfigError
 from modeldeploy.logging_setup import JsonFormatter
 
@@ -40,7 +45,7 @@ def test_scrub_removes_the_value_and_its_common_encodings(form: str) -> None:
 
 
 def test_scrub_obj_scrubs_nested_strings_and_keys() -> None:
-    doc = {"failure": {"message": f"ValueError: {SECRET}"}, SECRET: [f"x hunter22 y", 1.5, None]}
+    doc = {"failure": {"message": f"ValueError: {SECRET}"}, SECRET: ["x hunter22 y", 1.5, None]}
     text = json.dumps(scrub_obj(doc))
     assert not contains_secret(text) and "hunter22" not in text
 
