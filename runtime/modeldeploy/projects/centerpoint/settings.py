@@ -98,6 +98,29 @@ def _model_dict(model_cfg: Any) -> Mapping[str, Any]:
     return model
 
 
+def _task_classes(tasks: Any, top_level: Any) -> tuple[tuple[str, ...], ...]:
+    """Per-task class names. The head's labels index the tasks' names in order; AWML writes
+    them from the top-level ``class_names``, which the evaluation and info-file label mapping
+    use too, so the two must agree (a task without names takes its ``num_class`` from them)."""
+    top = tuple(str(c) for c in top_level) if isinstance(top_level, Sequence) and not isinstance(top_level, str) else None
+    out, used = [], 0
+    for i, t in enumerate(tasks if isinstance(tasks, Sequence) else []):
+        names = t.get("class_names") if isinstance(t, Mapping) else None
+        if names is None and top is not None and isinstance(t, Mapping) and isinstance(t.get("num_class"), int):
+            names = top[used: used + t["num_class"]]
+        if not names:
+            raise ConfigError(f"model config: pts_bbox_head.tasks[{i}] has no class_names", hint="tasks=[dict(num_class=5, class_names=[...])]")
+        out.append(tuple(str(c) for c in names))
+        used += len(names)
+    if not out:
+        raise ConfigError("model config: pts_bbox_head.tasks must list class_names", hint="tasks=[dict(num_class=5, class_names=[...])]")
+    flat = tuple(c for t in out for c in t)
+    if top is not None and top != flat:
+        raise ConfigError(f"model config: class_names {list(top)} differ from the head's task classes {list(flat)}",
+                          hint="write tasks=[dict(num_class=len(class_names), class_names=class_names)] as AWML does")
+    return tuple(out)
+
+
 def parse_settings(model_cfg: Any) -> CenterPointSettings:
     """Read and cross-check the parts of the model config the runtime depends on."""
     model = _model_dict(model_cfg)
@@ -153,9 +176,7 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
 
     head = _get(model, "pts_bbox_head", "model")
     tasks = _get(head, "tasks", "pts_bbox_head")
-    task_classes = tuple(tuple(str(c) for c in _get(t, "class_names", "pts_bbox_head.tasks[]")) for t in tasks)
-    if not task_classes or any(len(t) == 0 for t in task_classes):
-        raise ConfigError("model config: pts_bbox_head.tasks must list class_names", hint="tasks=[dict(num_class=5, class_names=[...])]")
+    task_classes = _task_classes(tasks, model_cfg.get("class_names") if hasattr(model_cfg, "get") else None)
     coder = head.get("bbox_coder") or {}
     test_cfg = ((model.get("test_cfg") or {}).get("pts")) or {}
     osf = int(coder.get("out_size_factor", test_cfg.get("out_size_factor", 1)))

@@ -242,3 +242,13 @@ def test_synthetic_frames_carry_sweeps_that_line_up_with_the_key_frame(synthetic
     ground = np.abs(sweep[:, 2] + 1.8) < 0.1
     dist, _ = cKDTree(key[:, :3]).query(sweep[ground, :3])
     assert np.median(dist) < 0.1  # a ~1 m ego move with a wrong transform would put it metres off
+
+
+def test_classes_come_from_the_model_config(awml_cfg) -> None:
+    cfg = copy.deepcopy(to_plain(awml_cfg.to_dict()))
+    assert parse_settings(cfg).class_names == ("car", "truck", "bus", "bicycle", "pedestrian")  # AWML's T4 list
+    cfg["class_names"] = ["car", "truck", "bus", "pedestrian", "bicycle"]
+    with pytest.raises(ConfigError, match="differ from the head's task classes"):
+        parse_settings(cfg)
+    del cfg["model"]["pts_bbox_head"]["tasks"][0]["class_names"]  # num_class only: names from class_names
+    assert parse_settings(cfg).class_names == ("car", "truck", "bus", "pedestrian", "bicycle")
