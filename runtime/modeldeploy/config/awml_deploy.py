@@ -476,6 +476,7 @@ class _Converter:
         exported = {"onnxruntime": mode in ("onnx", "both"), "tensorrt": mode in ("trt", "both"), "pytorch": True}
         self.raw_onnx_path = bool(_get(self.raw, "export.onnx_path"))
         backends: dict[str, Any] = {}
+        merged: dict[str, tuple[str, dict[str, Any]]] = {}
         for name, be in _mapping(self.source, "evaluation.backends", ev.get("backends")).items():
             key = str(getattr(name, "value", name)).strip().lower()
             ours = BACKEND_ALIASES.get(key, key)
@@ -484,6 +485,10 @@ class _Converter:
             if ours != key:
                 self.note(f"evaluation.backends.{key}", "mapped", f"evaluation.backends.{ours}", "AWML's backend name for ONNX Runtime")
             be = _mapping(self.source, f"evaluation.backends.{key}", be)
+            if ours in merged:  # both 'onnx' (the file) and 'onnxruntime' (e.g. --cfg-options): the later one's keys win
+                be = {**merged[ours][1], **be}
+            merged[ours] = (key, be)
+        for ours, (key, be) in merged.items():
             path_key = {"onnxruntime": "model_dir", "tensorrt": "engine_dir", "pytorch": None}[ours]
             allowed = {"enabled", "device"} | ({path_key} if path_key else set())
             if ours == "tensorrt":

@@ -313,3 +313,10 @@ def test_model_dir_naming_a_file_for_two_graphs_is_one_line_toy_double(tmp_path:
         runner._model_file("onnxruntime", runner.state.components[0])
     line = _one_line(exc)
     assert "is a file" in line and "pts_voxel_encoder.onnx, pts_backbone_neck_head.onnx" in line
+
+
+def test_onnx_and_onnxruntime_entries_merge_with_the_later_one_winning() -> None:
+    """An AWML file's 'onnx' entry plus our 'onnxruntime' key (e.g. from --cfg-options)."""
+    be = {"onnx": {"enabled": True, "device": "cuda:0"}, "onnxruntime": {"device": "cpu"}}
+    d = convert(_minimal(evaluation={"enabled": True, "backends": be})).data
+    assert d["evaluation"]["backends"] == {"onnxruntime": {"enabled": True, "device": "cpu"}}
