@@ -71,8 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-format", default="text", choices=["text", "json"])
     r.add_argument("--termination-log", default=None, help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)")
     r.add_argument("--run-id", default=os.environ.get("MODELDEPLOY_RUN_ID"), help="identifier recorded in the manifest")
-    c = sub.add_parser("check-config", help="validate a deploy config and exit")
+    c = sub.add_parser("check-config", help="validate a deploy config (and, given MODEL_CFG, the whole export plan) and exit")
     c.add_argument("deploy_cfg")
+    c.add_argument("model_cfg", nargs="?", default=None,
+                   help="also build the model (random weights) and the graphs `run` would export, and check every "
+                        "TensorRT profile against them — no checkpoint, data, GPU or export needed")
     c.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
     v = sub.add_parser("convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)")
     v.add_argument("deploy_cfg", help="AWML deploy config (e.g. projects/CenterPoint/deploy/configs/deploy_config.py)")
@@ -257,6 +260,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     print(f"{args.deploy_cfg}: ok (project={cfg.project}, mode={cfg.export.mode}, device={cfg.export.device})")
+    if args.model_cfg is None:
+        return 0
+    from modeldeploy.runners.plan_check import check_plan
+
+    try:
+        report = check_plan(cfg, _resolve(args.model_cfg))
+    except ModelDeployError as exc:
+        print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    for name, shapes in report.graphs.items():
+        print(f"  graph {name}: " + ", ".join(f"{k}{list(v)}" for k, v in shapes.items()) + (" (-1 = dynamic)" if any(-1 in v for v in shapes.values()) else ""))
+    for w in report.warnings:
+        print(f"  warning: {w}")
+    print(f"{args.model_cfg}: plan ok ({len(report.graphs)} graph(s){', TensorRT profiles cover them' if cfg.export.should_export_tensorrt else ''})")
     return 0
 
 

@@ -12,7 +12,6 @@ exporter's own ``check_profiles``. No ONNX is written and no GPU is needed.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,6 @@ from typing import Any
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.project import BaseProject, get_project
 from modeldeploy.errors import ConfigError
-
-log = logging.getLogger("modeldeploy.plan_check")
-
 
 @dataclass
 class PlanReport:
@@ -82,6 +78,4 @@ def check_plan(cfg: BaseDeploymentConfig, model_cfg_path: str | Path, project: B
     warning = unevaluated_engine_warning(cfg)
     if warning:
         report.warnings.append(warning)
-    for w in report.warnings:
-        log.warning("%s", w)
     return report
