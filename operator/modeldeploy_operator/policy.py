@@ -135,11 +135,11 @@ def _over(value: Any, maximum: str | int) -> bool:
         return True  # the CRD's pattern refuses non-quantities; anything odd is refused here too
 
 
-def check(spec: Mapping[str, Any], policy: Policy, *, default_image: str = "") -> list[Violation]:
+def check(spec: Mapping[str, Any], policy: Policy) -> list[Violation]:
     """Every rule `spec` breaks (empty: allowed). The Secret rule is `check_secret`'s job.
 
-    `default_image` is what the Job gets when spec.runtime.image is unset: the operator's
-    own setting, always allowed (an admin chose it).
+    An unset spec.runtime.image is always allowed: the Job then gets the operator's own
+    default image, which an admin chose.
     """
     rt = spec.get("runtime") or {}
     out: list[Violation] = []

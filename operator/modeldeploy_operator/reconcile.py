@@ -137,7 +137,7 @@ def check_job(existing: Mapping[str, Any], uid: str, hash_: str) -> str | None:
 def policy_violations(kube: Any, body: Mapping[str, Any], config: OperatorConfig) -> list[pol.Violation]:
     """The chart's rules (also enforced at admission) + the Secret opt-in only the operator can check."""
     spec = body.get("spec") or {}
-    out = pol.check(spec, config.policy, default_image=config.runtime_image)
+    out = pol.check(spec, config.policy)
     secret = (spec.get("credentialsSecretRef") or {}).get("name")
     if secret and config.policy.secret_opt_in_label:
         try:
