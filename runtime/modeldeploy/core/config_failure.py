@@ -42,7 +42,7 @@ def describe(path: Path, exc: BaseException) -> tuple[str, str]:
              "mmengine in lazy-import mode, where imported modules cannot be called or indexed at load time"),
             "remove the import and write the value as a literal (configs hold data, not code), or compute it in the project's code",
         )
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    first = (str(scrub(str(exc))).strip().splitlines() or [""])[0][:300]  # scrub BEFORE cutting: half a secret would not match
     detail = f"{type(exc).__name__}: {first}" if first else f"{type(exc).__name__} (no message)"
     if isinstance(exc, TypeError) and "LazyObject" in first:
         return (

@@ -36,3 +36,13 @@ def test_secret_raised_by_a_config_is_scrubbed(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(ConfigError) as info:
         read_mmengine_config(cfg)
     assert "very-secret-value-123" not in info.value.one_line() and "ValueError" in info.value.one_line()
+
+
+def test_a_secret_cut_by_the_message_limit_is_still_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "S3cretValueThatStraddlesTheCut-0123456789"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text(f"raise ValueError('x' * 280 + __import__('os').environ['AWS_SECRET_ACCESS_KEY'])\n")
+    with pytest.raises(ConfigError) as info:
+        read_mmengine_config(cfg)
+    assert secret[:12] not in info.value.one_line()
