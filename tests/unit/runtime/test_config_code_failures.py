@@ -42,7 +42,7 @@ def test_a_secret_cut_by_the_message_limit_is_still_scrubbed(tmp_path: Path, mon
     secret = "S3cretValueThatStraddlesTheCut-0123456789"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     cfg = tmp_path / "cfg.py"
-    cfg.write_text(f"raise ValueError('x' * 280 + __import__('os').environ['AWS_SECRET_ACCESS_KEY'])\n")
+    cfg.write_text("raise ValueError('x' * 280 + __import__('os').environ['AWS_SECRET_ACCESS_KEY'])\n")
     with pytest.raises(ConfigError) as info:
         read_mmengine_config(cfg)
     assert secret[:12] not in info.value.one_line()
