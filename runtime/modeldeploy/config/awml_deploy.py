@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -139,9 +140,12 @@ def awml_markers(raw: Mapping[str, Any]) -> list[str]:
     """The AWML-only keys present in ``raw`` (empty for a config in our layout)."""
     found = [k for k in _MARKERS if _has(raw, k)]
     scen = _get(raw, "verification.scenarios")
-    if isinstance(scen, Mapping) and any(isinstance(sc, Mapping) and "onnx" in (sc.get("ref_backend"), sc.get("test_backend"))
+    if isinstance(scen, Mapping) and any(isinstance(sc, Mapping) and "onnx" in (_backend_name(sc.get("ref_backend")), _backend_name(sc.get("test_backend")))
                                          for lst in scen.values() if isinstance(lst, (list, tuple)) for sc in lst):
         found.append("verification.scenarios backend 'onnx'")
+    backends = _get(raw, "evaluation.backends")
+    if isinstance(backends, Mapping) and "evaluation.backends.onnx" not in found and "onnx" in {_backend_name(k) for k in backends}:
+        found.append("evaluation.backends Backend.ONNX")
     if "project" not in raw and "task_type" in raw:
         found.append("task_type without project")
     return found
@@ -182,6 +186,20 @@ def _our_fields_sections() -> set[str]:
     from modeldeploy.config import deploy_config as dc
 
     return set(dc._SECTIONS) | set(dc.PROJECT_SECTIONS)
+
+
+def _backend_name(value: Any) -> Any:
+    """AWML allows ``deployment.core.Backend`` members (``Backend.ONNX``) where a backend name
+    goes. In a config file that import is lazy (mmengine), so the value is a placeholder whose
+    text is the member name; a real enum member carries the name in ``value``."""
+    if value is None:
+        return value
+    if isinstance(value, Enum):
+        return str(value.value).strip().lower()
+    text = str(value).strip()
+    if "Backend." in text:  # the placeholder's text (dict keys: 'ONNX'; plain values: '...Backend.ONNX')
+        text = text.rsplit(".", 1)[-1]
+    return text.lower()
 
 
 def _passthrough(section: str, src: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -448,10 +466,11 @@ class _Converter:
                 _check_keys(self.source, f"verification.scenarios.{mode}[{i}]", sc, {"ref_backend", "ref_device", "test_backend", "test_device"})
                 s = dict(sc)
                 for side in ("ref", "test"):
-                    b = s.get(f"{side}_backend")
-                    if isinstance(b, str) and b.strip().lower() in BACKEND_ALIASES:
-                        s[f"{side}_backend"] = BACKEND_ALIASES[b.strip().lower()]
+                    b = _backend_name(s.get(f"{side}_backend"))
+                    if b in BACKEND_ALIASES:
+                        b = BACKEND_ALIASES[b]
                         renamed = True
+                    s[f"{side}_backend"] = b
                     s[f"{side}_device"] = self.resolve_device(aliases, s.get(f"{side}_device"))
                 items.append(s)
             scen_out[str(mode)] = items
@@ -478,7 +497,7 @@ class _Converter:
         backends: dict[str, Any] = {}
         merged: dict[str, tuple[str, dict[str, Any]]] = {}
         for name, be in _mapping(self.source, "evaluation.backends", ev.get("backends")).items():
-            key = str(getattr(name, "value", name)).strip().lower()
+            key = _backend_name(name)
             ours = BACKEND_ALIASES.get(key, key)
             if ours not in ("pytorch", "onnxruntime", "tensorrt"):
                 raise self.err(f"evaluation.backends.{name}", be, "unknown backend", "use pytorch, onnx (onnxruntime) or tensorrt")

@@ -320,3 +320,27 @@ def test_onnx_and_onnxruntime_entries_merge_with_the_later_one_winning() -> None
     be = {"onnx": {"enabled": True, "device": "cuda:0"}, "onnxruntime": {"device": "cpu"}}
     d = convert(_minimal(evaluation={"enabled": True, "backends": be})).data
     assert d["evaluation"]["backends"] == {"onnxruntime": {"enabled": True, "device": "cpu"}}
+
+
+def test_backend_enum_members_as_keys_and_scenario_backends() -> None:
+    """AWML documents ``deployment.core.Backend`` members in place of the strings; the file
+    imports it, and the import stays lazy (the package is not installed)."""
+    cfg = load_deploy_config(FIX / "backend_enum_keys.py")
+    assert {k: v.enabled for k, v in cfg.evaluation.backends.items()} == {"pytorch": True, "onnxruntime": True, "tensorrt": False}
+    (sc,) = cfg.verification.scenarios["onnx"]
+    assert (sc.ref_backend, sc.test_backend) == ("pytorch", "onnxruntime")
+
+
+def test_real_enum_members_map_by_value() -> None:
+    import enum
+
+    class Backend(str, enum.Enum):  # the shape of AWML's deployment.core.Backend
+        PYTORCH = "pytorch"
+        ONNX = "onnx"
+
+    raw = _minimal(evaluation={"enabled": True, "backends": {Backend.ONNX: {"enabled": True}}},
+                   verification={"scenarios": {"onnx": [{"ref_backend": Backend.PYTORCH, "ref_device": "cpu", "test_backend": Backend.ONNX, "test_device": "cpu"}]}})
+    assert is_awml_layout(raw)
+    d = convert(raw).data
+    assert list(d["evaluation"]["backends"]) == ["onnxruntime"]
+    assert d["verification"]["scenarios"]["onnx"][0]["test_backend"] == "onnxruntime"
