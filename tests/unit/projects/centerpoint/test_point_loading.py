@@ -115,6 +115,8 @@ def test_model_config_use_dim_is_honoured(tmp_path: Path) -> None:
     torch.testing.assert_close(five[:, 3:], torch.stack([intensity[:, 3], lag[:, 3]], 1))
     key_only = load(tmp_path / "key", [dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=5, use_dim=[0, 1, 2, 3])])
     torch.testing.assert_close(key_only, torch.tensor(KEY)[:, :4])  # no sweep transform, no range filter asked for
+    normed = load(tmp_path / "norm", [dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=5, use_dim=4, norm_intensity=True)])
+    torch.testing.assert_close(normed[:, 3], torch.tanh(torch.tensor(KEY)[:, 3]))
 
 
 def test_sweeps_num_takes_the_nearest_sweeps_first(tmp_path: Path) -> None:
