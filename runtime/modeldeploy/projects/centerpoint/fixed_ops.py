@@ -71,7 +71,8 @@ def voxel_keys(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequ
     return key, big, (gx, gy, gz)
 
 
-def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], max_points: int, max_voxels: int) -> FixedVoxels:
+def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], max_points: int, max_voxels: int,
+                   use_triton: bool | None = None) -> FixedVoxels:
     """mmcv hard voxelization into fixed-size outputs, no host synchronisation.
 
     One stable sort by cell id groups each voxel's points in arrival order: the position in
@@ -83,9 +84,19 @@ def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: 
     dev = points.device
     n = points.shape[0]
     V, P = int(max_voxels), int(max_points)
-    key, big, (gx, gy, _) = voxel_keys(points, voxel_size, pc_range)
-    if big < 2**31 - 1:
-        key = key.to(torch.int32)  # half the radix-sort passes
+    grid = grid_size(voxel_size, pc_range)
+    gx, gy, _ = grid
+    big = gx * gy * grid[2]
+    if use_triton is None:
+        use_triton = points.is_cuda
+    if use_triton and big < 2**31 - 1:
+        from modeldeploy.projects.centerpoint.triton_kernels import voxel_keys_triton
+
+        key = voxel_keys_triton(points, voxel_size, pc_range, grid)
+    else:
+        key, big, _ = voxel_keys(points, voxel_size, pc_range)
+        if big < 2**31 - 1:
+            key = key.to(torch.int32)  # half the radix-sort passes
     sk, perm = torch.sort(key, stable=True)
     ar = torch.arange(n, device=dev)
     first = torch.searchsorted(sk, sk, side="left")  # sorted index where each point's group starts
@@ -255,15 +266,15 @@ def decode_task_fixed(
     def gather(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(t.shape[1], -1)[:, pix].t().float()
 
-    r = gather(reg)
+    # one gather for all regression maps (same elements, same float conversion as one per map)
+    parts = (reg, height, dim, rot, vel)
+    g = gather(torch.cat(parts, dim=1) if len({t.dtype for t in parts}) == 1 else torch.cat([t.float() for t in parts], dim=1))
+    r, z, d, ro, v = torch.split(g, [t.shape[1] for t in parts], dim=1)
+    z = z[:, 0]
     x = (xs + r[:, 0]) * s.out_size_factor * s.voxel_size[0] + s.point_cloud_range[0]
     y = (ys + r[:, 1]) * s.out_size_factor * s.voxel_size[1] + s.point_cloud_range[1]
-    z = gather(height)[:, 0]
-    d = gather(dim)
     d = torch.exp(d) if s.norm_bbox else d
-    ro = gather(rot)
     yaw = torch.atan2(ro[:, 0], ro[:, 1])
-    v = gather(vel)
     boxes = torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1)
     if s.post_center_range is not None:
         pcr = _const(s.post_center_range, boxes.dtype, boxes.device)

@@ -228,28 +228,60 @@ def pfn_triton(
 
 
 @triton.jit
+def _voxel_key_kernel(pts_ptr, key_ptr, n, lox, loy, loz, vsx, vsy, vsz, gx, gy, gz, BIG,
+                      C: tl.constexpr, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = i < n
+    base = pts_ptr + i.to(tl.int64) * C
+    # floor((p - lo) / vs) with IEEE division, as the torch reference computes it
+    cx = tl.floor(tl.math.div_rn(tl.load(base + 0, mask=m, other=0.0) - lox, vsx)).to(tl.int64)
+    cy = tl.floor(tl.math.div_rn(tl.load(base + 1, mask=m, other=0.0) - loy, vsy)).to(tl.int64)
+    cz = tl.floor(tl.math.div_rn(tl.load(base + 2, mask=m, other=0.0) - loz, vsz)).to(tl.int64)
+    ok = (cx >= 0) & (cx < gx) & (cy >= 0) & (cy < gy) & (cz >= 0) & (cz < gz)
+    key = tl.where(ok, (cz * gy + cy) * gx + cx, BIG)
+    tl.store(key_ptr + i, key.to(key_ptr.dtype.element_ty), mask=m)
+
+
+def voxel_keys_triton(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], grid: Sequence[int]) -> torch.Tensor:
+    """Flat cell id per point ((z·ny + y)·nx + x), ``nx·ny·nz`` for points outside the range:
+    one kernel instead of a dozen elementwise ones; int32 (the caller checks it fits)."""
+    pts = points.contiguous().float()
+    n = pts.shape[0]
+    gx, gy, gz = (int(g) for g in grid)
+    out = torch.empty(n, dtype=torch.int32, device=pts.device)
+    if n == 0:
+        return out
+    block = 1024
+    _voxel_key_kernel[(triton.cdiv(n, block),)](
+        pts, out, n, float(pc_range[0]), float(pc_range[1]), float(pc_range[2]),
+        float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]), gx, gy, gz, gx * gy * gz, C=pts.shape[1], BLOCK=block, num_warps=4,
+    )
+    return out
+
+
+@triton.jit
 def _greedy_kernel(sup_ptr, valid_ptr, keep_ptr, K, BK: tl.constexpr, BI: tl.constexpr):
     cols = tl.arange(0, BK)
     cm = cols < K
     valid = tl.load(valid_ptr + cols, mask=cm, other=0) != 0
     cur = valid
-    tl.store(keep_ptr + cols, cur.to(tl.int8), mask=cm)
+    tl.store(keep_ptr + cols, cur.to(tl.uint8), mask=cm)
     tl.debug_barrier()
     changed = tl.sum(cm.to(tl.int32), axis=0)
     rounds = 0
     while (changed != 0) & (rounds <= K):
-        hit = tl.zeros([BK], dtype=tl.int32)
+        hit = tl.zeros([BK], dtype=tl.uint8)
         for i0 in range(0, K, BI):
             rows = i0 + tl.arange(0, BI)
             rm = rows < K
-            kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True).to(tl.int32)
+            kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True)
             tile = tl.load(sup_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], mask=rm[:, None] & cm[None, :], other=0)
-            hit += tl.sum(tile.to(tl.int32) * kr[:, None], axis=0)
+            hit = tl.maximum(hit, tl.max(tile & kr[:, None], axis=0))
         new = valid & (hit == 0)
         changed = tl.sum((new != cur).to(tl.int32), axis=0)
         cur = new
         tl.debug_barrier()
-        tl.store(keep_ptr + cols, cur.to(tl.int8), mask=cm)
+        tl.store(keep_ptr + cols, cur.to(tl.uint8), mask=cm)
         tl.debug_barrier()
         rounds += 1
 
@@ -257,10 +289,10 @@ def _greedy_kernel(sup_ptr, valid_ptr, keep_ptr, K, BK: tl.constexpr, BI: tl.con
 def greedy_nms_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Exact greedy NMS keep-mask from a [K, K] bool matrix (row i suppresses column j > i)."""
     k = suppress.shape[0]
-    keep = torch.empty(k, dtype=torch.int8, device=suppress.device)
+    keep = torch.empty(k, dtype=torch.uint8, device=suppress.device)
     if k == 0:
         return keep.bool()
     bk = triton.next_power_of_2(k)
-    bi = max(1, min(32, 8192 // bk))
+    bi = max(1, min(64, 16384 // bk))
     _greedy_kernel[(1,)](suppress.contiguous().view(torch.uint8), valid.contiguous().view(torch.uint8), keep, k, BK=bk, BI=bi, num_warps=8)
     return keep.bool()

@@ -204,7 +204,8 @@ INTERPRETED = textwrap.dedent(
     pts = rng.uniform(-5, 5, (300, 4)).astype(np.float32); pts[:100, :2] = rng.normal(0, 0.3, (100, 2))
     p = torch.from_numpy(pts)
     vox = fx.voxelize_fixed(p, VS, PCR, 8, 24)
-    res = {}
+    vt = fx.voxelize_fixed(p, VS, PCR, 8, 24, use_triton=True)
+    res = {"voxelize_keys_kernel_mismatch": float(sum(int((a != b).sum()) for a, b in zip(vox, vt)))}
     for name, kw in [("plain", {}), ("legacy_dist2", {"legacy": True, "with_distance": True, "voxel_center_dims": 2})]:
         want = fx.decorate_fixed(p, vox, VS, PCR, use_triton=False, **kw)
         got = decorate_triton(p, vox.point_index, vox.num_points, vox.coors, VS, PCR, **kw)
@@ -237,5 +238,6 @@ def test_triton_kernels_under_the_interpreter_match_the_torch_path() -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res.pop("nms_equal") is True
+    assert res.pop("voxelize_keys_kernel_mismatch") == 0
     for name, err in res.items():
         assert math.isfinite(err) and err <= 1e-5, (name, err)
