@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("deploy_cfg", help="AWML deploy config (e.g. projects/CenterPoint/deploy/configs/deploy_config.py)")
     v.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     v.add_argument("--base-dir", default=None, help="directory AWML was run from: relative paths become absolute under it (default: keep them relative)")
+    v.add_argument("--model-config", default=None, help="the model config, whose data_root AWML joins to the info file's relative paths")
     return p
 
 
@@ -90,12 +91,13 @@ def _device_overrides(device: Optional[str]) -> dict[str, Any]:
     return {"export.device": device}
 
 
-def _load_config(deploy_cfg: str, options: dict[str, Any]):  # -> BaseDeploymentConfig
-    """Either layout: an AWML deployment-framework config is converted in memory (one INFO line)."""
+def _load_config(deploy_cfg: str, options: dict[str, Any], model_cfg: Optional[str] = None):  # -> BaseDeploymentConfig
+    """Either layout: an AWML deployment-framework config is converted in memory (one INFO line);
+    ``model_cfg`` gives it the dataset's data_root as AWML finds it."""
     from modeldeploy.config.awml_deploy import load_deploy_config
 
     path = _resolve(deploy_cfg)
-    return load_deploy_config(path, options)
+    return load_deploy_config(path, options, (lambda: _resolve(model_cfg)) if model_cfg else None)
 
 
 def _resolve(uri: str) -> Path:
@@ -133,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.work_dir:
         options["export.work_dir"] = args.work_dir
     try:
-        cfg = _load_config(args.deploy_cfg, options)
+        cfg = _load_config(args.deploy_cfg, options, args.model_cfg)
         if args.device:
             cfg = _with_backend_devices(cfg, args.device)
         _preflight(cfg)
@@ -254,7 +256,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         setup_logging("INFO", "text")
     try:
-        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options))
+        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options), args.model_cfg)
         _require_project(cfg)  # what `run` requires before any work, so the two agree
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
@@ -290,7 +292,8 @@ def cmd_convert_config(args: argparse.Namespace) -> int:
     from modeldeploy.config.awml_deploy import convert_file
 
     try:
-        text = convert_file(_resolve(args.deploy_cfg), args.output, Path(args.base_dir).resolve() if args.base_dir else None)
+        text = convert_file(_resolve(args.deploy_cfg), args.output, Path(args.base_dir).resolve() if args.base_dir else None,
+                            (lambda: _resolve(args.model_config)) if args.model_config else None)
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

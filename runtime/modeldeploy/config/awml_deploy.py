@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 from modeldeploy.errors import ConfigError
 
@@ -214,8 +214,9 @@ def _is_relative_path(p: Any) -> bool:
 
 
 class _Converter:
-    def __init__(self, raw: Mapping[str, Any], source: str, base_dir: Optional[Path]) -> None:
+    def __init__(self, raw: Mapping[str, Any], source: str, base_dir: Optional[Path], model_cfg: Optional[Mapping[str, Any]] = None) -> None:
         self.raw = dict(raw)
+        self.model_cfg = model_cfg
         self.source = source
         self.base_dir = base_dir
         self.notes: list[MappingNote] = []
@@ -347,9 +348,34 @@ class _Converter:
             self.note("runtime_io.info_file", "mapped", "runtime_io.info_file=None", "empty: None (no dataset; the project's bundled sample or synthesised input)")
         if rt.get("data_root"):
             out["data_root"] = self.path("runtime_io.data_root", rt["data_root"])
+        elif out.get("info_file"):
+            root = self.data_root_for_info()
+            if root is not None:
+                out["data_root"] = self.path("runtime_io.data_root", root)
         out["sample_idx"] = rt.get("sample_idx", 0)
         _passthrough("runtime_io", rt, out)
         return out
+
+    def data_root_for_info(self) -> Optional[str]:
+        """Where AWML looks for the files an info file names, which our loaders take from
+        ``runtime_io.data_root`` (AWML's deploy config has no such key)."""
+        if self.project == "yolox":
+            self.note("runtime_io.data_root", "default", "runtime_io.data_root='.'",
+                      "AWML opens the info file's img_path entries as written: relative ones against the working directory")
+            return "."
+        model_root = self.model_cfg.get("data_root") if self.model_cfg is not None else None
+        if model_root:
+            self.note("runtime_io.data_root", "default", f"runtime_io.data_root={model_root!r}",
+                      "AWML joins the info file's relative paths to the model config's data_root")
+            return str(model_root)
+        if self.project == "centerpoint":
+            self.note("runtime_io.data_root", "default", "runtime_io.data_root='data/t4dataset/'",
+                      "AWML joins relative lidar paths to the model config's data_root, 'data/t4dataset/' when it has none"
+                      + ("" if self.model_cfg is not None else "; pass the model config to take its data_root"))
+            return "data/t4dataset/"
+        self.note("runtime_io.data_root", "default", "", "AWML takes it from the model config's data_root"
+                  + (" (which has none: set runtime_io.data_root)" if self.model_cfg is not None else "; pass the model config, or set runtime_io.data_root"))
+        return None
 
     def model_io(self) -> dict[str, Any]:
         io = _mapping(self.source, "model_io", self.raw["model_io"])
@@ -535,14 +561,34 @@ class _Converter:
         return out
 
 
-def convert(raw: Mapping[str, Any], *, source: str = "<dict>", base_dir: Optional[Path] = None) -> Conversion:
+def convert(raw: Mapping[str, Any], *, source: str = "<dict>", base_dir: Optional[Path] = None,
+            model_cfg: Optional[Mapping[str, Any]] = None) -> Conversion:
     """Map an AWML-layout deploy config dict to our layout.
 
     ``base_dir``: where AWML was run from; relative paths are made absolute under it.
     None keeps them relative (resolved against the working directory at run time, as AWML does).
+    ``model_cfg``: the model config (a mapping), where AWML finds the dataset's ``data_root``.
     Raises ConfigError (one line: key, why, fix) for a key neither tool reads.
     """
-    return _Converter(raw, source, base_dir).run()
+    return _Converter(raw, source, base_dir, model_cfg).run()
+
+
+def _needs_model_cfg(raw: Mapping[str, Any]) -> bool:
+    return bool(_get(raw, "runtime_io.info_file")) and not _get(raw, "runtime_io.data_root")
+
+
+ModelCfgSource = Union[str, Path, Callable[[], Union[str, Path]], None]
+
+
+def _read_model_cfg(model_cfg: ModelCfgSource, raw: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """The model config as a dict, read (and, for a callable, located) only when the
+    conversion needs its data_root."""
+    if model_cfg is None or not _needs_model_cfg(raw):
+        return None
+    from modeldeploy.config.deploy_config import read_mmengine_config
+
+    path = model_cfg() if callable(model_cfg) else model_cfg
+    return dict(read_mmengine_config(path).to_dict())
 
 
 def render_python(conv: Conversion, source: str) -> str:
@@ -567,20 +613,23 @@ def render_python(conv: Conversion, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_deploy_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None):  # -> BaseDeploymentConfig
+def load_deploy_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None,
+                       model_cfg_path: ModelCfgSource = None):  # -> BaseDeploymentConfig
     """Load a deploy config in either layout; an AWML-layout file is converted in memory
-    with one INFO line naming the mapping (so `run` and `check-config` accept it alike)."""
+    with one INFO line naming the mapping (so `run` and `check-config` accept it alike).
+    ``model_cfg_path`` (``run`` passes it) supplies the dataset's data_root as AWML finds it."""
     from modeldeploy.config.deploy_config import BaseDeploymentConfig, load_mmengine_config
 
     data = load_mmengine_config(path, cfg_options)
     if is_awml_layout(data):
-        conv = convert(data, source=str(path))
+        conv = convert(data, source=str(path), model_cfg=_read_model_cfg(model_cfg_path, data))
         log.info("%s: AWML deployment-framework layout (%s), converted: %s", path, ", ".join(awml_markers(data)[:3]), conv.summary())
         data = conv.data
     return BaseDeploymentConfig(data, source=str(path))
 
 
-def convert_file(path: str | Path, output: str | Path | None = None, base_dir: Optional[Path] = None) -> str:
+def convert_file(path: str | Path, output: str | Path | None = None, base_dir: Optional[Path] = None,
+                 model_cfg_path: ModelCfgSource = None) -> str:
     """Convert the AWML deploy config at ``path``; write it to ``output`` (atomically) when given.
 
     The result is validated as a modeldeploy config before anything is written, so a
@@ -595,7 +644,7 @@ def convert_file(path: str | Path, output: str | Path | None = None, base_dir: O
     if not is_awml_layout(data):
         raise ConfigError(f"{path}: already in modeldeploy's layout (it sets 'project' and has no AWML-only key)",
                           hint="use it as it is with `modeldeploy run` / `check-config`")
-    conv = convert(data, source=str(path), base_dir=base_dir)
+    conv = convert(data, source=str(path), base_dir=base_dir, model_cfg=_read_model_cfg(model_cfg_path, data))
     BaseDeploymentConfig(conv.data, source=f"{path} (converted)")
     text = render_python(conv, str(path))
     if output is not None:

@@ -344,3 +344,26 @@ def test_real_enum_members_map_by_value() -> None:
     d = convert(raw).data
     assert list(d["evaluation"]["backends"]) == ["onnxruntime"]
     assert d["verification"]["scenarios"]["onnx"][0]["test_backend"] == "onnxruntime"
+
+
+# ------------------------------------------------------------------ where the info file's paths point
+def test_data_root_comes_from_the_model_config_as_in_awml() -> None:
+    raw = _raw(CENTERPOINT)  # info_file set, no data_root (AWML's deploy configs have none)
+    assert convert(raw, model_cfg={"data_root": "/data/t4"}).data["runtime_io"]["data_root"] == "/data/t4"
+    assert convert(raw).data["runtime_io"]["data_root"] == "data/t4dataset/"  # AWML CenterPoint's own fallback
+    cal = convert(_raw(CALIB), model_cfg={"data_root": "/workspace/data/t4dataset"}).data["runtime_io"]
+    assert cal["data_root"] == "/workspace/data/t4dataset"
+    assert "data_root" not in convert(_raw(CALIB)).data["runtime_io"]  # AWML requires it in the model config
+    assert convert(_raw(YOLOX)).data["runtime_io"]["data_root"] == "."  # img_path used as written
+    no_info = convert(_minimal(runtime_io={"info_file": "", "sample_idx": 0}), model_cfg={"data_root": "/x"}).data["runtime_io"]
+    assert "data_root" not in no_info
+
+
+def test_load_deploy_config_reads_the_model_configs_data_root_only_when_needed(tmp_path: Path) -> None:
+    model = tmp_path / "model.py"
+    model.write_text("data_root = 'data/my_t4/'\n")
+    cfg = load_deploy_config(CENTERPOINT, model_cfg_path=model)
+    assert cfg.runtime_io.data_root == "data/my_t4/"
+    calls = []
+    cfg = load_deploy_config(FIX / "centerpoint_tiny.py", model_cfg_path=lambda: calls.append(1) or model)
+    assert calls == [] and cfg.runtime_io.data_root is None  # no info file: the model config is not read
