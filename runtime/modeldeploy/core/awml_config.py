@@ -54,6 +54,10 @@ _SCOPES = ("mmengine", "mmcv", "mmdet", "mmdet3d", "mmpretrain", "mmcls", "mmseg
 _PATCH_LOCK = threading.Lock()
 
 
+def _normalised(name: str) -> str:
+    return re.sub(r"[_\-]", "", name.lower())
+
+
 def _near_miss(path: Path) -> Path | None:
     """A file in the same folder whose name differs only in letter case or ``_``/``-``
     (``t4dataset_DynamicRecognition.py`` for ``t4dataset_dynamic_recognition.py``), else
@@ -61,13 +65,9 @@ def _near_miss(path: Path) -> Path | None:
     parent = path.parent
     if not parent.is_dir():
         return None
-
-    def norm(n: str) -> str:
-        return re.sub(r"[_\-]", "", n.lower())
-
     names = [c.name for c in parent.iterdir() if c.is_file()]
     for n in names:
-        if norm(n) == norm(path.name):
+        if _normalised(n) == _normalised(path.name):
             return parent / n
     close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
     return parent / close[0] if close else None
@@ -77,7 +77,7 @@ def _missing_base(referrer: str, entry: str, resolved: Path) -> ConfigError:
     near = _near_miss(resolved)
     where = f"{referrer}: _base_ entry {entry!r} → {resolved} does not exist"
     if near is not None:
-        how = "differs only in letter case/underscores" if near.name.lower().replace("_", "") == resolved.name.lower().replace("_", "") else "is the closest name"
+        how = "differs only in letter case/underscores" if _normalised(near.name) == _normalised(resolved.name) else "is the closest name"
         return ConfigError(f"{where}; {near.name!r} in that folder {how}",
                            hint=f"rename the _base_ entry to {near.name!r} (Linux file names are case-sensitive)")
     return ConfigError(where, hint="fix the _base_ path (relative to the file that names it) or copy the base file there")
