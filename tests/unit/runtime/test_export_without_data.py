@@ -113,7 +113,7 @@ def test_export_only_without_data_exits_0_with_valid_onnx(tmp_path: Path, projec
 @pytest.mark.parametrize("project,extra,stage", [
     ("yolox", "verification = dict(enabled=True)\n", "verification"),
     ("calibration", "evaluation = dict(num_samples=10)\n", "evaluation"),
-])
+], ids=["yolox-verification", "calibration-evaluation"])
 def test_configured_stage_without_data_is_one_data_error_line(tmp_path: Path, project: str, extra: str, stage: str) -> None:
     deploy, model, ckpt = _write(tmp_path, project, extra)
     proc = _run(tmp_path, deploy, model, ckpt)
