@@ -175,3 +175,17 @@ def test_two_concurrent_runner_processes_publish_complete_prefixes(s3_env: str, 
     for i in range(2):
         _assert_prefix_consistent(s3_admin, bucket, f"two/runs/proc-{i}")
     assert _current(s3_admin, bucket, "two")["prefix"] in ("runs/proc-0", "runs/proc-1")
+
+
+def test_endpoint_without_conditional_writes_falls_back_to_read_then_write(proxied_env: Any, bucket: str) -> None:
+    from s3testkit.proxy import Fault
+
+    root = open_store(f"s3://{bucket}/nocond")
+    assert root.put_conditional("current.json", b'{"v":1}', expected_version=None)
+    _, version = root.read_versioned("current.json")
+    proxied_env.add(Fault("status", count=2, status=501, code="NotImplemented",
+                          match=lambda method, path: method == "PUT" and path.endswith("/current.json")))
+    assert root.put_conditional("current.json", b'{"v":2}', expected_version='"stale"') is False, "a changed pointer is still detected"
+    assert root.put_conditional("current.json", b'{"v":2}', expected_version=version) is True
+    assert root.read_versioned("current.json")[0] == b'{"v":2}'
+    assert [a for m, p, a in proxied_env.log if m == "PUT" and p.endswith("/current.json")] == ["forward", "status", "status", "forward"], proxied_env.log

@@ -129,7 +129,19 @@ class S3Objects:
                 code, status = classify(exc)
                 if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
                     return False
+                if code == "NotImplemented" or status == 501:
+                    return read_then_write()
                 raise
+            return True
+
+        def read_then_write() -> bool:
+            # An endpoint without conditional writes: compare, then write (docs/contracts.md §5 race window).
+            log.warning("s3://%s/%s: the endpoint does not support conditional writes; falling back to read-then-write", bucket, key)
+            _, etag = self.get_bytes_versioned(bucket, key)
+            if etag != if_match:
+                return False
+            plain = {k: v for k, v in extra.items() if k not in ("IfMatch", "IfNoneMatch")}
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, **plain)
             return True
 
         return self._run("PutObject (conditional)", bucket, key, call)
