@@ -1,0 +1,1 @@
+"""Image build and real-node test tier (kubelet + containerd + runc): see tests/cluster/README.md."""

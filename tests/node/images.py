@@ -1,0 +1,189 @@
+"""Build the project's images (images/*/Dockerfile) with buildah for the image and node tiers.
+
+No container registry is reachable here, so every image is built FROM local base images
+made by ``tests/node/build_base_image.sh`` (debootstrap'ed Debian + python3, a static
+pause). Builds are cached by content: the tag is a hash of the Dockerfile, the build-context
+files the Dockerfiles COPY (pyproject.toml, README.md, runtime/, operator/ — filtered like
+.dockerignore), the target, the build args and the base image id. A tag already in podman's
+store is reused as is; a record of each build (seconds, size) is kept as JSON under
+``${MODELDEPLOY_IMAGE_CACHE:-~/.cache/modeldeploy/images}``.
+
+The runtime image is the ``cpu-test`` target of images/runtime/Dockerfile (PyPI torch with
+its CUDA wheels, onnxruntime CPU, no TensorRT; see that Dockerfile); the operator image is its production target, only the
+base image differs. A failed build raises ``ImageBuildError`` (the tests ERROR, never skip).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+INSTALL_PREREQS = HERE / "install_prereqs.sh"
+BUILD_BASE = HERE / "build_base_image.sh"
+CONTEXT_PATHS = ("pyproject.toml", "README.md", "runtime", "operator")
+SKIP_PARTS = {"__pycache__", "work_dirs", ".pytest_cache"}
+# Debian's bundle path in the base image; the host bundle is mounted over it during RUN steps.
+BUILD_CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
+
+
+class ImageBuildError(RuntimeError):
+    """A prerequisite install, base image or image build failed (the test must ERROR)."""
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str            # "runtime" / "operator"
+    ref: str             # localhost/modeldeploy/<name>:<tag>
+    image_id: str
+    size_bytes: int
+    build_seconds: float  # 0.0 when reused from the cache
+    cached: bool
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MODELDEPLOY_IMAGE_CACHE", Path.home() / ".cache/modeldeploy/images"))
+
+
+def _run(argv: list[str], *, timeout: float, log: Path | None = None, what: str) -> str:
+    """Run a build step; on failure raise with the tail of its output (no silent skips)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except FileNotFoundError as e:
+        raise ImageBuildError(f"{what}: {argv[0]} not found ({e}); run {INSTALL_PREREQS}") from e
+    except subprocess.TimeoutExpired as e:
+        raise ImageBuildError(f"{what}: timed out after {timeout:.0f}s") from e
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def ensure_prereqs() -> None:
+    """apt-get installs podman/buildah/containerd/runc/CNI/debootstrap once (idempotent)."""
+    _run(["bash", str(INSTALL_PREREQS)], timeout=1800, what=str(INSTALL_PREREQS))
+
+
+def ensure_base_images() -> tuple[str, str]:
+    """(debian-python image, pause image), made locally and cached."""
+    out = _run(["bash", str(BUILD_BASE)], timeout=1800, log=cache_dir() / "logs" / "base.log", what=str(BUILD_BASE))
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise ImageBuildError(f"{BUILD_BASE} printed no image names: {out!r}")
+    return lines[-2], lines[-1]
+
+
+def context_files() -> list[Path]:
+    """The files the Dockerfiles COPY, as .dockerignore filters them (pycache, egg-info, work_dirs out)."""
+    files: list[Path] = []
+    for rel in CONTEXT_PATHS:
+        p = REPO / rel
+        if p.is_file():
+            files.append(p)
+            continue
+        for f in sorted(p.rglob("*")):
+            parts = set(f.relative_to(REPO).parts)
+            if not f.is_file() or parts & SKIP_PARTS or f.suffix == ".pyc" or any(x.endswith(".egg-info") for x in parts):
+                continue
+            files.append(f)
+    return files
+
+
+def content_hash(dockerfile: Path, target: str | None, build_args: dict[str, str], base_id: str) -> str:
+    h = hashlib.sha256()
+    h.update(dockerfile.read_bytes())
+    h.update(json.dumps({"target": target, "args": build_args, "base": base_id}, sort_keys=True).encode())
+    for f in context_files():
+        h.update(str(f.relative_to(REPO)).encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def image_id(ref: str) -> str:
+    return _run(["podman", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60, what=f"inspect {ref}").strip()
+
+
+def image_size(ref: str) -> int:
+    return int(_run(["podman", "image", "inspect", "--format", "{{.Size}}", ref], timeout=60, what=f"inspect {ref}").strip())
+
+
+def image_exists(ref: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", ref], capture_output=True).returncode == 0
+
+
+def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: dict[str, str], base_ref: str,
+                use_pip_cache: bool = False, timeout: float = 3600) -> BuiltImage:
+    """Build (or reuse) localhost/modeldeploy/<name>:<content hash>."""
+    tag = content_hash(dockerfile, target, build_args, image_id(base_ref))
+    ref = f"localhost/modeldeploy/{name}:{tag}"
+    record = cache_dir() / f"{name}-{tag}.json"
+    if image_exists(ref):
+        return BuiltImage(name, ref, image_id(ref), image_size(ref), 0.0, True)
+    # --layers: a source-only change reuses the dependency layer (pyproject.toml unchanged).
+    # --format docker: honour SHELL like `docker build` (the OCI format ignores it).
+    argv = ["buildah", "bud", "--isolation", "chroot", "--layers", "--format", "docker", "-f", str(dockerfile), "-t", ref]
+    if target:
+        argv += ["--target", target]
+    for k, v in build_args.items():
+        argv += ["--build-arg", f"{k}={v}"]
+    host_ca = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE")
+    if host_ca and Path(host_ca).is_file():
+        # The host's pip trusts a TLS-intercepting proxy's CA: lend the bundle to the build's pip
+        # (bind mount for the RUN steps only; not part of the image, not part of the cache key).
+        argv += ["--build-arg", f"PIP_CERT={BUILD_CA_PATH}", "--volume", f"{host_ca}:{BUILD_CA_PATH}:ro"]
+    if use_pip_cache:
+        pip_cache = cache_dir() / "pip"
+        pip_cache.mkdir(parents=True, exist_ok=True)
+        argv += ["--volume", f"{pip_cache}:/pip-cache"]
+    argv.append(str(REPO))
+    t0 = time.monotonic()
+    _run(argv, timeout=timeout, log=cache_dir() / "logs" / f"{name}-{tag}.log", what=f"buildah bud {dockerfile}")
+    seconds = time.monotonic() - t0
+    built = BuiltImage(name, ref, image_id(ref), image_size(ref), seconds, False)
+    record.write_text(json.dumps({**built.__dict__, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+    _remove_older_tags(ref)
+    return built
+
+
+def _remove_older_tags(ref: str) -> None:
+    """Older content-hash tags of the same repository are garbage (the disk is shared)."""
+    repo = ref.rsplit(":", 1)[0]
+    out = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", repo],
+                         capture_output=True, text=True).stdout.split()
+    for old in out:
+        if old != ref and old.startswith(repo + ":"):
+            subprocess.run(["podman", "rmi", old], capture_output=True)
+
+
+def build_project_images() -> dict[str, BuiltImage]:
+    """Both images, CPU test variants FROM the local Debian base (cached by content)."""
+    ensure_prereqs()
+    python_base, _pause = ensure_base_images()
+    runtime = build_image(
+        "runtime", dockerfile=REPO / "images/runtime/Dockerfile", target="cpu-test",
+        build_args={"CPU_BASE_IMAGE": python_base},
+        base_ref=python_base, use_pip_cache=True,
+    )
+    operator = build_image(
+        "operator", dockerfile=REPO / "images/operator/Dockerfile", target=None,
+        build_args={"PYTHON_IMAGE": python_base}, base_ref=python_base,
+    )
+    return {"runtime": runtime, "operator": operator}
+
+
+def podman_run(ref: str, *args: str, entrypoint: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`podman run --runtime runc` (crun cannot run on this hybrid cgroup host)."""
+    argv = ["podman", "--runtime", "runc", "run", "--rm", "--network", "none"]
+    if entrypoint is not None:
+        argv += ["--entrypoint", entrypoint]
+    argv += [ref, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
