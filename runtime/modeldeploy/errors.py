@@ -83,6 +83,14 @@ class EvaluationFailed(ModelDeployError):
     exit_code = 3
 
 
+class RegressionDetected(ModelDeployError):
+    """A configured gate (verification.gate / evaluation.gate) tripped: the engine works but is
+    worse than allowed (accuracy drop, latency, instability). Exit 3 like a failed verification."""
+
+    reason = "RegressionDetected"
+    exit_code = 3
+
+
 class LocalStorageError(ModelDeployError):
     """The work dir, cache or a local artifact dir is read-only, full or not permitted.
 

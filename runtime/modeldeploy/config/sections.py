@@ -168,6 +168,21 @@ class Scenario(Section):
 TOLERANCE_MAX = 1e3  # docs/contracts.md: the CRD's spec.verification.tolerance uses the same bounds
 
 
+class VerificationGate(Section):
+    """Regression limits beyond the per-element tolerance (exit 3, RegressionDetected)."""
+
+    max_mean_abs_diff: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # systematic drift the max-based tolerance misses
+
+
+class EvaluationGate(Section):
+    """Regression limits on each evaluated backend (exit 3, RegressionDetected); None = off."""
+
+    reference: BackendName = "pytorch"  # the headline metric of every other backend is compared with this one's
+    max_metric_drop: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # absolute, e.g. 0.01 = one accuracy point
+    max_latency_ms: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # on latency p50
+    max_cv: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # latency std/mean: flags a noisy (shared, throttled) node
+
+
 class VerificationSection(Section):
     enabled: bool = True
     num_verify_samples: int = Field(3, ge=1)
@@ -175,6 +190,7 @@ class VerificationSection(Section):
     tolerance: float = Field(1e-3, gt=0, le=TOLERANCE_MAX, allow_inf_nan=False)
     allow_nonfinite: tuple[str, ...] = ()  # output names whose NaN/Inf must match instead of failing
     scenarios: dict[ExportMode, tuple[Scenario, ...]] = {}
+    gate: VerificationGate = VerificationGate()
 
 
 class BackendEvalSection(Section):
@@ -195,3 +211,4 @@ class EvaluationSection(Section):
     verbose: bool = False
     warmup: int = Field(3, ge=0)
     backends: dict[BackendName, BackendEvalSection] = {}
+    gate: EvaluationGate = EvaluationGate()
