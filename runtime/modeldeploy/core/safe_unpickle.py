@@ -18,8 +18,10 @@ So this unpickler resolves every global through one allow-list (``_resolve``):
 * mmengine's bookkeeping classes, rebuilt as *inert stand-ins* defined here:
   ``HistoryBuffer`` → :class:`InertHistoryBuffer` (arrays only), ``ConfigDict`` → dict,
   ``MessageHub`` → :class:`InertRecord`;
-* ``getattr`` only as ``getattr(HistoryBuffer, <name>)``, answered with an inert
-  :class:`StatisticRef` — never a real attribute lookup.
+* ``getattr`` only as ``getattr(HistoryBuffer, <name>)`` (the statistics table) or
+  ``getattr(OneCycleParamScheduler, <name>)`` (a OneCycle scheduler's ``anneal_func`` in
+  ``param_schedulers``), answered with an inert :class:`StatisticRef` — never a real
+  attribute lookup.
 
 Anything else (``os.system``, ``subprocess.*``, ``builtins.eval``, …) raises
 :class:`UnsafePickleError` naming the global, before it can be called. Used by
@@ -85,9 +87,19 @@ class StatisticRef(str):
     """Stands for ``getattr(HistoryBuffer, name)`` in a pickled statistics table."""
 
 
+class InertOneCycle(InertRecord):
+    """mmengine's OneCycle scheduler class, named by its ``anneal_func`` (a staticmethod
+    pickled as ``getattr(OneCycleParamScheduler, '_annealing_cos')``)."""
+
+
+# classes whose attributes a pickle may name through getattr: answered with a marker string
+_GETATTR_OWNERS = {InertHistoryBuffer: "HistoryBuffer", InertOneCycle: "OneCycleParamScheduler"}
+
+
 def _restricted_getattr(obj: Any, name: Any, *default: Any) -> StatisticRef:
-    if obj is InertHistoryBuffer and isinstance(name, str) and name.isidentifier() and not name.startswith("__"):
-        return StatisticRef(f"HistoryBuffer.{name}")
+    owner = _GETATTR_OWNERS.get(obj) if isinstance(obj, type) else None
+    if owner is not None and isinstance(name, str) and name.isidentifier() and not name.startswith("__"):
+        return StatisticRef(f"{owner}.{name}")
     raise UnsafePickleError("builtins.getattr", f" on {getattr(obj, '__name__', type(obj).__name__)}.{name}")
 
 
@@ -151,6 +163,9 @@ def _build_allow_list() -> dict[str, Any]:
         "mmengine.logging.history_buffer.HistoryBuffer": InertHistoryBuffer,
         "mmengine.logging.message_hub.MessageHub": InertRecord,
         "mmengine.config.config.ConfigDict": InertConfigDict,
+        "mmengine.optim.scheduler.param_scheduler.OneCycleParamScheduler": InertOneCycle,
+        "mmengine.optim.scheduler.lr_scheduler.OneCycleLR": InertOneCycle,
+        "mmengine.optim.scheduler.momentum_scheduler.OneCycleMomentum": InertOneCycle,
         "numpy.ndarray": np.ndarray,
         "numpy.dtype": np.dtype,
     }

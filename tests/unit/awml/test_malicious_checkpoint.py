@@ -93,3 +93,17 @@ def test_plain_state_dict_and_numpy_meta_still_load(tmp_path: Path) -> None:
     ckpt = read_checkpoint(path)
     assert torch.equal(ckpt["state_dict"]["w"], sd["w"]) and float(ckpt["meta"]["score"]) == 0.5
     assert ckpt["meta"]["hist"].tolist() == [0, 1, 2]
+
+
+def test_onecycle_scheduler_state_loads_with_its_anneal_function_as_a_marker(tmp_path: Path) -> None:
+    """mmengine's OneCycle scheduler state names a staticmethod (``getattr(cls, '_annealing_cos')``):
+    it loads as a marker string, not as a function."""
+    from mmengine.optim.scheduler import OneCycleLR
+
+    net = torch.nn.Linear(2, 2)
+    sched = OneCycleLR(torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), eta_max=0.01, total_steps=10)
+    path = tmp_path / "onecycle.pth"
+    torch.save({"state_dict": net.state_dict(), "param_schedulers": [sched.state_dict()]}, path)
+    state = read_checkpoint(path)["param_schedulers"][0]
+    assert state["anneal_func"] == "OneCycleParamScheduler._annealing_cos" and not callable(state["anneal_func"])
+    assert state["total_steps"] == 10
