@@ -156,3 +156,29 @@ def test_run_centerpoint_tiny_with_awml_deploy_config(tmp_path: Path) -> None:
     _, enc = _onnx_io(tmp_path / "out" / "onnx" / "pts_voxel_encoder.onnx")
     _, head = _onnx_io(tmp_path / "out" / "onnx" / "pts_backbone_neck_head.onnx")
     assert list(enc) == ["input_features"] and list(head) == ["spatial_features"]
+
+
+AWML_MODEL = ROOT / "tests" / "fixtures" / "awml"
+PLAN = {  # AWML-size deploy config → the AWML-style model config fixture it deploys, and the graphs' inputs
+    "centerpoint_deploy_config.py": ("centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_amp.py",
+                                     ["graph pts_voxel_encoder: input_features[-1, 32, 10]", "graph pts_backbone_neck_head: spatial_features[1, 32, 1020, 1020]"]),
+    "yolox_opt_elan_deploy_config.py": ("yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_960x960_300e_t4dataset.py",
+                                        ["graph yolox: images[1, 3, 960, 960]"]),
+    "calibration_status_classification_deploy_config.py": ("calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_1xb16-50e_j6gen2.py",
+                                                           ["graph calibration_classifier: input[-1, 5, -1, -1]"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAN))
+def test_check_config_plan_of_awml_size_deploy_config_with_awml_model_config(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dry run (graphs, and for mode 'both' the TensorRT profiles split per engine) agrees
+    with the AWML-style model config at AWML size."""
+    model, graphs = PLAN[name]
+    rc = main(["check-config", str(FIX / name), str(AWML_MODEL / model)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    for g in graphs:
+        assert g in out.out
+    assert "plan ok" in out.out
+    if "mode=both" in out.out:
+        assert "TensorRT profiles cover them" in out.out
