@@ -118,7 +118,7 @@ def _err(where: str, msg: str, hint: str) -> ConfigError:
 def _dims(value: Any, where: str, key: str) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise _err(where, f"{key}={value!r} is not a column list", hint=f"write {key}=[0, 1, 2, ...] or an int n for the first n columns")
-    if isinstance(value, int):
+    if isinstance(value, int) and value > 0:
         return tuple(range(value))
     if isinstance(value, Sequence) and not isinstance(value, str) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
         return tuple(value)
