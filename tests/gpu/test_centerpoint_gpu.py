@@ -29,9 +29,12 @@ def frames(tmp_path_factory: pytest.TempPathFactory):
     from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
     from modeldeploy.projects.centerpoint.synthetic import CLASSES, generate_dataset
 
+    from modeldeploy.projects.centerpoint.settings import parse_settings
+
     root = tmp_path_factory.mktemp("cp_gpu")
     info = generate_dataset(root, num_frames=3, seed=77)
-    return CenterPointDataLoader(info, root, CLASSES, (0, 1, 2, 3))
+    # the point features the tiny checkpoint was trained on (its config's test pipeline)
+    return CenterPointDataLoader(info, root, CLASSES, parse_settings(_cfg("centerpoint_tiny.py")).point_loading)
 
 
 @pytest.mark.parametrize("config", ["centerpoint_tiny.py", "centerpoint_awml.py"])

@@ -270,13 +270,13 @@ def _greedy_kernel(sup_ptr, valid_ptr, keep_ptr, K, BK: tl.constexpr, BI: tl.con
     changed = tl.sum(cm.to(tl.int32), axis=0)
     rounds = 0
     while (changed != 0) & (rounds <= K):
-        hit = tl.zeros([BK], dtype=tl.uint8)
+        hit = tl.zeros([BK], dtype=tl.int32)
         for i0 in range(0, K, BI):
             rows = i0 + tl.arange(0, BI)
             rm = rows < K
             kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True)
             tile = tl.load(sup_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], mask=rm[:, None] & cm[None, :], other=0)
-            hit = tl.maximum(hit, tl.max(tile & kr[:, None], axis=0))
+            hit = tl.maximum(hit, tl.max(tile & kr[:, None], axis=0).to(tl.int32))
         new = valid & (hit == 0)
         changed = tl.sum((new != cur).to(tl.int32), axis=0)
         cur = new
