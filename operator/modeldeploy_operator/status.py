@@ -16,6 +16,7 @@ from . import summary as summod
 from .constants import CONTAINER_NAME, EXIT_ARTIFACT_STORE, EXIT_USER_ERROR, EXIT_VERIFICATION_FAILED
 
 USER_ERROR_REASONS = ("ConfigError", "CheckpointError", "DataError", "BackendUnavailable")
+EXIT3_REASONS = ("VerificationFailed", "RegressionDetected", "EvaluationFailed", "NonFiniteMetric", "NonFinite")
 # Container waiting reasons that will not fix themselves: treated like Unschedulable.
 STUCK_WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName",
                          "CreateContainerConfigError", "CreateContainerError")
@@ -146,7 +147,8 @@ def classify_failure(job: Mapping[str, Any], pods: list[Mapping[str, Any]], summ
         reason = (s_fail or {}).get("reason")
         return Failure(reason if reason in USER_ERROR_REASONS else "ConfigError", s_msg or "runtime exited with code 2 (user error)", stage)
     if code == EXIT_VERIFICATION_FAILED:
-        return Failure("VerificationFailed", s_msg or "outputs differ beyond tolerance", (s_fail or {}).get("stage", "verify"))
+        reason = (s_fail or {}).get("reason")  # exit 3 also covers RegressionDetected (a gate) and NonFinite metrics
+        return Failure(reason if reason in EXIT3_REASONS else "VerificationFailed", s_msg or "outputs differ beyond tolerance", (s_fail or {}).get("stage", "verify"))
     if term.get("reason") == "OOMKilled":
         return Failure("OOMKilled", f"container killed for exceeding its memory limit (exit {code})", stage)
     if code == EXIT_ARTIFACT_STORE:
