@@ -26,7 +26,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for k in ("stage", "event", "current", "total"):
+        for k in ("stage", "event", "current", "total", "seconds"):
             if hasattr(record, k):
                 obj[k] = getattr(record, k)
         if record.levelno >= logging.ERROR and (record.exc_text or record.exc_info):

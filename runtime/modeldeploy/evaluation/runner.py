@@ -57,6 +57,9 @@ def evaluate_backend(
         "warmup": min(warmup, len(indices)),
         "latency_ms": latency_stats(totals),
         "stage_latency_ms": {k: latency_stats(v) for k, v in stages.items()},
+        # every timed sample, in order: the caller keeps them in a sidecar file (report plots,
+        # run comparison); results.json itself keeps only the statistics
+        "raw_latency_ms": {"total": totals, "stages": stages},
     }
     if predictions_path is not None:
         written = evaluator.write_predictions(predictions_path)

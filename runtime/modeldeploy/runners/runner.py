@@ -49,6 +49,7 @@ from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, 
 from modeldeploy.exporters.base import ExportedModel
 from modeldeploy.runners.environment import collect_environment
 from modeldeploy.runners.report import render_report_md
+from modeldeploy.runners.run_metadata import file_info, run_info, utc_now
 from modeldeploy.runners.termination import build_summary, write_termination_log
 from modeldeploy.verification.finite import sanitize_json_file, sanitize_nonfinite
 
@@ -113,7 +114,9 @@ class DeploymentRunner:
         export_tensorrt_fn: Optional[ExportFn] = None,
         resolve_fn: Optional[ResolveFn] = None,
         progress: Optional[Callable[[str, int, int], None]] = None,
+        reporter: Optional[Any] = None,
     ) -> None:
+        """``reporter``: a runners.progress.RunProgress (stage start/end lines, per-item progress)."""
         self.cfg = cfg
         self.model_cfg_path = model_cfg_path
         self.checkpoint = checkpoint if checkpoint is not None else cfg.checkpoint_path
@@ -128,7 +131,8 @@ class DeploymentRunner:
         self.export_onnx_fn = export_onnx_fn
         self.export_tensorrt_fn = export_tensorrt_fn
         self.resolve = resolve_fn or _default_resolve
-        self.progress = progress
+        self.reporter = reporter
+        self.progress = progress or (reporter.step if reporter is not None else None)
         self.state = _State()
         self._root_store: Optional[ArtifactStore] = None  # <artifact uri>, set by preflight
         self._run_store: Optional[ArtifactStore] = None  # <artifact uri>/runs/<run id>
@@ -151,6 +155,8 @@ class DeploymentRunner:
     # ------------------------------------------------------------------ driver
     def run(self) -> RunOutcome:
         self.results["environment"] = collect_environment()
+        self.results["run"] = run_info(self.run_id)
+        self.results["inputs"] = {"deploy_config": file_info(self.cfg.source if Path(self.cfg.source).is_file() else None)}
         error: Optional[ModelDeployError] = None
         stages: list[tuple[str, Callable[[], None]]] = [
             ("preflight", self.preflight),
@@ -159,6 +165,7 @@ class DeploymentRunner:
             ("export_tensorrt", self.export_tensorrt),
             ("verify", self.verify),
             ("evaluate", self.evaluate),
+            ("gate", self.gate),
         ]
         for name, fn in stages:
             try:
@@ -177,10 +184,15 @@ class DeploymentRunner:
                 log.error("stage %s failed: %s", name, error.one_line())
                 break
         self.results["status"] = "failed" if error else "succeeded"
+        self.results["run"]["finished_at"] = utc_now()
         results_uri: Optional[str] = None
         if self._run_store is not None:
             try:
+                if self.reporter is not None:
+                    self.reporter.stage_started("upload")
                 results_uri = self.publish()
+                if self.reporter is not None:
+                    self.reporter.stage_finished("upload", self.results["durations_s"].get("upload", 0.0))
             except (ModelDeployError, OSError) as exc:
                 pub_error = exc if isinstance(exc, ModelDeployError) else storage_error(exc, "publishing")
                 log.error("publishing failed: %s", pub_error.one_line())
@@ -211,18 +223,36 @@ class DeploymentRunner:
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
         t0 = time.perf_counter()
+        if self.reporter is not None:
+            self.reporter.stage_started(stage)
+        ok = False
         try:
             yield
+            ok = True
         finally:
             self.results["durations_s"][stage] = round(time.perf_counter() - t0, 4)
+            if self.reporter is not None:
+                from modeldeploy.runners.progress import skip_note
+
+                self.reporter.stage_finished(stage, self.results["durations_s"][stage], failed=not ok, note=skip_note(stage, self) if ok else None)
+
+    def gate(self) -> None:
+        """verification.gate / evaluation.gate: a measurable regression fails the run (exit 3)."""
+        from modeldeploy.evaluation.gate import check, gates_configured
+
+        if gates_configured(self.cfg.verification.gate, self.cfg.evaluation.gate):
+            check(self.results, self.cfg.verification.gate, self.cfg.evaluation.gate)
 
     # ------------------------------------------------------------------ stages
     def load(self) -> None:
         """Resolve inputs, build and load the model, open the dataset, build export components."""
         from modeldeploy.config.deploy_config import read_mmengine_config
 
-        self.state.model_cfg = read_mmengine_config(self.resolve(self.model_cfg_path))
-        ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
+        with self._fetch_stage():
+            model_cfg_file = self.resolve(self.model_cfg_path)
+            ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
+        self.results.setdefault("inputs", {}).update(model_config=file_info(model_cfg_file, str(self.model_cfg_path)), checkpoint=file_info(ckpt, self.checkpoint))
+        self.state.model_cfg = read_mmengine_config(model_cfg_file)
         if self.load_model_fn is not None:
             model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
         else:
@@ -248,6 +278,21 @@ class DeploymentRunner:
         self.state.components = self.project.export_components(export_model, self.cfg, self.state.model_cfg, sample)
         log.info("loaded %s: %d component(s) %s, %s samples", self.project.name, len(self.state.components), [c.name for c in self.state.components],
                  len(self.state.loader) if self.state.loader is not None else "no")
+
+    @contextmanager
+    def _fetch_stage(self) -> Iterator[None]:
+        """Downloads (s3://, builtin:) inside load get their own progress lines."""
+        t0 = time.perf_counter()
+        if self.reporter is not None:
+            self.reporter.stage_started("fetch")
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.results["durations_s"]["fetch"] = round(time.perf_counter() - t0, 4)
+            if self.reporter is not None:
+                self.reporter.stage_finished("fetch", self.results["durations_s"]["fetch"], failed=not ok)
 
     def _refuse_requested_stages_without_data(self) -> None:
         """Without a dataset, a stage the deploy config configured (any key of its section
@@ -333,7 +378,13 @@ class DeploymentRunner:
             # Engines are shared between nodes through the store's content-addressed area.
             cache = EngineCache(shared=shared_tier(open_store(self.artifact_uri))) if self.cfg.backend_config.common_config.engine_cache else None
             exporter = TensorRTExporter(self.cfg.backend_config, device=self.cfg.export.device, cache=cache)
-            self.state.engines = {name: exporter.export_onnx(m, out_dir) for name, m in onnx_models.items()}
+            self.state.engines = {}
+            for i, (name, m) in enumerate(onnx_models.items()):
+                if self.progress:
+                    self.progress("TensorRT build", i, len(onnx_models))
+                self.state.engines[name] = exporter.export_onnx(m, out_dir)
+            if self.progress:
+                self.progress("TensorRT build", len(onnx_models), len(onnx_models))
         builds = {}
         for name, m in self.state.engines.items():
             self._add_artifact(m.path, "engine")
@@ -414,6 +465,10 @@ class DeploymentRunner:
                 on_sample=(lambda i, n, lbl=label: self.progress(f"evaluate {lbl}", i, n)) if self.progress else None,
             )
             res = {"precision": precision, **res}
+            from modeldeploy.runners.sidecars import write_eval_sidecars
+
+            for side in write_eval_sidecars(self.work_dir, label, res):
+                self._add_artifact(side, "latency" if side.parent.name == "latency" else "curves")
             written = res.pop("predictions", None)
             bad_predictions: list[str] = []
             if written:
@@ -536,7 +591,20 @@ class DeploymentRunner:
         report_path = self.work_dir / "report.md"
         if report:
             self._atomic_write(report_path, str(scrub(render_report_md(self.results))))
+            self._write_report_html()
         return results_path, report_path
+
+    def _write_report_html(self) -> None:
+        """report.html beside report.md; a plotting problem is logged, never fails the run."""
+        from modeldeploy.runners.report_html import render_report_html
+
+        try:
+            text = render_report_html(self.results, self.work_dir)
+        except Exception as exc:  # noqa: BLE001 - the figures are a view; results.json/report.md stay authoritative
+            log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+            log.debug("report.html failure", exc_info=True)
+            return
+        self._atomic_write(self.work_dir / "report.html", str(scrub(text)))
 
     @staticmethod
     def _atomic_write(path: Path, text: str) -> None:
@@ -577,13 +645,20 @@ class DeploymentRunner:
         results_path, report_path = self._write_local_results(store)
         files = list(self.state.local_artifacts)
         files.append(LocalArtifact(report_path, "report.md", "report"))
+        html_path = self.work_dir / "report.html"
+        if html_path.is_file():
+            files.append(LocalArtifact(html_path, "report.html", "report"))
         log_file = self.work_dir / "logs" / "run.log"
         if log_file.is_file():
             files.append(LocalArtifact(log_file, "logs/run.log", "log"))
         # Artifacts first (timed: that is the upload cost), then results.json, manifest last.
         store.invalidate_manifest()
         t0 = time.perf_counter()
-        self._records = [store.put_file(f) for f in files]
+        self._records = []
+        for i, f in enumerate(files):
+            self._records.append(store.put_file(f))
+            if self.progress:
+                self.progress("upload", i + 1, len(files))
         self.results["durations_s"]["upload"] = round(time.perf_counter() - t0, 4)
         results_path, _ = self._write_local_results(store, report=False)
         self._records.append(store.put_file(LocalArtifact(results_path, "results.json", "results")))

@@ -102,6 +102,7 @@ def summarize(comparisons: list[Comparison]) -> list[dict[str, Any]]:
         key = (c.reference, c.test, c.output)
         row = rows.setdefault(key, {"reference": c.reference, "test": c.test, "output": c.output, "max_abs_diff": 0.0, "mean_abs_diff": 0.0, "max_rel_diff": 0.0, "passed": True, "reason": None, "samples": 0})
         row["samples"] += 1
+        row.setdefault("sample_max_abs_diff", []).append(c.max_abs_diff)  # small (num_verify_samples): the report's error histogram
         if c.max_abs_diff is None or row["max_abs_diff"] is None:
             row["max_abs_diff"] = row["mean_abs_diff"] = row["max_rel_diff"] = None  # incomparable (shape/missing)
         else:

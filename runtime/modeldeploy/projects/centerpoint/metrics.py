@@ -101,6 +101,21 @@ def interpolated_ap(tp: np.ndarray, fp: np.ndarray, npos: int, tp_weight: np.nda
     return float(np.mean(prec_i)) / (1.0 - MIN_PRECISION)
 
 
+PR_CURVE_DIST_TH = 2.0  # the middle of DIST_THS: the report's per-class PR curve
+
+
+def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int, points: int = 41) -> dict[str, Any]:
+    """Precision at evenly spaced recall levels (the same interpolation as ``interpolated_ap``,
+    without the clipping), for plotting."""
+    rec_levels = np.linspace(0, 1, points)
+    if npos == 0 or tp.size == 0 or tp.sum() == 0:
+        prec = np.zeros(points)
+    else:
+        ctp, cfp = np.cumsum(tp), np.cumsum(fp)
+        prec = np.interp(rec_levels, ctp / float(npos), ctp / (ctp + cfp), right=0)
+    return {"distance_m": PR_CURVE_DIST_TH, "recall": [round(float(r), 4) for r in rec_levels], "precision": [round(float(p), 4) for p in prec]}
+
+
 def devkit_available() -> bool:
     try:
         import nuscenes.eval.detection.algo  # noqa: F401
@@ -167,8 +182,13 @@ def detection_metrics(gts: Sequence[Box], preds: Sequence[Box], tokens: Sequence
         aph[n]["mean"] = float(np.mean([aph[n][str(t)] for t in DIST_THS]))
     m_ap = float(np.mean([ap[n]["mean"] for n in present])) if present else 0.0
     m_aph = float(np.mean([aph[n]["mean"] for n in present])) if present else 0.0
+    curves = {}
+    for n in present:
+        tp, fp, _, npos = match_class(gts, preds, n, PR_CURVE_DIST_TH)
+        curves[n] = pr_curve(tp, fp, npos)
     impl = "nuscenes-devkit" if devkit_names == set(present) and present else ("mixed" if devkit_names else "modeldeploy")
-    return {"mAP": m_ap, "mAPH": m_aph, "AP": ap, "APH": aph, "distance_thresholds_m": list(DIST_THS), "ap_implementation": impl}
+    return {"mAP": m_ap, "mAPH": m_aph, "AP": ap, "APH": aph, "distance_thresholds_m": list(DIST_THS), "ap_implementation": impl,
+            "pr_curves": curves}
 
 
 def boxes_from_arrays(token: str, boxes: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, scores: np.ndarray | None = None,

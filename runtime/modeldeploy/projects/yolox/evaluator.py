@@ -83,6 +83,20 @@ def coco_metrics(gt_json: Path | Mapping[str, Any], results: list[dict[str, Any]
         per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
     out["per_class"] = per_class
     out["num_detections"] = len(results)
+    out["pr_curves"] = _pr_curves(ev, class_names, category_ids)
+    return out
+
+
+def _pr_curves(ev: Any, class_names: Sequence[str], category_ids: Sequence[int]) -> dict[str, Any]:
+    """Per-class precision over COCOeval's recall thresholds at IoU 0.50 (all areas, most
+    detections), every 5th point: what the report plots. Classes without ground truth are left out."""
+    precision = ev.eval["precision"]  # [iou, recall, class, area, maxdets]; -1 = no ground truth
+    recall = ev.params.recThrs
+    out: dict[str, Any] = {}
+    for name, cid in zip(class_names, category_ids):
+        p = precision[0, ::5, ev.params.catIds.index(cid), 0, -1]
+        if (p > -1).any():
+            out[name] = {"iou": 0.5, "recall": [round(float(r), 4) for r in recall[::5]], "precision": [round(max(float(v), 0.0), 4) for v in p]}
     return out
 
 
