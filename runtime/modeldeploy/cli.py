@@ -20,39 +20,20 @@ log = logging.getLogger("modeldeploy")
 
 
 def _parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
-    from modeldeploy.errors import ConfigError
+    """``--cfg-options`` as mmengine's DictAction reads them, plus JSON for nested values (cli_options.py)."""
+    from modeldeploy.cli_options import parse_cfg_options
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--cfg-options item {item!r} is not key=value", hint="write e.g. onnx_config.opset_version=17")
-        k, v = item.split("=", 1)
-        out[k.strip()] = _literal(v)
-    return out
+    return parse_cfg_options(items)
 
 
-def _literal(v: str) -> Any:
-    """JSON first (the operator renders nested values such as TensorRT profiles as JSON),
-    then Python literals, then the plain string."""
-    import ast
-    import json
-
-    low = v.strip()
-    if low[:1] in ("[", "{"):
-        try:
-            return json.loads(low)
-        except ValueError:
-            pass  # not JSON: a Python literal such as (1, 2) or {'a': 1} is tried next
-    if low in ("true", "True"):
-        return True
-    if low in ("false", "False"):
-        return False
-    if low in ("none", "None", "null"):
-        return None
-    try:
-        return ast.literal_eval(low)
-    except (ValueError, SyntaxError):
-        return low
+def _override_flags(args: argparse.Namespace) -> dict[str, str]:
+    """Each overridden dotted key → the flag as the user typed it, to blame a bad value on it."""
+    flags = {item.split("=", 1)[0].strip(): f"--cfg-options {item}" for item in (getattr(args, "cfg_options", None) or []) if "=" in item}
+    if getattr(args, "device", None):
+        flags["export.device"] = f"--device {args.device}"
+    if getattr(args, "work_dir", None):
+        flags["export.work_dir"] = f"--work-dir {args.work_dir}"
+    return flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,22 +63,46 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     v.add_argument("--base-dir", default=None, help="directory AWML was run from: relative paths become absolute under it (default: keep them relative)")
     v.add_argument("--model-config", default=None, help="the model config, whose data_root AWML joins to the info file's relative paths")
+    m = sub.add_parser("compare", help="compare two runs' results.json (local, run dir or s3://); exit 3 on a regression beyond the limits")
+    m.add_argument("run_a", help="baseline: results.json, a run directory / publication root, or s3://…/results.json")
+    m.add_argument("run_b", help="candidate, same forms")
+    m.add_argument("--max-metric-drop", type=float, default=None, help="absolute drop of a backend's headline metric B vs A that counts as a regression (e.g. 0.01)")
+    m.add_argument("--max-latency-ratio", type=float, default=None, help="latency p50 B/A above this counts as a regression (e.g. 1.2)")
     return p
 
 
 def _device_overrides(device: Optional[str]) -> dict[str, Any]:
     if not device:
         return {}
-    return {"export.device": device}
+    from modeldeploy.cli_options import device_override
+
+    return {"export.device": device_override(device)}
 
 
-def _load_config(deploy_cfg: str, options: dict[str, Any], model_cfg: Optional[str] = None):  # -> BaseDeploymentConfig
+def _load_config(deploy_cfg: str, options: dict[str, Any], model_cfg: Optional[str] = None,
+                 flags: Optional[dict[str, str]] = None):  # -> BaseDeploymentConfig
     """Either layout: an AWML deployment-framework config is converted in memory (one INFO line);
-    ``model_cfg`` gives it the dataset's data_root as AWML finds it."""
+    ``model_cfg`` gives it the dataset's data_root as AWML finds it.
+
+    ``flags`` (dotted key → flag as typed): when the file loads without the overrides but not
+    with them, the error names the flag instead of the file."""
     from modeldeploy.config.awml_deploy import load_deploy_config
+    from modeldeploy.errors import ConfigError
 
     path = _resolve(deploy_cfg)
-    return load_deploy_config(path, options, (lambda: _resolve(model_cfg)) if model_cfg else None)
+    model_src = (lambda: _resolve(model_cfg)) if model_cfg else None
+    try:
+        return load_deploy_config(path, options, model_src)
+    except ConfigError as exc:
+        if not flags or not options:
+            raise
+        try:
+            load_deploy_config(path, {}, model_src)
+        except ModelDeployError:
+            raise exc from None  # the file itself is wrong: its own error stands
+        from modeldeploy.cli_options import blame_flag
+
+        raise blame_flag(exc, str(path), flags) from None
 
 
 def _resolve(uri: str) -> Path:
@@ -129,13 +134,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     guard_std_streams()  # before any config code runs: nothing it prints or logs carries a secret value
 
+    import time
+
+    from modeldeploy.runners.progress import RunProgress
+
+    t_start = time.perf_counter()
     setup_logging(args.log_level, args.log_format)
+    reporter = RunProgress(args.log_format)
     options = _parse_cfg_options(args.cfg_options)
     options.update(_device_overrides(args.device))
     if args.work_dir:
         options["export.work_dir"] = args.work_dir
     try:
-        cfg = _load_config(args.deploy_cfg, options, args.model_cfg)
+        cfg = _load_config(args.deploy_cfg, options, args.model_cfg, _override_flags(args))
         if args.device:
             cfg = _with_backend_devices(cfg, args.device)
         _preflight(cfg)
@@ -150,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             setup_logging(args.log_level, args.log_format)
             raise storage_error(exc, "cannot write the work dir", work_dir) from None
+        reporter.banner(project=cfg.project, deploy_cfg=args.deploy_cfg, model_cfg=args.model_cfg, checkpoint=args.checkpoint,
+                        device=cfg.export.device, mode=cfg.export.mode)
         from modeldeploy.runners import DeploymentRunner
 
         runner = DeploymentRunner(
@@ -160,11 +173,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             artifact_uri=args.artifact_uri,
             run_id=args.run_id,
             termination_log=args.termination_log,
-            progress=_progress_printer(args.log_format),
+            reporter=reporter,
         )
     except ModelDeployError as exc:
         _fail_early(exc, args)
         return exc.exit_code
+    _one_error_line_on_console(args.log_format)
     outcome = runner.run()
     from modeldeploy.runners.report import print_console_summary
 
@@ -173,7 +187,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.error is not None:
         print(f"modeldeploy: error: {outcome.error.one_line()}", file=sys.stderr)
     log.info("results: %s", outcome.results_path)
+    report = next((p for p in (work_dir / "report.html", work_dir / "report.md") if p.is_file()), None)
+    line = reporter.closing(outcome.results, time.perf_counter() - t_start, str(report) if report else None)
+    if args.log_level in ("WARNING", "ERROR"):
+        print(line, file=sys.stderr)  # the log record was filtered out by --log-level; the closing line never is
     return outcome.exit_code
+
+
+def _one_error_line_on_console(fmt: str) -> None:
+    """In text mode the run's failure reaches the terminal once, as the final ``modeldeploy: error:``
+    line: the runner's "stage X failed" record stays in run.log (and in JSON logs) only."""
+    if fmt == "json":
+        return
+    console = [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
+    for h in console:
+        h.addFilter(lambda record: getattr(record, "event", None) != "stage_failed")
 
 
 def _with_backend_devices(cfg: Any, device: str) -> Any:
@@ -220,43 +248,13 @@ def _fail_early(exc: ModelDeployError, args: argparse.Namespace) -> None:
     )
 
 
-def _progress_printer(fmt: str):  # noqa: ANN202
-    if fmt == "json" or not sys.stderr.isatty():
-        last: dict[str, int] = {}
-
-        def log_progress(task: str, i: int, n: int) -> None:
-            step = max(1, n // 10)
-            if i == n or i - last.get(task, 0) >= step:
-                last[task] = i
-                log.info("%s: %d/%d", task, i, n, extra={"event": "progress", "current": i, "total": n})
-
-        return log_progress
-    from rich.progress import Progress
-
-    progress = Progress(transient=True)
-    tasks: dict[str, Any] = {}
-
-    def bar(task: str, i: int, n: int) -> None:
-        if task not in tasks:
-            if not progress.live.is_started:
-                progress.start()
-            tasks[task] = progress.add_task(task, total=n)
-        progress.update(tasks[task], completed=i)
-        if i == n:
-            progress.remove_task(tasks.pop(task))
-            if not tasks:
-                progress.stop()
-
-    return bar
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:  # the AWML-conversion INFO line; never replace a host's handlers
         from modeldeploy.logging_setup import setup_logging
 
         setup_logging("INFO", "text")
     try:
-        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options), args.model_cfg)
+        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options), args.model_cfg, _override_flags(args))
         _require_project(cfg)  # what `run` requires before any work, so the two agree
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
@@ -304,6 +302,19 @@ def cmd_convert_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from modeldeploy.runners.compare import compare, load_results, print_comparison
+
+    try:
+        a, b = load_results(args.run_a), load_results(args.run_b)
+    except ModelDeployError as exc:
+        print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    result = compare(a, b, max_metric_drop=args.max_metric_drop, max_latency_ratio=args.max_latency_ratio)
+    print_comparison(result, args.run_a, args.run_b)
+    return 3 if result.regressed else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -311,7 +322,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args)
         if args.command == "convert-config":
             return cmd_convert_config(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_check_config(args)
+    except ModelDeployError as exc:  # a bad flag (--cfg-options, --device) caught before the run starts
+        if args.command == "run":
+            _fail_early(exc, args)
+        else:
+            print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("modeldeploy: interrupted", file=sys.stderr)
         return 130

@@ -2,7 +2,7 @@
 
 Each function takes plain results.json / sidecar data and returns ``None`` when it has
 nothing honest to draw (e.g. one backend has no raw latencies), so the report shows only
-figures backed by measurements. Figures are small (≈ 640×360 px) to keep report.html light.
+figures backed by measurements. Figures are small (≈ 510×290 px) to keep report.html light.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 SIZE = (6.4, 3.6)
-DPI = 100
+DPI = 80
 
 
 def _png(fig: Any) -> bytes:

@@ -26,6 +26,7 @@ STAGE_TITLES = {
     "evaluate": "evaluation",
     "gate": "regression gate",
     "upload": "upload",
+    "report": "report (report.md, report.html figures)",
 }
 
 _VERSION_PACKAGES = ("modeldeploy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt")

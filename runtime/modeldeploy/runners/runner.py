@@ -181,18 +181,19 @@ class DeploymentRunner:
                 error = ModelDeployError(f"{type(exc).__name__}: {exc}", reason="InternalError", hint="this is a bug in modeldeploy or a project; see the log for the traceback")
             if error is not None:
                 self.results["failure"] = {"stage": name, "reason": error.reason, "message": error.one_line()}
-                log.error("stage %s failed: %s", name, error.one_line())
+                log.error("stage %s failed: %s", name, error.one_line(), extra={"event": "stage_failed", "stage": name})
                 break
         self.results["status"] = "failed" if error else "succeeded"
         self.results["run"]["finished_at"] = utc_now()
         results_uri: Optional[str] = None
         if self._run_store is not None:
             try:
+                t_pub = time.perf_counter()
                 if self.reporter is not None:
                     self.reporter.stage_started("upload")
                 results_uri = self.publish()
                 if self.reporter is not None:
-                    self.reporter.stage_finished("upload", self.results["durations_s"].get("upload", 0.0))
+                    self.reporter.stage_finished("upload", time.perf_counter() - t_pub)
             except (ModelDeployError, OSError) as exc:
                 pub_error = exc if isinstance(exc, ModelDeployError) else storage_error(exc, "publishing")
                 log.error("publishing failed: %s", pub_error.one_line())
@@ -598,13 +599,19 @@ class DeploymentRunner:
         """report.html beside report.md; a plotting problem is logged, never fails the run."""
         from modeldeploy.runners.report_html import render_report_html
 
+        t0 = time.perf_counter()
+        if self.reporter is not None:
+            self.reporter.stage_started("report")
         try:
             text = render_report_html(self.results, self.work_dir)
         except Exception as exc:  # noqa: BLE001 - the figures are a view; results.json/report.md stay authoritative
             log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
             log.debug("report.html failure", exc_info=True)
-            return
-        self._atomic_write(self.work_dir / "report.html", str(scrub(text)))
+            text = None
+        if text is not None:
+            self._atomic_write(self.work_dir / "report.html", str(scrub(text)))
+        if self.reporter is not None:
+            self.reporter.stage_finished("report", time.perf_counter() - t0, failed=text is None)
 
     @staticmethod
     def _atomic_write(path: Path, text: str) -> None:
