@@ -180,43 +180,6 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     log(f"  pipeline (project, fp16 autocast, StageTimer): {info['pipeline_total_ms']:.3f} ms; " + ", ".join(f"{k}={v:.3f}" for k, v in info["pipeline_stage_ms"].items()))
     ROWS.append({"group": "e2e", "name": "project pipeline (PyTorchBackend fp16 autocast, StageTimer)", "ms": info["pipeline_total_ms"], "independent_ms": None, "fidelity": None, "note": "host→device points included"})
     del pipe
-    info["fast_pipeline"] = {}
-    variants = [("cl_graph", "FastCenterPointPipeline, PyTorchBackend fp16 channels_last + CUDA graph", {})]
-    if not args.no_compile:
-        variants.append(("compile_graph", "FastCenterPointPipeline, backbone torch.compile + CUDA graph (cache dir)",
-                         {"compile_mode": "max-autotune-no-cudagraphs", "compile_cache_dir": COMPILE_CACHE}))
-    for key, label, extra in variants:
-        try:
-            backends = {}
-            for c in comps:
-                cc = copy.copy(c)
-                cc.module = copy.deepcopy(c.module)
-                opts = extra if c.name == "pts_backbone_neck_head" else {}
-                backends[c.name] = PyTorchBackend(cc, "cuda", "fp16", channels_last=True, cuda_graph=True, **opts)
-            fast = FastCenterPointPipeline(backends, s, dev)
-            t0 = time.perf_counter()
-            fast({"points": frames[0], "sample_idx": 0})
-            first_s = time.perf_counter() - t0
-            for i in range(wu):
-                fast({"points": frames[i % 4], "sample_idx": i})
-            st: dict[str, list[float]] = {}
-            tot = []
-            for i in range(it):
-                out = fast({"points": frames[i % 4], "sample_idx": i})
-                tot.append(out.total_ms)
-                for k2, v in out.stage_ms.items():
-                    st.setdefault(k2, []).append(v)
-            res = {"total_ms": statistics.median(tot), "stage_ms": {k2: statistics.median(v) for k2, v in st.items()}, "first_call_s": first_s,
-                   "compile_seconds": backends["pts_backbone_neck_head"].compile_seconds}
-            info["fast_pipeline"][key] = res
-            ROWS.append({"group": "e2e", "name": f"project {label} (StageTimer)", "ms": res["total_ms"], "independent_ms": None, "fidelity": None,
-                         "note": "host→device points included"})
-            log(f"  {label}: {res['total_ms']:.3f} ms; " + ", ".join(f"{k2}={v:.3f}" for k2, v in res["stage_ms"].items())
-                + f"; first call {first_s:.1f} s, compile {res['compile_seconds']}")
-            del fast, backends
-        except Exception as e:  # report, keep the rest of the table
-            info["fast_pipeline"][key] = {"error": f"{type(e).__name__}: {e}"[:400]}
-            log(f"  {label} failed: {info['fast_pipeline'][key]['error']}")
 
     model = model.to(dev)
     enc = model.pts_voxel_encoder
@@ -408,6 +371,44 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
             return det_out.keep.to("cpu", non_blocking=True), det_out.bboxes.to("cpu", non_blocking=True)
 
         info.setdefault("e2e_io_ms", {})[key] = row("e2e", label.replace("one CUDA graph", "+ pinned H2D points + D2H results"), with_io, it, wu)
+    # the project's pipeline class on the fast path, after the network rows (their compile runs first)
+    info["fast_pipeline"] = {}
+    pipe_variants = [("cl_graph", "FastCenterPointPipeline, PyTorchBackend fp16 channels_last + CUDA graph", {})]
+    if not args.no_compile:
+        pipe_variants.append(("compile_graph", "FastCenterPointPipeline, backbone torch.compile + CUDA graph (cache dir)",
+                         {"compile_mode": "max-autotune-no-cudagraphs", "compile_cache_dir": COMPILE_CACHE / "backend"}))
+    for key, label, extra in pipe_variants:
+        try:
+            backends = {}
+            for c in comps:
+                cc = copy.copy(c)
+                cc.module = copy.deepcopy(c.module)
+                opts = extra if c.name == "pts_backbone_neck_head" else {}
+                backends[c.name] = PyTorchBackend(cc, "cuda", "fp16", channels_last=True, cuda_graph=True, **opts)
+            fast = FastCenterPointPipeline(backends, s, dev)
+            t0 = time.perf_counter()
+            fast({"points": frames[0], "sample_idx": 0})
+            first_s = time.perf_counter() - t0
+            for i in range(wu):
+                fast({"points": frames[i % 4], "sample_idx": i})
+            st: dict[str, list[float]] = {}
+            tot = []
+            for i in range(it):
+                out = fast({"points": frames[i % 4], "sample_idx": i})
+                tot.append(out.total_ms)
+                for k2, v in out.stage_ms.items():
+                    st.setdefault(k2, []).append(v)
+            res = {"total_ms": statistics.median(tot), "stage_ms": {k2: statistics.median(v) for k2, v in st.items()}, "first_call_s": first_s,
+                   "compile_seconds": backends["pts_backbone_neck_head"].compile_seconds}
+            info["fast_pipeline"][key] = res
+            ROWS.append({"group": "e2e", "name": f"project {label} (StageTimer)", "ms": res["total_ms"], "independent_ms": None, "fidelity": None,
+                         "note": "host→device points included"})
+            log(f"  {label}: {res['total_ms']:.3f} ms; " + ", ".join(f"{k2}={v:.3f}" for k2, v in res["stage_ms"].items())
+                + f"; first call {first_s:.1f} s, compile {res['compile_seconds']}")
+            del fast, backends
+        except Exception as e:  # report, keep the rest of the table
+            info["fast_pipeline"][key] = {"error": f"{type(e).__name__}: {e}"[:400]}
+            log(f"  {label} failed: {info['fast_pipeline'][key]['error']}")
     # the fast pipeline gives the same boxes as the reference ops on the same network outputs
     with torch.inference_mode():
         static_pts[: frames[2].shape[0]].copy_(pts_gpu[2])
@@ -526,7 +527,7 @@ def render(meta: dict[str, Any], cp: dict[str, Any], yx: dict[str, Any] | None) 
             lines.append(f"FastCenterPointPipeline ({key}) failed: {res['error']}")
         else:
             lines.append(f"FastCenterPointPipeline ({key}) stages (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in res["stage_ms"].items())
-                         + f"; first call {res['first_call_s']:.1f} s" + (f" (compile {res['compile_seconds']:.1f} s, cold cache dir; the network rows then compiled the same graph with that cache filled)" if res.get("compile_seconds") else ""))
+                         + f"; first call {res['first_call_s']:.1f} s" + (f" (compile {res['compile_seconds']:.1f} s into its own cache dir, after the network rows compiled the same graph in this process)" if res.get("compile_seconds") else ""))
     if yx:
         lines.append(f"YOLOX network FLOPs {yx['flops'] / 1e9:.1f} GFLOP; fixed decode+NMS identical to reference: {yx['post_identical_to_reference']} ({yx['post_detections']} boxes).")
     lines.append("")
@@ -586,7 +587,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # the network rows compile into the same cache the backend option later reuses
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(COMPILE_CACHE / "inductor")
-    os.environ["TRITON_CACHE_DIR"] = str(COMPILE_CACHE / "triton")
+    # the network rows compile fresh, into a cache of their own (the backend rows use another)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(COMPILE_CACHE / "rows" / "inductor")
+    os.environ["TRITON_CACHE_DIR"] = str(COMPILE_CACHE / "rows" / "triton")
     raise SystemExit(main())

@@ -266,15 +266,16 @@ def decode_task_fixed(
     def gather(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(t.shape[1], -1)[:, pix].t().float()
 
-    # one gather for all regression maps (same elements, same float conversion as one per map)
-    parts = (reg, height, dim, rot, vel)
-    g = gather(torch.cat(parts, dim=1) if len({t.dtype for t in parts}) == 1 else torch.cat([t.float() for t in parts], dim=1))
-    r, z, d, ro, v = torch.split(g, [t.shape[1] for t in parts], dim=1)
-    z = z[:, 0]
+    # one gather per map: concatenating the maps first copies them whole (measured slower)
+    r = gather(reg)
     x = (xs + r[:, 0]) * s.out_size_factor * s.voxel_size[0] + s.point_cloud_range[0]
     y = (ys + r[:, 1]) * s.out_size_factor * s.voxel_size[1] + s.point_cloud_range[1]
+    z = gather(height)[:, 0]
+    d = gather(dim)
     d = torch.exp(d) if s.norm_bbox else d
+    ro = gather(rot)
     yaw = torch.atan2(ro[:, 0], ro[:, 1])
+    v = gather(vel)
     boxes = torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1)
     if s.post_center_range is not None:
         pcr = _const(s.post_center_range, boxes.dtype, boxes.device)

@@ -274,9 +274,9 @@ def _greedy_kernel(sup_ptr, valid_ptr, keep_ptr, K, BK: tl.constexpr, BI: tl.con
         for i0 in range(0, K, BI):
             rows = i0 + tl.arange(0, BI)
             rm = rows < K
-            kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True)
+            kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True).to(tl.int32)
             tile = tl.load(sup_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], mask=rm[:, None] & cm[None, :], other=0)
-            hit = tl.maximum(hit, tl.max(tile & kr[:, None], axis=0).to(tl.int32))
+            hit += tl.sum(tile.to(tl.int32) * kr[:, None], axis=0)
         new = valid & (hit == 0)
         changed = tl.sum((new != cur).to(tl.int32), axis=0)
         cur = new
@@ -293,6 +293,6 @@ def greedy_nms_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor
     if k == 0:
         return keep.bool()
     bk = triton.next_power_of_2(k)
-    bi = max(1, min(64, 16384 // bk))
+    bi = max(1, min(32, 8192 // bk))  # 16 rows a step at K=500: measured faster than 32 (H200)
     _greedy_kernel[(1,)](suppress.contiguous().view(torch.uint8), valid.contiguous().view(torch.uint8), keep, k, BK=bk, BI=bi, num_warps=8)
     return keep.bool()
