@@ -96,7 +96,7 @@ class MappingNote:
     """One decision of the conversion, for the log line and the written file's header."""
 
     key: str
-    action: str  # mapped | dropped | default | kept
+    action: str  # mapped | dropped | default | kept | resolved
     target: str
     why: str
 
@@ -234,7 +234,7 @@ class _Converter:
         if self.base_dir is None or not _is_relative_path(value):
             return value
         out = str((self.base_dir / value).resolve())
-        self.note(key, "mapped", key, f"relative path resolved against {self.base_dir} (AWML resolves it against the working directory it runs in)")
+        self.note(key, "resolved", out, f"relative path made absolute under {self.base_dir} (AWML opens it against the working directory it runs in)")
         return out
 
     # ---------------------------------------------------------------- top level
@@ -622,7 +622,9 @@ def load_deploy_config(path: str | Path, cfg_options: Mapping[str, Any] | None =
 
     data = load_mmengine_config(path, cfg_options)
     if is_awml_layout(data):
-        conv = convert(data, source=str(path), model_cfg=_read_model_cfg(model_cfg_path, data))
+        # base_dir = the working directory: AWML opens every relative path against it, while
+        # some of our loaders would join a relative info_file to data_root instead
+        conv = convert(data, source=str(path), base_dir=Path.cwd(), model_cfg=_read_model_cfg(model_cfg_path, data))
         log.info("%s: AWML deployment-framework layout (%s), converted: %s", path, ", ".join(awml_markers(data)[:3]), conv.summary())
         data = conv.data
     return BaseDeploymentConfig(data, source=str(path))

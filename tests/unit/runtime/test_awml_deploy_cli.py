@@ -182,3 +182,22 @@ def test_check_config_plan_of_awml_size_deploy_config_with_awml_model_config(nam
     assert "plan ok" in out.out
     if "mode=both" in out.out:
         assert "TensorRT profiles cover them" in out.out
+
+
+@pytest.mark.slow
+def test_run_centerpoint_awml_deploy_config_on_a_t4_info_file_found_the_awml_way(tmp_path: Path) -> None:
+    """AWML's deploy config names only ``runtime_io.info_file`` (relative to the working
+    directory); AWML's CenterPoint loader joins the info file's relative lidar paths to the
+    model config's ``data_root``, 'data/t4dataset/' when it has none, which is the case for
+    this AWML-style tiny model config. The data lives where AWML would look for it."""
+    from modeldeploy.projects.centerpoint.synthetic import INFO_FILE_NAME, generate_dataset
+
+    generate_dataset(tmp_path / "data" / "t4dataset", num_frames=3, seed=31)
+    model = AWML_MODEL / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py"
+    proc = _cli(tmp_path, "run", str(FIX / TINY[0]), str(model), "--device", "cpu", "--work-dir", "out",
+                "--cfg-options", f"runtime_io.info_file=data/t4dataset/{INFO_FILE_NAME}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["status"] == "succeeded" and results["verification"]["passed"] is True
+    assert set(results["evaluation"]) == {"pytorch:cpu", "onnxruntime:cpu"}
+    assert not (tmp_path / "cache" / "datasets").exists()  # the info file's data, not the bundled sample

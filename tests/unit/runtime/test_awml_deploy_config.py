@@ -363,7 +363,8 @@ def test_load_deploy_config_reads_the_model_configs_data_root_only_when_needed(t
     model = tmp_path / "model.py"
     model.write_text("data_root = 'data/my_t4/'\n")
     cfg = load_deploy_config(CENTERPOINT, model_cfg_path=model)
-    assert cfg.runtime_io.data_root == "data/my_t4/"
+    assert cfg.runtime_io.data_root == str(Path.cwd() / "data/my_t4")  # relative paths: against the cwd, as AWML
+    assert cfg.runtime_io.info_file == str(Path.cwd() / "data/t4dataset/info/t4dataset_base_infos_val.pkl")
     calls = []
     cfg = load_deploy_config(FIX / "centerpoint_tiny.py", model_cfg_path=lambda: calls.append(1) or model)
     assert calls == [] and cfg.runtime_io.data_root is None  # no info file: the model config is not read
