@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)")
     v.add_argument("deploy_cfg", help="AWML deploy config (e.g. projects/CenterPoint/deploy/configs/deploy_config.py)")
     v.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
-    v.add_argument("--base-dir", default=None, help="directory AWML was run from: relative paths become absolute under it (default: keep them relative)")
+    v.add_argument("--base-dir", default=".", help="directory AWML was run from: relative paths become absolute under it (default: the working directory; '' keeps them relative)")
     v.add_argument("--model-config", default=None, help="the model config, whose data_root AWML joins to the info file's relative paths")
     m = sub.add_parser("compare", help="compare two runs' results.json (local, run dir or s3://); exit 3 on a regression beyond the limits")
     m.add_argument("run_a", help="baseline: results.json, a run directory / publication root, or s3://…/results.json")

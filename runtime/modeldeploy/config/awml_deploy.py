@@ -111,6 +111,7 @@ class Conversion:
 
     data: dict[str, Any]
     notes: list[MappingNote] = field(default_factory=list)
+    base_dir: Optional[Path] = None
 
     def summary(self) -> str:
         """One log line: the keys that were mapped or dropped (defaults and kept keys omitted)."""
@@ -280,7 +281,7 @@ class _Converter:
         for k, v in raw.items():
             if str(k).startswith("_"):
                 out[k] = v
-        return Conversion(out, self.notes)
+        return Conversion(out, self.notes, self.base_dir)
 
     def project_from(self, task: Any, codebase: Any) -> str:
         if task in TASK_TO_PROJECT:
@@ -599,7 +600,9 @@ def render_python(conv: Conversion, source: str) -> str:
     lines = [
         f"# modeldeploy deploy config converted from the AWML deployment-framework config {source}",
         f"# by `modeldeploy convert-config` ({AWML_REF} layout; mapping: {DOC}).",
-        "# Relative paths are resolved against the directory modeldeploy runs in, as AWML resolves them.",
+        (f"# Relative paths were made absolute under {conv.base_dir}, the directory AWML opens them from."
+         if conv.base_dir is not None else
+         "# Relative paths are kept as written: run modeldeploy from the directory you ran AWML from."),
         "#",
         "# Mapped / dropped / defaulted keys:",
     ]

@@ -63,10 +63,17 @@ def test_convert_config_output_passes_check_config(name: str, tmp_path: Path, ca
     assert f"project={_project_of(name)}" in capsys.readouterr().out
 
 
-def test_convert_config_to_stdout_with_base_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_config_to_stdout_with_base_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["convert-config", str(FIX / AWML_SIZE[1]), "--base-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert f"checkpoint_path = '{tmp_path}/work_dirs/yolox_s_opt_elan_t4/epoch_300.pth'" in text
+    monkeypatch.chdir(tmp_path)  # default: the working directory, where AWML would have been run
+    assert main(["convert-config", str(FIX / AWML_SIZE[1])]) == 0
+    text = capsys.readouterr().out
+    assert f"made absolute under {tmp_path}" in text and f"'{tmp_path}/work_dirs/yolox_s_opt_elan_t4_deploy'" in text
+    assert main(["convert-config", str(FIX / AWML_SIZE[1]), "--base-dir", ""]) == 0  # keep them relative
+    text = capsys.readouterr().out
+    assert "checkpoint_path = 'work_dirs/yolox_s_opt_elan_t4/epoch_300.pth'" in text and "kept as written" in text
 
 
 def test_unknown_key_in_an_awml_layout_is_one_line_in_check_config_and_run(tmp_path: Path) -> None:
