@@ -27,7 +27,7 @@ _CAUSES = {
 def storage_error(exc: OSError, what: str, path: str | os.PathLike[str] | None = None) -> LocalStorageError:
     """One LocalStorageError for ``exc`` raised while doing ``what`` on ``path``."""
     where = str(path or exc.filename or "?")
-    reason, cause, fix = _CAUSES.get(exc.errno or -1, ("LocalIOError", f"failed ({exc.strerror or exc})", "check the path, free space and permissions"))
+    reason, cause, fix = _CAUSES.get(exc.errno or -1, ("LocalIOError", "failed", "check the path, free space and permissions"))
     err = LocalStorageError(f"{what}: {where} {cause} ({exc.strerror or type(exc).__name__})", hint=fix, reason=reason)
     err.errno = exc.errno  # type: ignore[attr-defined]
     return err

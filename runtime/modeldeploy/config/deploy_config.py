@@ -118,6 +118,13 @@ def _hint_for(etype: str, err: dict[str, Any]) -> str:
     return "see docs/configuration.md for this key"
 
 
+def _looks_like_model_config(raw: Mapping[str, Any]) -> bool:
+    """An mmengine model config passed where the deploy config goes (arguments swapped):
+    worth its own message, since the unknown key 'model' would otherwise suggest 'model_io'."""
+    model = raw.get("model")
+    return isinstance(model, Mapping) and "type" in model and "project" not in raw and "export" not in raw
+
+
 class BaseDeploymentConfig:
     """Typed view of a deploy config. Build with ``fromfile`` or ``from_dict``."""
 
@@ -127,6 +134,11 @@ class BaseDeploymentConfig:
         unknown = [k for k in self.raw if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")]
         if unknown and _load_project_sections(self.raw.get("project")):
             unknown = [k for k in unknown if k not in PROJECT_SECTIONS]
+        if unknown and _looks_like_model_config(self.raw):
+            raise ConfigError(
+                f"{source}: this looks like a MODEL config (it has model = dict(type={self.raw['model'].get('type')!r}) "
+                "and no 'project' or 'export'), not a deploy config",
+                hint="the order is DEPLOY_CFG MODEL_CFG [CHECKPOINT]: modeldeploy run deploy.py model.py ckpt.pth")
         if unknown:
             k = unknown[0]
             known = sorted(set(_SECTIONS) | _SCALARS | set(PROJECT_SECTIONS))

@@ -81,12 +81,14 @@ def print_console_summary(results: dict[str, Any]) -> None:
     title = f"modeldeploy {results.get('project')}: {results.get('status')}"
     if ver:
         title += f" — verification {'passed' if ver['passed'] else 'FAILED'}"
+    rows = evaluation_rows(results)
+    if not rows:  # nothing was evaluated (e.g. a failed load): no empty table
+        console.print(title)
+        return
     table = Table(title=title)
     for h in EVAL_HEADER:
         table.add_column(h)
-    for r in evaluation_rows(results):
+    for r in rows:
         table.add_row(*r)
     console.print(table)
-    f = results.get("failure")
-    if f:
-        console.print(f"[red]failed in {f['stage']}: {f['reason']}: {f['message']}[/red]")
+    # a failure is not repeated here: the CLI prints it once, as its final "modeldeploy: error:" line
