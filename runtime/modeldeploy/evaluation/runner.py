@@ -24,8 +24,13 @@ def evaluate_backend(
     warmup: int,
     predictions_path: Optional[Path] = None,
     on_sample: Optional[Callable[[int, int], None]] = None,
+    verbose: bool = False,
+    label: str = "",
 ) -> dict[str, Any]:
     """Warm up (untimed, unscored), then score and time every sample.
+
+    ``verbose`` (evaluation.verbose): one INFO line per timed sample (dataset index, total and
+    per-stage latency), to find the sample behind an outlier in the latency distribution.
 
     Warm-up reuses the first samples so one-off costs (CUDA context, cuDNN autotune, ORT
     graph optimisation, lazy allocation) stay out of the statistics.
@@ -47,6 +52,10 @@ def evaluate_backend(
         totals.append(out.total_ms)
         for k, v in out.stage_ms.items():
             stages.setdefault(k, []).append(v)
+        if verbose:
+            log.info("evaluate %s sample %d/%d (index %s): %.3f ms (%s)", label, n + 1, len(indices), i, out.total_ms,
+                     ", ".join(f"{k} {v:.3f}" for k, v in out.stage_ms.items()) or "no stages",
+                     extra={"event": "sample", "current": n + 1, "total": len(indices)})
         if on_sample:
             on_sample(n + 1, len(indices))
     metrics = evaluator.compute()

@@ -318,6 +318,7 @@ class DeploymentRunner:
         if not (self.cfg.export.should_export_onnx or (mode == "trt" and not self.cfg.export.onnx_path)):
             if self.cfg.export.onnx_path:
                 self.state.onnx = self._existing_onnx(Path(self.resolve(self.cfg.export.onnx_path)))
+                self._check_input_dtype()
             return
         out_dir = self.work_dir / "onnx"
         if self.export_onnx_fn is not None:
@@ -327,6 +328,7 @@ class DeploymentRunner:
 
             exporter = ONNXExporter(self.cfg.onnx_config)
             self.state.onnx = {c.name: exporter.export(c, out_dir) for c in self.state.components}
+        self._check_input_dtype()
         for m in self.state.onnx.values():
             log.info("exported %s (%d bytes)", m.path.name, m.path.stat().st_size)
             self._add_artifact(m.path, "onnx")
@@ -334,6 +336,13 @@ class DeploymentRunner:
                 self._add_artifact(f, "onnx_data")
         if self.cfg.precision_policy == "explicit_int8":
             self._quantize_int8()
+
+    def _check_input_dtype(self) -> None:
+        """model_io.input_dtype is a promise about the graph: checked, never ignored (exporters/input_dtype.py)."""
+        from modeldeploy.exporters.input_dtype import check_input_dtype
+
+        io = self.cfg.model_io
+        check_input_dtype([m.path for m in self.state.onnx.values()], io.input_name, io.input_dtype, self.cfg.source)
 
     def _existing_onnx(self, onnx_dir: Path) -> dict[str, ExportedModel]:
         out = {}
@@ -464,6 +473,8 @@ class DeploymentRunner:
                 warmup=self.cfg.evaluation.warmup,
                 predictions_path=pred_path,
                 on_sample=(lambda i, n, lbl=label: self.progress(f"evaluate {lbl}", i, n)) if self.progress else None,
+                verbose=self.cfg.evaluation.verbose,
+                label=label,
             )
             res = {"precision": precision, **res}
             from modeldeploy.runners.sidecars import write_eval_sidecars
