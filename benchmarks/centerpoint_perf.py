@@ -144,10 +144,17 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     from modeldeploy.backends.pytorch import PyTorchBackend
     from modeldeploy.projects.centerpoint import fixed_ops as fx
     from modeldeploy.projects.centerpoint.boxes import decode_and_nms
-    from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, build_centerpoint, split_task_outputs
-    from modeldeploy.projects.centerpoint.ops import scatter_to_bev
     from modeldeploy.projects.centerpoint.fast_pipeline import FastCenterPointPipeline
-    from modeldeploy.projects.centerpoint.pipeline import CenterPointPipeline, preprocess_points
+    from modeldeploy.projects.centerpoint.model import (
+        HEAD_OUTPUTS,
+        build_centerpoint,
+        split_task_outputs,
+    )
+    from modeldeploy.projects.centerpoint.ops import scatter_to_bev
+    from modeldeploy.projects.centerpoint.pipeline import (
+        CenterPointPipeline,
+        preprocess_points,
+    )
     from modeldeploy.projects.centerpoint.project import export_components_for
 
     it, wu = args.iters, args.warmup
@@ -420,7 +427,7 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
 
 
 def yolox(args: argparse.Namespace) -> dict[str, Any]:
-    from modeldeploy.projects.centerpoint.fixed_ops import top_candidates_fixed  # noqa: F401  (same idea, per image)
+    from modeldeploy.projects.centerpoint.fixed_ops import top_candidates_fixed
     from modeldeploy.projects.centerpoint.triton_kernels import greedy_nms_keep
     from modeldeploy.projects.yolox import ops as yops
     from modeldeploy.projects.yolox.model import build_yolox

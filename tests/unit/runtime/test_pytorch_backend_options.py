@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from modeldeploy.backends.pytorch import PyTorchBackend
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.errors import ConfigError
+from torch import nn
 
 
 class _Net(nn.Module):

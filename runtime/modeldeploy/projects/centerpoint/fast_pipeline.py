@@ -25,7 +25,12 @@ from modeldeploy.errors import DataError
 from modeldeploy.evaluation.latency import StageTimer
 from modeldeploy.projects.centerpoint import fixed_ops as fx
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
-from modeldeploy.projects.centerpoint.pipeline import BACKBONE_NECK_HEAD, VOXEL_ENCODER, CenterPointPipeline, check_points
+from modeldeploy.projects.centerpoint.pipeline import (
+    BACKBONE_NECK_HEAD,
+    VOXEL_ENCODER,
+    CenterPointPipeline,
+    check_points,
+)
 
 
 class FastCenterPointPipeline(CenterPointPipeline):

@@ -133,8 +133,8 @@ def decorate_fixed(
     with_distance: bool = False, legacy: bool = False, out_dtype: torch.dtype = torch.float32, use_triton: bool | None = None,
 ) -> torch.Tensor:
     """PillarFeatureNet decoration of every row (padding rows come out all zero): [V, P, F]."""
-    flags = dict(with_cluster_center=with_cluster_center, with_voxel_center=with_voxel_center,
-                 voxel_center_dims=voxel_center_dims, with_distance=with_distance, legacy=legacy)
+    flags = {"with_cluster_center": with_cluster_center, "with_voxel_center": with_voxel_center,
+             "voxel_center_dims": voxel_center_dims, "with_distance": with_distance, "legacy": legacy}
     if use_triton is None:
         use_triton = points.is_cuda
     if use_triton:
@@ -254,7 +254,7 @@ def decode_task_fixed(
     s: CenterPointSettings, task_id: int, use_triton: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One task, fixed size: (boxes [K, 9] gravity-centre z, scores [K], class [K], keep [K])."""
-    _, ncls, h, w = heatmap.shape
+    _, _, h, w = heatmap.shape
     scores = torch.sigmoid(heatmap.reshape(-1).float())
     top, inds = top_candidates_fixed(scores, s.max_num)
     valid = top > s.score_threshold if s.score_threshold > 0 else torch.ones_like(top, dtype=torch.bool)
@@ -355,8 +355,8 @@ def encode_fixed(
     """
     if use_triton is None:
         use_triton = points.is_cuda
-    flags = dict(with_cluster_center=s.with_cluster_center, with_voxel_center=s.with_voxel_center,
-                 voxel_center_dims=s.voxel_center_dims, with_distance=s.with_distance, legacy=s.legacy)
+    flags = {"with_cluster_center": s.with_cluster_center, "with_voxel_center": s.with_voxel_center,
+             "voxel_center_dims": s.voxel_center_dims, "with_distance": s.with_distance, "legacy": s.legacy}
     if folded is None:
         folded = fold_pfn(encoder)
     if use_triton and folded is not None:

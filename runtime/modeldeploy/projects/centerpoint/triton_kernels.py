@@ -129,7 +129,7 @@ def _pfn_kernel(
     v = v1[:, None, None]
     p = tl.arange(0, PP)[None, :, None]
     u = tl.arange(0, U1)[None, None, :]
-    slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
+    _, _, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
     # layer 1: linear (BatchNorm folded) on the decorated features, built in registers
     acc = tl.zeros([BV, PP, U1], dtype=tl.float32) + tl.load(b1_ptr + u)
     for k in tl.static_range(F):

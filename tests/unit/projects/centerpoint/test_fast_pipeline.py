@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from modeldeploy.backends.pytorch import PyTorchBackend
 from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
 from modeldeploy.projects.centerpoint.fast_pipeline import FastCenterPointPipeline

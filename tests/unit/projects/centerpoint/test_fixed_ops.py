@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from modeldeploy.projects.centerpoint import fixed_ops as fx
 from modeldeploy.projects.centerpoint.boxes import decode_and_nms
-from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, build_centerpoint, split_task_outputs
+from modeldeploy.projects.centerpoint.model import (
+    HEAD_OUTPUTS,
+    build_centerpoint,
+    split_task_outputs,
+)
 from modeldeploy.projects.centerpoint.ops import decorate, voxelize
 from modeldeploy.projects.centerpoint.settings import parse_settings
 
@@ -129,7 +132,7 @@ def test_decode_and_nms_fixed_multi_task_equals_reference(tiny_cfg) -> None:
     import copy
 
     cfg = copy.deepcopy(tiny_cfg)
-    cfg.model.pts_bbox_head.tasks = [dict(num_class=2, class_names=["car", "truck"]), dict(num_class=3, class_names=["bus", "bicycle", "pedestrian"])]
+    cfg.model.pts_bbox_head.tasks = [{"num_class": 2, "class_names": ["car", "truck"]}, {"num_class": 3, "class_names": ["bus", "bicycle", "pedestrian"]}]
     cfg.model.test_cfg.pts.min_radius = [1.0, 0.5]
     s = parse_settings(cfg)
     one = _heads(s, 5)
@@ -234,7 +237,7 @@ def test_triton_kernels_under_the_interpreter_match_the_torch_path() -> None:
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     root = Path(__file__).resolve().parents[4]
     env["PYTHONPATH"] = os.pathsep.join([str(root / "runtime"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res.pop("nms_equal") is True
