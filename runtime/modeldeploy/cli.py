@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("run_b", help="candidate, same forms")
     m.add_argument("--max-metric-drop", type=float, default=None, help="absolute drop of a backend's headline metric B vs A that counts as a regression (e.g. 0.01)")
     m.add_argument("--max-latency-ratio", type=float, default=None, help="latency p50 B/A above this counts as a regression (e.g. 1.2)")
+    j = sub.add_parser("projects", help="list the model projects and the builtin:<project>/<file> configs and checkpoints they ship")
+    j.add_argument("--json", action="store_true", help="print JSON (one object per project) instead of text")
     return p
 
 
@@ -315,6 +317,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 3 if result.regressed else 0
 
 
+def cmd_projects(args: argparse.Namespace) -> int:
+    """Discoverability: what `run` accepts without reading the source tree (docs/adding-a-project.md)."""
+    import json
+
+    from modeldeploy.projects.catalog import list_projects, render_text
+
+    infos = list_projects()
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+    else:
+        sys.stdout.write(render_text(infos))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -324,6 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_convert_config(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "projects":
+            return cmd_projects(args)
         return cmd_check_config(args)
     except ModelDeployError as exc:  # a bad flag (--cfg-options, --device) caught before the run starts
         if args.command == "run":

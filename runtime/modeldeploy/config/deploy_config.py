@@ -54,7 +54,13 @@ def _load_project_sections(project: Any) -> bool:
     from modeldeploy.projects import BUILTIN
 
     if project not in BUILTIN:
-        return False
+        if not isinstance(project, str):
+            return False
+        from modeldeploy.core.project import PROJECTS
+        from modeldeploy.projects import load_external
+
+        load_external()  # a project outside the package (MODELDEPLOY_PROJECTS / entry point) may add a section
+        return project in PROJECTS
     name = f"modeldeploy.projects.{project}.project"
     try:
         importlib.import_module(name)

@@ -1,13 +1,26 @@
-"""Built-in model projects. Each sub-package registers itself on import."""
+"""Built-in model projects, plus projects installed elsewhere. Each registers itself on import.
+
+The list is open (docs/adding-a-project.md): besides the built-ins below, a project module is
+imported when it is named in the ``MODELDEPLOY_PROJECTS`` environment variable (comma-separated
+module paths, e.g. ``MODELDEPLOY_PROJECTS=my_pkg.my_project``) or published by an installed
+distribution under the entry-point group ``modeldeploy.projects`` (the value is the module).
+Importing the module runs its ``@register_project`` decorator; nothing else is required.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+
+from modeldeploy.errors import ConfigError
 
 BUILTIN = ("calibration", "yolox", "centerpoint")
+ENV_VAR = "MODELDEPLOY_PROJECTS"
+ENTRY_POINT_GROUP = "modeldeploy.projects"
 
 
 def load_builtin() -> None:
+    """Import the built-in projects and every external project module (see module docstring)."""
     for name in BUILTIN:
         try:
             importlib.import_module(f"modeldeploy.projects.{name}.project")
@@ -15,3 +28,26 @@ def load_builtin() -> None:
             # A project still under construction has no project.py yet; anything else is a bug.
             if exc.name != f"modeldeploy.projects.{name}.project":
                 raise
+    load_external()
+
+
+def external_modules() -> list[str]:
+    """Module paths named by MODELDEPLOY_PROJECTS and by installed entry points, in that order."""
+    from importlib.metadata import entry_points
+
+    mods = [m.strip() for m in os.environ.get(ENV_VAR, "").split(",") if m.strip()]
+    mods += [ep.value.split(":", 1)[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return list(dict.fromkeys(mods))
+
+
+def load_external() -> None:
+    """Import each external project module; a module that cannot be imported is a ConfigError
+    naming it (a typo in MODELDEPLOY_PROJECTS must not look like an unknown project)."""
+    for mod in external_modules():
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and mod.startswith(exc.name):
+                raise ConfigError(f"{ENV_VAR} / entry point names module {mod!r}, which cannot be imported ({exc.name!r} not found)",
+                                  hint="install the package or fix the module path (e.g. my_pkg.my_project)") from None
+            raise

@@ -1,0 +1,1 @@
+"""A worked example of a modeldeploy project outside the package (docs/adding-a-project.md)."""
