@@ -45,7 +45,12 @@ tools:
 	tests/e2e/build_helm.sh >/dev/null
 	tests/e2e/install_prometheus.sh >/dev/null
 
+## Style (ruff), types (mypy) and the import floors (import-linter; docs/architecture.md).
 lint: setup tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PYTHONPATH=runtime:operator $(VENV)/bin/lint-imports --no-logo
 	$(VENV)/bin/hadolint images/operator/Dockerfile images/runtime/Dockerfile
 	scripts/sync_chart.sh --check
 	"$$(tests/e2e/build_helm.sh)" lint --strict charts/modeldeploy-operator
