@@ -22,6 +22,7 @@ class Comparison:
     rows: list[dict[str, Any]]
     regressions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    limits_given: bool = True
 
     @property
     def regressed(self) -> bool:
@@ -58,7 +59,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], *, max_metric_drop: Optional[f
             max_latency_ratio: Optional[float] = None) -> Comparison:
     ea, eb = a.get("evaluation") or {}, b.get("evaluation") or {}
     rows = []
-    out = Comparison(rows)
+    out = Comparison(rows, limits_given=max_metric_drop is not None or max_latency_ratio is not None)
     for backend in list(ea) + [k for k in eb if k not in ea]:
         ra, rb = ea.get(backend) or {}, eb.get(backend) or {}
         metric = ra.get("headline_metric") or rb.get("headline_metric")
@@ -109,5 +110,7 @@ def print_comparison(c: Comparison, name_a: str, name_b: str) -> str:
     for n in c.notes:
         console.print(f"note: {n}")
     verdict = ("verdict: REGRESSION — " + "; ".join(c.regressions)) if c.regressed else "verdict: no regression beyond the given limits"
+    if not c.limits_given:
+        verdict += " (none given: pass --max-metric-drop / --max-latency-ratio to judge)"
     console.print(verdict, markup=False)
     return verdict

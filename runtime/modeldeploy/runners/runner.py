@@ -44,7 +44,7 @@ from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.core.project import BaseProject, get_project
-from modeldeploy.core.redact import scrub, scrub_obj
+from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, EvaluationFailed, ModelDeployError, VerificationFailed
 from modeldeploy.exporters.base import ExportedModel
 from modeldeploy.runners.environment import collect_environment
@@ -420,6 +420,7 @@ class DeploymentRunner:
             tolerance=self.cfg.verification.tolerance,
             compare_predictions=lambda ref, test: self.project.compare_predictions(ref, test, self.state.model_cfg),
             allow_nonfinite=self.cfg.verification.allow_nonfinite,
+            on_step=(lambda i, n: self.progress("verification", i, n)) if self.progress else None,
         )
         if not self.results["verification"]["passed"]:
             failed_raw = [c for c in self.results["verification"]["comparisons"] if not c["passed"]]

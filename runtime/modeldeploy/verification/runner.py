@@ -26,12 +26,14 @@ def verify(
     tolerance: float,
     compare_predictions: Optional[PredictionComparer] = None,
     allow_nonfinite: tuple[str, ...] = (),
+    on_step: Optional[Callable[[int, int], None]] = None,
 ) -> dict[str, Any]:
     """Return the results.json ``verification`` section. Raises nothing on mismatch: the
     caller decides (a failed verdict stops the run)."""
     comparisons: list[Comparison] = []
     predictions: list[dict[str, Any]] = []
     indices = loader.sample_indices(num_samples)
+    done, total = 0, len(scenarios) * len(indices)
     for sc in scenarios:
         ref = make_pipeline(sc.ref_backend, sc.ref_device)
         test = make_pipeline(sc.test_backend, sc.test_device)
@@ -47,6 +49,9 @@ def verify(
                 verdict = compare_predictions(ref.postprocess(ref_raw, sample), test.postprocess(test_raw, sample))
                 if verdict is not None:
                     predictions.append({"reference": ref.label, "test": test.label, "sample": i, **verdict})
+            done += 1
+            if on_step is not None:
+                on_step(done, total)
     rows = summarize(comparisons)
     passed = bool(rows) and all(r["passed"] for r in rows) and all(p["passed"] for p in predictions)
     for r in rows:
