@@ -131,7 +131,7 @@ def _preflight(cfg: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from modeldeploy.core.redact import guard_std_streams
+    from modeldeploy.redact import guard_std_streams
     from modeldeploy.logging_setup import setup_logging
 
     guard_std_streams()  # before any config code runs: nothing it prints or logs carries a secret value
@@ -353,7 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("modeldeploy: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - last line of defence: one scrubbed line, never a traceback with a secret
-        from modeldeploy.core.redact import scrub
+        from modeldeploy.redact import scrub
 
         log.debug("unexpected error", exc_info=True)
         print(f"modeldeploy: error: InternalError: {scrub(f'{type(exc).__name__}: {exc}')} — fix: this is a bug; run with --log-level DEBUG", file=sys.stderr)

@@ -24,7 +24,7 @@ class ModelDeployError(Exception):
 
     def one_line(self) -> str:
         """The message users see; secret values are scrubbed (a config may have put one in it)."""
-        from modeldeploy.core.redact import scrub
+        from modeldeploy.redact import scrub
 
         text = f"{self.reason}: {self.message}"
         if self.hint:

@@ -1,6 +1,6 @@
 """Logging for a terminal (rich, human) or a pod (JSON lines, one object per line).
 
-Every handler carries ``RedactFilter`` (core/redact.py): no secret value reaches stderr
+Every handler carries ``RedactFilter`` (modeldeploy/redact.py): no secret value reaches stderr
 (→ the pod log) or run.log (→ published), whatever a config or library logs.
 """
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from modeldeploy.core.redact import RedactFilter, scrub
+from modeldeploy.redact import RedactFilter, scrub
 
 _SECRET_HINTS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from modeldeploy.core.redact import scrub
+from modeldeploy.redact import scrub
 
 
 def _config_frame(path: Path, exc: BaseException) -> traceback.FrameSummary | None:

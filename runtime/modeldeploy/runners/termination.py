@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from modeldeploy.core.redact import scrub, scrub_obj
+from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.verification.finite import sanitize_nonfinite
 
 LIMIT = 4096

@@ -8,7 +8,7 @@ import json
 import logging
 
 import pytest
-from modeldeploy.core.redact import (
+from modeldeploy.redact import (
     RedactFilter,
     contains_secret,
     scrub,
