@@ -22,7 +22,7 @@ STUCK_WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName",
                          "CreateContainerConfigError", "CreateContainerError")
 BACKEND_PREFERENCE = ("tensorrt", "onnxruntime", "pytorch")
 RESULT_FIELDS = ("artifacts", "artifactsTruncated", "resultsUri", "verification", "evaluation",
-                 "headline", "durations", "failure", "startedAt", "completedAt", "attempts", "message",
+                 "headline", "summary", "durations", "failure", "startedAt", "completedAt", "attempts", "message",
                  "runId", "runUri")
 # Failures found before anything was created (no Job): policy refusal, squatted child name.
 REFUSAL_REASONS = ("PolicyViolation", "NameConflict")
@@ -248,6 +248,36 @@ def headline(evaluation: list[dict[str, Any]]) -> dict[str, Any] | None:
     return summod.drop_nones(dict(candidates[0])) if candidates else None
 
 
+def round_ms(value: Any) -> str | None:
+    """A latency for people: `kubectl get` showed 159.6021599999915 (no unit, float noise).
+
+    About three significant digits are plenty to compare runs by eye (exact values stay in
+    status.headline/evaluation): 0.04213 → '0.042 ms', 4.2137 → '4.21 ms', 159.602 → '159.6 ms'.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    v = float(value)
+    decimals = 0 if v >= 1000 else 1 if v >= 10 else 2 if v >= 1 else 3
+    return f"{v:.{decimals}f} ms"
+
+
+def summary(head: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """status.summary: the headline rounded, with units, for the printer columns."""
+    if not head:
+        return None
+    out: dict[str, str] = {}
+    lat = round_ms(head.get("p50Ms"))
+    if lat:
+        out["latencyP50"] = lat
+    value = head.get("value")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        out["metric"] = f"{head.get('metric') or 'metric'} {float(value):.4g}"
+    backend = " ".join(str(head[k]) for k in ("backend", "precision") if head.get(k))
+    if backend:
+        out["backend"] = backend
+    return out or None
+
+
 # ----------------------------------------------------------------------------- status
 def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]] | None,
                   now: dt.datetime, unschedulable_after_s: float) -> dict[str, Any]:
@@ -306,6 +336,7 @@ def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods:
         "verification": summod.drop_nones(summ.verification) if summ and summ.verification else None,
         "evaluation": [summod.drop_nones(e) for e in evaluation] or None,
         "headline": headline(evaluation),
+        "summary": summary(headline(evaluation)),
         "durations": summ.durations_s if summ and summ.durations_s else None,
         "message": summ.text if summ and not summ.parsed and phase == "Succeeded" else None,
     }

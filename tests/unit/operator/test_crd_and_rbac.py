@@ -35,7 +35,7 @@ def test_crd_identity_and_printer_columns():
     assert CRD["spec"]["names"]["plural"] == "modeldeployments" and "mdep" in CRD["spec"]["names"]["shortNames"]
     assert VERSION["name"] == "v1alpha1" and VERSION["subresources"] == {"status": {}}
     cols = [c["name"] for c in VERSION["additionalPrinterColumns"]]
-    assert cols == ["Phase", "Project", "Precision", "Latency p50", "Age"]
+    assert cols == ["Phase", "Project", "Precision", "Latency p50", "Metric", "Age"]
 
 
 def test_status_keeps_kopf_fields_and_conditions_are_a_map_list():
