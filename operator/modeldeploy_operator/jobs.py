@@ -133,7 +133,12 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
     if secret:
         for env_name, key, optional in CREDENTIAL_ENV:
             env.append({"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}})
-        env.append({"name": "MODELDEPLOY_SECRET_ENV", "value": ",".join(secret_env_names(env))})
+    # spec.runtime.env (e.g. AWS_CA_BUNDLE, MODELDEPLOY_CACHE): the CRD and the tenant
+    # policy refuse the names set above, so a user entry never shadows the operator's.
+    env.extend(copy.deepcopy(list((spec.get("runtime") or {}).get("env") or [])))
+    secret_names = secret_env_names(env)
+    if secret_names:  # the runtime scrubs these values from its logs, results and summary
+        env.append({"name": "MODELDEPLOY_SECRET_ENV", "value": ",".join(secret_names)})
     return env
 
 
@@ -167,6 +172,12 @@ def _volumes(spec: Mapping[str, Any], cm_name: str) -> tuple[list[dict[str, Any]
             vol = f"user-{field.lower()}"
             volumes.append({"name": vol, "configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": fname}]}})
             mounts.append({"name": vol, "mountPath": f"{USER_CONFIG_MOUNT}/{field}", "readOnly": True})
+    # spec.runtime.volumes/volumeMounts (dataset or cache PVC, CA bundle ConfigMap): only the
+    # types the CRD admits (PVC, ConfigMap, Secret, emptyDir), copied as given; the tenant
+    # policy (policy.py) was checked before this Job is built.
+    rt = spec.get("runtime") or {}
+    volumes.extend(copy.deepcopy(list(rt.get("volumes") or [])))
+    mounts.extend(copy.deepcopy(list(rt.get("volumeMounts") or [])))
     return volumes, mounts
 
 

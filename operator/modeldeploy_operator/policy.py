@@ -30,6 +30,23 @@ RULE_CONTROL_PLANE = "no-control-plane-scheduling"
 RULE_GPU = "gpu-maximum"
 RULE_CPU = "cpu-maximum"
 RULE_MEMORY = "memory-maximum"
+RULE_VOLUME_TYPE = "volume-type-allow-list"
+RULE_RESERVED_ENV = "reserved-env-names"
+RULE_RESERVED_MOUNT = "reserved-mount-paths"
+
+# Volume sources spec.runtime.volumes may use at all (the CRD admits only these; no
+# hostPath, no CSI inline, no projected service-account tokens). The policy may narrow it.
+VOLUME_TYPES = ("persistentVolumeClaim", "configMap", "secret", "emptyDir")
+# Variables the operator sets itself (jobs.py): a spec.runtime.env entry must not shadow
+# them (credentials come only from credentialsSecretRef; MODELDEPLOY_* steer the runtime).
+RESERVED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+                "AWS_DEFAULT_REGION", "HOME", "XDG_CACHE_HOME", "PYTHONUNBUFFERED")
+ALLOWED_MODELDEPLOY_ENV = ("MODELDEPLOY_CACHE",)
+# The operator's own mounts (/work, the job/user config under /etc/modeldeploy, /tmp,
+# the termination log under /dev): user volumes may not replace or shadow them.
+RESERVED_MOUNT_EXACT = ("/", "/tmp", "/work", "/etc", "/dev")
+RESERVED_MOUNT_PREFIXES = ("/work/", "/etc/modeldeploy", "/dev/")
+RESERVED_VOLUME_NAMES = ("job-config", "work", "tmp")
 
 DEFAULT_FORBIDDEN_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
@@ -51,6 +68,7 @@ class Policy:
     max_gpus: int | None = None
     max_cpu: str | None = None
     max_memory: str | None = None
+    volume_types: tuple[str, ...] | None = None  # None: every type in VOLUME_TYPES
 
     @property
     def enabled(self) -> bool:
@@ -78,7 +96,8 @@ def from_json(text: str) -> Policy:
 
     Keys (all optional): imagePrefixes [str], serviceAccounts [str] (absent: any),
     secretOptInLabel str, allowWildcardToleration bool, forbiddenSchedulingKeys [str],
-    maxGpus int, maxCpu quantity, maxMemory quantity.
+    maxGpus int, maxCpu quantity, maxMemory quantity, allowedVolumeTypes [str] (absent:
+    every type of VOLUME_TYPES).
     """
     if not text.strip():
         return Policy()
@@ -89,7 +108,7 @@ def from_json(text: str) -> Policy:
     if not isinstance(doc, dict):
         raise PolicyError("MODELDEPLOY_POLICY must be a JSON object")
     known = {"imagePrefixes", "serviceAccounts", "secretOptInLabel", "allowWildcardToleration",
-             "forbiddenSchedulingKeys", "maxGpus", "maxCpu", "maxMemory"}
+             "forbiddenSchedulingKeys", "maxGpus", "maxCpu", "maxMemory", "allowedVolumeTypes"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise PolicyError(f"MODELDEPLOY_POLICY has unknown keys {unknown}; known: {sorted(known)}")
@@ -113,6 +132,10 @@ def from_json(text: str) -> Policy:
     max_gpus = doc.get("maxGpus")
     if max_gpus is not None and (isinstance(max_gpus, bool) or not isinstance(max_gpus, int) or max_gpus < 0):
         raise PolicyError(f"MODELDEPLOY_POLICY.maxGpus must be an integer >= 0, got {max_gpus!r}")
+    volume_types = strings("allowedVolumeTypes") if "allowedVolumeTypes" in doc else None
+    if volume_types is not None and not set(volume_types) <= set(VOLUME_TYPES):
+        raise PolicyError(f"MODELDEPLOY_POLICY.allowedVolumeTypes may only name {list(VOLUME_TYPES)}, "
+                          f"got {sorted(set(volume_types) - set(VOLUME_TYPES))}")
     label = doc.get("secretOptInLabel") or ""
     if not isinstance(label, str):
         raise PolicyError("MODELDEPLOY_POLICY.secretOptInLabel must be a string")
@@ -125,6 +148,7 @@ def from_json(text: str) -> Policy:
         max_gpus=max_gpus,
         max_cpu=quantity("maxCpu"),
         max_memory=quantity("maxMemory"),
+        volume_types=volume_types,
     )
 
 
@@ -166,7 +190,62 @@ def check(spec: Mapping[str, Any], policy: Policy) -> list[Violation]:
                                      ("memory", policy.max_memory, RULE_MEMORY)):
             if maximum is not None and rname in amounts and _over(amounts[rname], maximum):
                 out.append(Violation(rule, f"resources.{kind}.{rname}={amounts[rname]} exceeds the maximum {maximum}"))
+    out += check_volumes_and_env(rt, policy)
     return out
+
+
+def _reserved_env(name: str) -> bool:
+    return name in RESERVED_ENV or (name.startswith("MODELDEPLOY_") and name not in ALLOWED_MODELDEPLOY_ENV)
+
+
+def _reserved_mount(path: str) -> bool:
+    clean = "/" + "/".join(p for p in path.split("/") if p and p != ".")
+    return clean in RESERVED_MOUNT_EXACT or any(clean.startswith(p) for p in RESERVED_MOUNT_PREFIXES) or ".." in path.split("/")
+
+
+def check_volumes_and_env(rt: Mapping[str, Any], policy: Policy) -> list[Violation]:
+    """spec.runtime.volumes/volumeMounts/env. The reserved names and paths hold with or
+    without a configured policy (the CRD refuses them too): they protect the operator's own
+    mounts and variables, not a tenant limit. Secrets they reference: `referenced_secrets`."""
+    out: list[Violation] = []
+    allowed = policy.volume_types if policy.volume_types is not None else VOLUME_TYPES
+    names = set()
+    for vol in [v for v in rt.get("volumes") or [] if isinstance(v, Mapping)]:
+        name = str(vol.get("name", ""))
+        names.add(name)
+        kinds = sorted(k for k in vol if k != "name")
+        bad = [k for k in kinds if k not in allowed]
+        if bad or len(kinds) != 1:
+            out.append(Violation(RULE_VOLUME_TYPE, f"volume {name!r} uses {kinds or 'no source'}; each volume needs exactly one "
+                                                   f"of {list(allowed)} (no hostPath)"))
+        if name in RESERVED_VOLUME_NAMES or name.startswith("user-"):
+            out.append(Violation(RULE_RESERVED_MOUNT, f"volume name {name!r} is the operator's own; choose another name"))
+    for m in [m for m in rt.get("volumeMounts") or [] if isinstance(m, Mapping)]:
+        path = str(m.get("mountPath", ""))
+        if not path.startswith("/") or _reserved_mount(path):
+            out.append(Violation(RULE_RESERVED_MOUNT, f"mountPath {path!r} is not allowed: not /, /tmp, /etc or under /work, "
+                                                      "/etc/modeldeploy, /dev (the operator's own mounts); use e.g. /data"))
+        if ".." in str(m.get("subPath", "")).split("/"):
+            out.append(Violation(RULE_RESERVED_MOUNT, f"subPath {m.get('subPath')!r} may not contain '..'"))
+        if m.get("name") not in names:
+            out.append(Violation(RULE_RESERVED_MOUNT, f"volumeMount {m.get('name')!r} names no entry of runtime.volumes"))
+    reserved = sorted({str(e.get("name")) for e in rt.get("env") or [] if isinstance(e, Mapping) and _reserved_env(str(e.get("name")))})
+    if reserved:
+        out.append(Violation(RULE_RESERVED_ENV, f"runtime.env may not set {reserved}: the operator sets them (credentials come "
+                                                "from credentialsSecretRef; of MODELDEPLOY_* only MODELDEPLOY_CACHE may be set)"))
+    return out
+
+
+def referenced_secrets(spec: Mapping[str, Any]) -> list[str]:
+    """Every Secret the Job would read: the credentials Secret, secret volumes and
+    secretKeyRef env. Each needs the opt-in label (`check_secret`): a tenant may not point a
+    Job at a Secret of its namespace that its owners did not open to ModelDeployments."""
+    rt = spec.get("runtime") or {}
+    names = [(spec.get("credentialsSecretRef") or {}).get("name")]
+    names += [(v.get("secret") or {}).get("secretName") for v in rt.get("volumes") or [] if isinstance(v, Mapping)]
+    names += [((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") for e in rt.get("env") or []
+              if isinstance(e, Mapping)]
+    return list(dict.fromkeys(str(n) for n in names if n))
 
 
 def check_secret(secret_name: str, secret: Mapping[str, Any] | None, policy: Policy) -> Violation | None:

@@ -138,8 +138,8 @@ def policy_violations(kube: Any, body: Mapping[str, Any], config: OperatorConfig
     """The chart's rules (also enforced at admission) + the Secret opt-in only the operator can check."""
     spec = body.get("spec") or {}
     out = pol.check(spec, config.policy)
-    secret = (spec.get("credentialsSecretRef") or {}).get("name")
-    if secret and config.policy.secret_opt_in_label:
+    # The credentials Secret and any Secret a volume or env entry reads.
+    for secret in pol.referenced_secrets(spec) if config.policy.secret_opt_in_label else []:
         try:
             v = pol.check_secret(secret, kube.get_secret(body["metadata"]["namespace"], secret), config.policy)
         except PermissionError:
