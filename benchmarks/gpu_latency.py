@@ -192,7 +192,7 @@ def bench_backend(pb: ProjectBench, backend: str, precision: str, args: argparse
 def environment(device: torch.device) -> dict[str, Optional[str]]:
     import onnxruntime as ort
 
-    from modeldeploy.exporters.trt_api import tensorrt_available
+    from modeldeploy.tensorrt_api import tensorrt_available
 
     ok, trt = tensorrt_available()
     return {
@@ -245,7 +245,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("no CUDA device visible: use --device cpu for a smoke run", file=sys.stderr)
         return 2
     torch.backends.cudnn.benchmark = True
-    from modeldeploy.exporters.trt_api import tensorrt_available
+    from modeldeploy.tensorrt_api import tensorrt_available
 
     trt_ok, trt_why = tensorrt_available()
     ort_cuda = False

@@ -78,7 +78,7 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
 import onnxruntime as ort, onnx
 print("onnxruntime", ort.__version__, "from", ort.__file__, "providers", ort.get_available_providers())
 print("onnx", onnx.__version__)
-from modeldeploy.exporters.trt_api import tensorrt_available
+from modeldeploy.tensorrt_api import tensorrt_available
 print("tensorrt", tensorrt_available())
 # Does the CUDA EP really run (a session silently falls back to CPU when libraries are missing)?
 import numpy as np, onnx.helper as h

@@ -125,7 +125,7 @@ def _preflight(cfg: Any) -> None:
     if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
         raise BackendUnavailableError("a CUDA device is requested but none is visible (torch.cuda.is_available() is False)", hint="use --device cpu, or run on a GPU node")
     if cfg.needs_tensorrt():
-        from modeldeploy.exporters.trt_api import require_tensorrt
+        from modeldeploy.tensorrt_api import require_tensorrt
 
         require_tensorrt()
 

@@ -16,7 +16,7 @@ from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.exporters.engine_cache import EngineCache
 from modeldeploy.exporters.tensorrt import TensorRTExporter
-from modeldeploy.exporters.trt_api import tensorrt_available
+from modeldeploy.tensorrt_api import tensorrt_available
 
 pytestmark = pytest.mark.gpu
 

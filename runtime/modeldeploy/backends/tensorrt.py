@@ -13,7 +13,7 @@ Why it is built this way:
 * an engine from another TensorRT version or GPU is refused with one line saying which,
   from the sidecar ``<engine>.json`` the exporter writes, before TensorRT is asked.
 
-Every TensorRT call goes through ``modeldeploy.exporters.trt_api``; ``trt_module`` is
+Every TensorRT call goes through ``modeldeploy.tensorrt_api``; ``trt_module`` is
 injectable so CI drives this class with a test double (on CPU tensors, which only a test
 double can execute).
 """
@@ -32,7 +32,7 @@ import torch
 
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.errors import BackendUnavailableError, ConfigError, InferenceError
-from modeldeploy.exporters import trt_api
+from modeldeploy import tensorrt_api as trt_api
 
 log = logging.getLogger(__name__)
 

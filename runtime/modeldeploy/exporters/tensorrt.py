@@ -1,7 +1,7 @@
 """TensorRTExporter: ONNX → serialized engine, cached, with its build log and timing cache.
 
 Why it is shaped like this:
-* every ``tensorrt`` call goes through ``trt_api`` (one small module checked against the
+* every ``tensorrt`` call goes through ``modeldeploy.tensorrt_api`` (one small module checked against the
   real bindings), and the module object is injectable so CI drives this file with a
   recording test double;
 * precision policies are PLANNED from what the installed TensorRT offers (feature
@@ -30,7 +30,7 @@ import numpy as np
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ExportError
-from modeldeploy.exporters import trt_api
+from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.base import BaseExporter, ExportedModel
 from modeldeploy.exporters.engine_cache import EngineCache, EngineCacheKey, ProfileShapes, onnx_digest
 

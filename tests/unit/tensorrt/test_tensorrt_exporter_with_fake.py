@@ -12,7 +12,7 @@ import pytest
 from modeldeploy.artifacts.local import LocalArtifactStore
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ExportError
-from modeldeploy.exporters import trt_api
+from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.engine_cache import EngineCache, onnx_digest, shared_tier
 from modeldeploy.exporters.tensorrt import TensorRTExporter, plan_precision, profiles_for
 from tests.unit.tensorrt.fake_trt import RecordingFakeTensorRT, engine_blob

@@ -1,4 +1,4 @@
-"""Every TensorRT name trt_api.py uses must exist in the real TensorRT bindings.
+"""Every TensorRT name tensorrt_api.py uses must exist in the real TensorRT bindings.
 
 The wheel's shared object stores pybind names as NUL-terminated strings; the linker
 merges a string into a longer one ending the same way ("Builder" lives inside
@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import modeldeploy.exporters.trt_api as trt_api
+import modeldeploy.tensorrt_api as trt_api
 from tests.unit.tensorrt.trt_symbols import extract
 
 TRT_API_SOURCE = Path(trt_api.__file__).read_text()
-RUNTIME_ROOT = Path(trt_api.__file__).parents[1]
+RUNTIME_ROOT = Path(trt_api.__file__).parent
 
 
 def _present(so: bytes, name: str) -> bool:
@@ -46,7 +46,7 @@ def test_extractor_finds_the_core_api_surface() -> None:
 def test_every_required_trt_name_exists_in_the_real_bindings(trt_bindings_so: bytes) -> None:
     required = extract(TRT_API_SOURCE).required
     missing = sorted(n for n in required if not _present(trt_bindings_so, n))
-    assert not missing, f"trt_api.py uses TensorRT names absent from the bindings: {missing}"
+    assert not missing, f"tensorrt_api.py uses TensorRT names absent from the bindings: {missing}"
 
 
 def test_feature_detection_covers_what_tensorrt11_lacks(trt_bindings_so: bytes) -> None:
@@ -74,4 +74,4 @@ def test_dynamic_lookups_only_in_table_driven_functions() -> None:
 def test_only_trt_api_imports_tensorrt() -> None:
     pattern = re.compile(r"^\s*(import tensorrt|from tensorrt)", re.M)
     offenders = [str(p.relative_to(RUNTIME_ROOT)) for p in RUNTIME_ROOT.rglob("*.py") if pattern.search(p.read_text())]
-    assert offenders == ["exporters/trt_api.py"], offenders
+    assert offenders == ["tensorrt_api.py"], offenders
