@@ -70,6 +70,21 @@ def check(results: dict[str, Any], verification_gate: VerificationGate, evaluati
     return results["gate"]
 
 
+UNSTABLE_CV = 0.5  # std/mean above this: the timings say more about the node than the model
+
+
+def stability_warnings(evaluation: dict[str, Any], threshold: float = UNSTABLE_CV) -> list[str]:
+    """Even without a gate, say when latencies are too noisy to quote (a busy or throttled node)."""
+    out = []
+    for label, e in evaluation.items():
+        lat = e.get("latency_ms") or {}
+        mean, std = _num(lat.get("mean")), _num(lat.get("std"))
+        if mean and std is not None and std / mean > threshold:
+            out.append(f"{label}: latency is unstable (std/mean {std / mean:.2f} > {threshold}, p50 {lat.get('p50', 0):.3g} ms, "
+                       f"max {lat.get('max', 0):.3g} ms): the node is probably busy; set evaluation.gate.max_cv to fail such runs")
+    return out
+
+
 def gates_configured(verification_gate: VerificationGate, evaluation_gate: EvaluationGate) -> bool:
     return verification_gate.max_mean_abs_diff is not None or any(
         getattr(evaluation_gate, k) is not None for k in ("max_metric_drop", "max_latency_ms", "max_cv"))

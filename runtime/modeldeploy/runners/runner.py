@@ -239,8 +239,10 @@ class DeploymentRunner:
 
     def gate(self) -> None:
         """verification.gate / evaluation.gate: a measurable regression fails the run (exit 3)."""
-        from modeldeploy.evaluation.gate import check, gates_configured
+        from modeldeploy.evaluation.gate import check, gates_configured, stability_warnings
 
+        for w in stability_warnings(self.results.get("evaluation") or {}):
+            log.warning("%s", w)
         if gates_configured(self.cfg.verification.gate, self.cfg.evaluation.gate):
             check(self.results, self.cfg.verification.gate, self.cfg.evaluation.gate)
 

@@ -68,3 +68,12 @@ def test_runner_reports_every_stage_with_a_recording_reporter(tmp_path: Path, to
     assert rep.steps["verification"] == (2, 2) and rep.steps["evaluate pytorch:cpu"] == (3, 3)
     assert rep.steps["upload"][0] == rep.steps["upload"][1] >= 3
     assert (tmp_path / "w" / "report.html").is_file()
+
+
+def test_unstable_latency_is_warned_about_without_a_gate() -> None:
+    from modeldeploy.evaluation.gate import stability_warnings
+
+    ev = {"pytorch:cpu": {"latency_ms": {"mean": 10.0, "std": 8.0, "p50": 5.0, "max": 60.0}},
+          "onnxruntime:cpu": {"latency_ms": {"mean": 10.0, "std": 1.0, "p50": 10.0, "max": 12.0}}}
+    (w,) = stability_warnings(ev)
+    assert w.startswith("pytorch:cpu: latency is unstable (std/mean 0.80") and "evaluation.gate.max_cv" in w
