@@ -134,7 +134,8 @@ def onnx_opset(s3: Any, uri: str, name: str) -> int:
 def dashboard_queries(namespace: str, name: str) -> list[tuple[str, str]]:
     """(panel title, PromQL) of every dashboard target, Grafana variables substituted."""
     dash = json.loads(DASHBOARD.read_text())
-    subs = {"$namespace": namespace, "$name": name, "$__rate_interval": "1m"}
+    subs = {"$namespace": namespace, "$name": name, "$project": ".*", "$backend": ".*", "$precision": ".*",
+            "$__rate_interval": "1m"}  # the filter variables' "All" value
     out = []
     for panel in dash["panels"]:
         for t in panel.get("targets", []):
