@@ -326,9 +326,9 @@ def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job
         new.update(st.derive_status(cr=seen, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s))
     else:
         new = st.derive_status(cr=cr, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s)
-    if secrets is not None:
-        secret_name = ((cr.get("spec") or {}).get("credentialsSecretRef") or {}).get("name")
-        if secret_name and (new.get("phase") in TERMINAL_PHASES or new.get("message") or new.get("failure")):
+    if secrets is not None and (new.get("phase") in TERMINAL_PHASES or new.get("message") or new.get("failure")):
+        # the credentials Secret and every Secret a runtime.volumes/env entry reads
+        for secret_name in pol.referenced_secrets(cr.get("spec") or {}):
             new = scrub.scrub(new, secrets.pattern_for(namespace, secret_name))
     patch = st.diff(prev, new)
     if patch:

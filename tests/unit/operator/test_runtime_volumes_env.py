@@ -211,3 +211,23 @@ def test_secret_env_needs_the_opt_in_label_like_the_credentials_fake_kube(hf_opt
     else:
         assert kube.creates == 0 and out.status_patch["failure"]["reason"] == "PolicyViolation"
         assert "Secret 'hf' is not opted in" in out.status_patch["failure"]["message"]
+
+
+def test_values_of_a_user_secret_env_are_scrubbed_from_the_status_fake_kube():
+    from modeldeploy_operator import scrub
+
+    from .samples import pod, summary_json
+    from .test_reconcile_with_fake_kube import CFG as PLAIN_CFG
+    from .test_reconcile_with_fake_kube import _apply
+
+    kube = FakeKube()
+    _secret(kube, "s3-creds", True)
+    kube.secrets[("ns", "hf")] = {"metadata": {"name": "hf"}, "data": {"token": base64.b64encode(b"hf-token-98765").decode()}}
+    _apply(kube, deployment(runtime=DATASET_RUNTIME))
+    jn = kube.crs[("ns", "demo")]["status"]["jobName"]
+    kube.jobs[("ns", jn)]["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
+    leak = summary_json(status="failed", failure={"stage": "load", "reason": "ConfigError", "message": "bad token hf-token-98765"})
+    kube.pods[("ns", jn)] = [pod("demo-x", phase="Failed", exit_code=2, message=leak)]
+    rec.observe(kube, "ns", "demo", PLAIN_CFG, with_pods=True, secrets=scrub.SecretCache(kube.get_secret))
+    st_ = kube.crs[("ns", "demo")]["status"]
+    assert st_["failure"]["message"] == "bad token [redacted]"
