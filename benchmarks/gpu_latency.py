@@ -33,7 +33,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "runtime"))
 
-from modeldeploy.evaluation.latency import StageTimer, latency_stats  # noqa: E402
+from modeldeploy.core.timing import StageTimer  # noqa: E402
+from modeldeploy.evaluation.latency import latency_stats  # noqa: E402
 
 CONFIG_DIR = ROOT / "runtime" / "modeldeploy" / "projects"
 # project -> (deploy config, model config); model weights are random (latency does not depend on them)

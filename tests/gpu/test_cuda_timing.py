@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 
 pytestmark = pytest.mark.gpu
 

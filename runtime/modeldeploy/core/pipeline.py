@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from modeldeploy.backends.base import BaseBackend
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 
 
 @dataclass

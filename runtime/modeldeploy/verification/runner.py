@@ -9,7 +9,7 @@ from typing import Any, Optional
 from modeldeploy.config.sections import Scenario
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 from modeldeploy.verification.compare import Comparison, compare_outputs, summarize
 
 log = logging.getLogger(__name__)

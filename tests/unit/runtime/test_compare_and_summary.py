@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from modeldeploy.evaluation.latency import StageTimer, latency_stats
+from modeldeploy.core.timing import StageTimer
+from modeldeploy.evaluation.latency import latency_stats
 from modeldeploy.runners.termination import LIMIT, build_summary, encode_summary
 from modeldeploy.verification.compare import compare_outputs, summarize
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from modeldeploy.errors import DataError
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 from modeldeploy.projects.centerpoint import fixed_ops as fx
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
 from modeldeploy.projects.centerpoint.pipeline import (

@@ -19,7 +19,7 @@ import torch
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.errors import DataError
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 from modeldeploy.projects.centerpoint.boxes import decode_and_nms
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
 from modeldeploy.projects.centerpoint.ops import decorate, scatter_to_bev, voxelize

@@ -17,7 +17,7 @@ import torch
 
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.pipeline import BasePipeline, PipelineOutput
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 from modeldeploy.projects.yolox.ops import cxcywh_to_xyxy, decode_cxcywh, level_shapes, priors_for, select_detections, top_candidates
 from modeldeploy.projects.yolox.preprocess import letterbox, letterbox_geometry, to_original
 from modeldeploy.projects.yolox.preprocess import Normalize

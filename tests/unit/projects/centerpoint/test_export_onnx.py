@@ -19,7 +19,7 @@ from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, BackboneNeckHea
 from modeldeploy.projects.centerpoint.pipeline import BACKBONE_NECK_HEAD, VOXEL_ENCODER, CenterPointPipeline, preprocess_points
 from modeldeploy.projects.centerpoint.project import export_components_for
 from modeldeploy.projects.centerpoint.synthetic import CLASSES, INFO_FILE_NAME
-from modeldeploy.evaluation.latency import StageTimer
+from modeldeploy.core.timing import StageTimer
 
 from .helpers import randomized_model
 
