@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from modeldeploy.backends.base import BaseBackend
+from modeldeploy.core.backend import BaseBackend
 from modeldeploy.core.timing import StageTimer
 
 

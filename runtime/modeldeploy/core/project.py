@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
-from modeldeploy.backends.base import BaseBackend
+from modeldeploy.core.backend import BaseBackend
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.evaluator import BaseEvaluator
