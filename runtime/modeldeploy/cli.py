@@ -138,11 +138,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import time
 
-    from modeldeploy.runners.progress import RunProgress
+    from modeldeploy.progress import RunProgress
 
     t_start = time.perf_counter()
     setup_logging(args.log_level, args.log_format)
     reporter = RunProgress(args.log_format)
+    reporter.starting(args.deploy_cfg, args.model_cfg)  # before the slow imports (torch): no silent start
     options = _parse_cfg_options(args.cfg_options)
     options.update(_device_overrides(args.device))
     if args.work_dir:

@@ -169,7 +169,7 @@ def test_json_logs_carry_stage_events(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     kinds = [e.get("event") for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert kinds[:2] == ["starting", "start"] and kinds[-1] == "end"
     started = {e["stage"] for e in events if e.get("event") == "stage_start"}
     ended = {e["stage"]: e for e in events if e.get("event") == "stage_end"}
     assert {"preflight", "fetch", "load", "export_onnx", "export_tensorrt", "verify", "evaluate", "gate", "upload", "report"} <= started == set(ended)

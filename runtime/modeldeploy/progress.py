@@ -51,6 +51,12 @@ class RunProgress:
         self.interactive = (not self.json and sys.stderr.isatty()) if interactive is None else interactive
         self._step = _step_printer(self.interactive)
 
+    def starting(self, deploy_cfg: str, model_cfg: str) -> None:
+        from modeldeploy import __version__
+
+        log.info("modeldeploy %s: reading %s and %s, loading torch/ONNX (takes seconds on a cold start)…", __version__, deploy_cfg, model_cfg,
+                 extra={"event": "starting"})
+
     def banner(self, *, project: Optional[str], deploy_cfg: str, model_cfg: str, checkpoint: Optional[str], device: str, mode: str) -> None:
         versions = package_versions()
         ver = ", ".join(f"{k} {v}" for k, v in versions.items())
