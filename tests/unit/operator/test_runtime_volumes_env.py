@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from modeldeploy_operator import jobs
 from modeldeploy_operator import policy as pol
 from modeldeploy_operator import reconcile as rec
@@ -149,7 +150,10 @@ def test_user_secret_env_alone_still_lists_it_for_scrubbing():
 
 
 # ----------------------------------------------------------------------------- policy
-def rules(runtime, policy=pol.Policy()):
+NO_POLICY = pol.Policy()
+
+
+def rules(runtime, policy=NO_POLICY):
     return [v.rule for v in pol.check(deployment(runtime=runtime)["spec"], policy)]
 
 
