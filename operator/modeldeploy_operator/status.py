@@ -445,7 +445,7 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Transiti
             events.append(Transition("Normal", "Running", f"Job {job} is running"))
         elif new_phase == "Succeeded":
             h = new.get("headline") or {}
-            extra = f"; {h.get('backend')} {h.get('metric')}={h.get('value')} p50={h.get('p50Ms')}ms" if h else ""
+            extra = f"; {h.get('backend')} {h.get('metric')}={h.get('value')} p50={round_ms(h.get('p50Ms'))}" if h else ""
             events.append(Transition("Normal", "Succeeded", f"Job {job} succeeded{extra}"))
         elif new_phase == "Failed":
             f = new.get("failure") or {}

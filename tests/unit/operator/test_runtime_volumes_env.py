@@ -235,3 +235,10 @@ def test_values_of_a_user_secret_env_are_scrubbed_from_the_status_fake_kube():
     rec.observe(kube, "ns", "demo", PLAIN_CFG, with_pods=True, secrets=scrub.SecretCache(kube.get_secret))
     st_ = kube.crs[("ns", "demo")]["status"]
     assert st_["failure"]["message"] == "bad token [redacted]"
+
+
+def test_succeeded_event_names_the_rounded_latency():
+    old = {"phase": "Running"}
+    new = {"phase": "Succeeded", "headline": {"backend": "tensorrt", "metric": "mAP", "value": 0.61, "p50Ms": 159.6021599999915}}
+    messages = [t.message for t in st.transitions(old, new) if t.reason == "Succeeded"]
+    assert messages and "p50=159.6 ms" in messages[0] and "159.602" not in messages[0]
