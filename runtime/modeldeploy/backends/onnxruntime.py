@@ -73,6 +73,11 @@ class ONNXRuntimeBackend(BaseBackend):
         self._out_types = {o.name: o.type for o in self.session.get_outputs()}
 
     @property
+    def label(self) -> str:
+        """The INT8 (Q/DQ) variant keeps its historical results.json key ``onnxruntime-int8:<dev>``."""
+        return f"{self.backend_name}-int8:{self.device.type}" if self.precision == "int8" else super().label
+
+    @property
     def input_names(self) -> list[str]:
         return list(self._inputs)
 

@@ -8,13 +8,23 @@ ignored setting. Cross-field rules that need more than one section live in
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modeldeploy.core.backend_registry import backend_names
 
 ExportMode = Literal["onnx", "trt", "both", "none"]
 PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "explicit_int8", "strongly_typed"]
-BackendName = Literal["pytorch", "onnxruntime", "tensorrt"]
+
+
+def _known_backend(name: str) -> str:
+    if name not in backend_names():  # the built-ins plus any registered one (core/backend.py)
+        raise ValueError(f"unknown backend {name!r}; use one of {', '.join(backend_names())}")
+    return name
+
+
+BackendName = Annotated[str, AfterValidator(_known_backend)]
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 

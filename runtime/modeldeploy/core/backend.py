@@ -63,3 +63,4 @@ class BaseBackend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+

@@ -38,7 +38,6 @@ from modeldeploy.errors import ConfigError, DataError, ExportError
 log = logging.getLogger(__name__)
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-INT8_EVAL_LABEL = "onnxruntime-int8"  # evaluation key: f"{INT8_EVAL_LABEL}:{device type}"
 
 
 def _has_external_data(onnx_path: Path) -> bool:
@@ -181,12 +180,3 @@ def convert_fp16(onnx_path: Path, out_path: Path) -> Path:
         onnx.save_model(converted, str(out_path))
     return out_path
 
-
-def qdq_eval_backend(qdq_path: Path, device: str = "cpu"):  # noqa: ANN201 - lead's backend class
-    """An ONNX Runtime backend for the Q/DQ graph whose evaluation key is ``onnxruntime-int8:<dev>``."""
-    from modeldeploy.backends.onnxruntime import ONNXRuntimeBackend
-
-    class ONNXRuntimeInt8Backend(ONNXRuntimeBackend):
-        backend_name = INT8_EVAL_LABEL
-
-    return ONNXRuntimeInt8Backend(qdq_path, device=device, precision="int8")

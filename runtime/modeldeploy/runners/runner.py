@@ -19,7 +19,6 @@ and holds no NaN/Inf.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -40,6 +39,7 @@ from modeldeploy.artifacts.publication import make_current, open_run
 from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.config import BaseDeploymentConfig
+from modeldeploy.core.backend_registry import backend_spec
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
@@ -116,7 +116,7 @@ class DeploymentRunner:
         progress: Optional[Callable[[str, int, int], None]] = None,
         reporter: Optional[Any] = None,
     ) -> None:
-        """``reporter``: a modeldeploy.progress.RunProgress (stage start/end lines, per-item progress)."""
+        """``reporter``: a runners.progress.RunProgress (stage start/end lines, per-item progress)."""
         self.cfg = cfg
         self.model_cfg_path = model_cfg_path
         self.checkpoint = checkpoint if checkpoint is not None else cfg.checkpoint_path
@@ -233,7 +233,7 @@ class DeploymentRunner:
         finally:
             self.results["durations_s"][stage] = round(time.perf_counter() - t0, 4)
             if self.reporter is not None:
-                from modeldeploy.progress import skip_note
+                from modeldeploy.runners.progress import skip_note
 
                 self.reporter.stage_finished(stage, self.results["durations_s"][stage], failed=not ok, note=skip_note(stage, self) if ok else None)
 
@@ -459,11 +459,11 @@ class DeploymentRunner:
             dev = be.device or self.cfg.export.device
             precision = be.precision or ("fp32" if name != "tensorrt" else self._engine_precision())
             targets.append((name, dev, precision))
-        if self.state.onnx_int8 and "onnxruntime" in backends:
-            targets.append(("onnxruntime-int8", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
+        if self.state.onnx_int8 and "onnxruntime" in backends:  # the Q/DQ graph: onnxruntime's int8 variant
+            targets.append(("onnxruntime", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
         for name, dev, precision in targets:
             pipeline = self._pipeline(name, dev, precision)
-            label = pipeline.label if name != "onnxruntime-int8" else f"onnxruntime-int8:{torch.device(dev).type}"
+            label = pipeline.label  # onnxruntime's int8 variant keeps its key onnxruntime-int8:<dev>
             evaluator = self.project.build_evaluator(self.cfg, self.state.model_cfg)
             pred_path = self.work_dir / "predictions" / f"{label.replace(':', '_')}.json"
             pred_path.parent.mkdir(parents=True, exist_ok=True)
@@ -526,38 +526,26 @@ class DeploymentRunner:
         return self.project.build_pipeline(backends, self.cfg, self.state.model_cfg, dev)
 
     def _backends(self, backend: str, device: torch.device, precision: str) -> dict[str, BaseBackend]:
+        """One backend per component, made by the backend's registered factory (core/backend.py)."""
+        spec = backend_spec(backend)
+        if spec.needs_cuda and device.type != "cuda":
+            raise BackendUnavailableError(f"{backend} runs on CUDA devices only, got device {str(device)!r}", hint=f"use device 'cuda' for the {backend} backend")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError(f"{backend} on {device} requested but no CUDA device is visible", hint="use --device cpu or run on a GPU node")
+        options = self.cfg.backend_config.common_config
         out: dict[str, BaseBackend] = {}
         for c in self.state.components:
-            if backend == "pytorch":
-                from modeldeploy.backends.pytorch import PyTorchBackend
-
-                comp = c
-                params = list(c.module.parameters())
-                if params and params[0].device != device:
-                    comp = copy.copy(c)
-                    comp.module = copy.deepcopy(c.module)
-                out[c.name] = PyTorchBackend(comp, device, "fp16" if precision == "fp16" else "fp32")
-            elif backend in ("onnxruntime", "onnxruntime-int8"):
-                from modeldeploy.backends.onnxruntime import ONNXRuntimeBackend
-
-                path = self._model_file(backend, c)
-                out[c.name] = ONNXRuntimeBackend(path, device, "int8" if backend.endswith("int8") else precision)
-            elif backend == "tensorrt":
-                from modeldeploy.backends.tensorrt import TensorRTBackend
-
-                path = self._model_file(backend, c)
-                out[c.name] = TensorRTBackend(path, device, cuda_graph=self.cfg.backend_config.common_config.cuda_graph)
-            else:
-                raise ConfigError(f"unknown backend {backend!r}", hint="use pytorch, onnxruntime or tensorrt")
+            source = c if spec.artifact_for(precision) == "module" else self._model_file(backend, c, precision)
+            out[c.name] = spec.factory(source, device, precision, options)
         return out
 
-    def _model_file(self, backend: str, c: ExportComponent) -> Path:
-        be_cfg = self.cfg.evaluation.backends.get("tensorrt" if backend == "tensorrt" else "onnxruntime")
-        if be_cfg is not None and be_cfg.model_dir and backend != "onnxruntime-int8":
+    def _model_file(self, backend: str, c: ExportComponent, precision: str = "fp32") -> Path:
+        spec = backend_spec(backend)
+        kind = spec.artifact_for(precision)
+        be_cfg = self.cfg.evaluation.backends.get(backend)
+        if be_cfg is not None and be_cfg.model_dir and kind == spec.artifact:  # a variant (int8) is always this run's
             d = Path(self.resolve(be_cfg.model_dir))
-            suffix = ".engine" if backend == "tensorrt" else ".onnx"
+            suffix = spec.file_suffix
             if d.is_file():  # AWML's model_dir/engine_dir may name the file itself
                 if len(self.state.components) > 1:
                     raise ConfigError(f"evaluation.backends.{backend}.model_dir: {d} is a file but {self.project.name} has {len(self.state.components)} graphs",
@@ -570,11 +558,11 @@ class DeploymentRunner:
             if not p.is_file():
                 raise ConfigError(f"evaluation.backends.{backend}.model_dir: {p} does not exist", hint="point model_dir at the directory with the exported files, or unset it to use this run's exports")
             return p
-        table = {"onnxruntime": self.state.onnx, "onnxruntime-int8": self.state.onnx_int8, "tensorrt": self.state.engines}[backend]
+        table = {"onnx": self.state.onnx, "onnx_int8": self.state.onnx_int8, "engine": self.state.engines}.get(kind, {})
         if c.name not in table:
             raise ConfigError(
                 f"{backend} needs a model file for component '{c.name}' but this run exported none",
-                hint=f"set export.mode to include {'trt' if backend == 'tensorrt' else 'onnx'}, or evaluation.backends.{backend}.model_dir",
+                hint=f"set export.mode to include {'trt' if kind == 'engine' else 'onnx'}, or evaluation.backends.{backend}.model_dir",
             )
         return table[c.name].path
 

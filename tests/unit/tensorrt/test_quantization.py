@@ -14,7 +14,8 @@ from onnx import numpy_helper
 
 from modeldeploy.config.sections import QuantizationSection
 from modeldeploy.errors import ConfigError, DataError
-from modeldeploy.exporters.quantization import INT8_EVAL_LABEL, convert_fp16, qdq_eval_backend, qdq_node_counts, quantize_qdq
+from modeldeploy.backends.registry import ONNXRUNTIME
+from modeldeploy.exporters.quantization import convert_fp16, qdq_node_counts, quantize_qdq
 
 
 def _run(path: Path, x: np.ndarray) -> list[np.ndarray]:
@@ -86,8 +87,9 @@ def test_fp16_graph_keeps_fp32_io_and_matches_fp32(small_onnx: Path, tmp_path: P
     np.testing.assert_allclose(half[0], ref[0], atol=2e-3, rtol=2e-2)
 
 
-def test_int8_evaluation_backend_has_its_own_results_key(qdq_model: Path, small_net: torch.nn.Module) -> None:
-    be = qdq_eval_backend(qdq_model)
-    assert be.label == f"{INT8_EVAL_LABEL}:cpu" == "onnxruntime-int8:cpu" and be.precision == "int8"
+def test_int8_is_a_variant_of_onnxruntime_with_its_own_results_key(qdq_model: Path, small_net: torch.nn.Module) -> None:
+    assert ONNXRUNTIME.artifact_for("int8") == "onnx_int8" and ONNXRUNTIME.artifact_for("fp32") == "onnx"
+    be = ONNXRUNTIME.factory(qdq_model, torch.device("cpu"), "int8", None)
+    assert be.label == "onnxruntime-int8:cpu" and be.precision == "int8"
     out = be.infer({"input": torch.randn(2, 5, 16, 16)})
     assert list(out) == ["logits", "saliency"] and out["logits"].shape == (2, 2)
