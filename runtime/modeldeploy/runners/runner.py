@@ -116,7 +116,7 @@ class DeploymentRunner:
         progress: Optional[Callable[[str, int, int], None]] = None,
         reporter: Optional[Any] = None,
     ) -> None:
-        """``reporter``: a runners.progress.RunProgress (stage start/end lines, per-item progress)."""
+        """``reporter``: a modeldeploy.progress.RunProgress (stage start/end lines, per-item progress)."""
         self.cfg = cfg
         self.model_cfg_path = model_cfg_path
         self.checkpoint = checkpoint if checkpoint is not None else cfg.checkpoint_path
@@ -233,7 +233,7 @@ class DeploymentRunner:
         finally:
             self.results["durations_s"][stage] = round(time.perf_counter() - t0, 4)
             if self.reporter is not None:
-                from modeldeploy.runners.progress import skip_note
+                from modeldeploy.progress import skip_note
 
                 self.reporter.stage_finished(stage, self.results["durations_s"][stage], failed=not ok, note=skip_note(stage, self) if ok else None)
 
