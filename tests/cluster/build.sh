@@ -4,7 +4,9 @@
 #   tests/cluster/build.sh            # build (or reuse) binaries, print the bin dir
 #
 # Produces, under ${MODELDEPLOY_K8S_CACHE:-$HOME/.cache/modeldeploy/k8s}/<k8s-version>/bin/:
-#   kube-apiserver kube-controller-manager kube-scheduler etcd
+#   kube-apiserver kube-controller-manager kube-scheduler etcd kubelet
+#   (kubelet: the real node of tests/node; it needs the k8s.io/cri-streaming staging module,
+#   picked up like every other staging module k8s.io/kubernetes requires)
 #
 # How: a throw-away Go module that `require`s k8s.io/kubernetes at K8S_VERSION and
 # `replace`s every k8s.io/<staging repo> it requires with v0.<minor>.<patch> (the
@@ -12,8 +14,8 @@
 # go.etcd.io/etcd/server/v3 at the version k8s.io/kubernetes itself requires, in the
 # same module, so it shares the Go build cache and the dependency graph.
 #
-# Idempotent: when all four binaries exist and a stamp file matches the version, the
-# script prints the bin dir and exits immediately.
+# Idempotent: when all binaries exist and a stamp file matches the version, the script
+# prints the bin dir and exits immediately; only missing binaries are (re)built.
 #
 # Environment knobs:
 #   MODELDEPLOY_K8S_VERSION   default v1.37.2
@@ -26,7 +28,7 @@ CACHE_ROOT="${MODELDEPLOY_K8S_CACHE:-$HOME/.cache/modeldeploy/k8s}"
 DEST="$CACHE_ROOT/$K8S_VERSION"
 BIN="$DEST/bin"
 STAMP="$BIN/.stamp"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kubelet)
 
 have_all() {
     [ -f "$STAMP" ] || return 1
@@ -125,6 +127,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
 
@@ -134,13 +137,18 @@ go mod tidy -e 2>&1 | grep -v '^go: finding' >&2 || true
 LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor_patch%%.*} -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 PFLAG=(-p "${MODELDEPLOY_BUILD_P:-$(nproc)}")
 
-log "building kube-apiserver kube-controller-manager kube-scheduler"
-go build "${PFLAG[@]}" -trimpath -ldflags="$LDFLAGS" -o "$BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler
-log "building etcd $etcd_version"
-go build "${PFLAG[@]}" -trimpath -ldflags="-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+missing=()
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+    [ -x "$BIN/$b" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$K8S_VERSION" ] || missing+=("k8s.io/kubernetes/cmd/$b")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "building ${missing[*]##*/}"
+    go build "${PFLAG[@]}" -trimpath -ldflags="$LDFLAGS" -o "$BIN/" "${missing[@]}"
+fi
+if ! { [ -x "$BIN/etcd" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$K8S_VERSION" ]; }; then
+    log "building etcd $etcd_version"
+    go build "${PFLAG[@]}" -trimpath -ldflags="-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+fi
 
 echo "$K8S_VERSION" > "$STAMP"
 echo "etcd $etcd_version" > "$BIN/.etcd-version"
