@@ -75,3 +75,17 @@ class BasePipeline(ABC):
         """Preprocessed inputs, used by verification to feed every backend identical tensors."""
         with torch.inference_mode():
             return self.preprocess(sample)
+
+    def component_inputs(self, name: str, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The tensors export component ``name`` receives for ``sample`` (INT8 calibration data).
+
+        Default: a single-component pipeline feeds its one graph ``model_inputs``. A pipeline
+        with several graphs must override: what a later graph receives is computed by the
+        earlier ones, and feeding it the first graph's inputs would calibrate it on nonsense.
+        """
+        if set(self.backends) != {name}:
+            from modeldeploy.errors import ConfigError
+
+            raise ConfigError(f"{type(self).__name__} runs components {sorted(self.backends)} and cannot say what '{name}' receives, so it cannot be INT8-calibrated",
+                              hint="use another precision_policy, or override component_inputs in the project's pipeline")
+        return self.model_inputs(sample)

@@ -362,12 +362,13 @@ class DeploymentRunner:
         assert loader is not None  # load() refuses explicit_int8 without data
         n = self.cfg.backend_config.quantization.calibration_samples
         out_dir = self.work_dir / "onnx"
+        pipe = self._pipeline("pytorch", "cpu")
         for c in self.state.components:
-            pipe = self._pipeline("pytorch", "cpu")
 
             def calib(component: ExportComponent = c) -> Iterator[dict[str, Any]]:
+                # each graph gets what it receives in the pipeline (the 2nd of CenterPoint: the BEV canvas)
                 for i in loader.sample_indices(n):
-                    inputs = pipe.component_inputs(component.name, loader.load_sample(i)) if hasattr(pipe, "component_inputs") else pipe.model_inputs(loader.load_sample(i))
+                    inputs = pipe.component_inputs(component.name, loader.load_sample(i))
                     yield {k: v.detach().cpu().numpy() for k, v in inputs.items()}
 
             src = self.state.onnx[c.name]

@@ -12,6 +12,7 @@ verification compares raw outputs; ``postprocess`` returns the decoded boxes.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -68,19 +69,34 @@ class CenterPointPipeline(BasePipeline):
             return preprocess_points(sample["points"], self.settings, self.device)
 
     def run_model(self, inputs: dict[str, torch.Tensor], timer: StageTimer) -> dict[str, torch.Tensor]:
+        spatial = self._spatial_features(inputs, timer)
+        with timer.stage("backbone_neck_head"):
+            out = self.backends[BACKBONE_NECK_HEAD].infer({"spatial_features": spatial})
+        return {k: out[k] for k in HEAD_OUTPUTS}
+
+    def _spatial_features(self, inputs: dict[str, torch.Tensor], timer: StageTimer | None = None) -> torch.Tensor:
+        """Voxel encoder, then scatter of the pillar features to the BEV canvas the second graph takes."""
         s = self.settings
         feats, coors = inputs["input_features"], inputs["coors"].to(self.device)
         ny, nx = s.output_shape
-        with timer.stage("voxel_encoder"):
+        with timer.stage("voxel_encoder") if timer is not None else nullcontext():
             if feats.shape[0] > 0:
                 pillars = self.backends[VOXEL_ENCODER].infer({"input_features": feats})["pillar_features"]
             else:  # no point inside the range: an empty canvas, not a zero-sized graph input
                 pillars = torch.zeros((0, 1, s.pillar_channels), device=self.device)
-        with timer.stage("scatter"):
-            spatial = scatter_to_bev(pillars.to(self.device), coors, ny, nx)
-        with timer.stage("backbone_neck_head"):
-            out = self.backends[BACKBONE_NECK_HEAD].infer({"spatial_features": spatial})
-        return {k: out[k] for k in HEAD_OUTPUTS}
+        with timer.stage("scatter") if timer is not None else nullcontext():
+            return scatter_to_bev(pillars.to(self.device), coors, ny, nx)
+
+    def component_inputs(self, name: str, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Why an override: the second graph does not take the pipeline's inputs — INT8
+        calibration must feed it the BEV canvas the first graph's output scatters to."""
+        inputs = self.model_inputs(sample)
+        if name == VOXEL_ENCODER:
+            return {"input_features": inputs["input_features"]}
+        if name == BACKBONE_NECK_HEAD:
+            with torch.inference_mode():
+                return {"spatial_features": self._spatial_features(inputs)}
+        return super().component_inputs(name, sample)
 
     def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> dict[str, Any]:
         with self.stage("decode_nms"):
