@@ -11,7 +11,7 @@ Why it is built this way:
 * optional CUDA-graph capture per input-shape signature removes launch overhead for
   small models (one warm-up run first: TensorRT finishes lazy set-up on its first enqueue);
 * an engine from another TensorRT version or GPU is refused with one line saying which,
-  from the sidecar ``<engine>.json`` the exporter writes, before TensorRT is asked.
+  from the engine's ``EngineInfo`` the exporter writes, before TensorRT is asked.
 
 Every TensorRT call goes through ``modeldeploy.tensorrt_api``; ``trt_module`` is
 injectable so CI drives this class with a test double (on CPU tensors, which only a test
@@ -20,7 +20,6 @@ double can execute).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from typing import Any, Optional
 import torch
 
 from modeldeploy.backends.base import BaseBackend
+from modeldeploy.core.engine_info import read_engine_info
 from modeldeploy.errors import BackendUnavailableError, ConfigError, InferenceError
 from modeldeploy import tensorrt_api as trt_api
 
@@ -54,17 +54,6 @@ _MAX_GRAPHS = 8
 
 class EngineIncompatibleError(BackendUnavailableError):
     reason = "EngineIncompatible"
-
-
-def engine_metadata(engine_path: Path) -> dict[str, Any]:
-    """The exporter's sidecar (TensorRT version, GPU, precision, output names), or {}."""
-    meta = Path(str(engine_path) + ".json")
-    if not meta.is_file():
-        return {}
-    try:
-        return dict(json.loads(meta.read_text()))
-    except ValueError:
-        return {}
 
 
 class _GraphSlot:
@@ -91,8 +80,8 @@ class TensorRTBackend(BaseBackend):
         compute_capability: Optional[str] = None,
     ) -> None:
         self.engine_path = Path(engine_path)
-        self.meta = engine_metadata(self.engine_path)
-        super().__init__(device, precision or str(self.meta.get("precision", "fp32")))
+        self.info = read_engine_info(self.engine_path)  # what the exporter built (core/engine_info.py)
+        super().__init__(device, precision or (self.info.precision if self.info else "fp32"))
         if self.device.type != "cuda" and trt_module is None:
             raise BackendUnavailableError(f"TensorRT runs on CUDA devices only, got device {str(self.device)!r}", hint="use device 'cuda' for the tensorrt backend")
         if cuda_graph and self.device.type != "cuda":
@@ -116,7 +105,7 @@ class TensorRTBackend(BaseBackend):
             raise InferenceError(f"engine {self.engine_path.name} has tensors of types torch cannot hold: {unsupported}", hint="export with float32/float16/int32/int64/bool IO")
         self._inputs = {t.name: t for t in io if t.is_input}
         self._outputs = {t.name: t for t in io if not t.is_input}
-        wanted = list(output_names or self.meta.get("output_names") or list(self._outputs))
+        wanted = list(output_names or (self.info.output_names if self.info else None) or list(self._outputs))
         unknown = [n for n in wanted if n not in self._outputs]
         if unknown:
             raise InferenceError(f"engine {self.engine_path.name} has no output(s) {unknown}; it has {sorted(self._outputs)}", hint="rebuild the engine from the current ONNX export")
@@ -270,14 +259,14 @@ class TensorRTBackend(BaseBackend):
         return None
 
     def _check_compatibility(self) -> None:
-        built_trt = self.meta.get("tensorrt")
+        built_trt = self.info.tensorrt if self.info else None
         here_trt = trt_api.trt_version(self.trt)
         if built_trt and built_trt != here_trt:
             raise EngineIncompatibleError(
                 f"engine {self.engine_path.name} was built with TensorRT {built_trt} but this node has TensorRT {here_trt}",
                 hint="rebuild the engine on this node (export.mode='trt'); engines are not portable across TensorRT versions",
             )
-        built_cc, here_cc = self.meta.get("compute_capability"), self._current_cc()
+        built_cc, here_cc = (self.info.compute_capability if self.info else None), self._current_cc()
         if built_cc and here_cc and built_cc != here_cc:
             raise EngineIncompatibleError(
                 f"engine {self.engine_path.name} was built for GPU compute capability {built_cc} but this GPU is {here_cc}",

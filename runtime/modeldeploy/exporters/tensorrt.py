@@ -29,6 +29,7 @@ import numpy as np
 
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.engine_info import EngineInfo, write_engine_info
 from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ExportError
 from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.base import BaseExporter, ExportedModel
@@ -230,9 +231,11 @@ class TensorRTExporter(BaseExporter):
                 self.cache.store(key, engine_path)
         if timing_path.is_file():
             info["timing_cache"] = str(timing_path)
-        meta_path = engine_path.with_name(engine_path.name + ".json")
-        meta = {"component": component, "output_names": output_names, **info, "cache_key_fields": key.to_json()}
-        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        known = ("tensorrt", "compute_capability", "precision")
+        meta_path = write_engine_info(engine_path, EngineInfo(
+            component=component, precision=str(info["precision"]), tensorrt=info["tensorrt"], compute_capability=info["compute_capability"],
+            output_names=output_names, extra={**{k: v for k, v in info.items() if k not in known}, "cache_key_fields": key.to_json()},
+        ))
         files = [p for p in (*extra, meta_path, log_path, timing_path) if p.is_file()]
         return ExportedModel(
             component=component,
