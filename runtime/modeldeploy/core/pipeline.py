@@ -52,7 +52,7 @@ class BasePipeline(ABC):
     @torch.inference_mode()
     def __call__(self, sample: dict[str, Any]) -> PipelineOutput:
         timer = StageTimer(self.device)
-        self._timer = timer  # lets preprocess/postprocess time nested stages via self.stage()
+        self._timer: StageTimer | None = timer  # lets preprocess/postprocess time nested stages via self.stage()
         try:
             with timer.total():
                 with timer.stage("preprocess"):
