@@ -184,7 +184,7 @@ def check_dashboard_returns_data(prom: PrometheusServer, ns: str, name: str) -> 
     queries = dashboard_queries(ns, name)
     assert len(queries) >= 10
     for title, expr in queries:
-        wait_for(lambda: prom.query(expr), 60, f"dashboard panel {title!r} query {expr} to return data", interval=1)
+        wait_for(lambda expr=expr: prom.query(expr), 60, f"dashboard panel {title!r} query {expr} to return data", interval=1)
     assert ns in prom.label_values("namespace", "modeldeploy_phase")  # the $namespace variable's query
     assert name in prom.label_values("name", f'modeldeploy_phase{{namespace=~"{ns}"}}')  # the $name variable's query
 

@@ -142,7 +142,7 @@ class ArtifactStore(ABC):
         self.put_bytes(MANIFEST_NAME, json.dumps(manifest, indent=2).encode(), "manifest")
         return records
 
-    def invalidate_manifest(self) -> None:
+    def invalidate_manifest(self) -> None:  # noqa: B027 - optional hook: a store without manifests has nothing to remove
         """Remove a previous generation's manifest before overwriting its files."""
 
     @abstractmethod

@@ -191,9 +191,8 @@ class TensorRTBackend(BaseBackend):
             ctx = trt_api.create_context(self._engine)
             if ctx is None:
                 raise InferenceError(f"TensorRT could not create an execution context for {self.engine_path.name}", hint="free GPU memory; " + self._log_tail())
-            if self._num_profiles > 1 or profile > 0:
-                if not trt_api.activate_profile(ctx, profile, self._stream_handle()):
-                    raise InferenceError(f"TensorRT refused optimization profile {profile}", hint=self._log_tail())
+            if (self._num_profiles > 1 or profile > 0) and not trt_api.activate_profile(ctx, profile, self._stream_handle()):
+                raise InferenceError(f"TensorRT refused optimization profile {profile}", hint=self._log_tail())
             self._contexts[profile] = ctx
         return ctx
 

@@ -77,7 +77,7 @@ def coco_metrics(gt_json: Path | Mapping[str, Any], results: list[dict[str, Any]
     out["AR_100"] = max(stats[8], 0.0)
     precision = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
     per_class = {}
-    for k, (name, cid) in enumerate(zip(class_names, category_ids)):
+    for name, cid in zip(class_names, category_ids):
         idx = ev.params.catIds.index(cid)
         p = precision[:, :, idx, 0, -1]
         per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
