@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--work-dir", default=None, help="output directory (overrides export.work_dir)")
     r.add_argument("--device", default=None, help="cpu | cuda | cuda:N (overrides export.device and the backends' devices)")
     r.add_argument("--artifact-uri", default=None, help="where to publish: a directory, file://… or s3://bucket/prefix (default: the work dir)")
-    r.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE", help="override deploy-config keys (dotted)")
+    r.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE", help="override deploy-config keys (dotted); values as mmengine's DictAction reads them, JSON for nested values (docs/configuration.md)")
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.add_argument("--log-format", default="text", choices=["text", "json"])
     r.add_argument("--termination-log", default=None, help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)")
