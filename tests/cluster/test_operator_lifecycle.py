@@ -124,7 +124,7 @@ def test_apply_runs_job_with_contract_fields_and_reports_success(control_plane, 
 
     get = control_plane.kubectl("-n", ns, "get", "mdep", "ok").stdout
     assert re.search(r"NAME\s+PHASE\s+PROJECT\s+PRECISION\s+LATENCY P50\s+AGE", get), get
-    assert re.search(r"ok\s+Succeeded\s+calibration\s+fp16\s+1.5\s+", get), get
+    assert re.search(r"ok\s+Succeeded\s+calibration\s+fp16\s+1\.50 ms\s+", get), get  # status.summary.latencyP50
     described = control_plane.kubectl("-n", ns, "describe", "mdep", "ok").stdout
     assert "JobCreated" in described and "Succeeded" in described
     # Secrets never leave the Secret: not in status, events, or the operator's log.
