@@ -19,25 +19,21 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-import numpy as np
-
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.engine_info import EngineInfo, write_engine_info
-from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ExportError
+from modeldeploy.errors import BackendUnavailableError, ConfigError, ExportError
 from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.base import BaseExporter, ExportedModel
 from modeldeploy.exporters.engine_cache import EngineCache, EngineCacheKey, ProfileShapes, onnx_digest
 
 log = logging.getLogger(__name__)
 
-CalibrationSource = Callable[[str], Iterable[dict[str, np.ndarray]]]
 """component name -> preprocessed calibration samples keyed by graph input name."""
 
 
@@ -143,7 +139,6 @@ class TensorRTExporter(BaseExporter):
         *,
         device: str = "cuda",
         cache: Optional[EngineCache] = None,
-        calibration: Optional[CalibrationSource] = None,
         trt_module: Optional[ModuleType] = None,
         compute_capability: Optional[str] = None,
     ) -> None:
@@ -155,7 +150,6 @@ class TensorRTExporter(BaseExporter):
         self.cache = cache if cache is not None else (EngineCache() if common.engine_cache else None)
         if not common.engine_cache:
             self.cache = None
-        self.calibration = calibration
         self.caps = trt_api.capabilities(self.trt)
         self.plan = plan_precision(common.precision_policy, self.caps)
 
@@ -256,16 +250,15 @@ class TensorRTExporter(BaseExporter):
             out = quantization.convert_fp16(onnx_path, out_dir / f"{component}.fp16.onnx")
             return out, _with_data(out)
         if self.plan.graph_transform == "qdq":
+            # One INT8 path: the runner quantizes each graph (with the inputs that graph really
+            # receives, BasePipeline.component_inputs) before TensorRT; the exporter only checks.
             counts = quantization.qdq_node_counts(onnx_path)
-            if counts["QuantizeLinear"] and counts["DequantizeLinear"]:
-                return onnx_path, []  # already a Q/DQ graph (the runner quantized it)
-            if self.calibration is None:
-                raise DataError(
-                    f"precision_policy='explicit_int8' needs calibration data for {component} but none was given",
-                    hint="configure the project's data loader (runtime_io) so the runner can pass calibration samples",
+            if not (counts["QuantizeLinear"] and counts["DequantizeLinear"]):
+                raise ConfigError(
+                    f"precision_policy='explicit_int8': {onnx_path.name} ({component}) is not a Q/DQ graph",
+                    hint="let the runner quantize it (modeldeploy run quantizes every graph first), or pass a graph from exporters.quantization.quantize_qdq",
                 )
-            out = quantization.quantize_qdq(onnx_path, self.calibration(component), out_dir / f"{component}.int8.qdq.onnx", self.cfg.quantization)
-            return out, _with_data(out)
+            return onnx_path, []
         return onnx_path, []
 
     def _build_engine(self, graph: Path, engine_path: Path, log_path: Path, timing_path: Path, profiles: list[ProfileShapes], component: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from modeldeploy.artifacts.local import LocalArtifactStore
 from modeldeploy.config.sections import BackendConfigSection
-from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, ExportError
+from modeldeploy.errors import BackendUnavailableError, ConfigError, ExportError
 from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.engine_cache import EngineCache, onnx_digest, shared_tier
 from modeldeploy.exporters.tensorrt import TensorRTExporter, plan_precision, profiles_for
@@ -140,11 +140,18 @@ def test_timing_cache_seeds_the_next_build(small_onnx: Path, tmp_path: Path) -> 
     assert (tmp_path / "e" / "model.timing.cache").read_bytes() == b"tactic;tactic;"
 
 
+def _qdq(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> Path:
+    """The one INT8 path: the graph is quantized before the exporter sees it (as the runner does)."""
+    from modeldeploy.exporters.quantization import quantize_qdq
+
+    return quantize_qdq(small_onnx, iter(calibration_samples), tmp_path / "model.int8_qdq.onnx", _cfg().quantization)
+
+
 def test_explicit_int8_on_trt11_parses_a_qdq_graph(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
     fake = RecordingFakeTensorRT.tensorrt11()
-    out = _exporter(fake, _cfg("explicit_int8"), tmp_path, calibration=lambda comp: iter(calibration_samples)).build(small_onnx, tmp_path / "e", component="model")
+    out = _exporter(fake, _cfg("explicit_int8"), tmp_path).build(_qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model")
     parsed = Path([c[1] for c in fake.calls if c[0] == "parse_from_file"][0])
-    assert parsed.name == "model.int8.qdq.onnx"
+    assert parsed.name == "model.int8_qdq.onnx"
     ops = {n.op_type for n in onnx.load(str(parsed)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert fake.flags_set() == [] and out.info["precision"] == "int8"
@@ -152,13 +159,15 @@ def test_explicit_int8_on_trt11_parses_a_qdq_graph(small_onnx: Path, tmp_path: P
 
 def test_explicit_int8_on_trt10_sets_int8_flag(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
     fake = RecordingFakeTensorRT.tensorrt10()
-    _exporter(fake, _cfg("explicit_int8"), tmp_path, calibration=lambda comp: iter(calibration_samples)).build(small_onnx, tmp_path / "e", component="model")
+    _exporter(fake, _cfg("explicit_int8"), tmp_path).build(_qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model")
     assert fake.flags_set() == ["INT8"]
 
 
-def test_explicit_int8_without_calibration_data_is_a_data_error(small_onnx: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="needs calibration data"):
-        _exporter(RecordingFakeTensorRT.tensorrt11(), _cfg("explicit_int8"), tmp_path).build(small_onnx, tmp_path / "e", component="model")
+def test_explicit_int8_on_a_graph_without_qdq_is_a_config_error_not_a_second_quantizer(small_onnx: Path, tmp_path: Path) -> None:
+    fake = RecordingFakeTensorRT.tensorrt11()
+    with pytest.raises(ConfigError, match="not a Q/DQ graph"):
+        _exporter(fake, _cfg("explicit_int8"), tmp_path).build(small_onnx, tmp_path / "e", component="model")
+    assert "build_serialized_network" not in fake.call_names()
 
 
 # ---------------------------------------------------------------- config errors before TensorRT
