@@ -256,7 +256,7 @@ class TensorRTExporter(BaseExporter):
             if not (counts["QuantizeLinear"] and counts["DequantizeLinear"]):
                 raise ConfigError(
                     f"precision_policy='explicit_int8': {onnx_path.name} ({component}) is not a Q/DQ graph",
-                    hint="let the runner quantize it (modeldeploy run quantizes every graph first), or pass a graph from exporters.quantization.quantize_qdq",
+                    hint="let modeldeploy export and quantize the ONNX (export.mode='both', no export.onnx_path), or give export.onnx_path a Q/DQ graph",
                 )
             return onnx_path, []
         return onnx_path, []
