@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.controlplane import BUILD_SH, cache_root, k8s_version
+from tests.cluster.waiting import wait_for
 
 from .images import BuiltImage, build_project_images, ensure_base_images
 from .node import NodeError, RealNode, capability_gaps
@@ -79,11 +80,12 @@ def hostnetwork_policy(node_name: str) -> list[dict[str, Any]]:
                                        "resources": ["pods"]}],
                     "namespaceSelector": {"matchLabels": {NODE_LABEL: "hostnetwork"}},
                 },
+                # JSONPatch: nodeSelector is an atomic map, which ApplyConfiguration may not mutate.
                 "mutations": [{
-                    "patchType": "ApplyConfiguration",
-                    "applyConfiguration": {"expression": (
-                        "Object{spec: Object.spec{hostNetwork: true, "
-                        f'nodeSelector: {{"kubernetes.io/hostname": "{node_name}"}}}}}}'
+                    "patchType": "JSONPatch",
+                    "jsonPatch": {"expression": (
+                        '[JSONPatch{op: "add", path: "/spec/hostNetwork", value: true}, '
+                        f'JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"kubernetes.io/hostname": "{node_name}"}}}}]'
                     )},
                 }],
             },
@@ -94,6 +96,31 @@ def hostnetwork_policy(node_name: str) -> list[dict[str, Any]]:
             "spec": {"policyName": POLICY},
         },
     ]
+
+
+def install_hostnetwork_policy(cp: Any, node_name: str, timeout: float = 60.0) -> None:
+    """Apply the policy and wait until the API server applies it (policies load asynchronously):
+    a server-side dry-run pod in a labelled namespace must come back with hostNetwork."""
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                     "items": hostnetwork_policy(node_name)}))
+    probe_ns = cp.create_namespace(f"node-policy-probe-{uuid.uuid4().hex[:5]}", labels={NODE_LABEL: "hostnetwork"})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": probe_ns},
+           "spec": {"containers": [{"name": "c", "image": "localhost/none"}]}}
+    last = ""
+
+    def mutated() -> bool:
+        nonlocal last
+        proc = cp.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(pod), check=False)
+        last = proc.stdout[-500:] + proc.stderr[-500:]
+        if proc.returncode != 0:
+            return False
+        spec = json.loads(proc.stdout)["spec"]
+        return spec.get("hostNetwork") is True and spec.get("nodeSelector") == {"kubernetes.io/hostname": node_name}
+    try:
+        wait_for(mutated, timeout, "the hostNetwork MutatingAdmissionPolicy to take effect", interval=1,
+                 on_timeout=lambda: last)
+    finally:
+        cp.kubectl("delete", "namespace", probe_ns, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +137,7 @@ def real_node(control_plane: Any, project_images: dict[str, BuiltImage], tmp_pat
         node.import_seconds = {name: node.load_image(img.ref) for name, img in project_images.items()}
         print(f"\nreal node {node.name}: ready in {node.started_in_s:.0f}s, image import "
               + ", ".join(f"{k} {v:.0f}s" for k, v in node.import_seconds.items()))
-        control_plane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                   "items": hostnetwork_policy(node.name)}))
+        install_hostnetwork_policy(control_plane, node.name)
         yield node
         control_plane.kubectl("delete", "mutatingadmissionpolicybinding,mutatingadmissionpolicy", POLICY,
                               "--ignore-not-found", check=False)

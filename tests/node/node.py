@@ -55,6 +55,7 @@ KUBELET_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "k
                    "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")
 RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
+SYSCTL_FILE = "sysctls-before-kubelet.json"
 
 
 class NodeError(RuntimeError):
@@ -210,6 +211,8 @@ class RealNode:
         except BlockingIOError as e:
             raise NodeError(f"another real node uses {self.cache} (flock held); run one node tier at a time") from e
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._recover_from_dead_run()
+        (self.run_dir / "owner.pid").write_text(str(os.getpid()))
         cni_dir = self.run_dir / "cni"
         cni_dir.mkdir()
         (cni_dir / "10-loopback-only.conflist").write_text(json.dumps(LOOPBACK_ONLY_CNI))
@@ -222,6 +225,7 @@ class RealNode:
         self.load_image(self.pause_image)
 
         self._sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
+        (self.cache / SYSCTL_FILE).write_text(json.dumps(self._sysctls))  # for a run killed before stop()
         kcfg = self.run_dir / "kubelet.yaml"
         kcfg.write_text(yaml.safe_dump(kubelet_config(self.sock, self.kubelet_port, free_port(), self.cp.ca_path,
                                                        self.log_dir / "pods")))
@@ -321,6 +325,25 @@ class RealNode:
             if path.read_text().strip() != value:
                 path.write_text(value)
         self._sysctls = {}
+        (self.cache / SYSCTL_FILE).unlink(missing_ok=True)
+
+    def _recover_from_dead_run(self) -> None:
+        """A run killed before stop() (we hold the cache lock, so it is dead) left host sysctls
+        changed and mounts under its run dir: put the sysctls back, unmount, remove."""
+        saved = self.cache / SYSCTL_FILE
+        if saved.is_file():
+            self._sysctls = json.loads(saved.read_text())
+            self._restore_sysctls()
+        for old in Path(self.run_dir.parent).glob("mdnode-*"):
+            pid_file = old / "owner.pid"
+            if old == self.run_dir or not pid_file.is_file():
+                continue
+            pid = int(pid_file.read_text() or 0)
+            if pid and Path(f"/proc/{pid}").exists():
+                continue
+            stale = RealNode.__new__(RealNode)
+            stale.run_dir = old
+            stale._unmount_run_dir()
 
     def _remove_all_containers(self) -> None:
         """Stop and remove the tasks/containers the kubelet left (shims would outlive containerd)."""
