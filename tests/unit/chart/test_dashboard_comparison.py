@@ -80,3 +80,62 @@ def test_panels_do_not_overlap():
         cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not cells & taken, p["title"]
         taken |= cells
+
+
+def test_comparison_queries_evaluated_by_promtool_on_the_operators_own_series(tmp_path):
+    """The table's PromQL run by Prometheus's own engine (`promtool test rules`) over the
+    series the operator's collector exports for a real derived status: one row per
+    backend × precision, latency in ms, accuracy next to it."""
+    import datetime as dt
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+    import yaml
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus); the static checks above still ran")
+    sys.path.insert(0, str(REPO / "operator"))
+    sys.path.insert(0, str(REPO))
+    from modeldeploy_operator import status as st
+    from modeldeploy_operator.metrics import Metrics
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.unit.operator.samples import deployment, job, pod, summary_json
+
+    cr = deployment(name="calib")
+    j = job("calib-abcd1234", conditions=[("Complete", "CompletionsReached")], succeeded=1,
+            completionTime="2026-11-25T10:04:00Z")
+    cr["status"] = st.derive_status(cr=cr, job=j, pods=[pod("p", phase="Succeeded", exit_code=0, message=summary_json())],
+                                    now=dt.datetime(2026, 11, 25, 10, 5, tzinfo=dt.timezone.utc), unschedulable_after_s=120)
+    m = Metrics()
+    m.status.update(cr)
+    series = []
+    for fam in text_string_to_metric_families(generate_latest(m.registry).decode()):
+        for s in fam.samples:
+            if s.name.startswith(("modeldeploy_inference", "modeldeploy_evaluation")):
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                series.append({"series": f"{s.name}{{{labels}}}", "values": f"{s.value}x5"})
+    subs = {"$namespace": "ns", "$name": "calib", "$project": ".*", "$backend": ".*", "$precision": ".*"}
+    table = next(p for p in _dash()["panels"] if p["type"] == "table")
+    tests = []
+    for t in table["targets"]:
+        expr = t["expr"]
+        for k, v in subs.items():
+            expr = expr.replace(k, v)
+        want = []
+        for e in cr["status"]["evaluation"]:
+            value = {"A": e["p50Ms"], "B": e["p99Ms"], "C": e["value"]}[t["refId"]]
+            want.append({"labels": "{" + f'backend="{e["backend"]}",name="calib",namespace="ns",precision="{e["precision"]}",'
+                                         'project="calibration"' + "}", "value": value})
+        tests.append({"expr": expr, "eval_time": "2m", "exp_samples": want})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": []}))
+    spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}]}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(spec))
+    r = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(cr["status"]["evaluation"]) == 2  # two backends → two rows per query
