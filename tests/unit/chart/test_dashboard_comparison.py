@@ -99,11 +99,11 @@ def test_comparison_queries_evaluated_by_promtool_on_the_operators_own_series(tm
         pytest.skip("promtool not installed (Debian package prometheus); the static checks above still ran")
     sys.path.insert(0, str(REPO / "operator"))
     sys.path.insert(0, str(REPO))
-    from modeldeploy_operator import status as st
-    from modeldeploy_operator.metrics import Metrics
     from prometheus_client.exposition import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
+    from modeldeploy_operator import status as st
+    from modeldeploy_operator.metrics import Metrics
     from tests.unit.operator.samples import deployment, job, pod, summary_json
 
     cr = deployment(name="calib")
