@@ -40,10 +40,12 @@ test-unit: setup
 test-gpu: setup
 	$(PY) -m pytest -m gpu tests/gpu -v
 
-## helm (built from its Go module, cached) and the Debian Prometheus server for the e2e tests.
+## helm (built from its Go module, cached), the Debian Prometheus server for the e2e tests, and
+## Debian's chromium + tmux (report.html screenshots, TTY progress capture).
 tools:
 	tests/e2e/build_helm.sh >/dev/null
 	tests/e2e/install_prometheus.sh >/dev/null
+	tests/e2e/install_report_tools.sh
 
 ## Style (ruff), types (mypy) and the import floors (import-linter; docs/architecture.md).
 lint: setup tools
