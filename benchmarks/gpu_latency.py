@@ -109,7 +109,7 @@ class ProjectBench:
 
     def __init__(self, project: str, device: str, work: Path, trt: bool, trt_policy: str) -> None:
         from modeldeploy.config import BaseDeploymentConfig
-        from modeldeploy.core.project import get_project
+        from modeldeploy.projects import get_project
         from modeldeploy.runners import DeploymentRunner
 
         deploy, model = (CONFIG_DIR / p for p in PROJECTS[project])

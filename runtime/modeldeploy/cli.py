@@ -281,7 +281,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _require_project(cfg: Any) -> None:
-    from modeldeploy.core.project import get_project
+    from modeldeploy.projects import get_project
     from modeldeploy.errors import ConfigError
 
     if cfg.project is None:

@@ -48,7 +48,7 @@ def test_calibration_project_verifies_pytorch_cuda_vs_onnxruntime_cuda_through_t
     pytest.importorskip("sklearn", reason="scikit-learn not installed (ship it with scripts/gpu_session.sh)")
     from mmengine.config import Config
 
-    from modeldeploy.core.project import get_project
+    from modeldeploy.projects import get_project
 
     cfg_dir = REPO / "runtime" / "modeldeploy" / "projects" / "calibration" / "configs"
     model_cfg = cfg_dir / "resnet18_5ch_tiny.py"

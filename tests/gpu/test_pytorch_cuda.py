@@ -47,7 +47,7 @@ def test_calibration_resnet18_cuda_matches_cpu(no_tf32: object) -> None:
 
     from mmengine.config import Config
 
-    from modeldeploy.core.project import get_project
+    from modeldeploy.projects import get_project
 
     project = get_project("calibration")
     cfg_file = Path(__import__("modeldeploy").__file__).parent / "projects" / "calibration" / "configs" / "resnet18_5ch.py"

@@ -93,14 +93,4 @@ def register_project(cls: type[BaseProject]) -> type[BaseProject]:
     return cls
 
 
-def get_project(name: str) -> BaseProject:
-    from modeldeploy import projects  # noqa: F401 - importing registers the built-in projects
-    from modeldeploy.errors import ConfigError
-
-    projects.load_builtin()
-    if name not in PROJECTS:
-        raise ConfigError(f"unknown project {name!r}", hint=f"use one of {sorted(PROJECTS)}")
-    return PROJECTS[name]()
-
-
 ProjectFactory = Callable[[], BaseProject]

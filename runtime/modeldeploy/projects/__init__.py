@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 from modeldeploy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modeldeploy.core.project import BaseProject
 
 BUILTIN = ("calibration", "yolox", "centerpoint")
 ENV_VAR = "MODELDEPLOY_PROJECTS"
@@ -29,6 +33,20 @@ def load_builtin() -> None:
             if exc.name != f"modeldeploy.projects.{name}.project":
                 raise
     load_external()
+
+
+def get_project(name: str) -> BaseProject:
+    """The project registered under ``name``, after discovering the built-in and external ones.
+
+    Why here and not in ``core``: discovery imports the projects, which sit on a floor above
+    ``core`` (docs/architecture.md); ``core.project`` keeps only the registry they write to.
+    """
+    from modeldeploy.core.project import PROJECTS
+
+    load_builtin()
+    if name not in PROJECTS:
+        raise ConfigError(f"unknown project {name!r}", hint=f"use one of {sorted(PROJECTS)}")
+    return PROJECTS[name]()
 
 
 def external_modules() -> list[str]:

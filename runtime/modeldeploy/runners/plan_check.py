@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from modeldeploy.config import BaseDeploymentConfig
-from modeldeploy.core.project import BaseProject, get_project
+from modeldeploy.core.project import BaseProject
+from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
 
 @dataclass

@@ -43,7 +43,8 @@ from modeldeploy.core.backend_registry import backend_spec
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
-from modeldeploy.core.project import BaseProject, get_project
+from modeldeploy.core.project import BaseProject
+from modeldeploy.projects import get_project
 from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, EvaluationFailed, ModelDeployError, VerificationFailed
 from modeldeploy.exporters.base import ExportedModel

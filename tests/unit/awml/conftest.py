@@ -34,7 +34,7 @@ class RunnerCheckpoint:
 
 def build(project: str, size: str) -> tuple[Any, torch.nn.Module]:
     from modeldeploy.config.deploy_config import read_mmengine_config
-    from modeldeploy.core.project import get_project
+    from modeldeploy.projects import get_project
 
     cfg = read_mmengine_config(MODEL_CONFIGS[(project, size)])
     return cfg, get_project(project).build_model(cfg)

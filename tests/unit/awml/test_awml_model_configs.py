@@ -12,7 +12,7 @@ import torch
 
 from modeldeploy.config.deploy_config import read_mmengine_config
 from modeldeploy.core.awml_config import STAND_IN_ROOT, model_type_names
-from modeldeploy.core.project import get_project
+from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
 from tests.unit.awml.conftest import FIXTURES, MODEL_CONFIGS, build
 

@@ -13,7 +13,7 @@ import torch
 
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.checkpoint import read_checkpoint
-from modeldeploy.core.project import get_project
+from modeldeploy.projects import get_project
 from modeldeploy.core.safe_unpickle import InertHistoryBuffer
 from tests.unit.awml.conftest import build
 

@@ -221,7 +221,7 @@ def test_awml_style_config_and_runner_checkpoint_export_without_data_in_process(
 
     from modeldeploy.config import BaseDeploymentConfig
     from modeldeploy.config.deploy_config import read_mmengine_config
-    from modeldeploy.core.project import get_project
+    from modeldeploy.projects import get_project
     from modeldeploy.runners import DeploymentRunner
     from tests.unit.awml import runner_checkpoints as rc
 

@@ -12,7 +12,7 @@ import torch
 from modeldeploy.backends.base import BaseBackend
 import modeldeploy.projects.calibration as calibration_pkg
 from modeldeploy.config import BaseDeploymentConfig, load_mmengine_config
-from modeldeploy.core.project import get_project
+from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.calibration.data_loader import CalibrationDataLoader
 from modeldeploy.projects.calibration.project import COMPONENT_NAME, CalibrationProject
