@@ -131,7 +131,7 @@ def helm_template(tmp_path: Path, values: dict[str, Any], *show_only: str) -> li
         pytest.fail(f"helm is needed to render the tenant policy and could not be built: {exc}", pytrace=False)
     vfile = tmp_path / "values.yaml"
     vfile.write_text(yaml.safe_dump(values))
-    args = ["template", "safety", str(CHART), "--namespace", "default", "-f", str(vfile)]
+    args = ["template", "safety", str(CHART), "--namespace", "default", "--kube-version", "1.37.0", "-f", str(vfile)]
     for s in show_only:
         args += ["--show-only", s]
     return [d for d in yaml.safe_load_all(helm.run(*args).stdout) if d]
