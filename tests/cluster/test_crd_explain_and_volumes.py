@@ -144,3 +144,43 @@ def test_job_gets_the_pvc_mounts_and_env_and_the_env_reaches_the_runtime(control
         assert "HF_TOKEN" in env_names["MODELDEPLOY_SECRET_ENV"]["value"].split(",")
     finally:
         op.stop()
+
+
+def test_admission_policy_narrows_the_volume_types(control_plane, k8s_namespace, tmp_path):
+    """The chart's ValidatingAdmissionPolicy rendered by helm with policy.allowedVolumeTypes
+    [persistentVolumeClaim, configMap]: an emptyDir volume is refused naming the rule, a PVC
+    is admitted; the operator gets the same list in MODELDEPLOY_POLICY."""
+    import uuid
+
+    from .test_operator_safety import POLICY_LABEL, helm_template
+
+    cp, ns = control_plane, k8s_namespace
+    install_crd(cp)
+    tag = uuid.uuid4().hex[:6]
+    values = {"fullnameOverride": f"vol-{tag}",
+              "policy": {"allowedVolumeTypes": ["persistentVolumeClaim", "configMap"],
+                         "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}}}}
+    docs = helm_template(tmp_path, values, "templates/tenant-policy.yaml", "templates/deployment.yaml")
+    vap = [d for d in docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["MODELDEPLOY_POLICY"])["allowedVolumeTypes"] == ["persistentVolumeClaim", "configMap"]
+    cp.kubectl("label", "namespace", ns, f"{POLICY_LABEL}={tag}")
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": vap}))
+    try:
+        bad = cr_manifest("scratch", ns, image="ghcr.io/modeldeploy/runtime:1")
+        bad["spec"]["runtime"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+
+        def refused():  # the binding takes effect within a few seconds of its creation
+            proc = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(bad), check=False)
+            return proc if proc.returncode != 0 else None
+
+        proc = wait_for(refused, 30, "admission to refuse an emptyDir volume")
+        assert "policy volume-type-allow-list:" in proc.stderr and "ValidatingAdmissionPolicy" in proc.stderr, proc.stderr
+        good = cr_manifest("pvc", ns, image="ghcr.io/modeldeploy/runtime:1")
+        good["spec"]["runtime"].update(PVC_RUNTIME)
+        proc = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(good), check=False)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        for d in vap:
+            cp.kubectl("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found", "--wait=false", check=False)
