@@ -216,15 +216,17 @@ def test_exfiltration_without_policy_leaves_no_secret_in_status_events_or_operat
 
 def test_exfiltration_through_the_real_runtime_leaves_no_secret_anywhere(control_plane, node_agent, open_cluster):
     """The issue's scenario end to end: the real `modeldeploy run` loads a deploy config that
-    raises ValueError(os.environ["AWS_SECRET_ACCESS_KEY"]); runtime and operator both scrub."""
+    raises ValueError(<AWS_SECRET_ACCESS_KEY>); runtime and operator both scrub. (`__import__`:
+    mmengine turns a config's `import os` into a lazy object, so `os.environ[...]` would fail
+    with a TypeError before the value is read.)"""
     ns, op, tenant = open_cluster["ns"], open_cluster["op"], open_cluster["tenant"]
     team_b_secret(control_plane, ns, "team-b-creds")
     body = cr_manifest("exfil-real", ns, image="ghcr.io/modeldeploy/runtime:0.1.0",
-                       deploy_inline='import os\nraise ValueError(os.environ["AWS_SECRET_ACCESS_KEY"])\n',
+                       deploy_inline='raise ValueError(__import__("os").environ["AWS_SECRET_ACCESS_KEY"])\n',
                        credentialsSecretRef={"name": "team-b-creds"}, runtime={"backoffLimit": 0})
     as_user(control_plane, tenant, body, check=True)
     st = wait_phase(control_plane, ns, "exfil-real", "Failed", op, timeout=180)
-    assert st["failure"]["reason"] in ("ConfigError", "RuntimeCrash"), st["failure"]
+    assert st["failure"]["reason"] == "ConfigError" and "ValueError: [redacted]" in st["failure"]["message"], st["failure"]
     wait_for(lambda: any(e["type"] == "Warning" for e in events_of(control_plane, ns, "exfil-real")), 20, "failure Event")
     (job,) = jobs_of(control_plane, ns, "exfil-real")
     pods = items(control_plane, ns, "pods", f"batch.kubernetes.io/job-name={job['metadata']['name']}")
