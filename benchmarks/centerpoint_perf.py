@@ -73,7 +73,9 @@ def events_median(fn: Callable[[], Any], iters: int, warmup: int) -> tuple[float
 
 def row(group: str, name: str, fn: Callable[[], Any], iters: int, warmup: int, note: str = "") -> float:
     med, indep = events_median(fn, iters, warmup)
-    ROWS.append({"group": group, "name": name, "ms": med, "independent_ms": indep, "fidelity": indep / med - 1, "note": note})
+    ROWS.append(
+        {"group": group, "name": name, "ms": med, "independent_ms": indep, "fidelity": indep / med - 1, "note": note}
+    )
     log(f"  {group:10s} {name:58s} {med:8.3f} ms  (back-to-back {indep:.3f}, {100 * (indep / med - 1):+.1f} %) {note}")
     return med
 
@@ -164,7 +166,12 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     s = model.settings
     ny, nx = s.output_shape
     frames = [sweep(args.points, i) for i in range(4)]
-    info: dict[str, Any] = {"points": args.points, "grid": [nx, ny], "max_voxels": s.max_voxels, "max_points": s.max_num_points}
+    info: dict[str, Any] = {
+        "points": args.points,
+        "grid": [nx, ny],
+        "max_voxels": s.max_voxels,
+        "max_points": s.max_num_points,
+    }
     dev = torch.device("cuda")
 
     # --- the project's pipeline as shipped (PyTorchBackend fp16 autocast, StageTimer) ---
@@ -184,8 +191,20 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
             stages.setdefault(k, []).append(v)
     info["pipeline_stage_ms"] = {k: statistics.median(v) for k, v in stages.items()}
     info["pipeline_total_ms"] = statistics.median(totals)
-    log(f"  pipeline (project, fp16 autocast, StageTimer): {info['pipeline_total_ms']:.3f} ms; " + ", ".join(f"{k}={v:.3f}" for k, v in info["pipeline_stage_ms"].items()))
-    ROWS.append({"group": "e2e", "name": "project pipeline (PyTorchBackend fp16 autocast, StageTimer)", "ms": info["pipeline_total_ms"], "independent_ms": None, "fidelity": None, "note": "host→device points included"})
+    log(
+        f"  pipeline (project, fp16 autocast, StageTimer): {info['pipeline_total_ms']:.3f} ms; "
+        + ", ".join(f"{k}={v:.3f}" for k, v in info["pipeline_stage_ms"].items())
+    )
+    ROWS.append(
+        {
+            "group": "e2e",
+            "name": "project pipeline (PyTorchBackend fp16 autocast, StageTimer)",
+            "ms": info["pipeline_total_ms"],
+            "independent_ms": None,
+            "fidelity": None,
+            "note": "host→device points included",
+        }
+    )
     del pipe
 
     model = model.to(dev)
@@ -194,8 +213,13 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     cap = args.points + 8192  # fixed input capacity; padding points lie outside the range and are dropped
     static_pts = torch.full((cap, frames[0].shape[1]), 1e9, device=dev)
     static_pts[: frames[0].shape[0]] = pts_gpu[0]
-    flags = dict(with_cluster_center=s.with_cluster_center, with_voxel_center=s.with_voxel_center,
-                 voxel_center_dims=s.voxel_center_dims, with_distance=s.with_distance, legacy=s.legacy)
+    flags = dict(
+        with_cluster_center=s.with_cluster_center,
+        with_voxel_center=s.with_voxel_center,
+        voxel_center_dims=s.voxel_center_dims,
+        with_distance=s.with_distance,
+        legacy=s.legacy,
+    )
 
     # --- pre-processing ---
     k = [0]
@@ -227,17 +251,32 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
             vox = fx.voxelize_fixed(static_pts, s.voxel_size, s.point_cloud_range, s.max_num_points, s.max_voxels)
             feats = fx.decorate_fixed(static_pts, vox, s.voxel_size, s.point_cloud_range, out_dtype=dtype, **flags)
             return fx.scatter_fixed(pill16, vox.coors, vox.count, ny, nx), feats
+
         return run
 
     replay, _ = graphed(fast_pre_full(torch.float32))
-    info["pre_graph_fp32_ms"] = row("pre", "fixed voxelize+decorate (fp32 features)+scatter, one CUDA graph", replay, it, wu)
+    info["pre_graph_fp32_ms"] = row(
+        "pre", "fixed voxelize+decorate (fp32 features)+scatter, one CUDA graph", replay, it, wu
+    )
     replay, _ = graphed(fast_pre_full(torch.float16))
-    info["pre_graph_ms"] = row("pre", "fixed voxelize+decorate (fp16 features, as an fp16 encoder reads them)+scatter, one CUDA graph [target ≤ 0.3]", replay, it, wu)
+    info["pre_graph_ms"] = row(
+        "pre",
+        "fixed voxelize+decorate (fp16 features, as an fp16 encoder reads them)+scatter, one CUDA graph [target ≤ 0.3]",
+        replay,
+        it,
+        wu,
+    )
 
     # --- voxel encoder (PFN) ---
     feats_ref = pre0["input_features"]
     enc_bk = PyTorchBackend(comps[0] if comps[0].name == "pts_voxel_encoder" else comps[1], "cuda", "fp16")
-    row("encoder", "PFN as the project runs it (autocast fp16, M rows)", lambda: enc_bk.infer({"input_features": feats_ref}), it, wu)
+    row(
+        "encoder",
+        "PFN as the project runs it (autocast fp16, M rows)",
+        lambda: enc_bk.infer({"input_features": feats_ref}),
+        it,
+        wu,
+    )
     folded = fx.fold_pfn(enc)
     info["pfn_fused"] = folded is not None
 
@@ -248,14 +287,18 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     replay, (vox_e, _) = graphed(fast_vox_enc)
     row("encoder", "fixed voxelize + fused decoration/PFN (Triton), CUDA graph", replay, it, wu)
     replay, _ = graphed(lambda: fx.encode_fixed(static_pts, vox_e, enc, s, folded=folded, out_dtype=torch.float16))
-    info["encoder_graph_ms"] = row("encoder", "fused decoration/PFN alone (Triton, fp16 out), CUDA graph", replay, it, wu)
+    info["encoder_graph_ms"] = row(
+        "encoder", "fused decoration/PFN alone (Triton, fp16 out), CUDA graph", replay, it, wu
+    )
 
     def fast_vox_scatter() -> Any:
         vox = fx.voxelize_fixed(static_pts, s.voxel_size, s.point_cloud_range, s.max_num_points, s.max_voxels)
         return fx.scatter_fixed(pill16, vox.coors, vox.count, ny, nx)
 
     replay, _ = graphed(fast_vox_scatter)
-    info["vox_scatter_graph_ms"] = row("pre", "fixed voxelize+scatter (decoration runs inside the fused encoder), CUDA graph", replay, it, wu)
+    info["vox_scatter_graph_ms"] = row(
+        "pre", "fixed voxelize+scatter (decoration runs inside the fused encoder), CUDA graph", replay, it, wu
+    )
     # accuracy of the fused kernel against the module on the same voxels
     with torch.no_grad():
         n_used = int(vox_e.count)
@@ -266,7 +309,9 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
         info["pfn_fused_rel_err_fp32"] = float((fused - ref_p).norm() / ref_p.norm().clamp(min=1e-12))
         f16 = fx.encode_fixed(static_pts, vox_e, enc, s, folded=folded, out_dtype=torch.float16)[:n_used].float()
         info["pfn_fused_rel_err_fp16"] = float((f16 - ref_p).norm() / ref_p.norm().clamp(min=1e-12))
-    log(f"  fused PFN vs module (fp32): max |err| {info['pfn_fused_max_abs_err_fp32']:.2e}, rel {info['pfn_fused_rel_err_fp32']:.2e}; fp16 out rel {info['pfn_fused_rel_err_fp16']:.2e}")
+    log(
+        f"  fused PFN vs module (fp32): max |err| {info['pfn_fused_max_abs_err_fp32']:.2e}, rel {info['pfn_fused_rel_err_fp32']:.2e}; fp16 out rel {info['pfn_fused_rel_err_fp16']:.2e}"
+    )
 
     # --- network variants ---
     bnh = comps[1].module if comps[1].name == "pts_backbone_neck_head" else comps[0].module
@@ -293,7 +338,6 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     with torch.inference_mode():
         replay, _ = graphed(lambda: cl(xcl))
     nets["cl_graph"] = row("network", "fp16 channels_last + CUDA graph", replay, it, wu)
-    best_net = ("cl_graph", cl)
     compiled = None
     if not args.no_compile:
         t0 = time.perf_counter()
@@ -304,14 +348,22 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
                 torch.cuda.synchronize()
             info["compile_s"] = time.perf_counter() - t0
             log(f"  torch.compile(max-autotune-no-cudagraphs) took {info['compile_s']:.1f} s")
-            nets["compile"] = row("network", "torch.compile max-autotune-no-cudagraphs (channels_last fp16)", torch.inference_mode()(lambda: compiled(xcl)), it, wu)
+            nets["compile"] = row(
+                "network",
+                "torch.compile max-autotune-no-cudagraphs (channels_last fp16)",
+                torch.inference_mode()(lambda: compiled(xcl)),
+                it,
+                wu,
+            )
             with torch.inference_mode():
                 replay, _ = graphed(lambda: compiled(xcl))
             nets["compile_graph"] = row("network", "torch.compile + CUDA graph", replay, it, wu)
             with torch.inference_mode():
                 out_c = compiled(xcl)
                 out_e = cl(xcl)
-            info["compile_vs_eager_max_abs"] = max(float((a.float() - b.float()).abs().max()) for a, b in zip(out_c, out_e))
+            info["compile_vs_eager_max_abs"] = max(
+                float((a.float() - b.float()).abs().max()) for a, b in zip(out_c, out_e)
+            )
         except Exception as e:  # report, keep the rest of the table
             info["compile_error"] = f"{type(e).__name__}: {e}"[:500]
             log(f"  torch.compile failed: {info['compile_error']}")
@@ -333,12 +385,20 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     topk_ms = {}
     for method in ("sort", "topk", "key"):
         replay, _ = graphed(lambda m=method: fx.top_candidates_fixed(hm, s.max_num, m))
-        topk_ms[method] = row("post", f"  of which top-{s.max_num} candidates by '{method}' over {hm.numel()} scores, CUDA graph", replay, it, wu)
+        topk_ms[method] = row(
+            "post",
+            f"  of which top-{s.max_num} candidates by '{method}' over {hm.numel()} scores, CUDA graph",
+            replay,
+            it,
+            wu,
+        )
     info["topk_ms"] = topk_ms
     fx.TOPK_METHOD = min(topk_ms, key=topk_ms.get)
     info["topk_method_used"] = fx.TOPK_METHOD
     replay, fixed_best = graphed(lambda: fx.decode_and_nms_fixed(per_task, s))
-    info["post_graph_ms"] = row("post", f"fixed decode+NMS with '{fx.TOPK_METHOD}' top-k, CUDA graph [target ≤ 0.3]", replay, it, wu)
+    info["post_graph_ms"] = row(
+        "post", f"fixed decode+NMS with '{fx.TOPK_METHOD}' top-k, CUDA graph [target ≤ 0.3]", replay, it, wu
+    )
     profile("fixed voxelize+decorate (eager)", fast_vox_dec)
     profile("fixed voxelize + fused PFN (eager)", lambda: fast_vox_enc())
     profile("fixed decode+NMS (eager)", lambda: fx.decode_and_nms_fixed(per_task, s))
@@ -346,7 +406,13 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
     same = []
     for out in (fixed_out, fixed_best):
         fd = out.compact()
-        same.append(bool(torch.equal(ref_det.bboxes, fd.bboxes) and torch.equal(ref_det.scores, fd.scores) and torch.equal(ref_det.labels, fd.labels)))
+        same.append(
+            bool(
+                torch.equal(ref_det.bboxes, fd.bboxes)
+                and torch.equal(ref_det.scores, fd.scores)
+                and torch.equal(ref_det.labels, fd.labels)
+            )
+        )
     info["post_identical_to_reference"] = all(same)
     info["post_detections"] = len(ref_det)
     log(f"  fixed decode+NMS identical to reference: {info['post_identical_to_reference']} ({len(ref_det)} boxes)")
@@ -361,6 +427,7 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
             outs = net(canvas)
             per = split_task_outputs(dict(zip(HEAD_OUTPUTS, outs)), s.task_num_classes)
             return fx.decode_and_nms_fixed(per, s)
+
         return run
 
     variants = [("cl_graph", "fast path e2e: channels_last fp16 network, one CUDA graph", cl)]
@@ -372,18 +439,25 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
         ms = row("e2e", label + " [target ≤ 5.0]", replay, it, wu)
         info.setdefault("e2e_ms", {})[key] = ms
 
-        def with_io() -> Any:
+        def with_io(replay: Any = replay, det_out: Any = det_out) -> Any:
             static_pts[: pinned.shape[0]].copy_(pinned, non_blocking=True)
             replay()
             return det_out.keep.to("cpu", non_blocking=True), det_out.bboxes.to("cpu", non_blocking=True)
 
-        info.setdefault("e2e_io_ms", {})[key] = row("e2e", label.replace("one CUDA graph", "+ pinned H2D points + D2H results"), with_io, it, wu)
+        info.setdefault("e2e_io_ms", {})[key] = row(
+            "e2e", label.replace("one CUDA graph", "+ pinned H2D points + D2H results"), with_io, it, wu
+        )
     # the project's pipeline class on the fast path, after the network rows (their compile runs first)
     info["fast_pipeline"] = {}
     pipe_variants = [("cl_graph", "FastCenterPointPipeline, PyTorchBackend fp16 channels_last + CUDA graph", {})]
     if not args.no_compile:
-        pipe_variants.append(("compile_graph", "FastCenterPointPipeline, backbone torch.compile + CUDA graph (cache dir)",
-                         {"compile_mode": "max-autotune-no-cudagraphs", "compile_cache_dir": COMPILE_CACHE / "backend"}))
+        pipe_variants.append(
+            (
+                "compile_graph",
+                "FastCenterPointPipeline, backbone torch.compile + CUDA graph (cache dir)",
+                {"compile_mode": "max-autotune-no-cudagraphs", "compile_cache_dir": COMPILE_CACHE / "backend"},
+            )
+        )
     for key, label, extra in pipe_variants:
         try:
             backends = {}
@@ -405,13 +479,28 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
                 tot.append(out.total_ms)
                 for k2, v in out.stage_ms.items():
                     st.setdefault(k2, []).append(v)
-            res = {"total_ms": statistics.median(tot), "stage_ms": {k2: statistics.median(v) for k2, v in st.items()}, "first_call_s": first_s,
-                   "compile_seconds": backends["pts_backbone_neck_head"].compile_seconds}
+            res = {
+                "total_ms": statistics.median(tot),
+                "stage_ms": {k2: statistics.median(v) for k2, v in st.items()},
+                "first_call_s": first_s,
+                "compile_seconds": backends["pts_backbone_neck_head"].compile_seconds,
+            }
             info["fast_pipeline"][key] = res
-            ROWS.append({"group": "e2e", "name": f"project {label} (StageTimer)", "ms": res["total_ms"], "independent_ms": None, "fidelity": None,
-                         "note": "host→device points included"})
-            log(f"  {label}: {res['total_ms']:.3f} ms; " + ", ".join(f"{k2}={v:.3f}" for k2, v in res["stage_ms"].items())
-                + f"; first call {first_s:.1f} s, compile {res['compile_seconds']}")
+            ROWS.append(
+                {
+                    "group": "e2e",
+                    "name": f"project {label} (StageTimer)",
+                    "ms": res["total_ms"],
+                    "independent_ms": None,
+                    "fidelity": None,
+                    "note": "host→device points included",
+                }
+            )
+            log(
+                f"  {label}: {res['total_ms']:.3f} ms; "
+                + ", ".join(f"{k2}={v:.3f}" for k2, v in res["stage_ms"].items())
+                + f"; first call {first_s:.1f} s, compile {res['compile_seconds']}"
+            )
             del fast, backends
         except Exception as e:  # report, keep the rest of the table
             info["fast_pipeline"][key] = {"error": f"{type(e).__name__}: {e}"[:400]}
@@ -422,7 +511,9 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
         vox = fx.voxelize_fixed(static_pts, s.voxel_size, s.point_cloud_range, s.max_num_points, s.max_voxels)
         ref = preprocess_points(pts_gpu[2], s, dev)
         n_used = int(vox.count)
-        info["e2e_voxels_identical"] = bool(torch.equal(vox.coors[:n_used], ref["coors"]) and torch.equal(vox.num_points[:n_used], ref["num_points"]))
+        info["e2e_voxels_identical"] = bool(
+            torch.equal(vox.coors[:n_used], ref["coors"]) and torch.equal(vox.num_points[:n_used], ref["num_points"])
+        )
     return info
 
 
@@ -441,13 +532,25 @@ def yolox(args: argparse.Namespace) -> dict[str, Any]:
     img = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)  # a T4 camera frame
     norm = Normalize(None, None, False)
     info: dict[str, Any] = {}
-    row("yolox", "letterbox+normalise 1920×1080 → 960² (host uint8 → GPU)", lambda: letterbox(img, (960, 960), 114.0, norm, dev), it, wu)
+    row(
+        "yolox",
+        "letterbox+normalise 1920×1080 → 960² (host uint8 → GPU)",
+        lambda: letterbox(img, (960, 960), 114.0, norm, dev),
+        it,
+        wu,
+    )
     img_gpu = torch.from_numpy(img).to(dev)
 
     def lb_gpu() -> torch.Tensor:
         x = img_gpu.permute(2, 0, 1)[None].float()
-        x = torch.nn.functional.interpolate(x, size=(540, 960), mode="bilinear", align_corners=False).round_().clamp_(0, 255)
-        return torch.nn.functional.pad(x, (0, 0, 0, 420), value=114.0).half().contiguous(memory_format=torch.channels_last)
+        x = (
+            torch.nn.functional.interpolate(x, size=(540, 960), mode="bilinear", align_corners=False)
+            .round_()
+            .clamp_(0, 255)
+        )
+        return (
+            torch.nn.functional.pad(x, (0, 0, 0, 420), value=114.0).half().contiguous(memory_format=torch.channels_last)
+        )
 
     replay, _ = graphed(lb_gpu)
     row("yolox", "letterbox+normalise on the GPU (image already there), CUDA graph", replay, it, wu)
@@ -489,7 +592,11 @@ def yolox(args: argparse.Namespace) -> dict[str, Any]:
         b, lab = boxes[idx], labels[idx]
         valid = top > score_thr
         n = top.shape[0]
-        sup = (yops.box_iou(b, b) > iou_thr) & (lab[:, None] == lab[None, :]) & torch.ones(n, n, dtype=torch.bool, device=dev).triu(1)
+        sup = (
+            (yops.box_iou(b, b) > iou_thr)
+            & (lab[:, None] == lab[None, :])
+            & torch.ones(n, n, dtype=torch.bool, device=dev).triu(1)
+        )
         keep = greedy_nms_keep(sup & valid[:, None] & valid[None, :], valid)
         keep = keep & (torch.cumsum(keep.long(), 0) <= max_det)
         return b, top, lab, keep
@@ -499,59 +606,100 @@ def yolox(args: argparse.Namespace) -> dict[str, Any]:
     row("yolox", "decode+NMS fixed-shape, CUDA graph", replay, it, wu)
     rb, rs, rl = ref_post()
     idx = fk.nonzero().squeeze(1)
-    info["post_identical_to_reference"] = bool(torch.equal(fb[idx], rb) and torch.equal(ft[idx], rs) and torch.equal(fl[idx], rl))
+    info["post_identical_to_reference"] = bool(
+        torch.equal(fb[idx], rb) and torch.equal(ft[idx], rs) and torch.equal(fl[idx], rl)
+    )
     info["post_detections"] = int(rb.shape[0])
-    log(f"  YOLOX fixed decode+NMS identical to reference: {info['post_identical_to_reference']} ({info['post_detections']} boxes)")
+    log(
+        f"  YOLOX fixed decode+NMS identical to reference: {info['post_identical_to_reference']} ({info['post_detections']} boxes)"
+    )
     return info
 
 
 def render(meta: dict[str, Any], cp: dict[str, Any], yx: dict[str, Any] | None) -> str:
-    lines = [f"# CenterPoint / YOLOX at AWML size — {meta['gpu']}", "",
-             f"{meta['gpu']} (CC {meta['cc']}), torch {meta['torch']}, triton {meta['triton']}, {meta['when']}; "
-             f"medians of {meta['iters']} per-call CUDA-event timings after {meta['warmup']} warm-up calls; "
-             "'±' = independent back-to-back event timing vs the median (fidelity, must be within 5 %).", "",
-             f"CenterPoint AWML config: {cp['grid'][0]}×{cp['grid'][1]} BEV grid, {cp['points']} points/frame, max_voxels {cp['max_voxels']} "
-             f"(in use: {cp.get('voxels_in_use')}), max_points {cp['max_points']}.", "",
-             f"Physical limit of backbone+neck+head: {cp['network_flops'] / 1e12:.3f} TFLOP/frame ÷ measured fp16 matmul peak "
-             f"{cp['fp16_matmul_peak_tflops']:.0f} TFLOP/s = {cp['network_limit_ms']:.3f} ms.", "",
-             "| group | what | ms | fidelity | × limit |", "|---|---|---|---|---|"]
+    lines = [
+        f"# CenterPoint / YOLOX at AWML size — {meta['gpu']}",
+        "",
+        f"{meta['gpu']} (CC {meta['cc']}), torch {meta['torch']}, triton {meta['triton']}, {meta['when']}; "
+        f"medians of {meta['iters']} per-call CUDA-event timings after {meta['warmup']} warm-up calls; "
+        "'±' = independent back-to-back event timing vs the median (fidelity, must be within 5 %).",
+        "",
+        f"CenterPoint AWML config: {cp['grid'][0]}×{cp['grid'][1]} BEV grid, {cp['points']} points/frame, max_voxels {cp['max_voxels']} "
+        f"(in use: {cp.get('voxels_in_use')}), max_points {cp['max_points']}.",
+        "",
+        f"Physical limit of backbone+neck+head: {cp['network_flops'] / 1e12:.3f} TFLOP/frame ÷ measured fp16 matmul peak "
+        f"{cp['fp16_matmul_peak_tflops']:.0f} TFLOP/s = {cp['network_limit_ms']:.3f} ms.",
+        "",
+        "| group | what | ms | fidelity | × limit |",
+        "|---|---|---|---|---|",
+    ]
     for r in ROWS:
         fid = "" if r["fidelity"] is None else f"{100 * r['fidelity']:+.1f} %"
         lim = f"{r['ms'] / cp['network_limit_ms']:.2f}" if r["group"] == "network" else ""
         lines.append(f"| {r['group']} | {r['name']} | {r['ms']:.3f} | {fid} | {lim} |")
     lines.append("")
     if "compile_s" in cp:
-        lines.append(f"torch.compile compile time (not in the latencies): {cp['compile_s']:.1f} s; max |compiled − eager| output {cp.get('compile_vs_eager_max_abs', float('nan')):.3g}.")
+        lines.append(
+            f"torch.compile compile time (not in the latencies): {cp['compile_s']:.1f} s; max |compiled − eager| output {cp.get('compile_vs_eager_max_abs', float('nan')):.3g}."
+        )
     if "compile_error" in cp:
         lines.append(f"torch.compile failed: {cp['compile_error']}")
-    lines.append(f"Fused decoration+PFN kernel used: {cp['pfn_fused']}; vs the module (fp32 out): max |err| {cp['pfn_fused_max_abs_err_fp32']:.2e}, "
-                 f"relative {cp['pfn_fused_rel_err_fp32']:.2e}; fp16 out (tf32 products): relative {cp['pfn_fused_rel_err_fp16']:.2e}.")
-    lines.append(f"Fixed decode+NMS identical to the reference: {cp['post_identical_to_reference']} ({cp['post_detections']} boxes); "
-                 f"fixed voxelization identical to the reference in the e2e check: {cp['e2e_voxels_identical']}.")
-    lines.append("Project pipeline stages (StageTimer medians, ms): " + ", ".join(f"{k} {v:.3f}" for k, v in cp["pipeline_stage_ms"].items()))
+    lines.append(
+        f"Fused decoration+PFN kernel used: {cp['pfn_fused']}; vs the module (fp32 out): max |err| {cp['pfn_fused_max_abs_err_fp32']:.2e}, "
+        f"relative {cp['pfn_fused_rel_err_fp32']:.2e}; fp16 out (tf32 products): relative {cp['pfn_fused_rel_err_fp16']:.2e}."
+    )
+    lines.append(
+        f"Fixed decode+NMS identical to the reference: {cp['post_identical_to_reference']} ({cp['post_detections']} boxes); "
+        f"fixed voxelization identical to the reference in the e2e check: {cp['e2e_voxels_identical']}."
+    )
+    lines.append(
+        "Project pipeline stages (StageTimer medians, ms): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in cp["pipeline_stage_ms"].items())
+    )
     for key, res in cp.get("fast_pipeline", {}).items():
         if "error" in res:
             lines.append(f"FastCenterPointPipeline ({key}) failed: {res['error']}")
         else:
-            lines.append(f"FastCenterPointPipeline ({key}) stages (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in res["stage_ms"].items())
-                         + f"; first call {res['first_call_s']:.1f} s" + (f" (compile {res['compile_seconds']:.1f} s into its own cache dir, after the network rows compiled the same graph in this process)" if res.get("compile_seconds") else ""))
+            lines.append(
+                f"FastCenterPointPipeline ({key}) stages (ms): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in res["stage_ms"].items())
+                + f"; first call {res['first_call_s']:.1f} s"
+                + (
+                    f" (compile {res['compile_seconds']:.1f} s into its own cache dir, after the network rows compiled the same graph in this process)"
+                    if res.get("compile_seconds")
+                    else ""
+                )
+            )
     if yx:
-        lines.append(f"YOLOX network FLOPs {yx['flops'] / 1e9:.1f} GFLOP; fixed decode+NMS identical to reference: {yx['post_identical_to_reference']} ({yx['post_detections']} boxes).")
+        lines.append(
+            f"YOLOX network FLOPs {yx['flops'] / 1e9:.1f} GFLOP; fixed decode+NMS identical to reference: {yx['post_identical_to_reference']} ({yx['post_detections']} boxes)."
+        )
     lines.append("")
     lines.append("Targets (issue #16), measured here:")
     pre = cp["pre_graph_ms"]
     pre2 = cp["vox_scatter_graph_ms"]
     post = cp["post_graph_ms"]
-    lines.append(f"- voxelize+decorate+scatter ≤ 0.3 ms: {pre:.3f} ms with a separate decoration kernel writing fp16 features ({'met' if pre <= 0.3 else 'MISSED'}; "
-                 f"{cp['pre_graph_fp32_ms']:.3f} ms with fp32 features); "
-                 f"{pre2:.3f} ms voxelize+scatter when decoration is fused into the encoder kernel (encoder incl. decoration {cp['encoder_graph_ms']:.3f} ms)")
-    lines.append(f"- decode+NMS ≤ 0.3 ms: {post:.3f} ms ({'met' if post <= 0.3 else 'MISSED'}; top-k by '{cp['topk_method_used']}')")
-    lines.append(f"- pre+post ≤ 0.6 ms: {pre + post:.3f} ms with separate decoration ({'met' if pre + post <= 0.6 else 'MISSED'}), "
-                 f"{pre2 + post:.3f} ms with decoration fused into the encoder")
+    lines.append(
+        f"- voxelize+decorate+scatter ≤ 0.3 ms: {pre:.3f} ms with a separate decoration kernel writing fp16 features ({'met' if pre <= 0.3 else 'MISSED'}; "
+        f"{cp['pre_graph_fp32_ms']:.3f} ms with fp32 features); "
+        f"{pre2:.3f} ms voxelize+scatter when decoration is fused into the encoder kernel (encoder incl. decoration {cp['encoder_graph_ms']:.3f} ms)"
+    )
+    lines.append(
+        f"- decode+NMS ≤ 0.3 ms: {post:.3f} ms ({'met' if post <= 0.3 else 'MISSED'}; top-k by '{cp['topk_method_used']}')"
+    )
+    lines.append(
+        f"- pre+post ≤ 0.6 ms: {pre + post:.3f} ms with separate decoration ({'met' if pre + post <= 0.6 else 'MISSED'}), "
+        f"{pre2 + post:.3f} ms with decoration fused into the encoder"
+    )
     for key, ms in cp.get("e2e_ms", {}).items():
-        lines.append(f"- end to end ≤ 5.0 ms ({key}): {ms:.3f} ms ({'met' if ms <= 5.0 else 'MISSED'}); with pinned H2D points + D2H results {cp['e2e_io_ms'][key]:.3f} ms")
+        lines.append(
+            f"- end to end ≤ 5.0 ms ({key}): {ms:.3f} ms ({'met' if ms <= 5.0 else 'MISSED'}); with pinned H2D points + D2H results {cp['e2e_io_ms'][key]:.3f} ms"
+        )
     bad = [r for r in ROWS if r["fidelity"] is not None and abs(r["fidelity"]) > 0.05]
-    lines.append(f"Timing fidelity: {len(ROWS) - len(bad)} rows within 5 %" + (f"; outside: {', '.join(r['name'] for r in bad)}" if bad else ""))
+    lines.append(
+        f"Timing fidelity: {len(ROWS) - len(bad)} rows within 5 %"
+        + (f"; outside: {', '.join(r['name'] for r in bad)}" if bad else "")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -570,9 +718,16 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True
     import triton
 
-    meta = {"gpu": torch.cuda.get_device_name(0), "cc": ".".join(map(str, torch.cuda.get_device_capability(0))), "torch": torch.__version__,
-            "triton": triton.__version__, "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "iters": args.iters, "warmup": args.warmup}
+    meta = {
+        "gpu": torch.cuda.get_device_name(0),
+        "cc": ".".join(map(str, torch.cuda.get_device_capability(0))),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "iters": args.iters,
+        "warmup": args.warmup,
+    }
     log(f"# {meta}")
     peak = matmul_peak()
     log(f"  fp16 matmul peak (8192³): {peak:.0f} TFLOP/s")
@@ -589,7 +744,9 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         tag = meta["gpu"].split()[1].lower() if len(meta["gpu"].split()) > 1 else "gpu"
         (args.out / f"centerpoint_perf_{tag}.md").write_text(text)
-        (args.out / f"centerpoint_perf_{tag}.json").write_text(json.dumps({"meta": meta, "centerpoint": cp, "yolox": yx, "rows": ROWS}, indent=1, default=str))
+        (args.out / f"centerpoint_perf_{tag}.json").write_text(
+            json.dumps({"meta": meta, "centerpoint": cp, "yolox": yx, "rows": ROWS}, indent=1, default=str)
+        )
     return 0
 
 

@@ -59,7 +59,9 @@ def main() -> int:
         gpu = [copy.copy(c) for c in comps]
         for c in gpu:
             c.module = copy.deepcopy(c.module)
-        pipe = CenterPointPipeline({c.name: PyTorchBackend(c, "cuda", precision) for c in gpu}, model.settings, torch.device("cuda"))
+        pipe = CenterPointPipeline(
+            {c.name: PyTorchBackend(c, "cuda", precision) for c in gpu}, model.settings, torch.device("cuda")
+        )
         frames = [{"points": sweep(args.points, s), "sample_idx": s} for s in range(4)]
         for i in range(args.warmup):
             pipe(frames[i % 4])
@@ -75,8 +77,10 @@ def main() -> int:
         prepost = sum(v for k, v in med.items() if k in PRE_POST)
         rows.append((f"pytorch:cuda ({precision})", med, total, prepost / total))
     gpu_name = torch.cuda.get_device_name(0)
-    print(f"# CenterPoint AWML-size stage latency\n\n{gpu_name}, torch {torch.__version__}, {args.points} points/frame, "
-          f"{args.iters} iterations after {args.warmup} warm-up, medians in ms (StageTimer, CUDA events)\n")
+    print(
+        f"# CenterPoint AWML-size stage latency\n\n{gpu_name}, torch {torch.__version__}, {args.points} points/frame, "
+        f"{args.iters} iterations after {args.warmup} warm-up, medians in ms (StageTimer, CUDA events)\n"
+    )
     stages = list(rows[0][1])
     print("| backend | " + " | ".join(stages) + " | end-to-end | pre+post share |")
     print("|---" * (len(stages) + 3) + "|")

@@ -24,8 +24,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ class ProjectBench:
         self.cfg = BaseDeploymentConfig.fromfile(deploy, options)
         self.project = get_project(self.cfg.project if hasattr(self.cfg, "project") else project)
 
-        def random_weights(cfg: Any, model_cfg: Any, ckpt: Optional[str]) -> torch.nn.Module:
+        def random_weights(cfg: Any, model_cfg: Any, ckpt: str | None) -> torch.nn.Module:
             torch.manual_seed(0)
             return self.project.build_model(model_cfg)
 
@@ -130,7 +131,13 @@ class ProjectBench:
             return Path(uri) if not uri.startswith("builtin:") else work / "unused-checkpoint.pth"
 
         self.runner = DeploymentRunner(
-            self.cfg, str(model), None, project=self.project, load_model_fn=random_weights, work_dir=str(work / project), resolve_fn=resolve
+            self.cfg,
+            str(model),
+            None,
+            project=self.project,
+            load_model_fn=random_weights,
+            work_dir=str(work / project),
+            resolve_fn=resolve,
         )
         self.runner.load()
         self.runner.export_onnx()
@@ -142,7 +149,10 @@ class ProjectBench:
         if backend == "tensorrt" and cuda_graph:
             from modeldeploy.backends.tensorrt import TensorRTBackend
 
-            backends = {c.name: TensorRTBackend(self.runner.state.engines[c.name].path, self.device, cuda_graph=True) for c in self.runner.state.components}
+            backends = {
+                c.name: TensorRTBackend(self.runner.state.engines[c.name].path, self.device, cuda_graph=True)
+                for c in self.runner.state.components
+            }
             return self.project.build_pipeline(backends, self.cfg, self.runner.state.model_cfg, self.device)
         return self.runner._pipeline(backend, str(self.device), precision)
 
@@ -151,7 +161,9 @@ class ProjectBench:
         return len(comps) == 1 and all(0 in comps[0].dynamic_axes.get(n, {}) for n in comps[0].input_names)
 
 
-def bench_backend(pb: ProjectBench, backend: str, precision: str, args: argparse.Namespace, cuda_graph: bool = False) -> dict[str, Any]:
+def bench_backend(
+    pb: ProjectBench, backend: str, precision: str, args: argparse.Namespace, cuda_graph: bool = False
+) -> dict[str, Any]:
     pipe = pb.pipeline(backend, precision, cuda_graph)
     label = pipe.label + (" +graph" if cuda_graph else "") + ("" if precision == "fp32" else f" ({precision})")
     sample = pb.runner.state.loader.load_sample(0)
@@ -172,7 +184,11 @@ def bench_backend(pb: ProjectBench, backend: str, precision: str, args: argparse
         for _ in range(args.warmup):
             call()
         reported, independent = interleaved_fidelity_ms(call, pb.device, args.iters)
-    row["fidelity"] = {"reported_ms": reported, "independent_ms": independent, "rel_diff": abs(reported - independent) / independent}
+    row["fidelity"] = {
+        "reported_ms": reported,
+        "independent_ms": independent,
+        "rel_diff": abs(reported - independent) / independent,
+    }
 
     if pb.batchable() and args.batch > 1:
         (backend_obj,) = pipe.backends.values()
@@ -182,15 +198,19 @@ def bench_backend(pb: ProjectBench, backend: str, precision: str, args: argparse
                 for _ in range(args.warmup):
                     backend_obj.infer(big)
                 ms = timed_calls_ms(lambda: backend_obj.infer(big), pb.device, args.iters)
-                row["batch"] = {"n": args.batch, "model": latency_stats(ms), "throughput": args.batch * 1000.0 / latency_stats(ms)["p50"]}
-            except Exception as exc:  # noqa: BLE001 - a batch beyond a profile is a row note, not a crash
+                row["batch"] = {
+                    "n": args.batch,
+                    "model": latency_stats(ms),
+                    "throughput": args.batch * 1000.0 / latency_stats(ms)["p50"],
+                }
+            except Exception as exc:
                 row["batch"] = {"n": args.batch, "error": str(exc).splitlines()[0][:120]}
     for be in pipe.backends.values():
         be.close()
     return row
 
 
-def environment(device: torch.device) -> dict[str, Optional[str]]:
+def environment(device: torch.device) -> dict[str, str | None]:
     import onnxruntime as ort
 
     from modeldeploy.tensorrt_api import tensorrt_available
@@ -202,16 +222,23 @@ def environment(device: torch.device) -> dict[str, Optional[str]]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "onnxruntime": f"{ort.__version__} ({','.join(p.replace('ExecutionProvider', '') for p in ort.get_available_providers())})",
-        "tensorrt": trt if ok else f"not installed",
+        "tensorrt": trt if ok else "not installed",
         "python": platform.python_version(),
     }
 
 
-def to_markdown(env: dict[str, Any], results: dict[str, list[dict[str, Any]]], skipped: dict[str, str], batch: int) -> str:
+def to_markdown(
+    env: dict[str, Any], results: dict[str, list[dict[str, Any]]], skipped: dict[str, str], batch: int
+) -> str:
     f = lambda v: f"{v:.3f}"  # noqa: E731
     lines = ["# GPU latency benchmark", "", " | ".join(f"**{k}**: {v}" for k, v in env.items()), ""]
     for project, rows in results.items():
-        lines += [f"## {project}", "", f"| backend | e2e p50 ms | e2e p99 ms | model p50 ms | model p99 ms | thr b1 /s | model p50 ms b{batch} | thr b{batch} /s | reported ms | independent ms | Δ | fidelity |", "|" + "---|" * 12]
+        lines += [
+            f"## {project}",
+            "",
+            f"| backend | e2e p50 ms | e2e p99 ms | model p50 ms | model p99 ms | thr b1 /s | model p50 ms b{batch} | thr b{batch} /s | reported ms | independent ms | Δ | fidelity |",
+            "|" + "---|" * 12,
+        ]
         for r in rows:
             b = r.get("batch", {})
             bp50 = f(b["model"]["p50"]) if "model" in b else b.get("error", "n/a")
@@ -231,7 +258,7 @@ def to_markdown(env: dict[str, Any], results: dict[str, list[dict[str, Any]]], s
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--projects", nargs="+", default=list(PROJECTS))
@@ -271,7 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for project in args.projects:
             try:
                 pb = ProjectBench(project, args.device, Path(tmp), trt_ok and device.type == "cuda", args.trt_policy)
-            except Exception as exc:  # noqa: BLE001 - one project failing must not hide the others
+            except Exception as exc:
                 skipped[project] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
                 traceback.print_exc()
                 continue
@@ -280,8 +307,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 try:
                     rows.append(bench_backend(pb, backend, precision, args, cuda_graph=graph))
                     print(f"{project} {rows[-1]['label']}: model p50 {rows[-1]['model']['p50']:.3f} ms", flush=True)
-                except Exception as exc:  # noqa: BLE001
-                    skipped[f"{project} {backend} {precision}{' +graph' if graph else ''}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                except Exception as exc:
+                    skipped[f"{project} {backend} {precision}{' +graph' if graph else ''}"] = (
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                    )
                     traceback.print_exc()
             results[project] = rows
     env = environment(device)
@@ -291,7 +320,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         (args.out / f"gpu_latency_{stamp}.md").write_text(md)
-        (args.out / f"gpu_latency_{stamp}.json").write_text(json.dumps({"environment": env, "results": results, "skipped": skipped}, indent=2))
+        (args.out / f"gpu_latency_{stamp}.json").write_text(
+            json.dumps({"environment": env, "results": results, "skipped": skipped}, indent=2)
+        )
     failed = [r["label"] for rows in results.values() for r in rows if r["fidelity"]["rel_diff"] > FIDELITY_TOLERANCE]
     if failed and device.type == "cuda":
         print(f"timing fidelity outside {FIDELITY_TOLERANCE:.0%}: {failed}", file=sys.stderr)

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import threading
@@ -91,8 +90,13 @@ def audit_times(path: Path, ns: str) -> tuple[dict[str, float], dict[str, float]
     for line in path.read_text().splitlines():
         ev = json.loads(line)
         ref = ev.get("objectRef") or {}
-        if (ev.get("stage") != "ResponseComplete" or ev.get("verb") != "create" or ref.get("namespace") != ns
-                or (ev.get("responseStatus") or {}).get("code") != 201 or not ref.get("name")):
+        if (
+            ev.get("stage") != "ResponseComplete"
+            or ev.get("verb") != "create"
+            or ref.get("namespace") != ns
+            or (ev.get("responseStatus") or {}).get("code") != 201
+            or not ref.get("name")
+        ):
             continue
         if ref.get("resource") == "modeldeployments":
             crs[ref["name"]] = ts(ev["stageTimestamp"])
@@ -107,10 +111,12 @@ def audit_times(path: Path, ns: str) -> tuple[dict[str, float], dict[str, float]
     for name, accepted in crs.items():
         cm, job = marks.get(("configmaps", name)), marks.get(("jobs", name))
         if cm and job:
-            for label, value in (("CR accepted → ConfigMap create received (watch, operator, pool queue)", cm[0] - accepted),
-                                 ("ConfigMap create received → accepted (API server)", cm[1] - cm[0]),
-                                 ("ConfigMap accepted → Job create received (operator)", job[0] - cm[1]),
-                                 ("Job create received → accepted (API server)", job[1] - job[0])):
+            for label, value in (
+                ("CR accepted → ConfigMap create received (watch, operator, pool queue)", cm[0] - accepted),
+                ("ConfigMap create received → accepted (API server)", cm[1] - cm[0]),
+                ("ConfigMap accepted → Job create received (operator)", job[0] - cm[1]),
+                ("Job create received → accepted (API server)", job[1] - job[0]),
+            ):
                 stages.setdefault(label, []).append(value)
     return crs, jobs, first, stages
 
@@ -124,15 +130,19 @@ def apiserver_sums(cp: ControlPlane) -> dict[tuple[str, str], float]:
     """
     out: dict[tuple[str, str], float] = {}
     text = cp.kubectl("get", "--raw", "/metrics", timeout=120).stdout
-    names = {"apiserver_flowcontrol_request_wait_duration_seconds_sum": "wait",
-             "apiserver_flowcontrol_request_execution_seconds_sum": "exec",
-             "apiserver_flowcontrol_request_execution_seconds_count": "n"}
+    names = {
+        "apiserver_flowcontrol_request_wait_duration_seconds_sum": "wait",
+        "apiserver_flowcontrol_request_execution_seconds_sum": "exec",
+        "apiserver_flowcontrol_request_execution_seconds_count": "n",
+    }
     for line in text.splitlines():
         name, _, rest = line.partition("{")
         if name not in names:
             continue
         labels, _, value = rest.rpartition("} ")
-        level = next((kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("priority_level=")), "?")
+        level = next(
+            (kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("priority_level=")), "?"
+        )
         key = (names[name], level)
         out[key] = out.get(key, 0.0) + float(value)
     return out
@@ -159,22 +169,41 @@ def main() -> int:
     policy = tmp / "audit-policy.yaml"
     policy.write_text(AUDIT_POLICY.replace("{ns}", ns))
     audit_log = tmp / "audit.log"
-    cp = ControlPlane(tmp / "cp", extra_apiserver_args=[
-        f"--audit-policy-file={policy}", f"--audit-log-path={audit_log}", "--audit-log-format=json",
-        "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s"])
+    cp = ControlPlane(
+        tmp / "cp",
+        extra_apiserver_args=[
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+        ],
+    )
     cp.start()
     agent = None
     op = None
     try:
         image_map = default_image_map()
         image_map["ghcr.io/modeldeploy/fake-runtime"] = [sys.executable, str(FAKE_RUNTIME)]
-        agent = NodeAgent(cp.node_kubeconfig("bench-node"), "bench-node", image_map=image_map, work_dir=tmp / "agent",
-                          pods=args.count + 50, cpu="512", memory="1Ti")
+        agent = NodeAgent(
+            cp.node_kubeconfig("bench-node"),
+            "bench-node",
+            image_map=image_map,
+            work_dir=tmp / "agent",
+            pods=args.count + 50,
+            cpu="512",
+            memory="1Ti",
+        )
         agent.start()
         cp.create_namespace(ns)
         kubeconfig = install_operator_rbac(cp, ns)
-        op = OperatorProcess(kubeconfig, ns, tmp / "operator", extra_args=["--log-format", "json", *args.operator_args.split()],
-                             env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE}).start()
+        op = OperatorProcess(
+            kubeconfig,
+            ns,
+            tmp / "operator",
+            extra_args=["--log-format", "json", *args.operator_args.split()],
+            env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE},
+        ).start()
         proc = psutil.Process(op.proc.pid)
         rss_idle = proc.memory_info().rss
         peak = {"rss": rss_idle}
@@ -215,13 +244,18 @@ def main() -> int:
                     for j in lst.items:
                         note(j)
                     w = watch.Watch()
-                    for ev in w.stream(batch.list_namespaced_job, ns, resource_version=lst.metadata.resource_version,
-                                       timeout_seconds=60, _request_timeout=90):
+                    for ev in w.stream(
+                        batch.list_namespaced_job,
+                        ns,
+                        resource_version=lst.metadata.resource_version,
+                        timeout_seconds=60,
+                        _request_timeout=90,
+                    ):
                         if ev["type"] == "ADDED":
                             note(ev["object"])
                         if all_jobs.is_set():
                             w.stop()
-                except Exception as e:  # noqa: BLE001 - benchmark harness: report and re-watch
+                except Exception as e:
                     print(f"job watch restarted after {type(e).__name__}: {e}", file=sys.stderr)
                     time.sleep(0.5)
 
@@ -233,7 +267,9 @@ def main() -> int:
         body_of = {f"m{i:04d}": cr_manifest(f"m{i:04d}", ns) for i in range(args.count)}
 
         def create(name: str) -> None:
-            obj = custom.create_namespaced_custom_object("modeldeploy.io", "v1alpha1", ns, "modeldeployments", body_of[name])
+            obj = custom.create_namespaced_custom_object(
+                "modeldeploy.io", "v1alpha1", ns, "modeldeployments", body_of[name]
+            )
             applied[name] = time.monotonic()
             cr_ts[name] = obj["metadata"]["creationTimestamp"]
 
@@ -246,9 +282,20 @@ def main() -> int:
                     t = p.cpu_times()
                 except psutil.Error:
                     continue
-                key = ("operator" if p.pid == op.proc.pid else "benchmark + node agent" if p.pid == me.pid
-                       else next((c for c in ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler")
-                                  if c in name), "runtime pods"))
+                key = (
+                    "operator"
+                    if p.pid == op.proc.pid
+                    else "benchmark + node agent"
+                    if p.pid == me.pid
+                    else next(
+                        (
+                            c
+                            for c in ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler")
+                            if c in name
+                        ),
+                        "runtime pods",
+                    )
+                )
                 out[key] = out.get(key, 0.0) + t.user + t.system
             mt = me.cpu_times()  # runtime pods that already exited (reaped by the node agent)
             out["runtime pods"] = out.get("runtime pods", 0.0) + mt.children_user + mt.children_system
@@ -265,27 +312,51 @@ def main() -> int:
         t_all_jobs = time.monotonic() - t0
         cpu1 = cpu_by_component()
         apf1 = apiserver_sums(cp)
-        opm = {line.split(" ")[0]: float(line.split(" ")[1]) for line in op.metrics().splitlines()
-               if line.startswith("modeldeploy_reconcile_queue_seconds")}
+        opm = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in op.metrics().splitlines()
+            if line.startswith("modeldeploy_reconcile_queue_seconds")
+        }
         q_n = opm.get("modeldeploy_reconcile_queue_seconds_count", 0.0)
         q_slow = 1 - opm.get('modeldeploy_reconcile_queue_seconds_bucket{le="1.0"}', 0.0) / q_n if q_n else 0.0
-        q_row = [("operator reconcile pool: passes / mean wait for a thread / share waiting > 1 s",
-                  f"{q_n:.0f} / {1000 * opm.get('modeldeploy_reconcile_queue_seconds_sum', 0.0) / q_n:.0f} ms / "
-                  f"{q_slow:.1%}", "")] if q_n else []
+        q_row = (
+            [
+                (
+                    "operator reconcile pool: passes / mean wait for a thread / share waiting > 1 s",
+                    f"{q_n:.0f} / {1000 * opm.get('modeldeploy_reconcile_queue_seconds_sum', 0.0) / q_n:.0f} ms / "
+                    f"{q_slow:.1%}",
+                    "",
+                )
+            ]
+            if q_n
+            else []
+        )
         apf_rows = []
         for level in sorted({k[1] for k in apf1}):
             n = apf1.get(("n", level), 0) - apf0.get(("n", level), 0)
             if n >= 1:
                 wait = apf1.get(("wait", level), 0) - apf0.get(("wait", level), 0)
                 exe = apf1.get(("exec", level), 0) - apf0.get(("exec", level), 0)
-                apf_rows.append((f"API server until all Jobs, priority level {level}: requests / mean queue wait / mean execution",
-                                 f"{n:.0f} / {1000 * wait / n:.0f} ms / {1000 * exe / n:.0f} ms", ""))
-        cpu_rows = [(f"CPU seconds until all Jobs: {k}", f"{cpu1.get(k, 0) - cpu0.get(k, 0):.1f} s", "")
-                    for k in sorted(cpu1)]
+                apf_rows.append(
+                    (
+                        f"API server until all Jobs, priority level {level}: requests / mean queue wait / mean execution",
+                        f"{n:.0f} / {1000 * wait / n:.0f} ms / {1000 * exe / n:.0f} ms",
+                        "",
+                    )
+                )
+        cpu_rows = [
+            (f"CPU seconds until all Jobs: {k}", f"{cpu1.get(k, 0) - cpu0.get(k, 0):.1f} s", "") for k in sorted(cpu1)
+        ]
         lat = [job_seen[n] - applied[n] for n in job_seen if n in applied]
         load1 = loadavg()
-        ts_lat = [(dt.datetime.fromisoformat(job_created_ts[n]) - dt.datetime.fromisoformat(cr_ts[n].replace("Z", "+00:00"))).total_seconds()
-                  for n in job_seen if n in cr_ts]
+        ts_lat = [
+            (
+                dt.datetime.fromisoformat(job_created_ts[n])
+                - dt.datetime.fromisoformat(cr_ts[n].replace("Z", "+00:00"))
+            ).total_seconds()
+            for n in job_seen
+            if n in cr_ts
+        ]
         # informational: all Succeeded
         t_done = None
         deadline = time.monotonic() + (0 if args.no_succeeded else args.timeout)
@@ -307,20 +378,45 @@ def main() -> int:
             ("operator flags", f"`{args.operator_args or '(defaults)'}`", ""),
             ("load average (1/5/15 min) before → after", f"{load0} → {load1}", ""),
             ("all creates accepted after (client)", f"{t_applied:.1f} s", ""),
-            ("all Jobs exist after (audit: first CR received → last Job accepted)",
-             f"{srv_all:.1f} s" + ("" if srv_ok else f" (only {len(srv_lat)} Jobs)") if srv_all is not None else "n/a", "≤ 60 s"),
-            ("all Jobs exist after (client: first create call → last Job on watch)",
-             f"{t_all_jobs:.1f} s" + ("" if ok else f" (TIMEOUT: {len(job_seen)} Jobs)"), ""),
-            ("apply→Job latency p50 (audit: CR accepted → Job accepted)", f"{pct(srv_lat, 0.5):.2f} s" if srv_lat else "n/a", ""),
+            (
+                "all Jobs exist after (audit: first CR received → last Job accepted)",
+                f"{srv_all:.1f} s" + ("" if srv_ok else f" (only {len(srv_lat)} Jobs)")
+                if srv_all is not None
+                else "n/a",
+                "≤ 60 s",
+            ),
+            (
+                "all Jobs exist after (client: first create call → last Job on watch)",
+                f"{t_all_jobs:.1f} s" + ("" if ok else f" (TIMEOUT: {len(job_seen)} Jobs)"),
+                "",
+            ),
+            (
+                "apply→Job latency p50 (audit: CR accepted → Job accepted)",
+                f"{pct(srv_lat, 0.5):.2f} s" if srv_lat else "n/a",
+                "",
+            ),
             ("apply→Job latency p99 (audit)", f"{pct(srv_lat, 0.99):.2f} s" if srv_lat else "n/a", "≤ 5 s"),
             ("apply→Job latency max (audit)", f"{max(srv_lat):.2f} s" if srv_lat else "n/a", ""),
-            ("apply→Job latency p50/p99 (client: create returned → Job on watch)",
-             f"{pct(lat, 0.5):.2f} s / {pct(lat, 0.99):.2f} s" if lat else "n/a", ""),
-            ("creationTimestamp delta p50/p99 (1 s resolution)",
-             f"{pct(ts_lat, 0.5):.0f} s / {pct(ts_lat, 0.99):.0f} s" if ts_lat else "n/a", ""),
+            (
+                "apply→Job latency p50/p99 (client: create returned → Job on watch)",
+                f"{pct(lat, 0.5):.2f} s / {pct(lat, 0.99):.2f} s" if lat else "n/a",
+                "",
+            ),
+            (
+                "creationTimestamp delta p50/p99 (1 s resolution)",
+                f"{pct(ts_lat, 0.5):.0f} s / {pct(ts_lat, 0.99):.0f} s" if ts_lat else "n/a",
+                "",
+            ),
             ("operator RSS idle → peak", f"{rss_idle / 2**20:.0f} MB → {rss_mb:.0f} MB", "≤ 300 MB"),
-            ("all Succeeded after (informational)", f"{t_done:.1f} s" if t_done else "skipped" if args.no_succeeded else "not within timeout", ""),
-            *[(f"apply→Job stage p50/p99: {k}", f"{pct(v, 0.5):.2f} s / {pct(v, 0.99):.2f} s", "") for k, v in stages.items()],
+            (
+                "all Succeeded after (informational)",
+                f"{t_done:.1f} s" if t_done else "skipped" if args.no_succeeded else "not within timeout",
+                "",
+            ),
+            *[
+                (f"apply→Job stage p50/p99: {k}", f"{pct(v, 0.5):.2f} s / {pct(v, 0.99):.2f} s", "")
+                for k, v in stages.items()
+            ],
             *q_row,
             *cpu_rows,
             *apf_rows,

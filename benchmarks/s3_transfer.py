@@ -23,20 +23,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))  # the test kit's moto launcher (s3testkit/moto.py)
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from s3testkit.moto import MotoServer  # noqa: E402
 
 from modeldeploy.artifacts import LocalArtifact  # noqa: E402
 from modeldeploy.artifacts.s3 import S3ArtifactStore  # noqa: E402
-from s3testkit.moto import MotoServer  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mb", type=int, default=int(os.environ.get("MODELDEPLOY_BENCH_SIZE_MB", "1024")))
     ap.add_argument("--repeat", type=int, default=int(os.environ.get("MODELDEPLOY_BENCH_REPEAT", "2")))
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
-    ap.add_argument("--endpoint", default=os.environ.get("MODELDEPLOY_BENCH_ENDPOINT"),
-                    help="benchmark an existing S3 endpoint (credentials from the environment) instead of a fresh moto server")
+    ap.add_argument(
+        "--endpoint",
+        default=os.environ.get("MODELDEPLOY_BENCH_ENDPOINT"),
+        help="benchmark an existing S3 endpoint (credentials from the environment) instead of a fresh moto server",
+    )
     ap.add_argument("--bucket", default="bench", help="bucket to use (created if missing)")
     args = ap.parse_args(argv)
     size = args.size_mb * MB
@@ -80,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
         os.environ.pop(name, None)
     if not args.endpoint:
-        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                          AWS_EC2_METADATA_DISABLED="true")
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+        )
     server_cm = nullcontext(None) if args.endpoint else MotoServer()
     with server_cm as server, tempfile.TemporaryDirectory(prefix="s3bench-") as tmp:
         endpoint = args.endpoint or server.endpoint
@@ -97,13 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             results["base_up"].append(timed(lambda: client.upload_file(str(src), bucket, "base/blob.bin")))
             results["ours_up"].append(timed(lambda: store.put_file(LocalArtifact(src, "blob.bin", "other"))))
-            results["base_down"].append(timed(lambda: client.download_file(bucket, "base/blob.bin", str(Path(tmp) / "b.out"))))
+            results["base_down"].append(
+                timed(lambda: client.download_file(bucket, "base/blob.bin", str(Path(tmp) / "b.out")))
+            )
             results["ours_down"].append(timed(lambda: store.get_file("blob.bin", Path(tmp) / "o.out")))
             for key in ("base/blob.bin", "ours/blob.bin"):  # free moto's memory; the next upload starts cold
                 client.delete_object(Bucket=bucket, Key=key)
             for f in ("b.out", "o.out"):
                 (Path(tmp) / f).unlink(missing_ok=True)
-            print(f"round {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in results.items()), flush=True)
+            print(
+                f"round {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in results.items()),
+                flush=True,
+            )
         moto_peak = peak_rss_mb(server.proc.pid) if server else None
 
     def mbps(key: str) -> float:  # MiB/s
@@ -114,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         f"# S3 transfer benchmark ({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})",
         "",
         f"File: {args.size_mb} MiB random bytes; median of {args.repeat} alternating rounds; "
-        + (f"moto_server on 127.0.0.1 (HTTP, objects in memory, peak RSS {moto_peak:.0f} MiB)." if moto_peak else f"endpoint {endpoint}."),
+        + (
+            f"moto_server on 127.0.0.1 (HTTP, objects in memory, peak RSS {moto_peak:.0f} MiB)."
+            if moto_peak
+            else f"endpoint {endpoint}."
+        ),
         f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
         f"boto3 {boto3.__version__}; CPUs shared with other work, so absolute numbers are noisy.",
         f"Baseline: boto3 `upload_file`/`download_file`, default TransferConfig (8 MiB parts, 10 threads). "

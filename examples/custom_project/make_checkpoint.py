@@ -7,9 +7,11 @@ from __future__ import annotations
 import sys
 
 import torch
-
 from tiny_classifier.project import TinyClassifier
 
 if __name__ == "__main__":
     torch.manual_seed(0)
-    torch.save({"meta": {"epoch": 1, "note": "untrained example weights"}, "state_dict": TinyClassifier().state_dict()}, sys.argv[1])
+    torch.save(
+        {"meta": {"epoch": 1, "note": "untrained example weights"}, "state_dict": TinyClassifier().state_dict()},
+        sys.argv[1],
+    )

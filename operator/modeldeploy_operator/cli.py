@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .config import OperatorConfig
 
@@ -18,16 +18,33 @@ from .config import OperatorConfig
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m modeldeploy_operator", description=__doc__.splitlines()[0])
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NS",
-                       help="serve this namespace (repeatable); env MODELDEPLOY_NAMESPACES")
-    scope.add_argument("-A", "--all-namespaces", action="store_true", default=None,
-                       help="serve every namespace (needs the ClusterRole bound cluster-wide)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="serve this namespace (repeatable); env MODELDEPLOY_NAMESPACES",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=None,
+        help="serve every namespace (needs the ClusterRole bound cluster-wide)",
+    )
     p.add_argument("--metrics-host", help="bind address of /metrics and /healthz (default 127.0.0.1; 0.0.0.0 in a pod)")
     p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz (default 8080; 0 disables)")
     p.add_argument("--runtime-image", help="default runtime image (env MODELDEPLOY_RUNTIME_IMAGE)")
-    p.add_argument("--unschedulable-after", type=float, dest="unschedulable_after_s",
-                   help="seconds a pod may stay unschedulable before the deployment is Stalled (default 120)")
-    p.add_argument("--resync-interval", type=float, dest="resync_interval_s", help="fallback resync period in seconds (default 30)")
+    p.add_argument(
+        "--unschedulable-after",
+        type=float,
+        dest="unschedulable_after_s",
+        help="seconds a pod may stay unschedulable before the deployment is Stalled (default 120)",
+    )
+    p.add_argument(
+        "--resync-interval", type=float, dest="resync_interval_s", help="fallback resync period in seconds (default 30)"
+    )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (default text)")
     p.add_argument("--max-workers", type=int, help="reconcile threads (default 48; observations get a quarter)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -64,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .handlers import State, build_registry
     from .metrics import serve
 
-    kopf.configure(verbose=args.verbose, debug=args.verbose,
-                   log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL)
+    kopf.configure(
+        verbose=args.verbose,
+        debug=args.verbose,
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
+    )
     if not args.verbose:  # kopf logs every handler call at INFO: thousands of lines at scale
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
@@ -75,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.metrics_port:
         server = serve(state.metrics, config.metrics_host, config.metrics_port, state.healthy)
         logging.getLogger("modeldeploy_operator").info(
-            "serving /metrics and /healthz on %s:%s", config.metrics_host, server.server_address[1])
+            "serving /metrics and /healthz on %s:%s", config.metrics_host, server.server_address[1]
+        )
     kopf.run(
         registry=registry,
         standalone=True,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import __version__
-from .policy import Policy, PolicyError, from_json as policy_from_json
+from .policy import Policy, PolicyError
+from .policy import from_json as policy_from_json
 
 DEFAULT_RUNTIME_IMAGE = f"ghcr.io/modeldeploy/runtime:{__version__}"
 
@@ -56,7 +57,7 @@ class OperatorConfig:
     policy: Policy = Policy()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "OperatorConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> OperatorConfig:
         """Build the config from ``MODELDEPLOY_*`` variables; explicit overrides win."""
         env = os.environ if env is None else env
         namespaces = tuple(n for n in env.get("MODELDEPLOY_NAMESPACES", "").replace(",", " ").split() if n)
@@ -93,8 +94,14 @@ def _resources_json(text: str) -> str:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"MODELDEPLOY_RUNTIME_RESOURCES is not JSON ({exc}); expected e.g. "
-                         '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}') from None
-    if not isinstance(value, dict) or set(value) - {"requests", "limits"} or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError(
+            f"MODELDEPLOY_RUNTIME_RESOURCES is not JSON ({exc}); expected e.g. "
+            '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}'
+        ) from None
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"requests", "limits"}
+        or not all(isinstance(v, dict) for v in value.values())
+    ):
         raise ValueError("MODELDEPLOY_RUNTIME_RESOURCES must be an object with only 'requests' and/or 'limits' maps")
     return json.dumps(value, sort_keys=True)

@@ -13,7 +13,8 @@ import logging
 import queue
 import threading
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .constants import MANAGER
 from .summary import clip, redact
@@ -30,8 +31,13 @@ def event_body(ref: Mapping[str, Any], type_: str, reason: str, message: str, in
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": ref["apiVersion"], "kind": ref["kind"], "name": meta["name"],
-                           "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "involvedObject": {
+            "apiVersion": ref["apiVersion"],
+            "kind": ref["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
         "type": type_,
         "reason": reason[:128],
         "message": clip(redact(message), 1024),
@@ -64,7 +70,7 @@ class EventPoster:
                 return
             try:
                 self.kube.request("POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body=body)
-            except Exception as e:  # auxiliary: log and go on with the next one
+            except Exception as e:  # noqa: BLE001 - auxiliary: log and go on with the next one
                 log.warning("could not post Event %s for %s: %s", body["reason"], body["involvedObject"]["name"], e)
 
     def close(self, timeout: float = 5.0) -> None:

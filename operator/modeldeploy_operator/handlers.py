@@ -23,7 +23,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
@@ -126,8 +127,14 @@ def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome) -> None:
     for ev in outcome.events:
         if state.events is not None:
             state.events.post(ref, ev.type, ev.reason, ev.message)
-        log.log(logging.WARNING if ev.type == "Warning" else logging.INFO,
-                "%s/%s %s: %s", meta["namespace"], meta["name"], ev.reason, ev.message)
+        log.log(
+            logging.WARNING if ev.type == "Warning" else logging.INFO,
+            "%s/%s %s: %s",
+            meta["namespace"],
+            meta["name"],
+            ev.reason,
+            ev.message,
+        )
     if outcome.job_created:
         state.metrics.jobs_created.inc()
     if outcome.stale_deleted:
@@ -147,8 +154,14 @@ def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
     first_generation = int(meta.get("generation") or 1) == 1
     try:
         with state.locks(ns, name):
-            outcome = rec.reconcile(state.kube, body, state.config, cleanup_stale=recorded or not first_generation,
-                                    lookup_first=recorded, defer_initial_status=True)
+            outcome = rec.reconcile(
+                state.kube,
+                body,
+                state.config,
+                cleanup_stale=recorded or not first_generation,
+                lookup_first=recorded,
+                defer_initial_status=True,
+            )
             if outcome.job_name:
                 state.job_owners[(ns, outcome.job_name)] = meta.get("uid")
             if outcome.status_patch:
@@ -161,14 +174,22 @@ def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
     publish(state, object_ref(ns, name, meta.get("uid")), outcome)
 
 
-def do_observe(state: State, namespace: str, name: str, *, job: Mapping[str, Any] | None = None,
-               with_pods: bool, may_reconcile: bool = False) -> None:
+def do_observe(
+    state: State,
+    namespace: str,
+    name: str,
+    *,
+    job: Mapping[str, Any] | None = None,
+    with_pods: bool,
+    may_reconcile: bool = False,
+) -> None:
     """One observation. Event-driven passes use the cached CR; the resync reads it fresh."""
     state.last_observed[(namespace, name)] = time.monotonic()
     with state.locks(namespace, name):
         cached = None if may_reconcile else state.cache.get(namespace, name)
-        outcome = rec.observe(state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached,
-                              secrets=state.secrets)
+        outcome = rec.observe(
+            state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached, secrets=state.secrets
+        )
     if outcome.needs_reconcile and may_reconcile:
         cr = state.kube.get_deployment(namespace, name)
         if cr is not None and not cr["metadata"].get("deletionTimestamp"):
@@ -194,8 +215,15 @@ class Observer:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def submit(self, namespace: str, name: str, *, job: Mapping[str, Any] | None = None, with_pods: bool = False,
-               may_reconcile: bool = False) -> None:
+    def submit(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        job: Mapping[str, Any] | None = None,
+        with_pods: bool = False,
+        may_reconcile: bool = False,
+    ) -> None:
         key = (namespace, name)
         with self._lock:
             req = self._pending.get(key)
@@ -212,7 +240,7 @@ class Observer:
             req = self._pending.pop(key)
         try:
             do_observe(self.state, *key, **req)
-        except Exception as e:  # the next Job event or resync tick retries
+        except Exception as e:  # noqa: BLE001 - a worker thread must survive; the next Job event or resync tick retries
             self.state.metrics.reconciles.labels(result="error").inc()
             log.warning("observing %s/%s failed: %s: %s", key[0], key[1], type(e).__name__, e)
 
@@ -262,7 +290,7 @@ class Reconciler:
         except rec.OrphanConflict as e:
             log.info("%s/%s: %s", key[0], key[1], e)
             self._retry(key, 2.0)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a worker thread must survive; retried below
             log.warning("reconciling %s/%s failed, retrying in 5 s: %s: %s", key[0], key[1], type(e).__name__, e)
             self._retry(key, 5.0)
 
@@ -383,7 +411,9 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
             state.job_signatures.pop(jkey, None)
             state.job_owners.pop(jkey, None)
             return
-        state.job_owners[jkey] = next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        state.job_owners[jkey] = next(
+            (r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None
+        )
         name = (meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT)
         job = plain(body)
         sig = job_signature(job)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from . import spec as specmod
 from .config import OperatorConfig
@@ -95,7 +96,8 @@ def build_configmap(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
     data = {
         "spec.json": json.dumps(
             specmod.rendered_spec(meta["namespace"], meta["name"], meta.get("generation", 1), spec, hash_),
-            indent=2, sort_keys=True,
+            indent=2,
+            sort_keys=True,
         )
     }
     for field, fname in specmod.CONFIG_FILES.items():
@@ -132,7 +134,9 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
     secret = (spec.get("credentialsSecretRef") or {}).get("name")
     if secret:
         for env_name, key, optional in CREDENTIAL_ENV:
-            env.append({"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}})
+            env.append(
+                {"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}}
+            )
     # spec.runtime.env (e.g. AWS_CA_BUNDLE, MODELDEPLOY_CACHE): the CRD and the tenant
     # policy refuse the names set above, so a user entry never shadows the operator's.
     env.extend(copy.deepcopy(list((spec.get("runtime") or {}).get("env") or [])))
@@ -144,7 +148,9 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
 
 def _resources(spec: Mapping[str, Any], default_json: str = "") -> dict[str, Any]:
     """The spec's resources, else the operator's default; a GPU limit for CUDA runs."""
-    res = copy.deepcopy((spec.get("runtime") or {}).get("resources") or (json.loads(default_json) if default_json else {}))
+    res = copy.deepcopy(
+        (spec.get("runtime") or {}).get("resources") or (json.loads(default_json) if default_json else {})
+    )
     if specmod.effective_device(spec) == "cuda":
         limits = res.setdefault("limits", {})
         requests = res.get("requests") or {}
@@ -170,7 +176,9 @@ def _volumes(spec: Mapping[str, Any], cm_name: str) -> tuple[list[dict[str, Any]
         ref = (spec.get(field) or {}).get("configMapKeyRef")
         if ref:
             vol = f"user-{field.lower()}"
-            volumes.append({"name": vol, "configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": fname}]}})
+            volumes.append(
+                {"name": vol, "configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": fname}]}}
+            )
             mounts.append({"name": vol, "mountPath": f"{USER_CONFIG_MOUNT}/{field}", "readOnly": True})
     # spec.runtime.volumes/volumeMounts (dataset or cache PVC, CA bundle ConfigMap): only the
     # types the CRD admits (PVC, ConfigMap, Secret, emptyDir), copied as given; the tenant
@@ -192,8 +200,13 @@ def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> di
         "image": rt.get("image") or config.runtime_image,
         "imagePullPolicy": rt.get("imagePullPolicy", "IfNotPresent"),
         "command": ["modeldeploy"],
-        "args": specmod.runtime_args(spec, hash_, namespace=body["metadata"]["namespace"], name=body["metadata"]["name"],
-                                     generation=int(body["metadata"].get("generation", 1))),
+        "args": specmod.runtime_args(
+            spec,
+            hash_,
+            namespace=body["metadata"]["namespace"],
+            name=body["metadata"]["name"],
+            generation=int(body["metadata"].get("generation", 1)),
+        ),
         "env": _env(body, hash_),
         "resources": _resources(spec, config.runtime_resources_json),
         "volumeMounts": mounts,
@@ -234,13 +247,22 @@ def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> di
         "podFailurePolicy": {
             "rules": [
                 # Config/user errors and failed verification are deterministic: never retry.
-                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER_NAME, "operator": "In",
-                                                      "values": list(NON_RETRYABLE_EXIT_CODES)}},
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER_NAME,
+                        "operator": "In",
+                        "values": list(NON_RETRYABLE_EXIT_CODES),
+                    },
+                },
                 # Evictions/preemptions are not the program's fault: don't count them.
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             ]
         },
-        "template": {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])}, "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
+            "spec": pod_spec,
+        },
     }
     if rt.get("activeDeadlineSeconds"):
         job_spec["activeDeadlineSeconds"] = int(rt["activeDeadlineSeconds"])

@@ -41,15 +41,23 @@ class Kube:
             api_client = client.ApiClient(conf)
         self.api_client = api_client
 
-    def request(self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
-                content_type: str = "application/json") -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
         if query:
             path = f"{path}?{urllib.parse.urlencode(query)}"
         m, url, hdrs, data, post = self.api_client.param_serialize(
-            method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
         resp = self.api_client.call_api(m, url, header_params=hdrs, body=data, post_params=post, _request_timeout=60)
         raw = resp.read()
         if not 200 <= resp.status < 300:
@@ -72,8 +80,12 @@ class Kube:
         return self._get_or_none(self._cr_path(namespace, name))
 
     def patch_deployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", self._cr_path(namespace, name) + "/status", body={"status": status},
-                            content_type="application/merge-patch+json")
+        return self.request(
+            "PATCH",
+            self._cr_path(namespace, name) + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
 
     # -- Jobs
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -92,14 +104,20 @@ class Kube:
         return existing, False
 
     def list_jobs(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
-        out = self.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs",
-                           query={"labelSelector": f"{LABEL_DEPLOYMENT}={deployment[:63].rstrip('-._')}"})
+        out = self.request(
+            "GET",
+            f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            query={"labelSelector": f"{LABEL_DEPLOYMENT}={deployment[:63].rstrip('-._')}"},
+        )
         return list(out.get("items") or [])
 
     def delete_job(self, namespace: str, name: str) -> bool:
         try:
-            self.request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
-                         body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+            self.request(
+                "DELETE",
+                f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
+            )
             return True
         except ApiError as e:
             if e.status == 404:
@@ -132,5 +150,7 @@ class Kube:
             raise
 
     def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": f"{JOB_NAME_LABEL}={job_name}"})
+        out = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": f"{JOB_NAME_LABEL}={job_name}"}
+        )
         return list(out.get("items") or [])

@@ -11,7 +11,8 @@ Labels are bounded: namespace, name, project, backend, precision, plus small enu
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -64,22 +65,37 @@ class StatusCollector(Collector):
         with self._lock:
             snaps = list(self._snaps.values())
         base = ["namespace", "name", "project"]
-        latency = GaugeMetricFamily("modeldeploy_inference_latency_seconds",
-                                    "End-to-end inference latency quantile per backend, from the last successful run.",
-                                    labels=base + ["backend", "precision", "quantile"])
-        metric = GaugeMetricFamily("modeldeploy_evaluation_metric",
-                                   "Headline evaluation metric (e.g. accuracy, mAP) per backend.",
-                                   labels=base + ["backend", "precision", "metric"])
-        vdiff = GaugeMetricFamily("modeldeploy_verification_max_abs_diff",
-                                  "Largest absolute output difference seen by cross-backend verification.", labels=base)
-        vpass = GaugeMetricFamily("modeldeploy_verification_passed",
-                                  "1 if cross-backend verification passed, 0 if it failed.", labels=base)
-        stage = GaugeMetricFamily("modeldeploy_stage_duration_seconds",
-                                  "Duration of each runtime stage of the last run.", labels=base + ["stage"])
-        phase = GaugeMetricFamily("modeldeploy_phase",
-                                  "1 for the current phase of each ModelDeployment, 0 for the others.", labels=base + ["phase"])
-        last_ok = GaugeMetricFamily("modeldeploy_last_success_timestamp_seconds",
-                                    "Unix time the last successful run completed.", labels=base)
+        latency = GaugeMetricFamily(
+            "modeldeploy_inference_latency_seconds",
+            "End-to-end inference latency quantile per backend, from the last successful run.",
+            labels=base + ["backend", "precision", "quantile"],
+        )
+        metric = GaugeMetricFamily(
+            "modeldeploy_evaluation_metric",
+            "Headline evaluation metric (e.g. accuracy, mAP) per backend.",
+            labels=base + ["backend", "precision", "metric"],
+        )
+        vdiff = GaugeMetricFamily(
+            "modeldeploy_verification_max_abs_diff",
+            "Largest absolute output difference seen by cross-backend verification.",
+            labels=base,
+        )
+        vpass = GaugeMetricFamily(
+            "modeldeploy_verification_passed", "1 if cross-backend verification passed, 0 if it failed.", labels=base
+        )
+        stage = GaugeMetricFamily(
+            "modeldeploy_stage_duration_seconds",
+            "Duration of each runtime stage of the last run.",
+            labels=base + ["stage"],
+        )
+        phase = GaugeMetricFamily(
+            "modeldeploy_phase",
+            "1 for the current phase of each ModelDeployment, 0 for the others.",
+            labels=base + ["phase"],
+        )
+        last_ok = GaugeMetricFamily(
+            "modeldeploy_last_success_timestamp_seconds", "Unix time the last successful run completed.", labels=base
+        )
         for s in snaps:
             lv = [s["namespace"], s["name"], s["project"]]
             for p in PHASES:
@@ -113,20 +129,26 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.status = StatusCollector()
         self.registry.register(self.status)
-        self.reconciles = Counter("modeldeploy_reconciles", "Reconcile passes of ModelDeployments.",
-                                  ["result"], registry=self.registry)
-        self.jobs_created = Counter("modeldeploy_jobs_created", "Runtime Jobs created by the operator.",
-                                    registry=self.registry)
-        self.stale_jobs_deleted = Counter("modeldeploy_stale_jobs_deleted", "Jobs of superseded specs deleted.",
-                                          registry=self.registry)
-        self.status_updates = Counter("modeldeploy_status_updates", "Status patches written from Job/Pod observations.",
-                                      registry=self.registry)
+        self.reconciles = Counter(
+            "modeldeploy_reconciles", "Reconcile passes of ModelDeployments.", ["result"], registry=self.registry
+        )
+        self.jobs_created = Counter(
+            "modeldeploy_jobs_created", "Runtime Jobs created by the operator.", registry=self.registry
+        )
+        self.stale_jobs_deleted = Counter(
+            "modeldeploy_stale_jobs_deleted", "Jobs of superseded specs deleted.", registry=self.registry
+        )
+        self.status_updates = Counter(
+            "modeldeploy_status_updates", "Status patches written from Job/Pod observations.", registry=self.registry
+        )
         # controller-runtime's workqueue_queue_duration_seconds, for the reconcile pool: how
         # long a CR waited for a free reconcile thread (tells pool saturation from API latency).
-        self.reconcile_queue = Histogram("modeldeploy_reconcile_queue_seconds",
-                                         "Time a ModelDeployment waited for a reconcile thread.",
-                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
-                                         registry=self.registry)
+        self.reconcile_queue = Histogram(
+            "modeldeploy_reconcile_queue_seconds",
+            "Time a ModelDeployment waited for a reconcile thread.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
 
 
 def serve(metrics: Metrics, host: str, port: int, healthy: Callable[[], bool]) -> Any:
@@ -140,7 +162,7 @@ def serve(metrics: Metrics, host: str, port: int, healthy: Callable[[], bool]) -
     from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 body, code, ctype = generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -39,8 +40,16 @@ RULE_RESERVED_MOUNT = "reserved-mount-paths"
 VOLUME_TYPES = ("persistentVolumeClaim", "configMap", "secret", "emptyDir")
 # Variables the operator sets itself (jobs.py): a spec.runtime.env entry must not shadow
 # them (credentials come only from credentialsSecretRef; MODELDEPLOY_* steer the runtime).
-RESERVED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-                "AWS_DEFAULT_REGION", "HOME", "XDG_CACHE_HOME", "PYTHONUNBUFFERED")
+RESERVED_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "HOME",
+    "XDG_CACHE_HOME",
+    "PYTHONUNBUFFERED",
+)
 ALLOWED_MODELDEPLOY_ENV = ("MODELDEPLOY_CACHE",)
 # The operator's own mounts (/work, the job/user config under /etc/modeldeploy, /tmp,
 # the termination log under /dev): user volumes may not replace or shadow them.
@@ -107,8 +116,17 @@ def from_json(text: str) -> Policy:
         raise PolicyError(f"MODELDEPLOY_POLICY is not JSON ({exc}); render it from the chart's policy values") from None
     if not isinstance(doc, dict):
         raise PolicyError("MODELDEPLOY_POLICY must be a JSON object")
-    known = {"imagePrefixes", "serviceAccounts", "secretOptInLabel", "allowWildcardToleration",
-             "forbiddenSchedulingKeys", "maxGpus", "maxCpu", "maxMemory", "allowedVolumeTypes"}
+    known = {
+        "imagePrefixes",
+        "serviceAccounts",
+        "secretOptInLabel",
+        "allowWildcardToleration",
+        "forbiddenSchedulingKeys",
+        "maxGpus",
+        "maxCpu",
+        "maxMemory",
+        "allowedVolumeTypes",
+    }
     unknown = sorted(set(doc) - known)
     if unknown:
         raise PolicyError(f"MODELDEPLOY_POLICY has unknown keys {unknown}; known: {sorted(known)}")
@@ -134,8 +152,10 @@ def from_json(text: str) -> Policy:
         raise PolicyError(f"MODELDEPLOY_POLICY.maxGpus must be an integer >= 0, got {max_gpus!r}")
     volume_types = strings("allowedVolumeTypes") if "allowedVolumeTypes" in doc else None
     if volume_types is not None and not set(volume_types) <= set(VOLUME_TYPES):
-        raise PolicyError(f"MODELDEPLOY_POLICY.allowedVolumeTypes may only name {list(VOLUME_TYPES)}, "
-                          f"got {sorted(set(volume_types) - set(VOLUME_TYPES))}")
+        raise PolicyError(
+            f"MODELDEPLOY_POLICY.allowedVolumeTypes may only name {list(VOLUME_TYPES)}, "
+            f"got {sorted(set(volume_types) - set(VOLUME_TYPES))}"
+        )
     label = doc.get("secretOptInLabel") or ""
     if not isinstance(label, str):
         raise PolicyError("MODELDEPLOY_POLICY.secretOptInLabel must be a string")
@@ -169,25 +189,33 @@ def check(spec: Mapping[str, Any], policy: Policy) -> list[Violation]:
     out: list[Violation] = []
     image = rt.get("image")
     if image and policy.image_prefixes and not any(str(image).startswith(p) for p in policy.image_prefixes):
-        out.append(Violation(RULE_IMAGE, f"image {image!r} is not allowed; allowed prefixes: {list(policy.image_prefixes)}"))
+        out.append(
+            Violation(RULE_IMAGE, f"image {image!r} is not allowed; allowed prefixes: {list(policy.image_prefixes)}")
+        )
     sa = rt.get("serviceAccountName")
     if sa and policy.service_accounts is not None and sa not in policy.service_accounts:
         allowed = list(policy.service_accounts) or "none (leave runtime.serviceAccountName unset)"
         out.append(Violation(RULE_SERVICE_ACCOUNT, f"serviceAccountName {sa!r} is not allowed; allowed: {allowed}"))
     tolerations = [t for t in rt.get("tolerations") or [] if isinstance(t, Mapping)]
     if not policy.allow_wildcard_toleration and any(not t.get("key") for t in tolerations):
-        out.append(Violation(RULE_WILDCARD_TOLERATION,
-                             "a toleration without a key tolerates every taint; name the taint key"))
+        out.append(
+            Violation(RULE_WILDCARD_TOLERATION, "a toleration without a key tolerates every taint; name the taint key")
+        )
     forbidden = set(policy.forbidden_scheduling_keys)
-    bad = sorted({str(t.get("key")) for t in tolerations if t.get("key") in forbidden}
-                 | {k for k in (rt.get("nodeSelector") or {}) if k in forbidden})
+    bad = sorted(
+        {str(t.get("key")) for t in tolerations if t.get("key") in forbidden}
+        | {k for k in (rt.get("nodeSelector") or {}) if k in forbidden}
+    )
     if bad:
         out.append(Violation(RULE_CONTROL_PLANE, f"tolerations/nodeSelector may not use {bad} (control-plane nodes)"))
     resources = rt.get("resources") or {}
     for kind in ("limits", "requests"):
         amounts = resources.get(kind) or {}
-        for rname, maximum, rule in ((GPU_RESOURCE, policy.max_gpus, RULE_GPU), ("cpu", policy.max_cpu, RULE_CPU),
-                                     ("memory", policy.max_memory, RULE_MEMORY)):
+        for rname, maximum, rule in (
+            (GPU_RESOURCE, policy.max_gpus, RULE_GPU),
+            ("cpu", policy.max_cpu, RULE_CPU),
+            ("memory", policy.max_memory, RULE_MEMORY),
+        ):
             if maximum is not None and rname in amounts and _over(amounts[rname], maximum):
                 out.append(Violation(rule, f"resources.{kind}.{rname}={amounts[rname]} exceeds the maximum {maximum}"))
     out += check_volumes_and_env(rt, policy)
@@ -200,7 +228,11 @@ def _reserved_env(name: str) -> bool:
 
 def _reserved_mount(path: str) -> bool:
     clean = "/" + "/".join(p for p in path.split("/") if p and p != ".")
-    return clean in RESERVED_MOUNT_EXACT or any(clean.startswith(p) for p in RESERVED_MOUNT_PREFIXES) or ".." in path.split("/")
+    return (
+        clean in RESERVED_MOUNT_EXACT
+        or any(clean.startswith(p) for p in RESERVED_MOUNT_PREFIXES)
+        or ".." in path.split("/")
+    )
 
 
 def check_volumes_and_env(rt: Mapping[str, Any], policy: Policy) -> list[Violation]:
@@ -216,23 +248,48 @@ def check_volumes_and_env(rt: Mapping[str, Any], policy: Policy) -> list[Violati
         kinds = sorted(k for k in vol if k != "name")
         bad = [k for k in kinds if k not in allowed]
         if bad or len(kinds) != 1:
-            out.append(Violation(RULE_VOLUME_TYPE, f"volume {name!r} uses {kinds or 'no source'}; each volume needs exactly one "
-                                                   f"of {list(allowed)} (no hostPath)"))
+            out.append(
+                Violation(
+                    RULE_VOLUME_TYPE,
+                    f"volume {name!r} uses {kinds or 'no source'}; each volume needs exactly one "
+                    f"of {list(allowed)} (no hostPath)",
+                )
+            )
         if name in RESERVED_VOLUME_NAMES or name.startswith("user-"):
-            out.append(Violation(RULE_RESERVED_MOUNT, f"volume name {name!r} is the operator's own; choose another name"))
+            out.append(
+                Violation(RULE_RESERVED_MOUNT, f"volume name {name!r} is the operator's own; choose another name")
+            )
     for m in [m for m in rt.get("volumeMounts") or [] if isinstance(m, Mapping)]:
         path = str(m.get("mountPath", ""))
         if not path.startswith("/") or _reserved_mount(path):
-            out.append(Violation(RULE_RESERVED_MOUNT, f"mountPath {path!r} is not allowed: not /, /tmp, /etc or under /work, "
-                                                      "/etc/modeldeploy, /dev (the operator's own mounts); use e.g. /data"))
+            out.append(
+                Violation(
+                    RULE_RESERVED_MOUNT,
+                    f"mountPath {path!r} is not allowed: not /, /tmp, /etc or under /work, "
+                    "/etc/modeldeploy, /dev (the operator's own mounts); use e.g. /data",
+                )
+            )
         if ".." in str(m.get("subPath", "")).split("/"):
             out.append(Violation(RULE_RESERVED_MOUNT, f"subPath {m.get('subPath')!r} may not contain '..'"))
         if m.get("name") not in names:
-            out.append(Violation(RULE_RESERVED_MOUNT, f"volumeMount {m.get('name')!r} names no entry of runtime.volumes"))
-    reserved = sorted({str(e.get("name")) for e in rt.get("env") or [] if isinstance(e, Mapping) and _reserved_env(str(e.get("name")))})
+            out.append(
+                Violation(RULE_RESERVED_MOUNT, f"volumeMount {m.get('name')!r} names no entry of runtime.volumes")
+            )
+    reserved = sorted(
+        {
+            str(e.get("name"))
+            for e in rt.get("env") or []
+            if isinstance(e, Mapping) and _reserved_env(str(e.get("name")))
+        }
+    )
     if reserved:
-        out.append(Violation(RULE_RESERVED_ENV, f"runtime.env may not set {reserved}: the operator sets them (credentials come "
-                                                "from credentialsSecretRef; of MODELDEPLOY_* only MODELDEPLOY_CACHE may be set)"))
+        out.append(
+            Violation(
+                RULE_RESERVED_ENV,
+                f"runtime.env may not set {reserved}: the operator sets them (credentials come "
+                "from credentialsSecretRef; of MODELDEPLOY_* only MODELDEPLOY_CACHE may be set)",
+            )
+        )
     return out
 
 
@@ -243,8 +300,11 @@ def referenced_secrets(spec: Mapping[str, Any]) -> list[str]:
     rt = spec.get("runtime") or {}
     names = [(spec.get("credentialsSecretRef") or {}).get("name")]
     names += [(v.get("secret") or {}).get("secretName") for v in rt.get("volumes") or [] if isinstance(v, Mapping)]
-    names += [((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") for e in rt.get("env") or []
-              if isinstance(e, Mapping)]
+    names += [
+        ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+        for e in rt.get("env") or []
+        if isinstance(e, Mapping)
+    ]
     return list(dict.fromkeys(str(n) for n in names if n))
 
 
@@ -254,11 +314,16 @@ def check_secret(secret_name: str, secret: Mapping[str, Any] | None, policy: Pol
     if not policy.secret_opt_in_label:
         return None
     if secret is None:
-        return Violation(RULE_SECRET_OPT_IN, f"Secret {secret_name!r} does not exist in this namespace; create it "
-                                             f"and label it {policy.secret_opt_in_label}=true")
+        return Violation(
+            RULE_SECRET_OPT_IN,
+            f"Secret {secret_name!r} does not exist in this namespace; create it "
+            f"and label it {policy.secret_opt_in_label}=true",
+        )
     labels = (secret.get("metadata") or {}).get("labels") or {}
     if labels.get(policy.secret_opt_in_label) != "true":
-        return Violation(RULE_SECRET_OPT_IN,
-                         f"Secret {secret_name!r} is not opted in for ModelDeployments: its owners must label it "
-                         f"{policy.secret_opt_in_label}=true")
+        return Violation(
+            RULE_SECRET_OPT_IN,
+            f"Secret {secret_name!r} is not opted in for ModelDeployments: its owners must label it "
+            f"{policy.secret_opt_in_label}=true",
+        )
     return None

@@ -25,9 +25,12 @@ import dataclasses
 import datetime as dt
 import os
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from . import jobs, policy as pol, scrub, status as st
+from . import jobs, scrub
+from . import policy as pol
+from . import status as st
 from .config import OperatorConfig
 from .constants import (
     ANNOTATION_CONTENT_SHA256,
@@ -38,7 +41,6 @@ from .constants import (
     TERMINAL_PHASES,
 )
 from .spec import HASH_LEN, child_name, spec_hash
-
 
 # Fault injection for the cluster test of an operator crash between the ConfigMap and the
 # Job create (tests/cluster/test_operator_safety.py): exit at once, like a SIGKILL there.
@@ -88,7 +90,10 @@ class KeyedLocks:
 
 
 def owned_by(child: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in (child.get("metadata") or {}).get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in (child.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def controller_ref(child: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -128,8 +133,11 @@ def check_job(existing: Mapping[str, Any], uid: str, hash_: str) -> str | None:
         return f"Job {name} exists and is not controlled by this ModelDeployment"
     recorded = _annotations(existing).get(ANNOTATION_SPEC_SHA256)
     label = ((existing.get("metadata") or {}).get("labels") or {}).get(LABEL_SPEC_HASH)
-    if (recorded or label) is None or (recorded is not None and recorded != hash_) or (
-            recorded is None and label != hash_[:HASH_LEN]):
+    if (
+        (recorded or label) is None
+        or (recorded is not None and recorded != hash_)
+        or (recorded is None and label != hash_[:HASH_LEN])
+    ):
         return f"Job {name} exists and was made for another spec"
     return None
 
@@ -143,8 +151,11 @@ def policy_violations(kube: Any, body: Mapping[str, Any], config: OperatorConfig
         try:
             v = pol.check_secret(secret, kube.get_secret(body["metadata"]["namespace"], secret), config.policy)
         except PermissionError:
-            v = pol.Violation(pol.RULE_SECRET_OPT_IN, f"the operator may not read Secret {secret!r} to check its opt-in "
-                                                      "label; grant it get on secrets (config/rbac/role.yaml)")
+            v = pol.Violation(
+                pol.RULE_SECRET_OPT_IN,
+                f"the operator may not read Secret {secret!r} to check its opt-in "
+                "label; grant it get on secrets (config/rbac/role.yaml)",
+            )
         if v is not None:
             out.append(v)
     return out
@@ -153,8 +164,9 @@ def policy_violations(kube: Any, body: Mapping[str, Any], config: OperatorConfig
 def refuse(body: Mapping[str, Any], hash_: str, reason: str, message: str, now: dt.datetime) -> Outcome:
     """Outcome for a spec that will not run: Failed status and one Warning Event."""
     out = Outcome(uid=body["metadata"]["uid"])
-    out.status_patch = st.diff(body.get("status") or {}, st.refused_status(cr=body, hash_=hash_, reason=reason,
-                                                                           message=message, now=now))
+    out.status_patch = st.diff(
+        body.get("status") or {}, st.refused_status(cr=body, hash_=hash_, reason=reason, message=message, now=now)
+    )
     out.events.append(st.Transition("Warning", reason, message))
     return out
 
@@ -175,15 +187,25 @@ def wants_reconcile(body: Mapping[str, Any], job_owner: Callable[[str], str | No
     job_name = child_name(meta.get("name") or "", h)
     if prev.get("specHash") == h and prev.get("jobName") == job_name:
         return prev.get("observedGeneration") != int(meta.get("generation") or 1)
-    if prev.get("specHash") == h and prev.get("phase") == "Failed" and (prev.get("failure") or {}).get("reason") in st.REFUSAL_REASONS:
+    if (
+        prev.get("specHash") == h
+        and prev.get("phase") == "Failed"
+        and (prev.get("failure") or {}).get("reason") in st.REFUSAL_REASONS
+    ):
         return prev.get("observedGeneration") != int(meta.get("generation") or 1)
-    if not prev.get("specHash") and job_owner(job_name) == meta.get("uid"):
-        return False
-    return True
+    return not (not prev.get("specHash") and job_owner(job_name) == meta.get("uid"))
 
 
-def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now: dt.datetime | None = None,
-              cleanup_stale: bool = True, lookup_first: bool = True, defer_initial_status: bool = False) -> Outcome:
+def reconcile(
+    kube: Any,
+    body: Mapping[str, Any],
+    config: OperatorConfig,
+    *,
+    now: dt.datetime | None = None,
+    cleanup_stale: bool = True,
+    lookup_first: bool = True,
+    defer_initial_status: bool = False,
+) -> Outcome:
     """Ensure the Job of the current spec exists; delete Jobs of older specs.
 
     `lookup_first=False` (a CR the operator has not run yet) skips the read before the
@@ -216,9 +238,13 @@ def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now
                 continue
             if kube.delete_job(ns, ometa["name"]):
                 out.stale_deleted.append(ometa["name"])
-                out.events.append(st.Transition(
-                    "Normal", "StaleJobDeleted",
-                    f"Deleted Job {ometa['name']} of superseded spec {(ometa.get('labels') or {}).get(LABEL_SPEC_HASH, '?')}"))
+                out.events.append(
+                    st.Transition(
+                        "Normal",
+                        "StaleJobDeleted",
+                        f"Deleted Job {ometa['name']} of superseded spec {(ometa.get('labels') or {}).get(LABEL_SPEC_HASH, '?')}",
+                    )
+                )
     generation = int(meta.get("generation") or 1)
     if defer_initial_status and not prev.get("specHash"):
         pass  # observe() of the Job's first event writes the initial status
@@ -228,15 +254,18 @@ def reconcile(kube: Any, body: Mapping[str, Any], config: OperatorConfig, *, now
     elif prev.get("specHash") != h or prev.get("jobName") != job_name:
         out.status_patch = st.diff(prev, st.initial_status(cr=body, hash_=h, job_name=job_name, now=now))
         if prev.get("specHash") and prev.get("specHash") != h:
-            out.events.append(st.Transition("Normal", "SpecChanged", f"Generation {generation}: new spec {h[:HASH_LEN]}"))
+            out.events.append(
+                st.Transition("Normal", "SpecChanged", f"Generation {generation}: new spec {h[:HASH_LEN]}")
+            )
     elif prev.get("observedGeneration") != generation:
         # Same spec content under a newer generation (e.g. an edit reverted): nothing to run.
         out.status_patch = {"observedGeneration": generation}
     return out
 
 
-def _ensure_children(kube: Any, body: Mapping[str, Any], h: str, config: OperatorConfig, lookup_first: bool,
-                     out: Outcome) -> Mapping[str, Any]:
+def _ensure_children(
+    kube: Any, body: Mapping[str, Any], h: str, config: OperatorConfig, lookup_first: bool, out: Outcome
+) -> Mapping[str, Any]:
     """The Job of spec `h` (created with its ConfigMap if missing); raises Refused when the
     spec breaks the policy or a child name is squatted, OrphanConflict while an earlier
     CR's child of the same name awaits garbage collection (retried)."""
@@ -255,10 +284,14 @@ def _ensure_children(kube: Any, body: Mapping[str, Any], h: str, config: Operato
         if not created_cm:
             existing = kube.get_configmap(ns, cm["metadata"]["name"])
             if existing is None:  # deleted between the 409 and the read
-                raise OrphanConflict(f"ConfigMap {ns}/{cm['metadata']['name']} vanished after AlreadyExists, will retry")
+                raise OrphanConflict(
+                    f"ConfigMap {ns}/{cm['metadata']['name']} vanished after AlreadyExists, will retry"
+                )
             if from_earlier_cr(existing, name, uid):
-                raise OrphanConflict(f"ConfigMap {ns}/{cm['metadata']['name']} belongs to an earlier {name!r} "
-                                     "(garbage collection pending), will retry")
+                raise OrphanConflict(
+                    f"ConfigMap {ns}/{cm['metadata']['name']} belongs to an earlier {name!r} "
+                    "(garbage collection pending), will retry"
+                )
             why = check_configmap(existing, cm, uid, h)
             if why:
                 raise Refused("NameConflict", f"{why}; nothing was run — delete it or rename this ModelDeployment")
@@ -276,9 +309,18 @@ def _ensure_children(kube: Any, body: Mapping[str, Any], h: str, config: Operato
     return job
 
 
-def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job: Mapping[str, Any] | None = None,
-            with_pods: bool = True, now: dt.datetime | None = None, cr: Mapping[str, Any] | None = None,
-            secrets: scrub.SecretCache | None = None) -> Outcome:
+def observe(
+    kube: Any,
+    namespace: str,
+    name: str,
+    config: OperatorConfig,
+    *,
+    job: Mapping[str, Any] | None = None,
+    with_pods: bool = True,
+    now: dt.datetime | None = None,
+    cr: Mapping[str, Any] | None = None,
+    secrets: scrub.SecretCache | None = None,
+) -> Outcome:
     """Derive the status of CR `namespace/name` from its current Job; patch it if it changed.
 
     `job`, when given (from a Job watch event), saves a read; it is ignored unless it is
@@ -323,7 +365,9 @@ def observe(kube: Any, namespace: str, name: str, config: OperatorConfig, *, job
         seen = dict(cr)
         seen["status"] = {k: v for k, v in base.items() if v is not None}
         new = dict(base)
-        new.update(st.derive_status(cr=seen, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s))
+        new.update(
+            st.derive_status(cr=seen, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s)
+        )
     else:
         new = st.derive_status(cr=cr, job=job, pods=pods, now=now, unschedulable_after_s=config.unschedulable_after_s)
     if secrets is not None and (new.get("phase") in TERMINAL_PHASES or new.get("message") or new.get("failure")):

@@ -24,7 +24,8 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 REPLACEMENT = "[redacted]"
@@ -37,8 +38,12 @@ def variants(value: str) -> set[str]:
     """The value and its common encodings."""
     out = {value, json.dumps(value)[1:-1], repr(value)[1:-1], quote(value, safe=""), quote(value)}
     raw = value.encode()
-    out |= {base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
-            raw.hex(), raw.hex().upper()}
+    out |= {
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+        raw.hex().upper(),
+    }
     return {v for v in out if len(v) >= MIN_LENGTH}
 
 
@@ -113,6 +118,9 @@ class SecretCache:
         except PermissionError as e:
             if not self._warned:
                 self._warned = True
-                log.warning("cannot read credentials Secrets (%s): status and Events are scrubbed by pattern only; "
-                            "grant the operator get on secrets (config/rbac/role.yaml)", e)
+                log.warning(
+                    "cannot read credentials Secrets (%s): status and Events are scrubbed by pattern only; "
+                    "grant the operator get on secrets (config/rbac/role.yaml)",
+                    e,
+                )
             return None

@@ -11,7 +11,8 @@ import hashlib
 import json
 import re
 import shlex
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .constants import CONTAINER_NAME, JOB_CONFIG_MOUNT, USER_CONFIG_MOUNT
 
@@ -145,8 +146,13 @@ def config_location(spec: Mapping[str, Any], field: str) -> str:
     raise ValueError(f"spec.{field} needs exactly one of uri, configMapKeyRef, inline")
 
 
-def artifact_uri(spec: Mapping[str, Any], hash_: str, namespace: str | None = None, name: str | None = None,
-                 generation: int | None = None) -> str | None:
+def artifact_uri(
+    spec: Mapping[str, Any],
+    hash_: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    generation: int | None = None,
+) -> str | None:
     """`<output.uri>/<namespace>/<name>/g<generation>`: the deployment generation's own prefix.
 
     Never shared by two CRs (namespace and name are part of it, so identical specs in two
@@ -163,8 +169,14 @@ def artifact_uri(spec: Mapping[str, Any], hash_: str, namespace: str | None = No
     return f"{str(prefix).rstrip('/')}/{namespace}/{name}/g{int(generation or 1)}"
 
 
-def runtime_args(spec: Mapping[str, Any], hash_: str, *, namespace: str | None = None, name: str | None = None,
-                 generation: int | None = None) -> list[str]:
+def runtime_args(
+    spec: Mapping[str, Any],
+    hash_: str,
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    generation: int | None = None,
+) -> list[str]:
     """argv after `modeldeploy` (docs/contracts.md §1 and §4)."""
     args = ["run", config_location(spec, "deployConfig"), config_location(spec, "modelConfig")]
     ckpt = (spec.get("checkpoint") or {}).get("uri")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import spec as specmod
 from . import summary as summod
@@ -18,12 +19,31 @@ from .constants import CONTAINER_NAME, EXIT_ARTIFACT_STORE, EXIT_USER_ERROR, EXI
 USER_ERROR_REASONS = ("ConfigError", "CheckpointError", "DataError", "BackendUnavailable")
 EXIT3_REASONS = ("VerificationFailed", "RegressionDetected", "EvaluationFailed", "NonFiniteMetric", "NonFinite")
 # Container waiting reasons that will not fix themselves: treated like Unschedulable.
-STUCK_WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                         "CreateContainerConfigError", "CreateContainerError")
+STUCK_WAITING_REASONS = (
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+)
 BACKEND_PREFERENCE = ("tensorrt", "onnxruntime", "pytorch")
-RESULT_FIELDS = ("artifacts", "artifactsTruncated", "resultsUri", "verification", "evaluation",
-                 "headline", "summary", "durations", "failure", "startedAt", "completedAt", "attempts", "message",
-                 "runId", "runUri")
+RESULT_FIELDS = (
+    "artifacts",
+    "artifactsTruncated",
+    "resultsUri",
+    "verification",
+    "evaluation",
+    "headline",
+    "summary",
+    "durations",
+    "failure",
+    "startedAt",
+    "completedAt",
+    "attempts",
+    "message",
+    "runId",
+    "runUri",
+)
 # Failures found before anything was created (no Job): policy refusal, squatted child name.
 REFUSAL_REASONS = ("PolicyViolation", "NameConflict")
 
@@ -97,7 +117,9 @@ def _pod_sort_key(pod: Mapping[str, Any]) -> tuple[str, str]:
     return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
 
 
-def latest_terminated_pod(pods: Iterable[Mapping[str, Any]], want_success: bool | None = None) -> Mapping[str, Any] | None:
+def latest_terminated_pod(
+    pods: Iterable[Mapping[str, Any]], want_success: bool | None = None
+) -> Mapping[str, Any] | None:
     """Newest pod whose runtime container has terminated (optionally with exit 0 / non-0)."""
     best = None
     for pod in sorted(pods, key=_pod_sort_key):
@@ -117,8 +139,14 @@ def stuck_reason(pods: Iterable[Mapping[str, Any]], now: dt.datetime, threshold_
         if st.get("phase") != "Pending" or (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
         for cond in st.get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
-                since = parse_time(cond.get("lastTransitionTime")) or parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                since = parse_time(cond.get("lastTransitionTime")) or parse_time(
+                    (pod.get("metadata") or {}).get("creationTimestamp")
+                )
                 if since is not None and (now - since).total_seconds() >= threshold_s:
                     return "Unschedulable", summod.clip(cond.get("message") or "pod cannot be scheduled")
         waiting = (_container_status(pod).get("state") or {}).get("waiting") or {}
@@ -141,27 +169,50 @@ def classify_failure(job: Mapping[str, Any], pods: list[Mapping[str, Any]], summ
     s_msg = (s_fail or {}).get("message") or (summ.text if summ and summ.text else "")
     if term is None:
         reason = failed.get("reason") or "JobFailed"
-        return Failure("RuntimeCrash", failed.get("message") or f"Job failed ({reason}) without a terminated pod", stage)
+        return Failure(
+            "RuntimeCrash", failed.get("message") or f"Job failed ({reason}) without a terminated pod", stage
+        )
     code = term.get("exitCode")
     if code == EXIT_USER_ERROR:
         reason = (s_fail or {}).get("reason")
-        return Failure(reason if reason in USER_ERROR_REASONS else "ConfigError", s_msg or "runtime exited with code 2 (user error)", stage)
+        return Failure(
+            reason if reason in USER_ERROR_REASONS else "ConfigError",
+            s_msg or "runtime exited with code 2 (user error)",
+            stage,
+        )
     if code == EXIT_VERIFICATION_FAILED:
         reason = (s_fail or {}).get("reason")  # exit 3 also covers RegressionDetected (a gate) and NonFinite metrics
-        return Failure(reason if reason in EXIT3_REASONS else "VerificationFailed", s_msg or "outputs differ beyond tolerance", (s_fail or {}).get("stage", "verify"))
+        return Failure(
+            reason if reason in EXIT3_REASONS else "VerificationFailed",
+            s_msg or "outputs differ beyond tolerance",
+            (s_fail or {}).get("stage", "verify"),
+        )
     if term.get("reason") == "OOMKilled":
         return Failure("OOMKilled", f"container killed for exceeding its memory limit (exit {code})", stage)
     if code == EXIT_ARTIFACT_STORE:
-        return Failure((s_fail or {}).get("reason") or "ArtifactStoreError", s_msg or "artifact store error (exit 4)", (s_fail or {}).get("stage", "upload"))
+        return Failure(
+            (s_fail or {}).get("reason") or "ArtifactStoreError",
+            s_msg or "artifact store error (exit 4)",
+            (s_fail or {}).get("stage", "upload"),
+        )
     detail = s_msg or f"runtime exited with code {code}" + (" (SIGKILL)" if code == 137 else "")
     if code != 1 and not s_msg:
-        detail = f"runtime exited with code {code}" + (f" ({term.get('reason')})" if term.get("reason") not in (None, "Error") else "")
+        detail = f"runtime exited with code {code}" + (
+            f" ({term.get('reason')})" if term.get("reason") not in (None, "Error") else ""
+        )
     return Failure("RuntimeCrash", detail, stage)
 
 
 # ----------------------------------------------------------------------------- conditions
-def _condition(ctype: str, status: str, reason: str, message: str, generation: int, now: dt.datetime,
-               previous: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _condition(
+    ctype: str,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int,
+    now: dt.datetime,
+    previous: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
     old = previous.get(ctype)
     changed = old is None or old.get("status") != status
     return {
@@ -170,25 +221,34 @@ def _condition(ctype: str, status: str, reason: str, message: str, generation: i
         "reason": reason,
         "message": summod.clip(message),
         "observedGeneration": generation,
-        "lastTransitionTime": fmt_time(now) if changed or not old.get("lastTransitionTime") else old["lastTransitionTime"],
+        "lastTransitionTime": fmt_time(now)
+        if changed or not old.get("lastTransitionTime")
+        else old["lastTransitionTime"],
     }
 
 
-def build_conditions(previous: Iterable[Mapping[str, Any]] | None, desired: Iterable[tuple[str, str, str, str]],
-                     generation: int, now: dt.datetime) -> list[dict[str, Any]]:
+def build_conditions(
+    previous: Iterable[Mapping[str, Any]] | None,
+    desired: Iterable[tuple[str, str, str, str]],
+    generation: int,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
     """Desired (type, status, reason, message) → conditions, keeping lastTransitionTime
     when a condition's status did not change (kstatus / metav1.Condition semantics)."""
     prev = {c.get("type"): c for c in previous or [] if isinstance(c, Mapping)}
     return [_condition(t, s, r, m, generation, now, prev) for t, s, r, m in desired]
 
 
-def _result_conditions(phase: str, summ: summod.Summary | None, failure: Failure | None,
-                       spec: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+def _result_conditions(
+    phase: str, summ: summod.Summary | None, failure: Failure | None, spec: Mapping[str, Any]
+) -> list[tuple[str, str, str, str]]:
     if phase in ("Pending", "Running") or summ is None:
         waiting = "NotReported" if phase in ("Succeeded", "Failed") else phase
-        return [("Exported", "Unknown", waiting, "no summary yet"),
-                ("Verified", "Unknown", waiting, "no summary yet"),
-                ("Evaluated", "Unknown", waiting, "no summary yet")]
+        return [
+            ("Exported", "Unknown", waiting, "no summary yet"),
+            ("Verified", "Unknown", waiting, "no summary yet"),
+            ("Evaluated", "Unknown", waiting, "no summary yet"),
+        ]
     stage = failure.stage if failure else ""
     exported = [a for a in summ.artifacts if a.get("kind") in ("onnx", "engine")]
     if exported or any(k.startswith("export") for k in summ.durations_s):
@@ -199,12 +259,21 @@ def _result_conditions(phase: str, summ: summod.Summary | None, failure: Failure
         exp = ("Exported", "Unknown", "NotReported", "the summary lists no exported model")
     ver = summ.verification
     if ver is not None:
-        v = ("Verified", "True" if ver["passed"] else "False", "Verified" if ver["passed"] else "VerificationFailed",
-             f"max abs diff {ver.get('maxAbsDiff')} (tolerance {ver.get('tolerance')})")
+        v = (
+            "Verified",
+            "True" if ver["passed"] else "False",
+            "Verified" if ver["passed"] else "VerificationFailed",
+            f"max abs diff {ver.get('maxAbsDiff')} (tolerance {ver.get('tolerance')})",
+        )
     elif (spec.get("verification") or {}).get("enabled") is False:
         v = ("Verified", "Unknown", "Disabled", "verification disabled in spec")
     elif stage == "verify":
-        v = ("Verified", "False", failure.reason if failure else "VerificationFailed", failure.message if failure else "")
+        v = (
+            "Verified",
+            "False",
+            failure.reason if failure else "VerificationFailed",
+            failure.message if failure else "",
+        )
     else:
         v = ("Verified", "Unknown", "NotRun", "verification did not run")
     if summ.evaluation:
@@ -212,38 +281,57 @@ def _result_conditions(phase: str, summ: summod.Summary | None, failure: Failure
     elif (spec.get("evaluation") or {}).get("enabled") is False:
         e = ("Evaluated", "Unknown", "Disabled", "evaluation disabled in spec")
     elif stage == "evaluate":
-        e = ("Evaluated", "False", failure.reason if failure else "EvaluationFailed", failure.message if failure else "")
+        e = (
+            "Evaluated",
+            "False",
+            failure.reason if failure else "EvaluationFailed",
+            failure.message if failure else "",
+        )
     else:
         e = ("Evaluated", "Unknown", "NotRun", "evaluation did not run")
     return [exp, v, e]
 
 
-def lifecycle_conditions(phase: str, failure: Failure | None, stuck: tuple[str, str] | None,
-                         job_name: str | None) -> list[tuple[str, str, str, str]]:
+def lifecycle_conditions(
+    phase: str, failure: Failure | None, stuck: tuple[str, str] | None, job_name: str | None
+) -> list[tuple[str, str, str, str]]:
     """Ready / Reconciling / Stalled for a phase (kstatus: abnormal-true Reconciling/Stalled)."""
     if phase == "Succeeded":
-        return [("Ready", "True", "Succeeded", f"Job {job_name} succeeded"),
-                ("Reconciling", "False", "Succeeded", "nothing left to do"),
-                ("Stalled", "False", "Succeeded", "")]
+        return [
+            ("Ready", "True", "Succeeded", f"Job {job_name} succeeded"),
+            ("Reconciling", "False", "Succeeded", "nothing left to do"),
+            ("Stalled", "False", "Succeeded", ""),
+        ]
     if phase == "Failed":
         assert failure is not None
-        return [("Ready", "False", failure.reason, failure.message),
-                ("Reconciling", "False", "Failed", f"Job {job_name} failed"),
-                ("Stalled", "True", failure.reason, failure.message)]
+        return [
+            ("Ready", "False", failure.reason, failure.message),
+            ("Reconciling", "False", "Failed", f"Job {job_name} failed"),
+            ("Stalled", "True", failure.reason, failure.message),
+        ]
     if stuck is not None:
-        return [("Ready", "False", stuck[0], stuck[1]),
-                ("Reconciling", "True", f"Job{phase}", f"Job {job_name} is {phase.lower()}"),
-                ("Stalled", "True", stuck[0], stuck[1])]
-    return [("Ready", "False", f"Job{phase}", f"Job {job_name} is {phase.lower()}"),
+        return [
+            ("Ready", "False", stuck[0], stuck[1]),
             ("Reconciling", "True", f"Job{phase}", f"Job {job_name} is {phase.lower()}"),
-            ("Stalled", "False", f"Job{phase}", "")]
+            ("Stalled", "True", stuck[0], stuck[1]),
+        ]
+    return [
+        ("Ready", "False", f"Job{phase}", f"Job {job_name} is {phase.lower()}"),
+        ("Reconciling", "True", f"Job{phase}", f"Job {job_name} is {phase.lower()}"),
+        ("Stalled", "False", f"Job{phase}", ""),
+    ]
 
 
 def headline(evaluation: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The entry shown in `kubectl get` (prefers the most deployed-like backend)."""
+
     def rank(e: Mapping[str, Any]) -> tuple[int, str]:
         name = str(e.get("backend", "")).split(":")[0]
-        return (BACKEND_PREFERENCE.index(name) if name in BACKEND_PREFERENCE else len(BACKEND_PREFERENCE), str(e.get("backend")))
+        return (
+            BACKEND_PREFERENCE.index(name) if name in BACKEND_PREFERENCE else len(BACKEND_PREFERENCE),
+            str(e.get("backend")),
+        )
+
     candidates = sorted(evaluation, key=rank)
     return summod.drop_nones(dict(candidates[0])) if candidates else None
 
@@ -254,7 +342,12 @@ def round_ms(value: Any) -> str | None:
     About three significant digits are plenty to compare runs by eye (exact values stay in
     status.headline/evaluation): 0.04213 → '0.042 ms', 4.2137 → '4.21 ms', 159.602 → '159.6 ms'.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or value in (float("inf"), float("-inf"))
+    ):
         return None
     v = float(value)
     decimals = 0 if v >= 1000 else 1 if v >= 10 else 2 if v >= 1 else 3
@@ -279,8 +372,14 @@ def summary(head: Mapping[str, Any] | None) -> dict[str, str] | None:
 
 
 # ----------------------------------------------------------------------------- status
-def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]] | None,
-                  now: dt.datetime, unschedulable_after_s: float) -> dict[str, Any]:
+def derive_status(
+    *,
+    cr: Mapping[str, Any],
+    job: Mapping[str, Any] | None,
+    pods: list[Mapping[str, Any]] | None,
+    now: dt.datetime,
+    unschedulable_after_s: float,
+) -> dict[str, Any]:
     """The status fields the operator owns, for the CR's current Job.
 
     `pods=None` means "not read this time" (a cheap event-driven pass): a Stalled verdict
@@ -307,17 +406,27 @@ def derive_status(*, cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods:
         summ = summod.parse(terminated_state(pod).get("message")) if pod else None
         failure = classify_failure(job or {}, pods, summ)
     else:
-        running = any((p.get("status") or {}).get("phase") == "Running" for p in pods) or int(jstatus.get("ready") or 0) > 0
+        running = (
+            any((p.get("status") or {}).get("phase") == "Running" for p in pods) or int(jstatus.get("ready") or 0) > 0
+        )
         # A Job event can lag behind a pod list that already saw the pod running: without
         # pods, never step back from Running to Pending for the same Job (no flapping Events).
-        running = running or (not pods_known and prev.get("phase") == "Running" and prev.get("jobName") == job_name
-                              and int(jstatus.get("active") or 0) > 0)
+        running = running or (
+            not pods_known
+            and prev.get("phase") == "Running"
+            and prev.get("jobName") == job_name
+            and int(jstatus.get("active") or 0) > 0
+        )
         phase = "Running" if running else "Pending"
         stuck = stuck_reason(pods, now, unschedulable_after_s) if pods_known else previous_stuck(prev)
-    desired = lifecycle_conditions(phase, failure, stuck, job_name) + _result_conditions(phase, summ, failure, cr.get("spec") or {})
+    desired = lifecycle_conditions(phase, failure, stuck, job_name) + _result_conditions(
+        phase, summ, failure, cr.get("spec") or {}
+    )
     completed = None
     if outcome:
-        cond = job_condition(job, "Complete") or job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
+        cond = (
+            job_condition(job, "Complete") or job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
+        )
         completed = jstatus.get("completionTime") or cond.get("lastTransitionTime")
     attempts = int(jstatus.get("failed") or 0) + int(jstatus.get("succeeded") or 0) + int(jstatus.get("active") or 0)
     evaluation = summ.evaluation if summ else []
@@ -355,8 +464,12 @@ def job_artifact_uri(job: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def run_location(cr: Mapping[str, Any], job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]] | None,
-                 results_uri: str | None = None) -> dict[str, Any]:
+def run_location(
+    cr: Mapping[str, Any],
+    job: Mapping[str, Any] | None,
+    pods: list[Mapping[str, Any]] | None,
+    results_uri: str | None = None,
+) -> dict[str, Any]:
     """artifactUri (this generation's prefix, with current.json), runId (the pod that ran
     last: MODELDEPLOY_RUN_ID is the pod name) and runUri, that run's exact prefix: from the
     runtime's results_uri when it lies under <artifactUri>/runs/ (the runtime picks a
@@ -387,17 +500,23 @@ def initial_status(*, cr: Mapping[str, Any], hash_: str, job_name: str, now: dt.
     """Status written when a Job is (re)created for a new spec: results of older runs cleared."""
     generation = int((cr.get("metadata") or {}).get("generation") or 1)
     prev = (cr.get("status") or {}).get("conditions")
-    desired = lifecycle_conditions("Pending", None, None, job_name) + _result_conditions("Pending", None, None, cr.get("spec") or {})
+    desired = lifecycle_conditions("Pending", None, None, job_name) + _result_conditions(
+        "Pending", None, None, cr.get("spec") or {}
+    )
     out: dict[str, Any] = {f: None for f in RESULT_FIELDS}
     meta = cr.get("metadata") or {}
-    out.update({
-        "phase": "Pending",
-        "observedGeneration": generation,
-        "specHash": hash_,
-        "jobName": job_name,
-        "artifactUri": specmod.artifact_uri(cr.get("spec") or {}, hash_, meta.get("namespace"), meta.get("name"), generation),
-        "conditions": build_conditions(prev, desired, generation, now),
-    })
+    out.update(
+        {
+            "phase": "Pending",
+            "observedGeneration": generation,
+            "specHash": hash_,
+            "jobName": job_name,
+            "artifactUri": specmod.artifact_uri(
+                cr.get("spec") or {}, hash_, meta.get("namespace"), meta.get("name"), generation
+            ),
+            "conditions": build_conditions(prev, desired, generation, now),
+        }
+    )
     return out
 
 
@@ -406,20 +525,24 @@ def refused_status(*, cr: Mapping[str, Any], hash_: str, reason: str, message: s
     no Job (jobName absent), so ``wants_reconcile`` leaves it alone until the spec changes."""
     generation = int((cr.get("metadata") or {}).get("generation") or 1)
     failure = Failure(reason, message, "admission")
-    desired = [("Ready", "False", reason, message),
-               ("Reconciling", "False", "Failed", "nothing was created"),
-               ("Stalled", "True", reason, message)] + _result_conditions("Failed", None, failure, cr.get("spec") or {})
+    desired = [
+        ("Ready", "False", reason, message),
+        ("Reconciling", "False", "Failed", "nothing was created"),
+        ("Stalled", "True", reason, message),
+    ] + _result_conditions("Failed", None, failure, cr.get("spec") or {})
     out: dict[str, Any] = {f: None for f in RESULT_FIELDS}
-    out.update({
-        "phase": "Failed",
-        "observedGeneration": generation,
-        "specHash": hash_,
-        "jobName": None,
-        "artifactUri": None,
-        "failure": failure.as_dict(),
-        "completedAt": fmt_time(now),
-        "conditions": build_conditions((cr.get("status") or {}).get("conditions"), desired, generation, now),
-    })
+    out.update(
+        {
+            "phase": "Failed",
+            "observedGeneration": generation,
+            "specHash": hash_,
+            "jobName": None,
+            "artifactUri": None,
+            "failure": failure.as_dict(),
+            "completedAt": fmt_time(now),
+            "conditions": build_conditions((cr.get("status") or {}).get("conditions"), desired, generation, now),
+        }
+    )
     return out
 
 
@@ -445,15 +568,30 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Transiti
             events.append(Transition("Normal", "Running", f"Job {job} is running"))
         elif new_phase == "Succeeded":
             h = new.get("headline") or {}
-            extra = f"; {h.get('backend')} {h.get('metric')}={h.get('value')} p50={round_ms(h.get('p50Ms'))}" if h else ""
+            extra = (
+                f"; {h.get('backend')} {h.get('metric')}={h.get('value')} p50={round_ms(h.get('p50Ms'))}" if h else ""
+            )
             events.append(Transition("Normal", "Succeeded", f"Job {job} succeeded{extra}"))
         elif new_phase == "Failed":
             f = new.get("failure") or {}
-            events.append(Transition("Warning", str(f.get("reason", "Failed")), f"Job {job} failed at stage {f.get('stage')}: {f.get('message')}"))
+            events.append(
+                Transition(
+                    "Warning",
+                    str(f.get("reason", "Failed")),
+                    f"Job {job} failed at stage {f.get('stage')}: {f.get('message')}",
+                )
+            )
     stalled_old = _cond(old, "Stalled")
     stalled_new = _cond(new, "Stalled")
-    if new_phase not in ("Failed",) and stalled_new and stalled_new.get("status") == "True" and (
-        not stalled_old or stalled_old.get("status") != "True" or stalled_old.get("reason") != stalled_new.get("reason")
+    if (
+        new_phase not in ("Failed",)
+        and stalled_new
+        and stalled_new.get("status") == "True"
+        and (
+            not stalled_old
+            or stalled_old.get("status") != "True"
+            or stalled_old.get("reason") != stalled_new.get("reason")
+        )
     ):
         events.append(Transition("Warning", str(stalled_new.get("reason")), str(stalled_new.get("message"))))
     return events

@@ -11,7 +11,8 @@ import dataclasses
 import json
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 MAX_MESSAGE = 300
 # Anything that looks like a credential is masked before text reaches status or events.
@@ -100,14 +101,16 @@ def _from_doc(doc: Mapping[str, Any]) -> Summary:
         for backend, entry in sorted(evaluation.items()):
             if not isinstance(entry, dict):
                 continue
-            out.evaluation.append({
-                "backend": clip(str(backend), 64),
-                "precision": clip(str(entry.get("precision") or "unknown"), 32),
-                "metric": clip(str(entry.get("metric") or "unknown"), 64),
-                "value": _num(entry.get("value")),
-                "p50Ms": _num(entry.get("p50_ms")),
-                "p99Ms": _num(entry.get("p99_ms")),
-            })
+            out.evaluation.append(
+                {
+                    "backend": clip(str(backend), 64),
+                    "precision": clip(str(entry.get("precision") or "unknown"), 32),
+                    "metric": clip(str(entry.get("metric") or "unknown"), 64),
+                    "value": _num(entry.get("value")),
+                    "p50Ms": _num(entry.get("p50_ms")),
+                    "p99Ms": _num(entry.get("p99_ms")),
+                }
+            )
     durations = doc.get("durations_s")
     if isinstance(durations, dict):
         for stage, seconds in durations.items():

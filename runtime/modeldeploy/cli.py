@@ -10,8 +10,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from modeldeploy import __version__
 from modeldeploy.errors import ModelDeployError
@@ -19,7 +20,7 @@ from modeldeploy.errors import ModelDeployError
 log = logging.getLogger("modeldeploy")
 
 
-def _parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
+def _parse_cfg_options(items: list[str] | None) -> dict[str, Any]:
     """``--cfg-options`` as mmengine's DictAction reads them, plus JSON for nested values (cli_options.py)."""
     from modeldeploy.cli_options import parse_cfg_options
 
@@ -28,7 +29,11 @@ def _parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
 
 def _override_flags(args: argparse.Namespace) -> dict[str, str]:
     """Each overridden dotted key → the flag as the user typed it, to blame a bad value on it."""
-    flags = {item.split("=", 1)[0].strip(): f"--cfg-options {item}" for item in (getattr(args, "cfg_options", None) or []) if "=" in item}
+    flags = {
+        item.split("=", 1)[0].strip(): f"--cfg-options {item}"
+        for item in (getattr(args, "cfg_options", None) or [])
+        if "=" in item
+    }
     if getattr(args, "device", None):
         flags["export.device"] = f"--device {args.device}"
     if getattr(args, "work_dir", None):
@@ -37,43 +42,94 @@ def _override_flags(args: argparse.Namespace) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modeldeploy", description="Export, verify and benchmark PyTorch models (ONNX, TensorRT).")
+    p = argparse.ArgumentParser(
+        prog="modeldeploy", description="Export, verify and benchmark PyTorch models (ONNX, TensorRT)."
+    )
     p.add_argument("--version", action="version", version=f"modeldeploy {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a deployment: load → export → verify → evaluate → publish")
     r.add_argument("deploy_cfg", help="deploy config (path, s3://, builtin:<project>/<file>)")
     r.add_argument("model_cfg", help="model config (path, s3://, builtin:<project>/<file>)")
-    r.add_argument("checkpoint", nargs="?", default=None, help="checkpoint; default: checkpoint_path in the deploy config")
+    r.add_argument(
+        "checkpoint", nargs="?", default=None, help="checkpoint; default: checkpoint_path in the deploy config"
+    )
     r.add_argument("--work-dir", default=None, help="output directory (overrides export.work_dir)")
-    r.add_argument("--device", default=None, help="cpu | cuda | cuda:N (overrides export.device and the backends' devices)")
-    r.add_argument("--artifact-uri", default=None, help="where to publish: a directory, file://… or s3://bucket/prefix (default: the work dir)")
-    r.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE", help="override deploy-config keys (dotted); values as mmengine's DictAction reads them, JSON for nested values (docs/configuration.md)")
+    r.add_argument(
+        "--device", default=None, help="cpu | cuda | cuda:N (overrides export.device and the backends' devices)"
+    )
+    r.add_argument(
+        "--artifact-uri",
+        default=None,
+        help="where to publish: a directory, file://… or s3://bucket/prefix (default: the work dir)",
+    )
+    r.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="override deploy-config keys (dotted); values as mmengine's DictAction reads them, JSON for nested values (docs/configuration.md)",
+    )
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.add_argument("--log-format", default="text", choices=["text", "json"])
-    r.add_argument("--termination-log", default=None, help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)")
+    r.add_argument(
+        "--termination-log",
+        default=None,
+        help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)",
+    )
     r.add_argument("--run-id", default=os.environ.get("MODELDEPLOY_RUN_ID"), help="identifier recorded in the manifest")
-    c = sub.add_parser("check-config", help="validate a deploy config (and, given MODEL_CFG, the whole export plan) and exit")
+    c = sub.add_parser(
+        "check-config", help="validate a deploy config (and, given MODEL_CFG, the whole export plan) and exit"
+    )
     c.add_argument("deploy_cfg")
-    c.add_argument("model_cfg", nargs="?", default=None,
-                   help="also build the model (random weights) and the graphs `run` would export, and check every "
-                        "TensorRT profile against them — no checkpoint, data, GPU or export needed")
+    c.add_argument(
+        "model_cfg",
+        nargs="?",
+        default=None,
+        help="also build the model (random weights) and the graphs `run` would export, and check every "
+        "TensorRT profile against them — no checkpoint, data, GPU or export needed",
+    )
     c.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
-    v = sub.add_parser("convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)")
+    v = sub.add_parser(
+        "convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)"
+    )
     v.add_argument("deploy_cfg", help="AWML deploy config (e.g. projects/CenterPoint/deploy/configs/deploy_config.py)")
     v.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
-    v.add_argument("--base-dir", default=".", help="directory AWML was run from: relative paths become absolute under it (default: the working directory; '' keeps them relative)")
-    v.add_argument("--model-config", default=None, help="the model config, whose data_root AWML joins to the info file's relative paths")
-    m = sub.add_parser("compare", help="compare two runs' results.json (local, run dir or s3://); exit 3 on a regression beyond the limits")
+    v.add_argument(
+        "--base-dir",
+        default=".",
+        help="directory AWML was run from: relative paths become absolute under it (default: the working directory; '' keeps them relative)",
+    )
+    v.add_argument(
+        "--model-config",
+        default=None,
+        help="the model config, whose data_root AWML joins to the info file's relative paths",
+    )
+    m = sub.add_parser(
+        "compare",
+        help="compare two runs' results.json (local, run dir or s3://); exit 3 on a regression beyond the limits",
+    )
     m.add_argument("run_a", help="baseline: results.json, a run directory / publication root, or s3://…/results.json")
     m.add_argument("run_b", help="candidate, same forms")
-    m.add_argument("--max-metric-drop", type=float, default=None, help="absolute drop of a backend's headline metric B vs A that counts as a regression (e.g. 0.01)")
-    m.add_argument("--max-latency-ratio", type=float, default=None, help="latency p50 B/A above this counts as a regression (e.g. 1.2)")
-    j = sub.add_parser("projects", help="list the model projects and the builtin:<project>/<file> configs and checkpoints they ship")
+    m.add_argument(
+        "--max-metric-drop",
+        type=float,
+        default=None,
+        help="absolute drop of a backend's headline metric B vs A that counts as a regression (e.g. 0.01)",
+    )
+    m.add_argument(
+        "--max-latency-ratio",
+        type=float,
+        default=None,
+        help="latency p50 B/A above this counts as a regression (e.g. 1.2)",
+    )
+    j = sub.add_parser(
+        "projects", help="list the model projects and the builtin:<project>/<file> configs and checkpoints they ship"
+    )
     j.add_argument("--json", action="store_true", help="print JSON (one object per project) instead of text")
     return p
 
 
-def _device_overrides(device: Optional[str]) -> dict[str, Any]:
+def _device_overrides(device: str | None) -> dict[str, Any]:
     if not device:
         return {}
     from modeldeploy.cli_options import device_override
@@ -81,8 +137,9 @@ def _device_overrides(device: Optional[str]) -> dict[str, Any]:
     return {"export.device": device_override(device)}
 
 
-def _load_config(deploy_cfg: str, options: dict[str, Any], model_cfg: Optional[str] = None,
-                 flags: Optional[dict[str, str]] = None):  # -> BaseDeploymentConfig
+def _load_config(
+    deploy_cfg: str, options: dict[str, Any], model_cfg: str | None = None, flags: dict[str, str] | None = None
+):  # -> BaseDeploymentConfig
     """Either layout: an AWML deployment-framework config is converted in memory (one INFO line);
     ``model_cfg`` gives it the dataset's data_root as AWML finds it.
 
@@ -123,7 +180,10 @@ def _preflight(cfg: Any) -> None:
     devices |= {be.device for be in cfg.evaluation_backends().values() if be.device}
     devices |= {d for s in cfg.verification_scenarios() for d in (s.ref_device, s.test_device)}
     if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
-        raise BackendUnavailableError("a CUDA device is requested but none is visible (torch.cuda.is_available() is False)", hint="use --device cpu, or run on a GPU node")
+        raise BackendUnavailableError(
+            "a CUDA device is requested but none is visible (torch.cuda.is_available() is False)",
+            hint="use --device cpu, or run on a GPU node",
+        )
     if cfg.needs_tensorrt():
         from modeldeploy.tensorrt_api import require_tensorrt
 
@@ -131,8 +191,8 @@ def _preflight(cfg: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from modeldeploy.redact import guard_std_streams
     from modeldeploy.logging_setup import setup_logging
+    from modeldeploy.redact import guard_std_streams
 
     guard_std_streams()  # before any config code runs: nothing it prints or logs carries a secret value
 
@@ -156,7 +216,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
 
         work_dir = check_local_output(Path(cfg.export.work_dir), what="work dir", work_dir=Path(cfg.export.work_dir))
-        check_artifact_uri(args.artifact_uri or cfg.export.artifact_uri or str(work_dir), work_dir=work_dir)  # before anything is written
+        check_artifact_uri(
+            args.artifact_uri or cfg.export.artifact_uri or str(work_dir), work_dir=work_dir
+        )  # before anything is written
         try:
             setup_logging(args.log_level, args.log_format, work_dir / "logs" / "run.log")
         except OSError as exc:  # a read-only / full work dir: one line (stderr + termination log), exit 2
@@ -164,8 +226,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             setup_logging(args.log_level, args.log_format)
             raise storage_error(exc, "cannot write the work dir", work_dir) from None
-        reporter.banner(project=cfg.project, deploy_cfg=args.deploy_cfg, model_cfg=args.model_cfg, checkpoint=args.checkpoint,
-                        device=cfg.export.device, mode=cfg.export.mode)
+        reporter.banner(
+            project=cfg.project,
+            deploy_cfg=args.deploy_cfg,
+            model_cfg=args.model_cfg,
+            checkpoint=args.checkpoint,
+            device=cfg.export.device,
+            mode=cfg.export.mode,
+        )
         from modeldeploy.runners import DeploymentRunner
 
         runner = DeploymentRunner(
@@ -245,9 +313,21 @@ def _fail_early(exc: ModelDeployError, args: argparse.Namespace) -> None:
     print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
     write_termination_log(
         args.termination_log,
-        {"v": 1, "status": "failed", "project": None, "run_id": args.run_id,
-         "failure": {"stage": "preflight" if exc.reason in _STORAGE_REASONS else "config", "reason": exc.reason, "message": exc.one_line()[:300]},
-         "artifacts": [], "verification": None, "evaluation": {}, "durations_s": {}},
+        {
+            "v": 1,
+            "status": "failed",
+            "project": None,
+            "run_id": args.run_id,
+            "failure": {
+                "stage": "preflight" if exc.reason in _STORAGE_REASONS else "config",
+                "reason": exc.reason,
+                "message": exc.one_line()[:300],
+            },
+            "artifacts": [],
+            "verification": None,
+            "evaluation": {},
+            "durations_s": {},
+        },
     )
 
 
@@ -273,19 +353,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     for name, shapes in report.graphs.items():
-        print(f"  graph {name}: " + ", ".join(f"{k}{list(v)}" for k, v in shapes.items()) + (" (-1 = dynamic)" if any(-1 in v for v in shapes.values()) else ""))
+        print(
+            f"  graph {name}: "
+            + ", ".join(f"{k}{list(v)}" for k, v in shapes.items())
+            + (" (-1 = dynamic)" if any(-1 in v for v in shapes.values()) else "")
+        )
     for w in report.warnings:
         print(f"  warning: {w}")
-    print(f"{args.model_cfg}: plan ok ({len(report.graphs)} graph(s){', TensorRT profiles cover them' if cfg.export.should_export_tensorrt else ''})")
+    print(
+        f"{args.model_cfg}: plan ok ({len(report.graphs)} graph(s){', TensorRT profiles cover them' if cfg.export.should_export_tensorrt else ''})"
+    )
     return 0
 
 
 def _require_project(cfg: Any) -> None:
-    from modeldeploy.projects import get_project
     from modeldeploy.errors import ConfigError
+    from modeldeploy.projects import get_project
 
     if cfg.project is None:
-        raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
+        raise ConfigError(
+            f"{cfg.source}: 'project' is not set",
+            hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
+        )
     get_project(cfg.project)
 
 
@@ -293,8 +382,12 @@ def cmd_convert_config(args: argparse.Namespace) -> int:
     from modeldeploy.config.awml_deploy import convert_file
 
     try:
-        text = convert_file(_resolve(args.deploy_cfg), args.output, Path(args.base_dir).resolve() if args.base_dir else None,
-                            (lambda: _resolve(args.model_config)) if args.model_config else None)
+        text = convert_file(
+            _resolve(args.deploy_cfg),
+            args.output,
+            Path(args.base_dir).resolve() if args.base_dir else None,
+            (lambda: _resolve(args.model_config)) if args.model_config else None,
+        )
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -332,7 +425,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
@@ -353,11 +446,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("modeldeploy: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one scrubbed line, never a traceback with a secret
+    except Exception as exc:
         from modeldeploy.redact import scrub
 
         log.debug("unexpected error", exc_info=True)
-        print(f"modeldeploy: error: InternalError: {scrub(f'{type(exc).__name__}: {exc}')} — fix: this is a bug; run with --log-level DEBUG", file=sys.stderr)
+        print(
+            f"modeldeploy: error: InternalError: {scrub(f'{type(exc).__name__}: {exc}')} — fix: this is a bug; run with --log-level DEBUG",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.errors import ConfigError
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
-def parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
+def parse_cfg_options(items: list[str] | None) -> dict[str, Any]:
     """``KEY=VALUE`` items → {dotted key: value}; a malformed item is a ConfigError naming it."""
     out: dict[str, Any] = {}
     items = list(items or [])
@@ -33,13 +33,17 @@ def parse_cfg_options(items: Optional[list[str]]) -> dict[str, Any]:
         if "=" not in item:
             nxt = items[i + 1] if i + 1 < len(items) else None
             example = f"{item}={nxt}" if nxt is not None and "=" not in nxt else f"{item}=VALUE"
-            raise ConfigError(f"--cfg-options item {item!r} has no '=' (each override is one KEY=VALUE word)",
-                              hint=f"write --cfg-options {example}")
+            raise ConfigError(
+                f"--cfg-options item {item!r} has no '=' (each override is one KEY=VALUE word)",
+                hint=f"write --cfg-options {example}",
+            )
         key, raw = item.split("=", 1)
         key = key.strip()
         if not _KEY_RE.match(key):
-            raise ConfigError(f"--cfg-options {item!r}: {key!r} is not a dotted config key",
-                              hint="write e.g. --cfg-options onnx_config.opset_version=17")
+            raise ConfigError(
+                f"--cfg-options {item!r}: {key!r} is not a dotted config key",
+                hint="write e.g. --cfg-options onnx_config.opset_version=17",
+            )
         out[key] = parse_value(raw, flag=f"--cfg-options {item}")
     return out
 
@@ -56,7 +60,9 @@ def parse_value(raw: str, *, flag: str = "--cfg-options") -> Any:
             return json.loads(v)
         except ValueError:
             if v[:1] == "{":
-                raise ConfigError(f"{flag}: {v!r} is not a JSON object", hint='write nested dicts as JSON, e.g. key={"a": 1}') from None
+                raise ConfigError(
+                    f"{flag}: {v!r} is not a JSON object", hint='write nested dicts as JSON, e.g. key={"a": 1}'
+                ) from None
     if v[:1] in ("[", "(") or ("," in v and "/" not in v):
         try:
             return DictAction._parse_iterable(v)
@@ -86,10 +92,12 @@ def blame_flag(exc: ConfigError, source: str, flags: Mapping[str, str]) -> Confi
     none matches, every override is named, since the file alone is valid.
     """
     msg = exc.message
-    m = _QUOTED_KEY.search(msg[len(source):] if msg.startswith(source) else msg)
+    m = _QUOTED_KEY.search(msg[len(source) :] if msg.startswith(source) else msg)
     key = m.group(1) if m else ""
-    hits = [flag for k, flag in flags.items() if key and (k == key or k.startswith(key + ".") or key.startswith(k + "."))]
+    hits = [
+        flag for k, flag in flags.items() if key and (k == key or k.startswith(key + ".") or key.startswith(k + "."))
+    ]
     who = hits[0] if len(hits) == 1 else ("the command-line overrides (" + ", ".join(flags.values()) + ")")
-    body = msg[len(source) + 2:] if msg.startswith(source + ": ") else msg
+    body = msg[len(source) + 2 :] if msg.startswith(source + ": ") else msg
     err = ConfigError(f"{who}: {body}", hint=exc.hint, reason=exc.reason)
     return err

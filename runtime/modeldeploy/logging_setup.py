@@ -11,7 +11,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 from modeldeploy.redact import RedactFilter, scrub
 
@@ -34,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         return scrub(json.dumps(obj, default=str))
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Optional[Path] = None) -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", log_file: Path | None = None) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable, Optional
+from typing import Any
 
 log = logging.getLogger("modeldeploy.progress")
 
@@ -46,7 +47,7 @@ def package_versions() -> dict[str, str]:
 class RunProgress:
     """One per ``modeldeploy run``. ``interactive``: a TTY with text logs (rich bars)."""
 
-    def __init__(self, log_format: str = "text", interactive: Optional[bool] = None) -> None:
+    def __init__(self, log_format: str = "text", interactive: bool | None = None) -> None:
         self.json = log_format == "json"
         self.interactive = (not self.json and sys.stderr.isatty()) if interactive is None else interactive
         self._step = _step_printer(self.interactive)
@@ -54,27 +55,49 @@ class RunProgress:
     def starting(self, deploy_cfg: str, model_cfg: str) -> None:
         from modeldeploy import __version__
 
-        log.info("modeldeploy %s: reading %s and %s, loading torch/ONNX (takes seconds on a cold start)…", __version__, deploy_cfg, model_cfg,
-                 extra={"event": "starting"})
+        log.info(
+            "modeldeploy %s: reading %s and %s, loading torch/ONNX (takes seconds on a cold start)…",
+            __version__,
+            deploy_cfg,
+            model_cfg,
+            extra={"event": "starting"},
+        )
 
-    def banner(self, *, project: Optional[str], deploy_cfg: str, model_cfg: str, checkpoint: Optional[str], device: str, mode: str) -> None:
+    def banner(
+        self, *, project: str | None, deploy_cfg: str, model_cfg: str, checkpoint: str | None, device: str, mode: str
+    ) -> None:
         versions = package_versions()
         ver = ", ".join(f"{k} {v}" for k, v in versions.items())
-        log.info("modeldeploy run: project %s | deploy %s | model %s | checkpoint %s | device %s | export %s | %s",
-                 project, deploy_cfg, model_cfg, checkpoint or "(from deploy config)", device, mode, ver, extra={"event": "start"})
+        log.info(
+            "modeldeploy run: project %s | deploy %s | model %s | checkpoint %s | device %s | export %s | %s",
+            project,
+            deploy_cfg,
+            model_cfg,
+            checkpoint or "(from deploy config)",
+            device,
+            mode,
+            ver,
+            extra={"event": "start"},
+        )
 
     def stage_started(self, stage: str) -> None:
         log.info("▶ %s", STAGE_TITLES.get(stage, stage), extra={"event": "stage_start", "stage": stage})
 
-    def stage_finished(self, stage: str, seconds: float, *, failed: bool = False, note: Optional[str] = None) -> None:
+    def stage_finished(self, stage: str, seconds: float, *, failed: bool = False, note: str | None = None) -> None:
         verdict = "FAILED" if failed else (note or "done")
-        log.info("%s %s: %s (%.2fs)", "✗" if failed else "✓", STAGE_TITLES.get(stage, stage), verdict, seconds,
-                 extra={"event": "stage_end", "stage": stage, "seconds": round(seconds, 3)})
+        log.info(
+            "%s %s: %s (%.2fs)",
+            "✗" if failed else "✓",
+            STAGE_TITLES.get(stage, stage),
+            verdict,
+            seconds,
+            extra={"event": "stage_end", "stage": stage, "seconds": round(seconds, 3)},
+        )
 
     def step(self, task: str, i: int, n: int) -> None:
         self._step(task, i, n)
 
-    def closing(self, results: dict[str, Any], total_s: float, report: Optional[str]) -> str:
+    def closing(self, results: dict[str, Any], total_s: float, report: str | None) -> str:
         status = results.get("status")
         f = results.get("failure") or {}
         verdict = "PASS" if status == "succeeded" else f"FAIL ({f.get('reason')} in {f.get('stage')})"
@@ -86,12 +109,15 @@ class RunProgress:
         return line
 
 
-def skip_note(stage: str, runner: Any) -> Optional[str]:
+def skip_note(stage: str, runner: Any) -> str | None:
     """Why a stage did nothing, from the config and what the run recorded (None: it ran)."""
     cfg, res = runner.cfg, runner.results
     if stage == "export_onnx" and not cfg.export.should_export_onnx:
-        return f"skipped (export.mode={cfg.export.mode}{', using export.onnx_path' if cfg.export.onnx_path else ''})" \
-            if cfg.export.mode != "trt" or cfg.export.onnx_path else None
+        return (
+            f"skipped (export.mode={cfg.export.mode}{', using export.onnx_path' if cfg.export.onnx_path else ''})"
+            if cfg.export.mode != "trt" or cfg.export.onnx_path
+            else None
+        )
     if stage == "export_tensorrt" and not cfg.export.should_export_tensorrt:
         return f"skipped (export.mode={cfg.export.mode})"
     if stage == "verify" and res.get("verification") is None:

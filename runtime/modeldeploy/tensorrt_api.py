@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.errors import BackendUnavailableError
 
@@ -53,8 +53,8 @@ _DTYPE_MEMBERS = {
 def load_tensorrt() -> ModuleType:
     """Import the real ``tensorrt`` module or raise one clear BackendUnavailableError."""
     try:
-        import tensorrt as trt  # noqa: PLC0415 - optional dependency, imported on demand
-    except Exception as exc:  # noqa: BLE001 - ImportError or a missing libnvinfer (OSError)
+        import tensorrt as trt
+    except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise BackendUnavailableError(
             f"TensorRT is not installed (import tensorrt failed: {first})", hint=INSTALL_HINT
@@ -183,7 +183,9 @@ def create_network(trt: ModuleType, builder: TRTHandle, *, strongly_typed: bool)
     return builder.create_network(flags)
 
 
-def parse_onnx(trt: ModuleType, network: TRTHandle, logger: TRTHandle, onnx_path: Path) -> tuple[TRTHandle, list[ParserIssue]]:
+def parse_onnx(
+    trt: ModuleType, network: TRTHandle, logger: TRTHandle, onnx_path: Path
+) -> tuple[TRTHandle, list[ParserIssue]]:
     """Parse from the file path so external data files next to the graph resolve.
 
     Returns the parser too: it owns the weights the network refers to, so the caller must
@@ -227,7 +229,7 @@ def create_config(
     builder: TRTHandle,
     *,
     workspace_bytes: int,
-    optimization_level: Optional[int],
+    optimization_level: int | None,
     builder_flags: tuple[str, ...],
 ) -> TRTHandle:
     config = builder.create_builder_config()
@@ -245,7 +247,9 @@ def create_config(
     return config
 
 
-def add_profile(builder: TRTHandle, config: TRTHandle, shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]) -> int:
+def add_profile(
+    builder: TRTHandle, config: TRTHandle, shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+) -> int:
     """One optimization profile: input name -> (min, opt, max). Returns its index."""
     profile = builder.create_optimization_profile()
     for name, (lo, opt, hi) in shapes.items():
@@ -264,7 +268,7 @@ def serialize_timing_cache(cache: TRTHandle) -> bytes:
     return bytes(memoryview(cache.serialize()))
 
 
-def build_serialized(builder: TRTHandle, network: TRTHandle, config: TRTHandle) -> Optional[bytes]:
+def build_serialized(builder: TRTHandle, network: TRTHandle, config: TRTHandle) -> bytes | None:
     """The engine bytes, or None when TensorRT refused (the reason is in the log)."""
     blob = builder.build_serialized_network(network, config)
     if blob is None:
@@ -320,7 +324,9 @@ def num_profiles(engine: TRTHandle) -> int:
     return int(engine.num_optimization_profiles)
 
 
-def profile_shape(engine: TRTHandle, name: str, profile: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+def profile_shape(
+    engine: TRTHandle, name: str, profile: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     lo, opt, hi = engine.get_tensor_profile_shape(name, profile)
     return tuple(int(d) for d in lo), tuple(int(d) for d in opt), tuple(int(d) for d in hi)
 

@@ -23,7 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from .controlplane import STATE_FILE, ControlPlane, ControlPlaneError, _pid_matches, _proc_start_time, _tail, terminate_pid
+from .controlplane import (
+    STATE_FILE,
+    ControlPlane,
+    ControlPlaneError,
+    _pid_matches,
+    _proc_start_time,
+    _tail,
+    terminate_pid,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,17 +86,39 @@ def cmd_up(ns: argparse.Namespace) -> int:
             work = state_dir / "node-agent"
             work.mkdir(exist_ok=True)
             log = state_dir / "logs" / "node-agent.log"
-            argv = [sys.executable, "-m", "tests.cluster.node_agent", "--kubeconfig", str(cp.node_kubeconfig(ns.node_name)),
-                    "--node-name", ns.node_name, "--gpus", str(ns.gpus), "--work-dir", str(work)]
+            argv = [
+                sys.executable,
+                "-m",
+                "tests.cluster.node_agent",
+                "--kubeconfig",
+                str(cp.node_kubeconfig(ns.node_name)),
+                "--node-name",
+                ns.node_name,
+                "--gpus",
+                str(ns.gpus),
+                "--work-dir",
+                str(work),
+            ]
             if ns.image_map:
                 argv += ["--image-map", ns.image_map]
             with open(log, "ab") as lf:
-                agent = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=REPO_ROOT, start_new_session=True,
-                                         env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                             filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))})
-            state["processes"]["node-agent"] = {"pid": agent.pid, "exe": sys.executable,
-                                                "started": _proc_start_time(agent.pid)}
+                agent = subprocess.Popen(
+                    argv,
+                    stdout=lf,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,
+                    env={
+                        **os.environ,
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+                    },
+                )
+            state["processes"]["node-agent"] = {
+                "pid": agent.pid,
+                "exe": sys.executable,
+                "started": _proc_start_time(agent.pid),
+            }
             state["node_agent"] = {"node_name": ns.node_name, "work_dir": str(work), "log": str(log)}
             sf.write_text(json.dumps(state, indent=2))
             _wait_node_ready(cp, ns.node_name, agent, log)
@@ -97,8 +127,11 @@ def cmd_up(ns: argparse.Namespace) -> int:
         _down(state_dir, keep_state=True)
         print(f"# logs kept in {state_dir / 'logs'}", file=sys.stderr)
         return 1
-    print(f"# cluster up in {time.monotonic() - t0:.1f}s (state dir {state_dir}); stop: python -m tests.cluster down"
-          f" --state-dir {state_dir}", file=sys.stderr)
+    print(
+        f"# cluster up in {time.monotonic() - t0:.1f}s (state dir {state_dir}); stop: python -m tests.cluster down"
+        f" --state-dir {state_dir}",
+        file=sys.stderr,
+    )
     print(f"export KUBECONFIG={cp.kubeconfig}")
     return 0
 

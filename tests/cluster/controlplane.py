@@ -16,6 +16,7 @@ re-attached from a state dir, the PID's start time and executable are checked fi
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ class ControlPlaneError(RuntimeError):
 
 # --------------------------------------------------------------------------- helpers
 
+
 def cache_root() -> Path:
     return Path(os.environ.get("MODELDEPLOY_K8S_CACHE", Path.home() / ".cache/modeldeploy/k8s"))
 
@@ -64,8 +66,10 @@ def ensure_binaries(*, build: bool = True, log_file: Path | None = None) -> Path
     bin_dir = cache_root() / k8s_version() / "bin"
     names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
     stamp = bin_dir / ".stamp"
-    if stamp.is_file() and stamp.read_text().strip() == k8s_version() and all(
-        os.access(bin_dir / n, os.X_OK) for n in names
+    if (
+        stamp.is_file()
+        and stamp.read_text().strip() == k8s_version()
+        and all(os.access(bin_dir / n, os.X_OK) for n in names)
     ):
         return bin_dir
     if not build:
@@ -83,8 +87,11 @@ def ensure_binaries(*, build: bool = True, log_file: Path | None = None) -> Path
         if log_file:
             out.close()
     if proc.returncode != 0:
-        detail = (proc.stderr.decode(errors="replace")[-4000:] if proc.stderr
-                  else f"last lines of {log_file}:\n{_tail(log_file, 30)}")
+        detail = (
+            proc.stderr.decode(errors="replace")[-4000:]
+            if proc.stderr
+            else f"last lines of {log_file}:\n{_tail(log_file, 30)}"
+        )
         raise ControlPlaneError(f"{BUILD_SH} failed (exit {proc.returncode}):\n{detail}")
     return Path(proc.stdout.decode().strip().splitlines()[-1])
 
@@ -114,8 +121,15 @@ def find_kubectl() -> str:
 
 
 def write_kubeconfig(
-    path: Path, server: str, ca_path: Path, *, user: str, cert: Path | None = None,
-    key: Path | None = None, token: str | None = None, namespace: str | None = None,
+    path: Path,
+    server: str,
+    ca_path: Path,
+    *,
+    user: str,
+    cert: Path | None = None,
+    key: Path | None = None,
+    token: str | None = None,
+    namespace: str | None = None,
 ) -> Path:
     user_entry: dict[str, Any] = {}
     if cert and key:
@@ -129,13 +143,15 @@ def write_kubeconfig(
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{
-            "name": "modeldeploy-test",
-            "cluster": {
-                "server": server,
-                "certificate-authority-data": base64.b64encode(Path(ca_path).read_bytes()).decode(),
-            },
-        }],
+        "clusters": [
+            {
+                "name": "modeldeploy-test",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(Path(ca_path).read_bytes()).decode(),
+                },
+            }
+        ],
         "users": [{"name": user, "user": user_entry}],
         "contexts": [{"name": user, "context": context}],
         "current-context": user,
@@ -188,6 +204,7 @@ def _pid_matches(pid: int, exe: str, started: float | None) -> bool:
 
 def terminate_pid(pid: int, *, grace: float = 10.0, popen: subprocess.Popen | None = None) -> None:
     """SIGTERM then SIGKILL a single PID we started."""
+
     def alive() -> bool:
         if popen is not None:
             return popen.poll() is None
@@ -218,13 +235,12 @@ def terminate_pid(pid: int, *, grace: float = 10.0, popen: subprocess.Popen | No
     except ProcessLookupError:
         return
     if popen is not None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 # --------------------------------------------------------------------------- ControlPlane
+
 
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler on 127.0.0.1.
@@ -282,7 +298,7 @@ class ControlPlane:
         return self.log_dir / f"{component}.log"
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         try:
             self.start()
         except BaseException:
@@ -293,7 +309,7 @@ class ControlPlane:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, *, detach: bool = False) -> "ControlPlane":
+    def start(self, *, detach: bool = False) -> ControlPlane:
         """Start all components and wait until they are healthy.
 
         detach=True starts the processes in their own session so they outlive this
@@ -307,24 +323,32 @@ class ControlPlane:
             d.mkdir(parents=True, exist_ok=True)
         self._write_pki()
         self.ports = {
-            "etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(),
-            "controller-manager": free_port(), "scheduler": free_port(),
+            "etcd": free_port(),
+            "etcd-peer": free_port(),
+            "apiserver": free_port(),
+            "controller-manager": free_port(),
+            "scheduler": free_port(),
         }
         self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
         self._write_kubeconfigs()
 
         self._spawn("etcd", self._etcd_args(), detach)
-        self._wait_http("etcd", f"http://127.0.0.1:{self.ports['etcd']}/health", deadline,
-                        ok=lambda body: '"health":"true"' in body)
+        self._wait_http(
+            "etcd", f"http://127.0.0.1:{self.ports['etcd']}/health", deadline, ok=lambda body: '"health":"true"' in body
+        )
         self._spawn("kube-apiserver", self._apiserver_args(), detach)
         self._wait_http("kube-apiserver", f"{self.server}/readyz", deadline, client_cert=True)
         self._spawn("kube-controller-manager", self._kcm_args(), detach)
         self._spawn("kube-scheduler", self._scheduler_args(), detach)
-        self._wait_http("kube-controller-manager",
-                        f"https://127.0.0.1:{self.ports['controller-manager']}/healthz", deadline,
-                        verify=False)
-        self._wait_http("kube-scheduler", f"https://127.0.0.1:{self.ports['scheduler']}/healthz",
-                        deadline, verify=False)
+        self._wait_http(
+            "kube-controller-manager",
+            f"https://127.0.0.1:{self.ports['controller-manager']}/healthz",
+            deadline,
+            verify=False,
+        )
+        self._wait_http(
+            "kube-scheduler", f"https://127.0.0.1:{self.ports['scheduler']}/healthz", deadline, verify=False
+        )
         # The ServiceAccount controller creating "default" proves the controllers run.
         self.wait_for_service_account("default", "default", timeout=max(5.0, deadline - time.monotonic()))
         self.started_in_s = time.monotonic() - t0
@@ -384,7 +408,7 @@ class ControlPlane:
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     @classmethod
-    def attach(cls, state_dir: str | os.PathLike) -> "ControlPlane":
+    def attach(cls, state_dir: str | os.PathLike) -> ControlPlane:
         """Re-attach to a cluster started by ``python -m tests.cluster up``."""
         state_dir = Path(state_dir).resolve()
         state = json.loads((state_dir / STATE_FILE).read_text())
@@ -395,7 +419,7 @@ class ControlPlane:
         return cp
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: str | os.PathLike) -> "ControlPlane":
+    def from_kubeconfig(cls, kubeconfig: str | os.PathLike) -> ControlPlane:
         """Wrap an existing cluster (no process management, no PKI)."""
         kubeconfig = Path(kubeconfig).resolve()
         state_dir = kubeconfig.parent.parent if kubeconfig.parent.name == "kubeconfigs" else None
@@ -423,10 +447,19 @@ class ControlPlane:
     # ---------------------------------------------------------------- PKI & configs
     def _write_pki(self) -> None:
         ca = self._ca = pki.CertificateAuthority(self.pki_dir)
-        ca.issue("apiserver", "kube-apiserver", server=True,
-                 dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                            "kubernetes.default.svc.cluster.local"),
-                 ip_addresses=("127.0.0.1", "10.0.0.1"))
+        ca.issue(
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=("127.0.0.1", "10.0.0.1"),
+        )
         self._admin_cert = ca.issue("admin", "kubernetes-admin", ("system:masters",), client=True)
         ca.issue("controller-manager", "system:kube-controller-manager", client=True)
         ca.issue("scheduler", "system:kube-scheduler", client=True)
@@ -434,13 +467,25 @@ class ControlPlane:
 
     def _write_kubeconfigs(self) -> None:
         p = self.pki_dir
-        write_kubeconfig(self.kubeconfig, self.server, self.ca_path, user="admin",
-                         cert=p / "admin.crt", key=p / "admin.key")
-        write_kubeconfig(self.kubeconfig_dir / "controller-manager.kubeconfig", self.server, self.ca_path,
-                         user="system:kube-controller-manager",
-                         cert=p / "controller-manager.crt", key=p / "controller-manager.key")
-        write_kubeconfig(self.kubeconfig_dir / "scheduler.kubeconfig", self.server, self.ca_path,
-                         user="system:kube-scheduler", cert=p / "scheduler.crt", key=p / "scheduler.key")
+        write_kubeconfig(
+            self.kubeconfig, self.server, self.ca_path, user="admin", cert=p / "admin.crt", key=p / "admin.key"
+        )
+        write_kubeconfig(
+            self.kubeconfig_dir / "controller-manager.kubeconfig",
+            self.server,
+            self.ca_path,
+            user="system:kube-controller-manager",
+            cert=p / "controller-manager.crt",
+            key=p / "controller-manager.key",
+        )
+        write_kubeconfig(
+            self.kubeconfig_dir / "scheduler.kubeconfig",
+            self.server,
+            self.ca_path,
+            user="system:kube-scheduler",
+            cert=p / "scheduler.crt",
+            key=p / "scheduler.key",
+        )
 
     def node_kubeconfig(self, node_name: str) -> Path:
         """Kubeconfig authenticating as ``system:node:<node_name>`` (Node authorizer +
@@ -454,10 +499,8 @@ class ControlPlane:
             return self.kubeconfig
         if self._ca is None:
             self._ca = _load_ca(self.pki_dir)
-        cert, key = self._ca.issue(f"node-{node_name}", f"system:node:{node_name}", ("system:nodes",),
-                                   client=True)
-        return write_kubeconfig(path, self.server, self.ca_path, user=f"system:node:{node_name}",
-                                cert=cert, key=key)
+        cert, key = self._ca.issue(f"node-{node_name}", f"system:node:{node_name}", ("system:nodes",), client=True)
+        return write_kubeconfig(path, self.server, self.ca_path, user=f"system:node:{node_name}", cert=cert, key=key)
 
     # ---------------------------------------------------------------- component args
     def _bin(self, name: str) -> str:
@@ -466,11 +509,18 @@ class ControlPlane:
     def _etcd_args(self) -> list[str]:
         c, p = self.ports["etcd"], self.ports["etcd-peer"]
         return [
-            self._bin("etcd"), "--name=default", f"--data-dir={self.state_dir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{c}", f"--advertise-client-urls=http://127.0.0.1:{c}",
-            f"--listen-peer-urls=http://127.0.0.1:{p}", f"--initial-advertise-peer-urls=http://127.0.0.1:{p}",
-            f"--initial-cluster=default=http://127.0.0.1:{p}", "--initial-cluster-state=new",
-            "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=2147483648",
+            self._bin("etcd"),
+            "--name=default",
+            f"--data-dir={self.state_dir / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{c}",
+            f"--advertise-client-urls=http://127.0.0.1:{c}",
+            f"--listen-peer-urls=http://127.0.0.1:{p}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p}",
+            f"--initial-cluster=default=http://127.0.0.1:{p}",
+            "--initial-cluster-state=new",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+            "--quota-backend-bytes=2147483648",
         ]
 
     def _apiserver_args(self) -> list[str]:
@@ -478,10 +528,12 @@ class ControlPlane:
         return [
             self._bin("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
             f"--secure-port={self.ports['apiserver']}",
             f"--cert-dir={self.state_dir / 'apiserver-certs'}",
-            f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
@@ -491,8 +543,10 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # 127.0.0.1 may not be written into the "kubernetes" Endpoints; nothing needs them.
             "--endpoint-reconciler-type=none",
-            "--allow-privileged=true", "--profiling=false",
-            "--event-ttl=1h", "--v=1",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--event-ttl=1h",
+            "--v=1",
             *self.extra_apiserver_args,
         ]
 
@@ -501,16 +555,21 @@ class ControlPlane:
         kc = self.kubeconfig_dir / "controller-manager.kubeconfig"
         return [
             self._bin("kube-controller-manager"),
-            f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['controller-manager']}",
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports['controller-manager']}",
             f"--cert-dir={self.state_dir / 'controller-manager-certs'}",
             f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'ca.crt'}",
             "--use-service-account-credentials=true",
             "--controllers=*",
-            "--leader-elect=false", "--profiling=false",
+            "--leader-elect=false",
+            "--profiling=false",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--concurrent-job-syncs=10", "--concurrent-gc-syncs=20",
+            "--concurrent-job-syncs=10",
+            "--concurrent-gc-syncs=20",
             "--v=1",
         ]
 
@@ -518,18 +577,27 @@ class ControlPlane:
         kc = self.kubeconfig_dir / "scheduler.kubeconfig"
         return [
             self._bin("kube-scheduler"),
-            f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['scheduler']}",
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports['scheduler']}",
             f"--cert-dir={self.state_dir / 'scheduler-certs'}",
-            "--leader-elect=false", "--profiling=false", "--v=1",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
         ]
 
     def _spawn(self, name: str, argv: list[str], detach: bool) -> None:
         log = open(self.log_path(name), "ab")
         try:
             self._procs[name] = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.state_dir, start_new_session=detach,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=detach,
                 preexec_fn=None if detach else die_with_parent(),
                 env={k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)},
             )
@@ -548,8 +616,16 @@ class ControlPlane:
             ctx.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
         return ctx
 
-    def _wait_http(self, name: str, url: str, deadline: float, *, verify: bool = True,
-                   client_cert: bool = False, ok=lambda body: body.strip() == "ok") -> None:
+    def _wait_http(
+        self,
+        name: str,
+        url: str,
+        deadline: float,
+        *,
+        verify: bool = True,
+        client_cert: bool = False,
+        ok=lambda body: body.strip() == "ok",
+    ) -> None:
         ctx = self._ssl_context(verify=verify, client_cert=client_cert) if url.startswith("https") else None
         last = "no response yet"
         while True:
@@ -605,20 +681,24 @@ class ControlPlane:
         self._api_clients.append(api)
         return api
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                kubeconfig: str | os.PathLike | None = None, timeout: float = 60.0
-                ) -> subprocess.CompletedProcess:
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        kubeconfig: str | os.PathLike | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess:
         """Run the venv's kubectl against this cluster; returns CompletedProcess (text)."""
         argv = [find_kubectl(), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
         proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
         if check and proc.returncode != 0:
-            raise ControlPlaneError(
-                f"kubectl {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
-            )
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
         return proc
 
-    def create_namespace(self, name: str, *, labels: dict[str, str] | None = None,
-                         wait_for_default_sa: bool = True) -> str:
+    def create_namespace(
+        self, name: str, *, labels: dict[str, str] | None = None, wait_for_default_sa: bool = True
+    ) -> str:
         """Create a namespace (ok if it exists) and wait for its "default" ServiceAccount,
         without which pods in it are rejected by the ServiceAccount admission plugin."""
         from kubernetes import client
@@ -634,8 +714,9 @@ class ControlPlane:
             self.wait_for_service_account(name, "default", timeout=30)
         return name
 
-    def service_account_kubeconfig(self, namespace: str, name: str, *, expiration_seconds: int = 86400,
-                                   path: str | os.PathLike | None = None) -> Path:
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, *, expiration_seconds: int = 86400, path: str | os.PathLike | None = None
+    ) -> Path:
         """Kubeconfig authenticating as ServiceAccount namespace/name via a TokenRequest token.
 
         The ServiceAccount must exist (its RBAC is whatever Roles are bound to it)."""
@@ -646,8 +727,9 @@ class ControlPlane:
             name, namespace, {"spec": {"expirationSeconds": expiration_seconds}}
         )
         path = Path(path) if path else self.kubeconfig_dir / f"sa-{namespace}-{name}.kubeconfig"
-        return write_kubeconfig(path, self.server, self.ca_path, user=f"sa:{namespace}:{name}",
-                                token=tr.status.token, namespace=namespace)
+        return write_kubeconfig(
+            path, self.server, self.ca_path, user=f"sa:{namespace}:{name}", token=tr.status.token, namespace=namespace
+        )
 
 
 def _load_ca(pki_dir: Path) -> pki.CertificateAuthority:

@@ -83,8 +83,10 @@ def pytest_collection_finish(session):
     log.parent.mkdir(parents=True, exist_ok=True)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and not (cache_root() / k8s_version() / "bin" / ".stamp").exists():
-        tr.write_line(f"tests/cluster: building the Kubernetes control plane {k8s_version()} "
-                      f"(cold build: 10-25 min on 2 cores; log: {log})")
+        tr.write_line(
+            f"tests/cluster: building the Kubernetes control plane {k8s_version()} "
+            f"(cold build: 10-25 min on 2 cores; log: {log})"
+        )
     try:
         _BUILD["bin_dir"] = ensure_binaries(log_file=log)
     except ControlPlaneError as e:
@@ -116,7 +118,8 @@ def node_agent(control_plane, tmp_path_factory):
                 yield ExternalNodeAgent(info["node_name"], info["work_dir"])
                 return
     agent = NodeAgent(
-        control_plane.node_kubeconfig(NODE_NAME), NODE_NAME,
+        control_plane.node_kubeconfig(NODE_NAME),
+        NODE_NAME,
         work_dir=tmp_path_factory.mktemp("node-agent"),
         delete_node_on_stop=False,  # a node may not delete itself (Node authorizer)
     )

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -115,9 +116,9 @@ def image_repository(image: str) -> str:
         repo = repo[:colon]
     for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
         if repo.startswith(prefix):
-            return repo[len(prefix):]
+            return repo[len(prefix) :]
     if repo.startswith("docker.io/"):
-        return repo[len("docker.io/"):]
+        return repo[len("docker.io/") :]
     return repo
 
 
@@ -159,6 +160,7 @@ _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 def expand_vars(value: str, env: dict[str, str]) -> str:
     """Kubernetes $(VAR) expansion: known vars replaced, unknown left as is, $$ -> $."""
+
     def repl(m: re.Match) -> str:
         if m.group(0) == "$$":
             return "$"
@@ -175,8 +177,7 @@ class PathMapper:
         self.mapping = {k.rstrip("/") or "/": v for k, v in mapping.items() if k.startswith("/")}
         keys = sorted(self.mapping, key=len, reverse=True)
         self._re = (
-            re.compile(r"(?<![\w.\-/])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w.\-])")
-            if keys else None
+            re.compile(r"(?<![\w.\-/])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w.\-])") if keys else None
         )
 
     def __call__(self, value: str) -> str:
@@ -189,14 +190,15 @@ class PathMapper:
         p = container_path.rstrip("/") or "/"
         for k in sorted(self.mapping, key=len, reverse=True):
             if p == k or p.startswith(k + "/"):
-                return self.mapping[k] + p[len(k):]
+                return self.mapping[k] + p[len(k) :]
         return None
 
 
 # ============================================================================ pod run
 
+
 class PodRun:
-    def __init__(self, agent: "NodeAgent", pod: dict[str, Any]):
+    def __init__(self, agent: NodeAgent, pod: dict[str, Any]):
         self.agent = agent
         self.pod = pod
         md = pod["metadata"]
@@ -218,8 +220,12 @@ class PodRun:
         except Exception:
             log.exception("pod %s: agent error", self.key)
             try:
-                self._report_terminal(exit_code=1, reason="Error",
-                                      message="test node agent error (see agent.log)", pod_reason="NodeAgentError")
+                self._report_terminal(
+                    exit_code=1,
+                    reason="Error",
+                    message="test node agent error (see agent.log)",
+                    pod_reason="NodeAgentError",
+                )
             except Exception:
                 log.exception("pod %s: could not report the agent error", self.key)
         finally:
@@ -239,21 +245,34 @@ class PodRun:
                 break
             except PodFatalError as e:
                 log.info("pod %s: %s: %s", self.key, e.reason, e.message)
-                self._report_terminal(exit_code=128, reason=e.reason, message=e.message, started=False,
-                                      pod_reason=e.reason)
+                self._report_terminal(
+                    exit_code=128, reason=e.reason, message=e.message, started=False, pod_reason=e.reason
+                )
                 self._wait_deleted_after_terminal()
                 return
             except PodConfigError as e:
                 msg = str(e)
                 if waiting_reported != msg:
-                    self._patch_status({"status": {
-                        "phase": "Pending",
-                        "hostIP": LOCAL_IP, "hostIPs": [{"ip": LOCAL_IP}],
-                        "startTime": self.pod.get("status", {}).get("startTime") or _now(),
-                        "containerStatuses": [self._cstatus(
-                            {"waiting": {"reason": "CreateContainerConfigError", "message": msg},
-                             "running": None, "terminated": None}, ready=False)],
-                    }})
+                    self._patch_status(
+                        {
+                            "status": {
+                                "phase": "Pending",
+                                "hostIP": LOCAL_IP,
+                                "hostIPs": [{"ip": LOCAL_IP}],
+                                "startTime": self.pod.get("status", {}).get("startTime") or _now(),
+                                "containerStatuses": [
+                                    self._cstatus(
+                                        {
+                                            "waiting": {"reason": "CreateContainerConfigError", "message": msg},
+                                            "running": None,
+                                            "terminated": None,
+                                        },
+                                        ready=False,
+                                    )
+                                ],
+                            }
+                        }
+                    )
                     waiting_reported = msg
                     log.info("pod %s: CreateContainerConfigError: %s", self.key, msg)
                 self.delete_requested.wait(1.0)
@@ -262,9 +281,16 @@ class PodRun:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, cwd=cwd, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         except OSError as e:
             logf.close()
             self._report_terminal(exit_code=128, reason="StartError", message=f"{argv[0]}: {e}", started=False)
@@ -274,16 +300,24 @@ class PodRun:
         t_start = time.monotonic()
         self.started_at = _now()
         log.info("pod %s: started pid %d: %s", self.key, self.proc.pid, argv)
-        self._patch_status({"status": {
-            "phase": "Running",
-            "hostIP": LOCAL_IP, "hostIPs": [{"ip": LOCAL_IP}],
-            "podIP": LOCAL_IP, "podIPs": [{"ip": LOCAL_IP}],
-            "startTime": self.pod.get("status", {}).get("startTime") or self.started_at,
-            "conditions": self._conditions(ready=True),
-            "containerStatuses": [self._cstatus(
-                {"running": {"startedAt": self.started_at}, "waiting": None, "terminated": None},
-                ready=True)],
-        }})
+        self._patch_status(
+            {
+                "status": {
+                    "phase": "Running",
+                    "hostIP": LOCAL_IP,
+                    "hostIPs": [{"ip": LOCAL_IP}],
+                    "podIP": LOCAL_IP,
+                    "podIPs": [{"ip": LOCAL_IP}],
+                    "startTime": self.pod.get("status", {}).get("startTime") or self.started_at,
+                    "conditions": self._conditions(ready=True),
+                    "containerStatuses": [
+                        self._cstatus(
+                            {"running": {"startedAt": self.started_at}, "waiting": None, "terminated": None}, ready=True
+                        )
+                    ],
+                }
+            }
+        )
 
         # -------- wait
         deadline_s = self.pod["spec"].get("activeDeadlineSeconds")
@@ -313,8 +347,9 @@ class PodRun:
         if deadline_exceeded:
             pod_reason = "DeadlineExceeded"
             pod_message = f"Pod was active on the node longer than the specified deadline ({deadline_s}s)"
-        self._report_terminal(exit_code=exit_code, reason=reason, message=message,
-                              pod_reason=pod_reason, pod_message=pod_message)
+        self._report_terminal(
+            exit_code=exit_code, reason=reason, message=message, pod_reason=pod_reason, pod_message=pod_message
+        )
         log.info("pod %s: exited %d (%s)", self.key, exit_code, reason)
         if deleted:
             self._finish_deleted(ran=True)
@@ -335,10 +370,8 @@ class PodRun:
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def _wait_deleted_after_terminal(self) -> None:
         """After a terminal status: stay tracked until the pod gets a deletionTimestamp, then
@@ -352,8 +385,12 @@ class PodRun:
         if not ran and not self.agent._stopping.is_set():
             # Never started: report a terminal phase first (kubelet does the same).
             try:
-                self._report_terminal(exit_code=137, reason="ContainerStatusUnknown",
-                                      message="pod deleted before its container started", started=False)
+                self._report_terminal(
+                    exit_code=137,
+                    reason="ContainerStatusUnknown",
+                    message="pod deleted before its container started",
+                    started=False,
+                )
             except Exception as e:  # the pod may already be gone; deletion below still runs
                 log.info("pod %s: could not report deletion before start: %r", self.key, e)
         if self.delete_requested.is_set():
@@ -364,8 +401,12 @@ class PodRun:
 
         try:
             self.agent.core.delete_namespaced_pod(
-                self.name, self.ns, body={"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
-                grace_period_seconds=0, _preload_content=False)
+                self.name,
+                self.ns,
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
+                grace_period_seconds=0,
+                _preload_content=False,
+            )
             log.info("pod %s: deleted", self.key)
         except ApiException as e:
             if e.status not in (404, 409):
@@ -375,9 +416,12 @@ class PodRun:
     def _cstatus(self, state: dict[str, Any], *, ready: bool, started: bool | None = None) -> dict[str, Any]:
         c = self.container
         st: dict[str, Any] = {
-            "name": c.get("name", "main"), "image": c.get("image", ""),
+            "name": c.get("name", "main"),
+            "image": c.get("image", ""),
             "imageID": f"modeldeploy-test-agent://{c.get('image', '')}",
-            "ready": ready, "restartCount": 0, "state": state,
+            "ready": ready,
+            "restartCount": 0,
+            "state": state,
             "started": bool(started if started is not None else ready),
         }
         if self.proc is not None:
@@ -387,19 +431,35 @@ class PodRun:
     def _conditions(self, *, ready: bool, reason: str | None = None) -> list[dict[str, Any]]:
         now = _now()
         conds = []
-        for t, s in (("PodReadyToStartContainers", True), ("Initialized", True),
-                     ("ContainersReady", ready), ("Ready", ready)):
+        for t, s in (
+            ("PodReadyToStartContainers", True),
+            ("Initialized", True),
+            ("ContainersReady", ready),
+            ("Ready", ready),
+        ):
             c = {"type": t, "status": "True" if s else "False", "lastProbeTime": None, "lastTransitionTime": now}
             if not s and reason:
                 c["reason"] = reason
             conds.append(c)
         return conds
 
-    def _report_terminal(self, *, exit_code: int, reason: str, message: str | None, started: bool = True,
-                         pod_reason: str | None = None, pod_message: str | None = None) -> None:
+    def _report_terminal(
+        self,
+        *,
+        exit_code: int,
+        reason: str,
+        message: str | None,
+        started: bool = True,
+        pod_reason: str | None = None,
+        pod_message: str | None = None,
+    ) -> None:
         finished = _now()
-        term: dict[str, Any] = {"exitCode": exit_code, "reason": reason,
-                                "startedAt": self.started_at or finished, "finishedAt": finished}
+        term: dict[str, Any] = {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": self.started_at or finished,
+            "finishedAt": finished,
+        }
         if self.proc is not None:
             term["containerID"] = f"modeldeploy-test-agent://{self.proc.pid}"
         if message:
@@ -407,11 +467,13 @@ class PodRun:
         phase = "Succeeded" if exit_code == 0 else "Failed"
         status: dict[str, Any] = {
             "phase": phase,
-            "hostIP": LOCAL_IP, "hostIPs": [{"ip": LOCAL_IP}],
+            "hostIP": LOCAL_IP,
+            "hostIPs": [{"ip": LOCAL_IP}],
             "startTime": self.pod.get("status", {}).get("startTime") or self.started_at or finished,
             "conditions": self._conditions(ready=False, reason="PodCompleted" if phase == "Succeeded" else "PodFailed"),
-            "containerStatuses": [self._cstatus({"terminated": term, "running": None, "waiting": None},
-                                                ready=False, started=False)],
+            "containerStatuses": [
+                self._cstatus({"terminated": term, "running": None, "waiting": None}, ready=False, started=False)
+            ],
         }
         if self.proc is not None:
             status["podIP"] = LOCAL_IP
@@ -438,10 +500,8 @@ class PodRun:
 
     def _termination_message(self, term_path: Path, *, failed: bool) -> str | None:
         msg = b""
-        try:
+        with contextlib.suppress(OSError):
             msg = term_path.read_bytes()[:MAX_TERMINATION_MESSAGE]
-        except OSError:
-            pass
         if not msg.strip() and failed and self.container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             try:
                 data = self.log_path.read_bytes()
@@ -506,11 +566,14 @@ class PodRun:
         env.update(self.agent.extra_env)
         env["HOSTNAME"] = self.name
         host, port = self.agent.apiserver_host_port
-        env.update({
-            "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
-            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
-            "KUBERNETES_PORT": f"tcp://{host}:{port}",
-        })
+        env.update(
+            {
+                "KUBERNETES_SERVICE_HOST": host,
+                "KUBERNETES_SERVICE_PORT": str(port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+                "KUBERNETES_PORT": f"tcp://{host}:{port}",
+            }
+        )
         for src in c.get("envFrom") or []:
             prefix_ = src.get("prefix", "")
             if "configMapRef" in src:
@@ -518,8 +581,10 @@ class PodRun:
                 values = (data or {}).get("data") or {}
             elif "secretRef" in src:
                 data = self._get_secret(src["secretRef"]["name"], src["secretRef"].get("optional"))
-                values = {k: base64.b64decode(v).decode("utf-8", errors="replace")
-                          for k, v in ((data or {}).get("data") or {}).items()}
+                values = {
+                    k: base64.b64decode(v).decode("utf-8", errors="replace")
+                    for k, v in ((data or {}).get("data") or {}).items()
+                }
             else:
                 continue
             for k, v in values.items():
@@ -549,13 +614,24 @@ class PodRun:
         host, port = self.agent.apiserver_host_port
         ca = (sa_dir / "ca.crt").read_bytes() if (sa_dir / "ca.crt").exists() else self.agent.ca_data
         cfg = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "in-cluster", "cluster": {
-                "server": f"https://{host}:{port}",
-                "certificate-authority-data": base64.b64encode(ca).decode()}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "in-cluster",
+                    "cluster": {
+                        "server": f"https://{host}:{port}",
+                        "certificate-authority-data": base64.b64encode(ca).decode(),
+                    },
+                }
+            ],
             "users": [{"name": "serviceaccount", "user": {"token": (sa_dir / "token").read_text().strip()}}],
-            "contexts": [{"name": "in-cluster", "context": {
-                "cluster": "in-cluster", "user": "serviceaccount", "namespace": self.ns}}],
+            "contexts": [
+                {
+                    "name": "in-cluster",
+                    "context": {"cluster": "in-cluster", "user": "serviceaccount", "namespace": self.ns},
+                }
+            ],
             "current-context": "in-cluster",
         }
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -592,7 +668,7 @@ class PodRun:
             if ref["key"] not in data:
                 if ref.get("optional"):
                     return None
-                raise PodConfigError(f'couldn\'t find key {ref["key"]} in Secret {self.ns}/{ref["name"]}')
+                raise PodConfigError(f"couldn't find key {ref['key']} in Secret {self.ns}/{ref['name']}")
             return base64.b64decode(data[ref["key"]]).decode("utf-8", errors="replace")
         if "configMapKeyRef" in vf:
             ref = vf["configMapKeyRef"]
@@ -601,7 +677,7 @@ class PodRun:
             if ref["key"] not in data:
                 if ref.get("optional"):
                     return None
-                raise PodConfigError(f'couldn\'t find key {ref["key"]} in ConfigMap {self.ns}/{ref["name"]}')
+                raise PodConfigError(f"couldn't find key {ref['key']} in ConfigMap {self.ns}/{ref['name']}")
             return data[ref["key"]]
         if "fieldRef" in vf:
             return self._field(vf["fieldRef"]["fieldPath"])
@@ -617,9 +693,14 @@ class PodRun:
         if m:
             return (md.get(m.group(1)) or {}).get(m.group(2), "")
         simple = {
-            "metadata.name": md["name"], "metadata.namespace": md["namespace"], "metadata.uid": md["uid"],
-            "spec.nodeName": spec.get("nodeName", ""), "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-            "status.podIP": LOCAL_IP, "status.hostIP": LOCAL_IP, "status.podIPs": LOCAL_IP,
+            "metadata.name": md["name"],
+            "metadata.namespace": md["namespace"],
+            "metadata.uid": md["uid"],
+            "spec.nodeName": spec.get("nodeName", ""),
+            "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+            "status.podIP": LOCAL_IP,
+            "status.hostIP": LOCAL_IP,
+            "status.podIPs": LOCAL_IP,
             "status.hostIPs": LOCAL_IP,
         }
         if path in simple:
@@ -662,8 +743,14 @@ class PodRun:
         return target
 
     @staticmethod
-    def _write_items(tmp: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None,
-                     default_mode: int | None, what: str, optional: bool | None) -> None:
+    def _write_items(
+        tmp: Path,
+        data: dict[str, bytes],
+        items: list[dict[str, Any]] | None,
+        default_mode: int | None,
+        what: str,
+        optional: bool | None,
+    ) -> None:
         if items:
             for it in items:
                 if it["key"] not in data:
@@ -709,10 +796,12 @@ class PodRun:
         from kubernetes.client.rest import ApiException
 
         sa = self.pod["spec"].get("serviceAccountName") or "default"
-        body: dict[str, Any] = {"spec": {
-            "expirationSeconds": int(src.get("expirationSeconds") or 3607),
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid},
-        }}
+        body: dict[str, Any] = {
+            "spec": {
+                "expirationSeconds": int(src.get("expirationSeconds") or 3607),
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid},
+            }
+        }
         if src.get("audience"):
             body["spec"]["audiences"] = [src["audience"]]
         try:
@@ -729,6 +818,7 @@ class PodRun:
 
 
 # ============================================================================ agent
+
 
 class PodLogFiles:
     """Where an agent (in this process or another) keeps each pod's stdout+stderr."""
@@ -760,12 +850,24 @@ class NodeAgent(PodLogFiles):
         max_grace: cap on terminationGracePeriodSeconds when killing.
     """
 
-    def __init__(self, kubeconfig: str | os.PathLike, node_name: str = "modeldeploy-gpu-node",
-                 *, image_map: dict[str, list[str]] | None = None, work_dir: str | os.PathLike | None = None,
-                 gpus: int = 1, cpu: str = "8", memory: str = "32Gi", pods: int = 110,
-                 labels: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
-                 heartbeat_interval: float = 10.0, resync_interval: float = 5.0, max_grace: float = 10.0,
-                 delete_node_on_stop: bool = True):
+    def __init__(
+        self,
+        kubeconfig: str | os.PathLike,
+        node_name: str = "modeldeploy-gpu-node",
+        *,
+        image_map: dict[str, list[str]] | None = None,
+        work_dir: str | os.PathLike | None = None,
+        gpus: int = 1,
+        cpu: str = "8",
+        memory: str = "32Gi",
+        pods: int = 110,
+        labels: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        heartbeat_interval: float = 10.0,
+        resync_interval: float = 5.0,
+        max_grace: float = 10.0,
+        delete_node_on_stop: bool = True,
+    ):
         import tempfile
 
         self.kubeconfig = str(kubeconfig)
@@ -818,14 +920,14 @@ class NodeAgent(PodLogFiles):
     def agent_log(self) -> Path:
         return self.work_dir / "agent.log"
 
-    def __enter__(self) -> "NodeAgent":
+    def __enter__(self) -> NodeAgent:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, timeout: float = 30.0) -> "NodeAgent":
+    def start(self, timeout: float = 30.0) -> NodeAgent:
         from kubernetes import client, config
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -884,12 +986,21 @@ class NodeAgent(PodLogFiles):
 
     # ------------------------------------------------------------------ node
     def _node_status(self) -> dict[str, Any]:
-        cap = {"cpu": str(self.cpu), "memory": str(self.memory), "pods": str(self.pods),
-               "ephemeral-storage": "100Gi", "nvidia.com/gpu": str(self.gpus)}
+        cap = {
+            "cpu": str(self.cpu),
+            "memory": str(self.memory),
+            "pods": str(self.pods),
+            "ephemeral-storage": "100Gi",
+            "nvidia.com/gpu": str(self.gpus),
+        }
         now = _now()
         conds = [
-            {"type": "Ready", "status": "True", "reason": "KubeletReady",
-             "message": "modeldeploy test node agent is posting ready status"},
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "modeldeploy test node agent is posting ready status",
+            },
             {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": ""},
             {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": ""},
             {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": ""},
@@ -897,29 +1008,47 @@ class NodeAgent(PodLogFiles):
         for c in conds:
             c["lastHeartbeatTime"] = now
             c.setdefault("lastTransitionTime", self._started_iso)
-        return {"status": {
-            "capacity": cap, "allocatable": cap, "conditions": conds,
-            "addresses": [{"type": "InternalIP", "address": LOCAL_IP}, {"type": "Hostname", "address": self.node_name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-            "nodeInfo": {
-                "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": os.uname().release,
-                "osImage": "modeldeploy test node agent", "containerRuntimeVersion": "modeldeploy-test-agent://1",
-                "kubeletVersion": "v0.0.0-modeldeploy-test-agent", "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": "amd64",
-            },
-        }}
+        return {
+            "status": {
+                "capacity": cap,
+                "allocatable": cap,
+                "conditions": conds,
+                "addresses": [
+                    {"type": "InternalIP", "address": LOCAL_IP},
+                    {"type": "Hostname", "address": self.node_name},
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": {
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                    "kernelVersion": os.uname().release,
+                    "osImage": "modeldeploy test node agent",
+                    "containerRuntimeVersion": "modeldeploy-test-agent://1",
+                    "kubeletVersion": "v0.0.0-modeldeploy-test-agent",
+                    "kubeProxyVersion": "",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                },
+            }
+        }
 
     def _register_node(self) -> None:
         from kubernetes.client.rest import ApiException
 
         self._started_iso = getattr(self, "_started_iso", None) or _now()
         labels = {
-            "kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-            "nvidia.com/gpu.present": "true", "modeldeploy.io/test-node": "true", **self.labels,
+            "kubernetes.io/hostname": self.node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "nvidia.com/gpu.present": "true",
+            "modeldeploy.io/test-node": "true",
+            **self.labels,
         }
         try:
-            self.core.create_node({"metadata": {"name": self.node_name, "labels": labels}, "spec": {}},
-                                  _preload_content=False)
+            self.core.create_node(
+                {"metadata": {"name": self.node_name, "labels": labels}, "spec": {}}, _preload_content=False
+            )
         except ApiException as e:
             if e.status != 409:
                 raise
@@ -930,26 +1059,37 @@ class NodeAgent(PodLogFiles):
 
     def _fail_orphans(self) -> None:
         """Pods left Running by a previous agent process for this node cannot be resumed."""
-        pods = json.loads(self.core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={self.node_name}", _preload_content=False).data)
+        pods = json.loads(
+            self.core.list_pod_for_all_namespaces(
+                field_selector=f"spec.nodeName={self.node_name}", _preload_content=False
+            ).data
+        )
         for p in pods.get("items", []):
             if p.get("status", {}).get("phase") == "Running":
                 PodRun(self, p)._report_terminal(
-                    exit_code=137, reason="ContainerStatusUnknown",
-                    message="the test node agent restarted; the process is gone", pod_reason="NodeAgentRestarted")
+                    exit_code=137,
+                    reason="ContainerStatusUnknown",
+                    message="the test node agent restarted; the process is gone",
+                    pod_reason="NodeAgentRestarted",
+                )
 
     def _heartbeat(self) -> None:
         from kubernetes.client.rest import ApiException
 
         lease = {
-            "metadata": {"name": self.node_name, "namespace": "kube-node-lease",
-                         "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
-                                              "uid": self._node_uid}]},
+            "metadata": {
+                "name": self.node_name,
+                "namespace": "kube-node-lease",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": self._node_uid}
+                ],
+            },
             "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": _now_micro()},
         }
         try:
-            self.coord.patch_namespaced_lease(self.node_name, "kube-node-lease",
-                                              {"spec": lease["spec"]}, _preload_content=False)
+            self.coord.patch_namespaced_lease(
+                self.node_name, "kube-node-lease", {"spec": lease["spec"]}, _preload_content=False
+            )
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -1017,8 +1157,13 @@ class NodeAgent(PodLogFiles):
                     rv = data["metadata"]["resourceVersion"]
                     last_list = time.monotonic()
                 w = watch.Watch()
-                for ev in w.stream(core.list_pod_for_all_namespaces, field_selector=sel, resource_version=rv,
-                                   timeout_seconds=max(1, int(self.resync_interval)), allow_watch_bookmarks=True):
+                for ev in w.stream(
+                    core.list_pod_for_all_namespaces,
+                    field_selector=sel,
+                    resource_version=rv,
+                    timeout_seconds=max(1, int(self.resync_interval)),
+                    allow_watch_bookmarks=True,
+                ):
                     if self._stopping.is_set():
                         w.stop()
                         break
@@ -1051,13 +1196,16 @@ class NodeAgent(PodLogFiles):
 
 # ============================================================================ CLI
 
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.cluster.node_agent",
-                                 description="modeldeploy TEST node agent (not a kubelet).")
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.cluster.node_agent", description="modeldeploy TEST node agent (not a kubelet)."
+    )
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--node-name", default="modeldeploy-gpu-node")
-    ap.add_argument("--image-map", default=None,
-                    help='JSON object {"image repo": ["argv", "prefix"]} (default: the built-in table)')
+    ap.add_argument(
+        "--image-map", default=None, help='JSON object {"image repo": ["argv", "prefix"]} (default: the built-in table)'
+    )
     ap.add_argument("--work-dir", default=None)
     ap.add_argument("--gpus", type=int, default=1)
     ap.add_argument("--cpu", default="8")
@@ -1067,9 +1215,13 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     agent = NodeAgent(
-        ns.kubeconfig, ns.node_name,
+        ns.kubeconfig,
+        ns.node_name,
         image_map=json.loads(ns.image_map) if ns.image_map else None,
-        work_dir=ns.work_dir, gpus=ns.gpus, cpu=ns.cpu, memory=ns.memory,
+        work_dir=ns.work_dir,
+        gpus=ns.gpus,
+        cpu=ns.cpu,
+        memory=ns.memory,
         extra_env=json.loads(ns.extra_env) if ns.extra_env else None,
         delete_node_on_stop=not ns.keep_node,
     )

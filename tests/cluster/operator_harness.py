@@ -19,7 +19,8 @@ import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
-from tests.cluster.waiting import wait_for  # noqa: F401 - re-exported for the operator tests
+
+from tests.cluster.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "modeldeployment.yaml"
@@ -44,24 +45,41 @@ def install_operator_rbac(cp: Any, namespace: str) -> Path:
     install_crd(cp)
     cp.kubectl("apply", "-f", str(ROLE))
     cp.kubectl("-n", namespace, "create", "serviceaccount", SA, check=False)
-    cp.kubectl("-n", namespace, "create", "rolebinding", SA, f"--clusterrole={SA}", f"--serviceaccount={namespace}:{SA}",
-               check=False)
+    cp.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        SA,
+        f"--clusterrole={SA}",
+        f"--serviceaccount={namespace}:{SA}",
+        check=False,
+    )
     return cp.service_account_kubeconfig(namespace, SA)
 
 
 def register_fake_image(node_agent: Any) -> None:
     """Map FAKE_IMAGE to the fake runtime on the in-process node agent."""
     if not hasattr(node_agent, "image_map"):
-        raise RuntimeError("the node agent is external (python -m tests.cluster up); "
-                           "its image table cannot be extended — run these tests without MODELDEPLOY_KUBECONFIG_EXISTING")
+        raise RuntimeError(
+            "the node agent is external (python -m tests.cluster up); "
+            "its image table cannot be extended — run these tests without MODELDEPLOY_KUBECONFIG_EXISTING"
+        )
     node_agent.image_map["ghcr.io/modeldeploy/fake-runtime"] = [sys.executable, str(FAKE_RUNTIME)]
 
 
 class OperatorProcess:
     """One operator subprocess; `kill()` is SIGKILL by PID (a crash, no graceful exit)."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path, *, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log_dir: Path,
+        *,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.kubeconfig, self.namespace = kubeconfig, namespace
         self.log_dir = Path(log_dir)
         self.extra_args = list(extra_args or [])
@@ -74,12 +92,22 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"operator-{self.starts}.log"
 
-    def start(self, wait_healthy: bool = True) -> "OperatorProcess":
+    def start(self, wait_healthy: bool = True) -> OperatorProcess:
         self.starts += 1
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         env.pop("MODELDEPLOY_ALL_NAMESPACES", None)
-        argv = [sys.executable, "-m", "modeldeploy_operator", "-n", self.namespace, "--metrics-host", "127.0.0.1",
-                "--metrics-port", str(self.port), *self.extra_args]
+        argv = [
+            sys.executable,
+            "-m",
+            "modeldeploy_operator",
+            "-n",
+            self.namespace,
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(self.port),
+            *self.extra_args,
+        ]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
@@ -123,10 +151,12 @@ class OperatorProcess:
             self._log.close()
 
 
-def cr_manifest(name: str, namespace: str, *, deploy_inline: str = "fake_exit = 0\n", image: str = FAKE_IMAGE,
-                **spec: Any) -> dict[str, Any]:
+def cr_manifest(
+    name: str, namespace: str, *, deploy_inline: str = "fake_exit = 0\n", image: str = FAKE_IMAGE, **spec: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "project": "calibration",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -22,8 +21,16 @@ def batch(control_plane):
     return client.BatchV1Api(control_plane.api_client())
 
 
-def job_body(name: str, command: list[str], *, backoff_limit: int = 0, pod_failure_policy=None,
-             image: str = "busybox", container_extra: dict | None = None, pod_extra: dict | None = None) -> dict:
+def job_body(
+    name: str,
+    command: list[str],
+    *,
+    backoff_limit: int = 0,
+    pod_failure_policy=None,
+    image: str = "busybox",
+    container_extra: dict | None = None,
+    pod_extra: dict | None = None,
+) -> dict:
     container = {"name": "main", "image": image, "command": command, **(container_extra or {})}
     spec = {
         "backoffLimit": backoff_limit,
@@ -94,9 +101,14 @@ def test_failing_job_retries_up_to_backoff_limit(core, batch, k8s_namespace):
 
 def test_fallback_to_logs_on_error(core, batch, k8s_namespace):
     ns = k8s_namespace
-    batch.create_namespaced_job(ns, job_body(
-        "logs", ["sh", "-c", "for i in $(seq 1 100); do echo line-$i; done; exit 3"],
-        container_extra={"terminationMessagePolicy": "FallbackToLogsOnError"}))
+    batch.create_namespaced_job(
+        ns,
+        job_body(
+            "logs",
+            ["sh", "-c", "for i in $(seq 1 100); do echo line-$i; done; exit 3"],
+            container_extra={"terminationMessagePolicy": "FallbackToLogsOnError"},
+        ),
+    )
     wait_until(lambda: job_condition(batch, ns, "logs", "Failed"), 60, "Job logs to fail")
     (pod,) = job_pods(core, ns, "logs")
     t = pod.status.container_statuses[0].state.terminated
@@ -107,9 +119,12 @@ def test_fallback_to_logs_on_error(core, batch, k8s_namespace):
 
 def test_pod_failure_policy_fail_job_on_exit_code(core, batch, k8s_namespace):
     ns = k8s_namespace
-    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [2]}}]}
-    batch.create_namespaced_job(ns, job_body("usererr", ["sh", "-c", "exit 2"], backoff_limit=5,
-                                             pod_failure_policy=policy))
+    policy = {
+        "rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [2]}}]
+    }
+    batch.create_namespaced_job(
+        ns, job_body("usererr", ["sh", "-c", "exit 2"], backoff_limit=5, pod_failure_policy=policy)
+    )
     cond = wait_until(lambda: job_condition(batch, ns, "usererr", "Failed", "Complete"), 60, "Job usererr to fail")
     assert cond.type == "Failed" and cond.reason == "PodFailurePolicy", cond
     assert len(job_pods(core, ns, "usererr")) == 1
@@ -117,10 +132,23 @@ def test_pod_failure_policy_fail_job_on_exit_code(core, batch, k8s_namespace):
 
 def test_pod_needing_two_gpus_stays_unschedulable(core, k8s_namespace):
     ns = k8s_namespace
-    core.create_namespaced_pod(ns, {"metadata": {"name": "big"}, "spec": {
-        "restartPolicy": "Never",
-        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "true"],
-                        "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}})
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "big"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["sh", "-c", "true"],
+                        "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                    }
+                ],
+            },
+        },
+    )
 
     def unschedulable():
         pod = core.read_namespaced_pod("big", ns)
@@ -136,8 +164,10 @@ def test_pod_needing_two_gpus_stays_unschedulable(core, k8s_namespace):
 
 def test_background_deletion_garbage_collects_pods(core, batch, node_agent, k8s_namespace):
     ns = k8s_namespace
-    batch.create_namespaced_job(ns, job_body("long", ["sh", "-c", "echo started; exec sleep 300"],
-                                             pod_extra={"terminationGracePeriodSeconds": 2}))
+    batch.create_namespaced_job(
+        ns,
+        job_body("long", ["sh", "-c", "echo started; exec sleep 300"], pod_extra={"terminationGracePeriodSeconds": 2}),
+    )
 
     def running_pod():
         pods = job_pods(core, ns, "long")
@@ -156,20 +186,38 @@ def test_background_deletion_garbage_collects_pods(core, batch, node_agent, k8s_
 
 def test_active_deadline_seconds_kills_pod(core, k8s_namespace):
     ns = k8s_namespace
-    core.create_namespaced_pod(ns, {"metadata": {"name": "slow"}, "spec": {
-        "restartPolicy": "Never", "activeDeadlineSeconds": 1, "terminationGracePeriodSeconds": 1,
-        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "sleep 60"]}]}})
-    pod = wait_until(lambda: (p := core.read_namespaced_pod("slow", ns)).status.phase == "Failed" and p, 30,
-                     "pod slow to hit its deadline")
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "slow"},
+            "spec": {
+                "restartPolicy": "Never",
+                "activeDeadlineSeconds": 1,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "sleep 60"]}],
+            },
+        },
+    )
+    pod = wait_until(
+        lambda: (p := core.read_namespaced_pod("slow", ns)).status.phase == "Failed" and p,
+        30,
+        "pod slow to hit its deadline",
+    )
     assert pod.status.reason == "DeadlineExceeded"
 
 
 def test_unknown_image_fails_pod(core, k8s_namespace):
     ns = k8s_namespace
-    core.create_namespaced_pod(ns, {"metadata": {"name": "noimg"}, "spec": {
-        "restartPolicy": "Never", "containers": [{"name": "main", "image": "example.com/nope:1"}]}})
-    pod = wait_until(lambda: (p := core.read_namespaced_pod("noimg", ns)).status.phase == "Failed" and p, 30,
-                     "pod noimg to fail")
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "noimg"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "example.com/nope:1"}]},
+        },
+    )
+    pod = wait_until(
+        lambda: (p := core.read_namespaced_pod("noimg", ns)).status.phase == "Failed" and p, 30, "pod noimg to fail"
+    )
     t = pod.status.container_statuses[0].state.terminated
     assert t.reason == "ErrImagePull" and "example.com/nope" in t.message
 
@@ -179,12 +227,21 @@ def test_service_account_kubeconfig_is_limited_by_its_role(control_plane, k8s_na
     core = client.CoreV1Api(control_plane.api_client())
     rbac = client.RbacAuthorizationV1Api(control_plane.api_client())
     core.create_namespaced_service_account(ns, {"metadata": {"name": "reader"}})
-    rbac.create_namespaced_role(ns, {"metadata": {"name": "pod-reader"}, "rules": [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]})
-    rbac.create_namespaced_role_binding(ns, {
-        "metadata": {"name": "reader"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                                    "name": "pod-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]})
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
+        },
+    )
     kc = control_plane.service_account_kubeconfig(ns, "reader")
     sa_core = client.CoreV1Api(control_plane.api_client(kc))
     sa_core.list_namespaced_pod(ns)  # allowed
@@ -201,28 +258,50 @@ def test_service_account_kubeconfig_is_limited_by_its_role(control_plane, k8s_na
 def test_env_from_secret_and_mounted_configmap_reach_the_process(core, node_agent, k8s_namespace):
     ns = k8s_namespace
     core.create_namespaced_secret(ns, {"metadata": {"name": "creds"}, "stringData": {"API_KEY": "s3cr3t"}})
-    core.create_namespaced_config_map(ns, {"metadata": {"name": "cfg"},
-                                           "data": {"greeting.txt": "hello from configmap", "MODE": "fast"}})
-    script = ('echo "key=$API_KEY mode=$MODE me=$ME opt=${OPT:-unset} work=$WORK_DIR" > /dev/termination-log; '
-              'echo "$(cat /etc/cfg/greeting.txt)" >> /dev/termination-log; '
-              'touch /work/scratch && test -f "$WORK_DIR/scratch" && echo scratch-ok >> /dev/termination-log')
-    core.create_namespaced_pod(ns, {"metadata": {"name": "envpod"}, "spec": {
-        "restartPolicy": "Never",
-        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "work", "emptyDir": {}}],
-        "containers": [{
-            "name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script],
-            "env": [
-                {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "API_KEY"}}},
-                {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": True}}},
-                {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "WORK_DIR", "value": "/work"},
-            ],
-            "envFrom": [{"configMapRef": {"name": "cfg"}}],
-            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
-                             {"name": "work", "mountPath": "/work"}],
-        }]}})
-    pod = wait_until(lambda: (p := core.read_namespaced_pod("envpod", ns)).status.phase in ("Succeeded", "Failed")
-                     and p, 30, "envpod to finish")
+    core.create_namespaced_config_map(
+        ns, {"metadata": {"name": "cfg"}, "data": {"greeting.txt": "hello from configmap", "MODE": "fast"}}
+    )
+    script = (
+        'echo "key=$API_KEY mode=$MODE me=$ME opt=${OPT:-unset} work=$WORK_DIR" > /dev/termination-log; '
+        'echo "$(cat /etc/cfg/greeting.txt)" >> /dev/termination-log; '
+        'touch /work/scratch && test -f "$WORK_DIR/scratch" && echo scratch-ok >> /dev/termination-log'
+    )
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "envpod"},
+            "spec": {
+                "restartPolicy": "Never",
+                "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "work", "emptyDir": {}}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox:1.36",
+                        "command": ["sh", "-c", script],
+                        "env": [
+                            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "API_KEY"}}},
+                            {
+                                "name": "OPT",
+                                "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": True}},
+                            },
+                            {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "WORK_DIR", "value": "/work"},
+                        ],
+                        "envFrom": [{"configMapRef": {"name": "cfg"}}],
+                        "volumeMounts": [
+                            {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
+                            {"name": "work", "mountPath": "/work"},
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    pod = wait_until(
+        lambda: (p := core.read_namespaced_pod("envpod", ns)).status.phase in ("Succeeded", "Failed") and p,
+        30,
+        "envpod to finish",
+    )
     t = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", (t, node_agent.pod_log(ns, "envpod"))
     first, second, third = t.message.splitlines()
@@ -236,12 +315,17 @@ def test_pod_logs_in_as_its_service_account(control_plane, core, node_agent, k8s
     ns = k8s_namespace
     rbac = client.RbacAuthorizationV1Api(control_plane.api_client())
     core.create_namespaced_service_account(ns, {"metadata": {"name": "lister"}})
-    rbac.create_namespaced_role(ns, {"metadata": {"name": "lister"}, "rules": [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
-    rbac.create_namespaced_role_binding(ns, {
-        "metadata": {"name": "lister"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                                    "name": "lister"},
-        "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": ns}]})
+    rbac.create_namespaced_role(
+        ns, {"metadata": {"name": "lister"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "lister"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lister"},
+            "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": ns}],
+        },
+    )
     code = (
         "import sys\n"
         "from kubernetes import client, config\n"
@@ -255,13 +339,30 @@ def test_pod_logs_in_as_its_service_account(control_plane, core, node_agent, k8s
         "    secrets = str(e.status)\n"
         "open(sys.argv[2], 'w').write(','.join(names) + ' secrets=' + secrets)\n"
     )
-    core.create_namespaced_pod(ns, {"metadata": {"name": "sa-pod"}, "spec": {
-        "restartPolicy": "Never", "serviceAccountName": "lister",
-        "containers": [{"name": "main", "image": "python:3", "command": ["python", "-c", code],
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "sa-pod"},
+            "spec": {
+                "restartPolicy": "Never",
+                "serviceAccountName": "lister",
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "python:3",
+                        "command": ["python", "-c", code],
                         "args": ["$(NS)", "/dev/termination-log"],
-                        "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}]}})
-    pod = wait_until(lambda: (p := core.read_namespaced_pod("sa-pod", ns)).status.phase in ("Succeeded", "Failed")
-                     and p, 60, "sa-pod to finish")
+                        "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                    }
+                ],
+            },
+        },
+    )
+    pod = wait_until(
+        lambda: (p := core.read_namespaced_pod("sa-pod", ns)).status.phase in ("Succeeded", "Failed") and p,
+        60,
+        "sa-pod to finish",
+    )
     t = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", node_agent.pod_log(ns, "sa-pod")
     assert t.message == "sa-pod secrets=403"

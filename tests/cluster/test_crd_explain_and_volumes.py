@@ -29,48 +29,90 @@ from .operator_harness import (
 pytestmark = pytest.mark.cluster
 
 PVC_RUNTIME = {
-    "volumes": [{"name": "datasets", "persistentVolumeClaim": {"claimName": "t4dataset", "readOnly": True}},
-                {"name": "cache", "persistentVolumeClaim": {"claimName": "modeldeploy-cache"}}],
-    "volumeMounts": [{"name": "datasets", "mountPath": "/data", "readOnly": True},
-                     {"name": "cache", "mountPath": "/cache"}],
-    "env": [{"name": "MODELDEPLOY_CACHE", "value": "/cache"}, {"name": "AWS_CA_BUNDLE", "value": "/etc/ssl/minio/ca.crt"}],
+    "volumes": [
+        {"name": "datasets", "persistentVolumeClaim": {"claimName": "t4dataset", "readOnly": True}},
+        {"name": "cache", "persistentVolumeClaim": {"claimName": "modeldeploy-cache"}},
+    ],
+    "volumeMounts": [
+        {"name": "datasets", "mountPath": "/data", "readOnly": True},
+        {"name": "cache", "mountPath": "/cache"},
+    ],
+    "env": [
+        {"name": "MODELDEPLOY_CACHE", "value": "/cache"},
+        {"name": "AWS_CA_BUNDLE", "value": "/etc/ssl/minio/ca.crt"},
+    ],
 }
 
 
 def test_kubectl_explain_prints_the_field_descriptions(control_plane):
     install_crd(control_plane)
-    out = wait_for(lambda: (r := control_plane.kubectl("explain", "modeldeployment.spec.export", check=False)).returncode == 0
-                   and r.stdout, 60, "kubectl explain to see the CRD's OpenAPI")
+    out = wait_for(
+        lambda: (
+            (r := control_plane.kubectl("explain", "modeldeployment.spec.export", check=False)).returncode == 0
+            and r.stdout
+        ),
+        60,
+        "kubectl explain to see the CRD's OpenAPI",
+    )
     assert "what to export and how" in out
     assert "TensorRT precision policy" in out and "ONNX opset version" in out
     vols = control_plane.kubectl("explain", "modeldeployment.spec.runtime.volumes").stdout
     assert "persistentVolumeClaim" in vols and "emptyDir" in vols
-    assert "hostPath" not in control_plane.kubectl("explain", "modeldeployment.spec.runtime.volumes", "--recursive").stdout
+    assert (
+        "hostPath" not in control_plane.kubectl("explain", "modeldeployment.spec.runtime.volumes", "--recursive").stdout
+    )
 
 
 def test_latency_column_is_rounded_with_its_unit(control_plane, k8s_namespace):
     install_crd(control_plane)
     ns = k8s_namespace  # no operator serves it: the status below stays as written
     apply(control_plane, cr_manifest("printer", ns))
-    status = {"status": {"phase": "Succeeded", "headline": {"backend": "tensorrt", "precision": "fp16", "metric": "mAP",
-                                                            "value": 0.612345, "p50Ms": 159.6021599999915},
-                         "summary": {"latencyP50": "159.6 ms", "metric": "mAP 0.6123", "backend": "tensorrt fp16"}}}
-    control_plane.kubectl("-n", ns, "patch", "modeldeployment", "printer", "--subresource=status", "--type=merge",
-                          "-p", json.dumps(status))
+    status = {
+        "status": {
+            "phase": "Succeeded",
+            "headline": {
+                "backend": "tensorrt",
+                "precision": "fp16",
+                "metric": "mAP",
+                "value": 0.612345,
+                "p50Ms": 159.6021599999915,
+            },
+            "summary": {"latencyP50": "159.6 ms", "metric": "mAP 0.6123", "backend": "tensorrt fp16"},
+        }
+    }
+    control_plane.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "modeldeployment",
+        "printer",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
     table = control_plane.kubectl("-n", ns, "get", "mdep", "printer").stdout
     assert "LATENCY P50" in table and "159.6 ms" in table and "159.602" not in table, table
     wide = control_plane.kubectl("-n", ns, "get", "mdep", "printer", "-o", "wide").stdout
     assert "METRIC" in wide and "mAP 0.6123" in wide, wide
 
 
-@pytest.mark.parametrize("runtime, needle", [
-    ({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]}, 'unknown field "spec.runtime.volumes[0].hostPath"'),
-    ({"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}, "may not set the operator's own variables"),
-    ({"env": [{"name": "MODELDEPLOY_SECRET_ENV", "value": ""}]}, "may not set the operator's own variables"),
-    ({"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/work"}]},
-     "mountPath may not be"),
-    ({"volumes": [{"name": "work", "emptyDir": {}}]}, "are the operator's own"),
-])
+@pytest.mark.parametrize(
+    "runtime, needle",
+    [
+        (
+            {"volumes": [{"name": "host", "hostPath": {"path": "/"}}]},
+            'unknown field "spec.runtime.volumes[0].hostPath"',
+        ),
+        ({"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}, "may not set the operator's own variables"),
+        ({"env": [{"name": "MODELDEPLOY_SECRET_ENV", "value": ""}]}, "may not set the operator's own variables"),
+        (
+            {"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/work"}]},
+            "mountPath may not be",
+        ),
+        ({"volumes": [{"name": "work", "emptyDir": {}}]}, "are the operator's own"),
+    ],
+)
 def test_the_api_server_refuses_forbidden_volumes_and_env(control_plane, k8s_namespace, runtime, needle):
     install_crd(control_plane)
     body = cr_manifest("bad", k8s_namespace, runtime=runtime)
@@ -91,12 +133,18 @@ def test_a_hostpath_volume_pruned_by_a_lax_client_is_still_refused(control_plane
 
 def _start_operator(cp: Any, ns: str, log_dir: Path) -> OperatorProcess:
     kubeconfig = install_operator_rbac(cp, ns)
-    return OperatorProcess(kubeconfig, ns, log_dir, extra_args=["--resync-interval", "1", "--log-format", "json"],
-                           env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE}).start()
+    return OperatorProcess(
+        kubeconfig,
+        ns,
+        log_dir,
+        extra_args=["--resync-interval", "1", "--log-format", "json"],
+        env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE},
+    ).start()
 
 
-def test_job_gets_the_pvc_mounts_and_env_and_the_env_reaches_the_runtime(control_plane, node_agent, k8s_namespace,
-                                                                          tmp_path):
+def test_job_gets_the_pvc_mounts_and_env_and_the_env_reaches_the_runtime(
+    control_plane, node_agent, k8s_namespace, tmp_path
+):
     cp, ns = control_plane, k8s_namespace
     register_fake_image(node_agent)
     op = _start_operator(cp, ns, tmp_path)
@@ -108,8 +156,15 @@ def test_job_gets_the_pvc_mounts_and_env_and_the_env_reaches_the_runtime(control
         apply(cp, body)
         spec = json.loads(cp.kubectl("-n", ns, "get", "mdep", "pvc", "-o", "json").stdout)["spec"]
         job_name = child_name("pvc", spec_hash(spec))
-        job = wait_for(lambda: (r := cp.kubectl("-n", ns, "get", "job", job_name, "-o", "json", check=False)).returncode == 0
-                       and json.loads(r.stdout), 60, f"Job {job_name}", on_timeout=op.log)
+        job = wait_for(
+            lambda: (
+                (r := cp.kubectl("-n", ns, "get", "job", job_name, "-o", "json", check=False)).returncode == 0
+                and json.loads(r.stdout)
+            ),
+            60,
+            f"Job {job_name}",
+            on_timeout=op.log,
+        )
         pod = job["spec"]["template"]["spec"]
         vols = {v["name"]: v for v in pod["volumes"]}
         assert vols["datasets"]["persistentVolumeClaim"] == {"claimName": "t4dataset", "readOnly": True}
@@ -124,12 +179,16 @@ def test_job_gets_the_pvc_mounts_and_env_and_the_env_reaches_the_runtime(control
         cp.kubectl("-n", ns, "create", "configmap", "minio-ca", "--from-literal=ca.crt=-----BEGIN CERTIFICATE-----")
         cp.kubectl("-n", ns, "create", "secret", "generic", "hf", "--from-literal=token=hf-token-98765")
         run = cr_manifest("run", ns, deploy_inline="fake_exit = 2\nfake_leak = HF_TOKEN\n")
-        run["spec"]["runtime"].update({
-            "volumes": [{"name": "minio-ca", "configMap": {"name": "minio-ca"}}],
-            "volumeMounts": [{"name": "minio-ca", "mountPath": "/etc/ssl/minio", "readOnly": True}],
-            "env": [{"name": "AWS_CA_BUNDLE", "value": "/etc/ssl/minio/ca.crt"},
-                    {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}],
-        })
+        run["spec"]["runtime"].update(
+            {
+                "volumes": [{"name": "minio-ca", "configMap": {"name": "minio-ca"}}],
+                "volumeMounts": [{"name": "minio-ca", "mountPath": "/etc/ssl/minio", "readOnly": True}],
+                "env": [
+                    {"name": "AWS_CA_BUNDLE", "value": "/etc/ssl/minio/ca.crt"},
+                    {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+                ],
+            }
+        )
         apply(cp, run)
 
         def failed() -> dict[str, Any] | None:
@@ -157,9 +216,13 @@ def test_admission_policy_narrows_the_volume_types(control_plane, k8s_namespace,
     cp, ns = control_plane, k8s_namespace
     install_crd(cp)
     tag = uuid.uuid4().hex[:6]
-    values = {"fullnameOverride": f"vol-{tag}",
-              "policy": {"allowedVolumeTypes": ["persistentVolumeClaim", "configMap"],
-                         "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}}}}
+    values = {
+        "fullnameOverride": f"vol-{tag}",
+        "policy": {
+            "allowedVolumeTypes": ["persistentVolumeClaim", "configMap"],
+            "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}},
+        },
+    }
     docs = helm_template(tmp_path, values, "templates/tenant-policy.yaml", "templates/deployment.yaml")
     vap = [d for d in docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
@@ -176,7 +239,9 @@ def test_admission_policy_narrows_the_volume_types(control_plane, k8s_namespace,
             return proc if proc.returncode != 0 else None
 
         proc = wait_for(refused, 30, "admission to refuse an emptyDir volume")
-        assert "policy volume-type-allow-list:" in proc.stderr and "ValidatingAdmissionPolicy" in proc.stderr, proc.stderr
+        assert "policy volume-type-allow-list:" in proc.stderr and "ValidatingAdmissionPolicy" in proc.stderr, (
+            proc.stderr
+        )
         good = cr_manifest("pvc", ns, image="ghcr.io/modeldeploy/runtime:1")
         good["spec"]["runtime"].update(PVC_RUNTIME)
         proc = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(good), check=False)

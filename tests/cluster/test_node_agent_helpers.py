@@ -16,8 +16,9 @@ def test_image_repository_strips_tag_digest_and_docker_hub_prefix():
 
 
 def test_path_mapper_substitutes_at_path_boundaries_only():
-    m = PathMapper({"/work": "/tmp/p/work", "/etc/modeldeploy/job": "/tmp/p/job",
-                    "/dev/termination-log": "/tmp/p/term"})
+    m = PathMapper(
+        {"/work": "/tmp/p/work", "/etc/modeldeploy/job": "/tmp/p/job", "/dev/termination-log": "/tmp/p/term"}
+    )
     assert m("--work-dir=/work") == "--work-dir=/tmp/p/work"
     assert m("/work/out/x.onnx") == "/tmp/p/work/out/x.onnx"
     assert m("/workspace") == "/workspace"

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy_operator.spec import child_name, spec_hash
 
 from .operator_harness import (
@@ -55,18 +56,29 @@ def start_operator(cp: Any, namespaces: list[str], log_dir: Path, env: dict[str,
     kubeconfig = install_operator_rbac(cp, namespaces[0])
     extra: list[str] = []
     for ns in namespaces[1:]:
-        cp.kubectl("-n", ns, "create", "rolebinding", SA, f"--clusterrole={SA}", f"--serviceaccount={namespaces[0]}:{SA}")
+        cp.kubectl(
+            "-n", ns, "create", "rolebinding", SA, f"--clusterrole={SA}", f"--serviceaccount={namespaces[0]}:{SA}"
+        )
         extra += ["-n", ns]
-    op = OperatorProcess(kubeconfig, namespaces[0], log_dir, extra_args=[*extra, "--resync-interval", "1", "--log-format", "json"],
-                         env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE, **(env or {})})
+    op = OperatorProcess(
+        kubeconfig,
+        namespaces[0],
+        log_dir,
+        extra_args=[*extra, "--resync-interval", "1", "--log-format", "json"],
+        env={"MODELDEPLOY_RUNTIME_IMAGE": FAKE_IMAGE, **(env or {})},
+    )
     return op.start()
 
 
 def user_kubeconfig(cp: Any, ns: str, user: str, rules: list[dict[str, Any]]) -> Path:
     """A kubeconfig for ServiceAccount ns/user bound to a Role with exactly `rules`."""
     cp.kubectl("-n", ns, "create", "serviceaccount", user)
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": user, "namespace": ns},
-            "rules": rules}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": user, "namespace": ns},
+        "rules": rules,
+    }
     cp.kubectl("apply", "-f", "-", input=json.dumps(role))
     cp.kubectl("-n", ns, "create", "rolebinding", user, f"--role={user}", f"--serviceaccount={ns}:{user}")
     return cp.service_account_kubeconfig(ns, user)
@@ -97,7 +109,9 @@ def wait_phase(cp: Any, ns: str, name: str, phase: str, op: OperatorProcess, tim
     try:
         return wait_for(lambda: phase_is(cp, ns, name, phase), timeout, f"{ns}/{name} phase {phase}")
     except AssertionError as e:
-        raise AssertionError(f"{e}\nstatus={json.dumps(get_cr(cp, ns, name).get('status'))}\noperator log:\n{op.log()}") from None
+        raise AssertionError(
+            f"{e}\nstatus={json.dumps(get_cr(cp, ns, name).get('status'))}\noperator log:\n{op.log()}"
+        ) from None
 
 
 def items(cp: Any, ns: str, kind: str, selector: str | None = None) -> list[dict[str, Any]]:
@@ -159,9 +173,13 @@ def policy_cluster(control_plane, node_agent, tmp_path_factory):
     register_fake_image(node_agent)
     tag = uuid.uuid4().hex[:6]
     tmp = tmp_path_factory.mktemp("policy")
-    values = {"fullnameOverride": f"safety-{tag}",
-              "policy": {"allowedImagePrefixes": ["ghcr.io/modeldeploy/"],
-                         "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}}}}
+    values = {
+        "fullnameOverride": f"safety-{tag}",
+        "policy": {
+            "allowedImagePrefixes": ["ghcr.io/modeldeploy/"],
+            "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}},
+        },
+    }
     docs = helm_template(tmp, values, "templates/tenant-policy.yaml", "templates/deployment.yaml")
     vap = [d for d in docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
@@ -169,39 +187,62 @@ def policy_cluster(control_plane, node_agent, tmp_path_factory):
     ns = new_namespace(control_plane, "pol", labels={POLICY_LABEL: tag})
     ns_no_admission = new_namespace(control_plane, "pol-op")
     control_plane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": vap}))
-    op = start_operator(control_plane, [ns, ns_no_admission], tmp / "operator",
-                        env={"MODELDEPLOY_POLICY": env["MODELDEPLOY_POLICY"]})
+    op = start_operator(
+        control_plane, [ns, ns_no_admission], tmp / "operator", env={"MODELDEPLOY_POLICY": env["MODELDEPLOY_POLICY"]}
+    )
     tenants = {n: user_kubeconfig(control_plane, n, "tenant", TENANT_RULES) for n in (ns, ns_no_admission)}
-    yield {"ns": ns, "ns_no_admission": ns_no_admission, "op": op, "tenants": tenants, "vap": vap,
-           "policy_env": json.loads(env["MODELDEPLOY_POLICY"])}
+    yield {
+        "ns": ns,
+        "ns_no_admission": ns_no_admission,
+        "op": op,
+        "tenants": tenants,
+        "vap": vap,
+        "policy_env": json.loads(env["MODELDEPLOY_POLICY"]),
+    }
     op.stop()
     for d in vap:
-        control_plane.kubectl("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found", "--wait=false", check=False)
+        control_plane.kubectl(
+            "delete", d["kind"], d["metadata"]["name"], "--ignore-not-found", "--wait=false", check=False
+        )
     for n in (ns, ns_no_admission):
         control_plane.kubectl("delete", "namespace", n, "--wait=false", check=False)
 
 
 def team_b_secret(cp: Any, ns: str, name: str, labels: dict[str, str] | None = None) -> None:
-    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "stringData": {"AWS_ACCESS_KEY_ID": "AKIDTEAMBEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET_VALUE}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "stringData": {"AWS_ACCESS_KEY_ID": "AKIDTEAMBEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET_VALUE},
+    }
     cp.kubectl("apply", "-f", "-", input=json.dumps(body))
 
 
 def leak_everywhere(cp: Any, ns: str, name: str, op: OperatorProcess) -> str:
-    return json.dumps(get_cr(cp, ns, name)) + json.dumps(events_of(cp, ns, name)) + op.log_path.read_text(errors="replace")
+    return (
+        json.dumps(get_cr(cp, ns, name)) + json.dumps(events_of(cp, ns, name)) + op.log_path.read_text(errors="replace")
+    )
 
 
 # ----------------------------------------------------------------------------- 1. secrets
 @pytest.mark.parametrize("form, exit_code", [("json", 2), ("text", 1)])
 def test_exfiltration_without_policy_leaves_no_secret_in_status_events_or_operator_log(
-        control_plane, node_agent, open_cluster, form, exit_code):
+    control_plane, node_agent, open_cluster, form, exit_code
+):
     ns, op, tenant = open_cluster["ns"], open_cluster["op"], open_cluster["tenant"]
     team_b_secret(control_plane, ns, "team-b-creds")
-    assert not can_i(control_plane, tenant, ns, "get", "secrets") and not can_i(control_plane, tenant, ns, "create", "pods")
+    assert not can_i(control_plane, tenant, ns, "get", "secrets") and not can_i(
+        control_plane, tenant, ns, "create", "pods"
+    )
     assert can_i(control_plane, tenant, ns, "create", f"{PLURAL}.{GROUP}")
     name = f"exfil-{form}"
-    body = cr_manifest(name, ns, deploy_inline=f"fake_exit = {exit_code}\nfake_message = {form}\nfake_leak = AWS_SECRET_ACCESS_KEY\n",
-                       credentialsSecretRef={"name": "team-b-creds"}, runtime={"backoffLimit": 0})
+    body = cr_manifest(
+        name,
+        ns,
+        deploy_inline=f"fake_exit = {exit_code}\nfake_message = {form}\nfake_leak = AWS_SECRET_ACCESS_KEY\n",
+        credentialsSecretRef={"name": "team-b-creds"},
+        runtime={"backoffLimit": 0},
+    )
     as_user(control_plane, tenant, body, check=True)
     st = wait_phase(control_plane, ns, name, "Failed", op)
     # the runtime really echoed the value (its own log has it) ...
@@ -221,13 +262,22 @@ def test_exfiltration_through_the_real_runtime_leaves_no_secret_anywhere(control
     with a TypeError before the value is read.)"""
     ns, op, tenant = open_cluster["ns"], open_cluster["op"], open_cluster["tenant"]
     team_b_secret(control_plane, ns, "team-b-creds")
-    body = cr_manifest("exfil-real", ns, image="ghcr.io/modeldeploy/runtime:0.1.0",
-                       deploy_inline='raise ValueError(__import__("os").environ["AWS_SECRET_ACCESS_KEY"])\n',
-                       credentialsSecretRef={"name": "team-b-creds"}, runtime={"backoffLimit": 0})
+    body = cr_manifest(
+        "exfil-real",
+        ns,
+        image="ghcr.io/modeldeploy/runtime:0.1.0",
+        deploy_inline='raise ValueError(__import__("os").environ["AWS_SECRET_ACCESS_KEY"])\n',
+        credentialsSecretRef={"name": "team-b-creds"},
+        runtime={"backoffLimit": 0},
+    )
     as_user(control_plane, tenant, body, check=True)
     st = wait_phase(control_plane, ns, "exfil-real", "Failed", op, timeout=180)
-    assert st["failure"]["reason"] == "ConfigError" and "ValueError: [redacted]" in st["failure"]["message"], st["failure"]
-    wait_for(lambda: any(e["type"] == "Warning" for e in events_of(control_plane, ns, "exfil-real")), 20, "failure Event")
+    assert st["failure"]["reason"] == "ConfigError" and "ValueError: [redacted]" in st["failure"]["message"], st[
+        "failure"
+    ]
+    wait_for(
+        lambda: any(e["type"] == "Warning" for e in events_of(control_plane, ns, "exfil-real")), 20, "failure Event"
+    )
     (job,) = jobs_of(control_plane, ns, "exfil-real")
     pods = items(control_plane, ns, "pods", f"batch.kubernetes.io/job-name={job['metadata']['name']}")
     pod_log = node_agent.log_path(ns, pods[0]["metadata"]["name"]).read_text(errors="replace")
@@ -238,15 +288,21 @@ def test_exfiltration_through_the_real_runtime_leaves_no_secret_anywhere(control
 def test_exfiltration_with_policy_is_refused_and_nothing_runs(control_plane, policy_cluster):
     ns, op, tenant = policy_cluster["ns"], policy_cluster["op"], policy_cluster["tenants"][policy_cluster["ns"]]
     team_b_secret(control_plane, ns, "team-b-creds")  # team B did not opt in
-    body = cr_manifest("exfil", ns, deploy_inline="fake_exit = 2\nfake_leak = AWS_SECRET_ACCESS_KEY\n",
-                       credentialsSecretRef={"name": "team-b-creds"})
+    body = cr_manifest(
+        "exfil",
+        ns,
+        deploy_inline="fake_exit = 2\nfake_leak = AWS_SECRET_ACCESS_KEY\n",
+        credentialsSecretRef={"name": "team-b-creds"},
+    )
     as_user(control_plane, tenant, body, check=True)  # admission cannot read Secrets: the operator refuses
     st = wait_phase(control_plane, ns, "exfil", "Failed", op)
     assert st["failure"]["reason"] == "PolicyViolation" and st["failure"]["stage"] == "admission"
     assert "policy credentials-secret-opt-in:" in st["failure"]["message"] and "jobName" not in st
     assert jobs_of(control_plane, ns, "exfil") == [] and items(control_plane, ns, "pods") == []
     assert not [c for c in items(control_plane, ns, "configmaps") if c["metadata"]["name"].startswith("exfil-")]
-    wait_for(lambda: [e for e in events_of(control_plane, ns, "exfil") if e["reason"] == "PolicyViolation"], 20, "Event")
+    wait_for(
+        lambda: [e for e in events_of(control_plane, ns, "exfil") if e["reason"] == "PolicyViolation"], 20, "Event"
+    )
     assert SECRET_VALUE not in leak_everywhere(control_plane, ns, "exfil", op)
     # an opted-in Secret is usable (the rule is the label, not a blanket ban)
     team_b_secret(control_plane, ns, "shared-creds", labels={"modeldeploy.io/allowed": "true"})
@@ -255,15 +311,25 @@ def test_exfiltration_with_policy_is_refused_and_nothing_runs(control_plane, pol
 
 
 # ----------------------------------------------------------------------------- 2. admission
-@pytest.mark.parametrize("runtime, rule", [
-    ({"image": "evil.example.com/miner:latest"}, "image-allow-list"),
-    ({"serviceAccountName": "cloud-admin"}, "service-account-allow-list"),
-    ({"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 100000}}}, "gpu-maximum"),
-    ({"resources": {"requests": {"memory": "2Ti"}}}, "memory-maximum"),
-    ({"tolerations": [{"operator": "Exists"}]}, "no-wildcard-toleration"),
-    ({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
-      "nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}, "no-control-plane-scheduling"),
-])
+@pytest.mark.parametrize(
+    "runtime, rule",
+    [
+        ({"image": "evil.example.com/miner:latest"}, "image-allow-list"),
+        ({"serviceAccountName": "cloud-admin"}, "service-account-allow-list"),
+        ({"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 100000}}}, "gpu-maximum"),
+        ({"resources": {"requests": {"memory": "2Ti"}}}, "memory-maximum"),
+        ({"tolerations": [{"operator": "Exists"}]}, "no-wildcard-toleration"),
+        (
+            {
+                "tolerations": [
+                    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+                ],
+                "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+            },
+            "no-control-plane-scheduling",
+        ),
+    ],
+)
 def test_api_server_refuses_what_the_policy_forbids_naming_the_rule(control_plane, policy_cluster, runtime, rule):
     ns, tenant = policy_cluster["ns"], policy_cluster["tenants"][policy_cluster["ns"]]
     name = f"bad-{rule}"[:40]
@@ -272,6 +338,7 @@ def test_api_server_refuses_what_the_policy_forbids_naming_the_rule(control_plan
     def refused():  # the binding takes effect within a few seconds of its creation
         proc = as_user(control_plane, tenant, body)
         return proc if proc.returncode != 0 else None
+
     try:
         proc = wait_for(refused, 20, f"admission to refuse {rule}")
     finally:
@@ -281,17 +348,30 @@ def test_api_server_refuses_what_the_policy_forbids_naming_the_rule(control_plan
 
 def test_api_server_admits_a_compliant_spec(control_plane, policy_cluster):
     ns, tenant = policy_cluster["ns"], policy_cluster["tenants"][policy_cluster["ns"]]
-    body = cr_manifest("compliant", ns, runtime={"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "8Gi"}},
-                                                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]})
-    proc = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(body), kubeconfig=tenant, check=False)
+    body = cr_manifest(
+        "compliant",
+        ns,
+        runtime={
+            "device": "cuda",
+            "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "8Gi"}},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+        },
+    )
+    proc = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(body), kubeconfig=tenant, check=False
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_operator_rechecks_the_policy_where_admission_is_not_bound(control_plane, policy_cluster):
     ns, op = policy_cluster["ns_no_admission"], policy_cluster["op"]
     tenant = policy_cluster["tenants"][ns]
-    body = cr_manifest("foreign", ns, image="evil.example.com/miner:latest",
-                       runtime={"resources": {"limits": {"nvidia.com/gpu": 100000}}})
+    body = cr_manifest(
+        "foreign",
+        ns,
+        image="evil.example.com/miner:latest",
+        runtime={"resources": {"limits": {"nvidia.com/gpu": 100000}}},
+    )
     as_user(control_plane, tenant, body, check=True)  # no binding in this namespace
     st = wait_phase(control_plane, ns, "foreign", "Failed", op)
     assert st["failure"]["reason"] == "PolicyViolation"
@@ -306,8 +386,12 @@ def test_squatted_configmap_name_fails_name_conflict_and_nothing_runs(control_pl
     team_b_secret(control_plane, ns, "victim-creds")
     victim = cr_manifest("victim", ns, credentialsSecretRef={"name": "victim-creds"})
     cm_name = stored_child_name(control_plane, victim)
-    evil = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm_name, "namespace": ns},
-            "data": {"deploy_config.py": "fake_exit = 2\nfake_leak = AWS_SECRET_ACCESS_KEY\n"}}
+    evil = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": cm_name, "namespace": ns},
+        "data": {"deploy_config.py": "fake_exit = 2\nfake_leak = AWS_SECRET_ACCESS_KEY\n"},
+    }
     control_plane.kubectl("create", "-f", "-", input=json.dumps(evil), kubeconfig=squatter)
     apply(control_plane, victim)
     st = wait_phase(control_plane, ns, "victim", "Failed", op)
@@ -324,7 +408,9 @@ def test_identical_specs_in_two_namespaces_never_share_a_prefix(control_plane, o
     out = f"file://{tmp_path}/artifacts"
     for ns in (open_cluster["ns"], open_cluster["ns2"]):
         apply(control_plane, cr_manifest("same", ns, output={"uri": out}))
-    sts = {ns: wait_phase(control_plane, ns, "same", "Succeeded", op) for ns in (open_cluster["ns"], open_cluster["ns2"])}
+    sts = {
+        ns: wait_phase(control_plane, ns, "same", "Succeeded", op) for ns in (open_cluster["ns"], open_cluster["ns2"])
+    }
     assert len({st["specHash"] for st in sts.values()}) == 1  # identical specs ...
     prefixes = {}
     for ns, st in sts.items():
@@ -338,9 +424,15 @@ def test_identical_specs_in_two_namespaces_never_share_a_prefix(control_plane, o
     assert len(set(prefixes.values())) == 2  # ... never share a prefix
     # a new generation of the same CR gets its own prefix too
     apply(control_plane, cr_manifest("same", open_cluster["ns"], output={"uri": out}, export={"opset": 18}))
-    wait_for(lambda: (phase_is(control_plane, open_cluster["ns"], "same", "Succeeded") or {}).get("observedGeneration") == 2,
-             60, "generation 2 Succeeded")
-    assert get_cr(control_plane, open_cluster["ns"], "same")["status"]["artifactUri"] == f"{out}/{open_cluster['ns']}/same/g2"
+    wait_for(
+        lambda: (phase_is(control_plane, open_cluster["ns"], "same", "Succeeded") or {}).get("observedGeneration") == 2,
+        60,
+        "generation 2 Succeeded",
+    )
+    assert (
+        get_cr(control_plane, open_cluster["ns"], "same")["status"]["artifactUri"]
+        == f"{out}/{open_cluster['ns']}/same/g2"
+    )
 
 
 # ----------------------------------------------------------------------------- 5. faults

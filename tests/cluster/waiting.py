@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.25,
-             on_timeout: Callable[[], str] = lambda: "") -> Any:
+def wait_for(
+    pred: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> Any:
     """Return the first truthy ``pred()``; after ``timeout`` s fail naming ``what``, the last
     value and whatever ``on_timeout()`` adds (logs, object dumps)."""
     deadline = time.monotonic() + timeout
@@ -18,4 +24,6 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
             return last
         time.sleep(interval)
     extra = on_timeout()
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last={last!r}" + (f"\n{extra}" if extra else ""))
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what}; last={last!r}" + (f"\n{extra}" if extra else "")
+    )

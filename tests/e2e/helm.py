@@ -15,8 +15,12 @@ class Helm:
         self.binary = Path(binary)
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
-        self.env = dict(os.environ, HELM_CACHE_HOME=str(home / "cache"), HELM_CONFIG_HOME=str(home / "config"),
-                        HELM_DATA_HOME=str(home / "data"))
+        self.env = dict(
+            os.environ,
+            HELM_CACHE_HOME=str(home / "cache"),
+            HELM_CONFIG_HOME=str(home / "config"),
+            HELM_DATA_HOME=str(home / "data"),
+        )
         self.env.pop("KUBECONFIG", None)
         if kubeconfig is not None:
             self.env["KUBECONFIG"] = str(kubeconfig)
@@ -24,5 +28,7 @@ class Helm:
     def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"helm {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc

@@ -26,32 +26,58 @@ def free_port() -> int:
 class PrometheusServer:
     """`prometheus` scraping `targets` every `interval`; `query()` evaluates PromQL."""
 
-    def __init__(self, binary: Path, work_dir: Path, targets: list[str], *, interval: str = "1s",
-                 job: str = "modeldeploy-operator") -> None:
+    def __init__(
+        self,
+        binary: Path,
+        work_dir: Path,
+        targets: list[str],
+        *,
+        interval: str = "1s",
+        job: str = "modeldeploy-operator",
+    ) -> None:
         self.binary, self.work_dir = Path(binary), Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = self.work_dir / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": interval, "evaluation_interval": interval},
-            "scrape_configs": [{"job_name": job, "metrics_path": "/metrics", "scrape_interval": interval,
-                                "static_configs": [{"targets": list(targets)}]}],
-        }))
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": interval, "evaluation_interval": interval},
+                    "scrape_configs": [
+                        {
+                            "job_name": job,
+                            "metrics_path": "/metrics",
+                            "scrape_interval": interval,
+                            "static_configs": [{"targets": list(targets)}],
+                        }
+                    ],
+                }
+            )
+        )
         self.log_path = self.work_dir / "prometheus.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "PrometheusServer":
+    def start(self, timeout: float = 60.0) -> PrometheusServer:
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [str(self.binary), f"--config.file={self.config}", f"--storage.tsdb.path={self.work_dir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(self.binary),
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.work_dir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"prometheus exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
                     if r.status == 200:
@@ -72,7 +98,7 @@ class PrometheusServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> PrometheusServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -64,8 +64,15 @@ def validate_strict(docs: list[dict[str, Any]], tmp_path: Path) -> None:
     assert "ERROR" not in proc.stdout and "WARN" not in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("sets", [(), ("rbac.scope=cluster",), ("metrics.serviceMonitor.enabled=true",),
-                                  ("dashboards.enabled=false", "metrics.service.enabled=false")])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        ("rbac.scope=cluster",),
+        ("metrics.serviceMonitor.enabled=true",),
+        ("dashboards.enabled=false", "metrics.service.enabled=false"),
+    ],
+)
 def test_helm_lint_strict_is_clean(helm: Helm, sets: tuple[str, ...]) -> None:
     args = ["lint", "--strict", str(CHART)]
     for s in sets:
@@ -76,8 +83,15 @@ def test_helm_lint_strict_is_clean(helm: Helm, sets: tuple[str, ...]) -> None:
     assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("sets", [(), ("rbac.scope=cluster",), ("watchNamespaces={team-a,team-b}",),
-                                  ("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps")])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        ("rbac.scope=cluster",),
+        ("watchNamespaces={team-a,team-b}",),
+        ("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps"),
+    ],
+)
 def test_rendered_manifests_pass_kubernetes_validate_strict(helm: Helm, sets: tuple[str, ...], tmp_path: Path) -> None:
     docs = render(helm, *sets, crds=True)
     validate_strict(docs, tmp_path)
@@ -108,10 +122,17 @@ def test_rbac_rules_equal_config_rbac_in_both_scopes(helm: Helm) -> None:
     bindings = kinds(ns_docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for b in bindings:
-        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RELEASE + "-modeldeploy-operator"}
+        assert b["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": RELEASE + "-modeldeploy-operator",
+        }
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE + "-modeldeploy-operator", "namespace": NS}]
     assert not kinds(ns_docs, "ClusterRole") and not kinds(ns_docs, "ClusterRoleBinding")
-    env = {e["name"]: e.get("value") for e in kinds(ns_docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in kinds(ns_docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MODELDEPLOY_NAMESPACES"] == "team-a,team-b" and "MODELDEPLOY_ALL_NAMESPACES" not in env
 
     cl_docs = render(helm, "rbac.scope=cluster")
@@ -120,7 +141,10 @@ def test_rbac_rules_equal_config_rbac_in_both_scopes(helm: Helm) -> None:
     (crb,) = kinds(cl_docs, "ClusterRoleBinding")
     assert crb["roleRef"]["kind"] == "ClusterRole" and crb["subjects"][0]["namespace"] == NS
     assert not kinds(cl_docs, "Role")
-    env = {e["name"]: e.get("value") for e in kinds(cl_docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in kinds(cl_docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MODELDEPLOY_ALL_NAMESPACES"] == "true" and "MODELDEPLOY_NAMESPACES" not in env
 
 
@@ -145,7 +169,11 @@ def test_deployment_shape(helm: Helm) -> None:
     assert "command" not in c  # the image ENTRYPOINT runs (tests/unit/chart/test_images.py)
     assert c["image"] == "ghcr.io/modeldeploy/operator:0.1.0"
     sc = c["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    assert (
+        sc["readOnlyRootFilesystem"] is True
+        and sc["allowPrivilegeEscalation"] is False
+        and sc["capabilities"]["drop"] == ["ALL"]
+    )
     assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
     assert c["ports"] == [{"name": "metrics", "containerPort": 9123, "protocol": "TCP"}]
     for probe in ("livenessProbe", "readinessProbe"):
@@ -164,7 +192,9 @@ def test_digest_pins_override_tags(helm: Helm) -> None:
     dep = kinds(render(helm, f"image.digest={digest}", f"runtimeDefaults.image.digest={digest}"), "Deployment")[0]
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == f"ghcr.io/modeldeploy/operator@{digest}"
-    assert {e["name"]: e.get("value") for e in c["env"]}["MODELDEPLOY_RUNTIME_IMAGE"] == f"ghcr.io/modeldeploy/runtime@{digest}"
+    assert {e["name"]: e.get("value") for e in c["env"]}[
+        "MODELDEPLOY_RUNTIME_IMAGE"
+    ] == f"ghcr.io/modeldeploy/runtime@{digest}"
 
 
 def test_dashboard_configmap_carries_the_dashboard_for_the_grafana_sidecar(helm: Helm) -> None:
@@ -176,17 +206,25 @@ def test_dashboard_configmap_carries_the_dashboard_for_the_grafana_sidecar(helm:
 
 
 def test_values_schema_refuses_unknown_keys_at_install_time(helm: Helm) -> None:
-    proc = helm.run("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "metrics.prot=1", check=False)
+    proc = helm.run(
+        "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "metrics.prot=1", check=False
+    )
     assert proc.returncode != 0 and "additional properties" in proc.stderr.lower(), proc.stderr
-    proc = helm.run("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "rbac.scope=everything", check=False)
+    proc = helm.run(
+        "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "rbac.scope=everything", check=False
+    )
     assert proc.returncode != 0 and "rbac" in proc.stderr, proc.stderr
-
 
 
 def test_runtime_default_resources_reach_the_operator_env(helm: Helm) -> None:
     docs = render(helm, "runtimeDefaults.resources.requests.cpu=500m", "runtimeDefaults.resources.limits.memory=16Gi")
     (dep,) = kinds(docs, "Deployment")
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert json.loads(env["MODELDEPLOY_RUNTIME_RESOURCES"]) == {"requests": {"cpu": "500m"}, "limits": {"memory": "16Gi"}}
+    assert json.loads(env["MODELDEPLOY_RUNTIME_RESOURCES"]) == {
+        "requests": {"cpu": "500m"},
+        "limits": {"memory": "16Gi"},
+    }
     (dep,) = kinds(render(helm), "Deployment")
-    assert "MODELDEPLOY_RUNTIME_RESOURCES" not in {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "MODELDEPLOY_RUNTIME_RESOURCES" not in {
+        e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    }

@@ -21,8 +21,15 @@ from .helm import CHART, Helm
 
 pytestmark = pytest.mark.timeout(3600)  # the first test may build helm (~13 min cold)
 
-RULES_AT_ADMISSION = {pol.RULE_IMAGE, pol.RULE_SERVICE_ACCOUNT, pol.RULE_WILDCARD_TOLERATION, pol.RULE_CONTROL_PLANE,
-                      pol.RULE_GPU, pol.RULE_CPU, pol.RULE_MEMORY}
+RULES_AT_ADMISSION = {
+    pol.RULE_IMAGE,
+    pol.RULE_SERVICE_ACCOUNT,
+    pol.RULE_WILDCARD_TOLERATION,
+    pol.RULE_CONTROL_PLANE,
+    pol.RULE_GPU,
+    pol.RULE_CPU,
+    pol.RULE_MEMORY,
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +65,31 @@ def test_defaults_render_a_deny_policy_and_the_same_rules_for_the_operator(helm:
     named = {re.match(r"policy ([a-z-]+):", v["message"]).group(1) for v in vap["spec"]["validations"]}
     assert named == RULES_AT_ADMISSION  # the Secret opt-in is the operator's (admission cannot read Secrets)
     p = pol.from_json(operator_env(docs)["MODELDEPLOY_POLICY"])
-    assert p == pol.Policy(image_prefixes=("ghcr.io/modeldeploy/runtime:", "ghcr.io/modeldeploy/runtime@"),
-                           service_accounts=(), secret_opt_in_label="modeldeploy.io/allowed",
-                           allow_wildcard_toleration=False, forbidden_scheduling_keys=pol.DEFAULT_FORBIDDEN_KEYS,
-                           max_gpus=8, max_cpu="64", max_memory="512Gi")
+    assert p == pol.Policy(
+        image_prefixes=("ghcr.io/modeldeploy/runtime:", "ghcr.io/modeldeploy/runtime@"),
+        service_accounts=(),
+        secret_opt_in_label="modeldeploy.io/allowed",
+        allow_wildcard_toleration=False,
+        forbidden_scheduling_keys=pol.DEFAULT_FORBIDDEN_KEYS,
+        max_gpus=8,
+        max_cpu="64",
+        max_memory="512Gi",
+    )
     image_rule = next(v for v in vap["spec"]["validations"] if v["message"].startswith("policy image-allow-list"))
     assert '["ghcr.io/modeldeploy/runtime:","ghcr.io/modeldeploy/runtime@"]' in image_rule["expression"]
 
 
 def test_values_reach_both_layers(helm: Helm) -> None:
-    docs = render(helm, "policy.allowedImagePrefixes={registry.example.com/ml/}", "policy.allowedServiceAccounts={runner}",
-                  "policy.maxGpus=2", "policy.maxMemory=64Gi", "policy.validationActions={Warn,Audit}",
-                  "policy.allowWildcardToleration=true", "policy.namespaceSelector.matchLabels.team=ml")
+    docs = render(
+        helm,
+        "policy.allowedImagePrefixes={registry.example.com/ml/}",
+        "policy.allowedServiceAccounts={runner}",
+        "policy.maxGpus=2",
+        "policy.maxMemory=64Gi",
+        "policy.validationActions={Warn,Audit}",
+        "policy.allowWildcardToleration=true",
+        "policy.namespaceSelector.matchLabels.team=ml",
+    )
     vap, binding = one(docs, "ValidatingAdmissionPolicy"), one(docs, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"]["validationActions"] == ["Warn", "Audit"]
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
@@ -89,6 +109,14 @@ def test_policy_disabled_renders_neither_layer(helm: Helm) -> None:
 
 
 def test_schema_refuses_bad_policy_values(helm: Helm) -> None:
-    for bad in ("policy.maxGpus=-1", "policy.validationActions={Block}", "policy.maxMemory=lots", "policy.imageAllow=x"):
+    for bad in (
+        "policy.maxGpus=-1",
+        "policy.validationActions={Block}",
+        "policy.maxMemory=lots",
+        "policy.imageAllow=x",
+    ):
         proc = helm.run("template", "mdo", str(CHART), "--set", bad, check=False)
-        assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr, (bad, proc.stderr)
+        assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr, (
+            bad,
+            proc.stderr,
+        )

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
 from tests.cluster.waiting import wait_for as _wait_for
+from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
 
 from .helm import CHART, REPO, Helm
 from .prometheus import PrometheusServer, free_port
@@ -99,8 +99,10 @@ class Cluster:
             out.append(f"--- CR {name}:\n{proc.stdout[-4000:]}{proc.stderr}")
         for pod in self.json("pods")["items"]:
             pname = pod["metadata"]["name"]
-            out.append(f"--- pod {pname} phase={pod['status'].get('phase')} log tail:\n"
-                       f"{self.agent.pod_log(self.ns, pname)[-3000:]}")
+            out.append(
+                f"--- pod {pname} phase={pod['status'].get('phase')} log tail:\n"
+                f"{self.agent.pod_log(self.ns, pname)[-3000:]}"
+            )
         return "\n".join(out)
 
 
@@ -115,7 +117,9 @@ def verify_prefix(s3: Any, uri: str) -> dict[str, Any]:
     bucket, prefix = m.group(1), m.group(2).rstrip("/")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
     names = {a["name"] for a in manifest["artifacts"]}
-    assert {"results.json", "report.md", "onnx/pts_voxel_encoder.onnx", "onnx/pts_backbone_neck_head.onnx"} <= names, names
+    assert {"results.json", "report.md", "onnx/pts_voxel_encoder.onnx", "onnx/pts_backbone_neck_head.onnx"} <= names, (
+        names
+    )
     for a in manifest["artifacts"]:
         body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{a['name']}")["Body"].read()
         assert sha256_of(body) == a["sha256"], f"{a['name']}: sha256 differs from manifest.json"
@@ -134,8 +138,14 @@ def onnx_opset(s3: Any, uri: str, name: str) -> int:
 def dashboard_queries(namespace: str, name: str) -> list[tuple[str, str]]:
     """(panel title, PromQL) of every dashboard target, Grafana variables substituted."""
     dash = json.loads(DASHBOARD.read_text())
-    subs = {"$namespace": namespace, "$name": name, "$project": ".*", "$backend": ".*", "$precision": ".*",
-            "$__rate_interval": "1m"}  # the filter variables' "All" value
+    subs = {
+        "$namespace": namespace,
+        "$name": name,
+        "$project": ".*",
+        "$backend": ".*",
+        "$precision": ".*",
+        "$__rate_interval": "1m",
+    }  # the filter variables' "All" value
     out = []
     for panel in dash["panels"]:
         for t in panel.get("targets", []):
@@ -160,23 +170,36 @@ def wait_succeeded(k: Cluster, name: str, generation: int) -> dict[str, Any]:
         if st.get("observedGeneration") == generation and st.get("phase") == "Succeeded":
             return cr
         return None
-    return wait_for(done, RUN_TIMEOUT + 120, f"{name} generation {generation} Succeeded", interval=2,
-                    on_timeout=lambda: k.diagnostics(name))
+
+    return wait_for(
+        done,
+        RUN_TIMEOUT + 120,
+        f"{name} generation {generation} Succeeded",
+        interval=2,
+        on_timeout=lambda: k.diagnostics(name),
+    )
 
 
 def check_prometheus_matches_status(prom: PrometheusServer, ns: str, name: str, st: dict[str, Any]) -> None:
     sel = f'namespace="{ns}", name="{name}"'
     for e in st["evaluation"]:
         for q, key in (("0.5", "p50Ms"), ("0.99", "p99Ms")):
-            got = series_value(prom, f'modeldeploy_inference_latency_seconds{{{sel}, backend="{e["backend"]}", '
-                                     f'precision="{e["precision"]}", quantile="{q}"}}')
+            got = series_value(
+                prom,
+                f'modeldeploy_inference_latency_seconds{{{sel}, backend="{e["backend"]}", '
+                f'precision="{e["precision"]}", quantile="{q}"}}',
+            )
             assert len(got) == 1, (e, q, got)
             assert list(got.values())[0] == pytest.approx(e[key] / 1000.0, rel=1e-6)
-        got = series_value(prom, f'modeldeploy_evaluation_metric{{{sel}, backend="{e["backend"]}", metric="{e["metric"]}"}}')
+        got = series_value(
+            prom, f'modeldeploy_evaluation_metric{{{sel}, backend="{e["backend"]}", metric="{e["metric"]}"}}'
+        )
         assert list(got.values()) == [pytest.approx(e["value"])]
     got = series_value(prom, f"modeldeploy_verification_max_abs_diff{{{sel}}}")
     assert list(got.values()) == [pytest.approx(st["verification"]["maxAbsDiff"])]
-    stages = {dict(k)["stage"]: v for k, v in series_value(prom, f"modeldeploy_stage_duration_seconds{{{sel}}}").items()}
+    stages = {
+        dict(k)["stage"]: v for k, v in series_value(prom, f"modeldeploy_stage_duration_seconds{{{sel}}}").items()
+    }
     assert stages == pytest.approx({k: float(v) for k, v in st["durations"].items()})
 
 
@@ -184,13 +207,16 @@ def check_dashboard_returns_data(prom: PrometheusServer, ns: str, name: str) -> 
     queries = dashboard_queries(ns, name)
     assert len(queries) >= 10
     for title, expr in queries:
-        wait_for(lambda expr=expr: prom.query(expr), 60, f"dashboard panel {title!r} query {expr} to return data", interval=1)
+        wait_for(
+            lambda expr=expr: prom.query(expr), 60, f"dashboard panel {title!r} query {expr} to return data", interval=1
+        )
     assert ns in prom.label_values("namespace", "modeldeploy_phase")  # the $namespace variable's query
     assert name in prom.label_values("name", f'modeldeploy_phase{{namespace=~"{ns}"}}')  # the $name variable's query
 
 
 def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
-        control_plane, node_agent, helm_bin, prometheus_bin, moto_s3, tmp_path):
+    control_plane, node_agent, helm_bin, prometheus_bin, moto_s3, tmp_path
+):
     import boto3
     from botocore.config import Config
 
@@ -198,8 +224,14 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
     control_plane.create_namespace(ns)
     k = Cluster(control_plane, node_agent, ns)
     helm = Helm(helm_bin, tmp_path / "helm-home", control_plane.kubeconfig)
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id=TEST_KEY_ID,
-                      aws_secret_access_key=TEST_SECRET, config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_s3,
+        region_name="us-east-1",
+        aws_access_key_id=TEST_KEY_ID,
+        aws_secret_access_key=TEST_SECRET,
+        config=Config(s3={"addressing_style": "path"}),
+    )
     bucket = f"e2e-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     metrics_port = free_port()
@@ -207,36 +239,77 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
     installed = False
     try:
         # --- S3 credentials Secret (docs/install.md), endpoint = moto ------------------------
-        control_plane.kubectl("-n", ns, "create", "secret", "generic", SECRET,
-                              f"--from-literal=AWS_ACCESS_KEY_ID={TEST_KEY_ID}",
-                              f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
-                              f"--from-literal=AWS_ENDPOINT_URL={moto_s3}",
-                              "--from-literal=AWS_DEFAULT_REGION=us-east-1")
+        control_plane.kubectl(
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            SECRET,
+            f"--from-literal=AWS_ACCESS_KEY_ID={TEST_KEY_ID}",
+            f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
+            f"--from-literal=AWS_ENDPOINT_URL={moto_s3}",
+            "--from-literal=AWS_DEFAULT_REGION=us-east-1",
+        )
         # its owners opt it in for ModelDeployments (chart policy.secretOptInLabel, docs/operator.md#tenant-policy)
         control_plane.kubectl("-n", ns, "label", "secret", SECRET, "modeldeploy.io/allowed=true")
 
         # --- helm install: the node agent runs the operator pod (image mapped to the module) -
         t0 = time.monotonic()
-        out = helm.run("install", RELEASE, str(CHART), "--namespace", ns, "--wait", "--timeout", "5m",
-                       "--set", "metrics.bindAddress=127.0.0.1", "--set", f"metrics.port={metrics_port}",
-                       "--set", "operator.resyncIntervalSeconds=2", timeout=400).stdout
+        out = helm.run(
+            "install",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            ns,
+            "--wait",
+            "--timeout",
+            "5m",
+            "--set",
+            "metrics.bindAddress=127.0.0.1",
+            "--set",
+            f"metrics.port={metrics_port}",
+            "--set",
+            "operator.resyncIntervalSeconds=2",
+            timeout=400,
+        ).stdout
         installed = True
         # NOTES.txt: where it serves, and the manual CRD upgrade step
         assert f"It serves ModelDeployments in: {ns}" in out and "kubectl apply --server-side -f" in out, out
         (pod,) = k.operator_pods()
         assert pod["spec"]["serviceAccountName"] == f"{RELEASE}-modeldeploy-operator"
-        wait_for(lambda: http_status(f"http://127.0.0.1:{metrics_port}/healthz") == 200, 120, "operator /healthz 200",
-                 on_timeout=k.diagnostics)
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{metrics_port}/healthz") == 200,
+            120,
+            "operator /healthz 200",
+            on_timeout=k.diagnostics,
+        )
         print(f"helm install + operator healthy in {time.monotonic() - t0:.1f}s")
         # least privilege: the operator's ServiceAccount may get a Secret (opt-in label, values to
         # scrub; docs/operator.md#rbac) but not list them, nor act outside its namespaces
         sa = f"system:serviceaccount:{ns}:{RELEASE}-modeldeploy-operator"
-        assert control_plane.kubectl("auth", "can-i", "list", "secrets", "-n", ns, f"--as={sa}", check=False).stdout.strip() == "no"
-        assert control_plane.kubectl("auth", "can-i", "get", "secrets", "-n", "default", f"--as={sa}",
-                                     check=False).stdout.strip() == "no"
-        assert control_plane.kubectl("auth", "can-i", "create", "jobs.batch", "-n", "default", f"--as={sa}",
-                                     check=False).stdout.strip() == "no"
-        assert control_plane.kubectl("auth", "can-i", "create", "jobs.batch", "-n", ns, f"--as={sa}").stdout.strip() == "yes"
+        assert (
+            control_plane.kubectl(
+                "auth", "can-i", "list", "secrets", "-n", ns, f"--as={sa}", check=False
+            ).stdout.strip()
+            == "no"
+        )
+        assert (
+            control_plane.kubectl(
+                "auth", "can-i", "get", "secrets", "-n", "default", f"--as={sa}", check=False
+            ).stdout.strip()
+            == "no"
+        )
+        assert (
+            control_plane.kubectl(
+                "auth", "can-i", "create", "jobs.batch", "-n", "default", f"--as={sa}", check=False
+            ).stdout.strip()
+            == "no"
+        )
+        assert (
+            control_plane.kubectl("auth", "can-i", "create", "jobs.batch", "-n", ns, f"--as={sa}").stdout.strip()
+            == "yes"
+        )
 
         prom.start()
         wait_for(lambda: prom.targets_up(), 60, "Prometheus to scrape the operator")
@@ -270,14 +343,19 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
         by_name = {a["name"]: a for a in manifest1["artifacts"]}
         for a in st1["artifacts"]:
             assert a["uri"] == f"{prefix1}/{a['name']}" and a["sha256"] == by_name[a["name"]]["sha256"], a
-        results1 = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix1.split('/', 3)[3]}/results.json")["Body"].read())
+        results1 = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{prefix1.split('/', 3)[3]}/results.json")["Body"].read()
+        )
         assert results1["status"] == "succeeded" and results1["project"] == "centerpoint"
         assert onnx_opset(s3, prefix1, "onnx/pts_backbone_neck_head.onnx") == 17
 
         # --- Prometheus: the series equal the status; every dashboard query returns data ------
         sel = f'namespace="{ns}", name="{name}"'
-        wait_for(lambda: prom.query(f'modeldeploy_phase{{{sel}, phase="Succeeded"}} == 1'), 60,
-                 "Prometheus to see the Succeeded phase")
+        wait_for(
+            lambda: prom.query(f'modeldeploy_phase{{{sel}, phase="Succeeded"}} == 1'),
+            60,
+            "Prometheus to see the Succeeded phase",
+        )
         check_prometheus_matches_status(prom, ns, name, st1)
         check_dashboard_returns_data(prom, ns, name)
         last_ok_1 = list(series_value(prom, f"modeldeploy_last_success_timestamp_seconds{{{sel}}}").values())[0]
@@ -291,19 +369,29 @@ def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(
         print(f"run 2 (opset 16) Succeeded in {time.monotonic() - t0:.1f}s")
         st2 = cr2["status"]
         assert st2["specHash"] != st1["specHash"] and st2["jobName"] != st1["jobName"]
-        jobs = wait_for(lambda: (lambda js: js if [j["metadata"]["name"] for j in js] == [st2["jobName"]] else None)(
-            k.json("jobs", "-l", f"modeldeploy.io/deployment={name}")["items"]), 120, "the stale Job to be deleted")
+        jobs = wait_for(
+            lambda: (lambda js: js if [j["metadata"]["name"] for j in js] == [st2["jobName"]] else None)(
+                k.json("jobs", "-l", f"modeldeploy.io/deployment={name}")["items"]
+            ),
+            120,
+            "the stale Job to be deleted",
+        )
         assert jobs[0]["metadata"]["annotations"]["modeldeploy.io/generation"] == "2"
         assert st2["artifactUri"] == f"s3://{bucket}/modeldeploy/centerpoint-e2e/{ns}/{name}/g2", st2
         prefix2 = st2["runUri"]
         verify_prefix(s3, prefix2)
         assert onnx_opset(s3, prefix2, "onnx/pts_backbone_neck_head.onnx") == 16
-        assert {a["uri"].rsplit("/", 2)[0] for a in st2["artifacts"]} <= {prefix2, f"{prefix2}/onnx", f"{prefix2}/logs",
-                                                                        f"{prefix2}/predictions"}
+        assert {a["uri"].rsplit("/", 2)[0] for a in st2["artifacts"]} <= {
+            prefix2,
+            f"{prefix2}/onnx",
+            f"{prefix2}/logs",
+            f"{prefix2}/predictions",
+        }
 
         def metrics_updated() -> bool:
             got = series_value(prom, f"modeldeploy_last_success_timestamp_seconds{{{sel}}}")
             return bool(got) and list(got.values())[0] > last_ok_1
+
         wait_for(metrics_updated, 60, "last-success timestamp to move in Prometheus")
         check_prometheus_matches_status(prom, ns, name, st2)
         jobs_created = series_value(prom, "modeldeploy_jobs_created_total")

@@ -24,7 +24,7 @@ def crd(control_plane):
     return control_plane
 
 
-def dry_run(cp, body: dict) -> "object":
+def dry_run(cp, body: dict) -> object:
     return cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(body), check=False)
 
 
@@ -35,11 +35,14 @@ def test_api_server_admits_example(crd, path: Path) -> None:
     assert "(server dry run)" in proc.stdout
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s["export"].update(precision="fp8"), "spec.export.precision"),
-    (lambda s: s["export"].update(opset=9), "spec.export.opset"),
-    (lambda s: s["runtime"].update(device="cpu"), "needs runtime.device: cuda"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s["export"].update(precision="fp8"), "spec.export.precision"),
+        (lambda s: s["export"].update(opset=9), "spec.export.opset"),
+        (lambda s: s["runtime"].update(device="cpu"), "needs runtime.device: cuda"),
+    ],
+)
 def test_api_server_refuses_bad_edits_of_an_example(crd, edit, message) -> None:
     body = yaml.safe_load((REPO / "examples" / "centerpoint-deploy.yaml").read_text())
     bad = copy.deepcopy(body)

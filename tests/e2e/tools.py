@@ -27,10 +27,14 @@ def _run_script(script: Path, what: str, timeout: float) -> Path:
     try:
         proc = subprocess.run([str(script)], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{script.name} did not finish {what} within {timeout:.0f}s; run it by hand to see why") from None
+        raise ToolError(
+            f"{script.name} did not finish {what} within {timeout:.0f}s; run it by hand to see why"
+        ) from None
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
-        raise ToolError(f"{script.name} failed ({what}, exit {proc.returncode}) after {time.monotonic() - start:.0f}s:\n{tail}")
+        raise ToolError(
+            f"{script.name} failed ({what}, exit {proc.returncode}) after {time.monotonic() - start:.0f}s:\n{tail}"
+        )
     path = Path(proc.stdout.strip().splitlines()[-1])
     if not os.access(path, os.X_OK):
         raise ToolError(f"{script.name} printed {path}, which is not an executable")

@@ -46,13 +46,21 @@ def small_component(small_net: SmallConvNet) -> ExportComponent:
         input_names=["input"],
         output_names=["logits", "saliency"],
         sample_inputs={"input": torch.randn(1, 5, 64, 64)},
-        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}, "saliency": {0: "batch", 2: "h2", 3: "w2"}},
+        dynamic_axes={
+            "input": {0: "batch", 2: "height", 3: "width"},
+            "logits": {0: "batch"},
+            "saliency": {0: "batch", 2: "h2", 3: "w2"},
+        },
     )
 
 
 @pytest.fixture(scope="session")
 def small_onnx(tmp_path_factory: pytest.TempPathFactory, small_component: ExportComponent) -> Path:
-    return ONNXExporter(ONNXConfigSection(opset_version=17)).export(small_component, tmp_path_factory.mktemp("gpu_onnx")).path
+    return (
+        ONNXExporter(ONNXConfigSection(opset_version=17))
+        .export(small_component, tmp_path_factory.mktemp("gpu_onnx"))
+        .path
+    )
 
 
 @pytest.fixture()

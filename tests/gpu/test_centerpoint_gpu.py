@@ -12,7 +12,9 @@ import torch
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible): CenterPoint CPU-vs-CUDA checks skipped"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible): CenterPoint CPU-vs-CUDA checks skipped"
+    ),
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "runtime" / "modeldeploy" / "projects" / "centerpoint" / "configs"
@@ -27,9 +29,8 @@ def _cfg(name: str):
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory):
     from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
-    from modeldeploy.projects.centerpoint.synthetic import CLASSES, generate_dataset
-
     from modeldeploy.projects.centerpoint.settings import parse_settings
+    from modeldeploy.projects.centerpoint.synthetic import CLASSES, generate_dataset
 
     root = tmp_path_factory.mktemp("cp_gpu")
     info = generate_dataset(root, num_frames=3, seed=77)
@@ -58,8 +59,8 @@ def test_voxelization_is_identical_on_cpu_and_cuda(frames, config: str) -> None:
 def test_decode_and_nms_identical_on_cpu_and_cuda(frames, nms_type: str) -> None:
     from modeldeploy.projects.centerpoint.boxes import decode_and_nms
     from modeldeploy.projects.centerpoint.model import build_centerpoint
-    from modeldeploy.projects.centerpoint.pipeline import preprocess_points
     from modeldeploy.projects.centerpoint.ops import scatter_to_bev
+    from modeldeploy.projects.centerpoint.pipeline import preprocess_points
 
     cfg = _cfg("centerpoint_tiny.py")
     cfg.model.test_cfg.pts.nms_type = nms_type
@@ -84,11 +85,11 @@ def test_pytorch_pipeline_cpu_vs_cuda_and_stage_timings(frames, monkeypatch) -> 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     from modeldeploy.backends.pytorch import PyTorchBackend
+    from modeldeploy.core.checkpoint import load_weights
     from modeldeploy.projects.centerpoint.box_compare import compare_box_sets
     from modeldeploy.projects.centerpoint.model import build_centerpoint
     from modeldeploy.projects.centerpoint.pipeline import STAGES, CenterPointPipeline
     from modeldeploy.projects.centerpoint.project import export_components_for
-    from modeldeploy.core.checkpoint import load_weights
 
     cfg = _cfg("centerpoint_tiny.py")
     ckpt = CONFIG_DIR.parent / "assets" / "centerpoint_tiny.pth"
@@ -109,7 +110,11 @@ def test_pytorch_pipeline_cpu_vs_cuda_and_stage_timings(frames, monkeypatch) -> 
         res = compare_box_sets(a.prediction, b.prediction, score_threshold=model.settings.score_threshold)
         assert res["passed"], repr(res)
         assert set(b.stage_ms) >= set(STAGES)
-        print(f"frame {i} cuda stage ms: " + ", ".join(f"{k}={b.stage_ms[k]:.3f}" for k in STAGES) + f", total={b.total_ms:.3f}")
+        print(
+            f"frame {i} cuda stage ms: "
+            + ", ".join(f"{k}={b.stage_ms[k]:.3f}" for k in STAGES)
+            + f", total={b.total_ms:.3f}"
+        )
 
 
 # --- the fixed-shape, host-sync-free path (fixed_ops.py + Triton kernels) on CUDA ---
@@ -162,12 +167,19 @@ def test_fixed_decode_and_triton_nms_on_cuda_match_cpu_reference(nms_type: str) 
         h, w = s.head_grid
         for seed in range(2):
             g = torch.Generator().manual_seed(seed)
-            heads = {k: torch.randn(1, c, h, w, generator=g) for k, c in zip(HEAD_OUTPUTS, (sum(s.task_num_classes), 2, 1, 3, 2, 2))}
+            heads = {
+                k: torch.randn(1, c, h, w, generator=g)
+                for k, c in zip(HEAD_OUTPUTS, (sum(s.task_num_classes), 2, 1, 3, 2, 2))
+            }
             heads["heatmap"] = heads["heatmap"] * 2.0 - 2.0
             heads["dim"] = heads["dim"] * 0.3 + 1.0
             per_task = split_task_outputs(heads, s.task_num_classes)
             cpu = decode_and_nms(per_task, s)
-            gpu = fx.decode_and_nms_fixed([{k: v.cuda() for k, v in t.items()} for t in per_task], s, use_triton=True).compact().to("cpu")
+            gpu = (
+                fx.decode_and_nms_fixed([{k: v.cuda() for k, v in t.items()} for t in per_task], s, use_triton=True)
+                .compact()
+                .to("cpu")
+            )
             assert len(cpu) > 0
             assert torch.equal(cpu.labels, gpu.labels), (config, seed)
             torch.testing.assert_close(gpu.scores, cpu.scores, atol=1e-6, rtol=0)

@@ -28,10 +28,14 @@ def _need_cuda_ep() -> None:
             pytest.skip(why)
 
 
-def test_ort_cuda_ep_really_runs_on_cuda_and_matches_pytorch_cuda(small_onnx: Path, small_component: ExportComponent, no_tf32: object) -> None:
+def test_ort_cuda_ep_really_runs_on_cuda_and_matches_pytorch_cuda(
+    small_onnx: Path, small_component: ExportComponent, no_tf32: object
+) -> None:
     ort_be = ONNXRuntimeBackend(small_onnx, "cuda")
     providers = ort_be.session.get_providers()
-    assert providers[0] == "CUDAExecutionProvider", f"session fell back to {providers} (CUDA/cuDNN libraries not loadable?)"
+    assert providers[0] == "CUDAExecutionProvider", (
+        f"session fell back to {providers} (CUDA/cuDNN libraries not loadable?)"
+    )
     torch_be = PyTorchBackend(small_component, "cuda")
     for shape in [(1, 5, 64, 64), (3, 5, 96, 128)]:
         x = torch.randn(*shape, device="cuda")

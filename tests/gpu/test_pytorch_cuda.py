@@ -50,7 +50,9 @@ def test_calibration_resnet18_cuda_matches_cpu(no_tf32: object) -> None:
     from modeldeploy.projects import get_project
 
     project = get_project("calibration")
-    cfg_file = Path(__import__("modeldeploy").__file__).parent / "projects" / "calibration" / "configs" / "resnet18_5ch.py"
+    cfg_file = (
+        Path(__import__("modeldeploy").__file__).parent / "projects" / "calibration" / "configs" / "resnet18_5ch.py"
+    )
     torch.manual_seed(0)
     model = project.build_model(Config.fromfile(str(cfg_file))).eval()
     x = torch.randn(2, 5, 96, 160)

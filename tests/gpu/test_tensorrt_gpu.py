@@ -21,8 +21,16 @@ from modeldeploy.tensorrt_api import tensorrt_available
 pytestmark = pytest.mark.gpu
 
 PROFILES = [
-    {"input_shapes": {"input": {"min_shape": [1, 5, 32, 32], "opt_shape": [1, 5, 64, 64], "max_shape": [2, 5, 96, 128]}}},
-    {"input_shapes": {"input": {"min_shape": [3, 5, 64, 64], "opt_shape": [4, 5, 64, 64], "max_shape": [8, 5, 64, 64]}}},
+    {
+        "input_shapes": {
+            "input": {"min_shape": [1, 5, 32, 32], "opt_shape": [1, 5, 64, 64], "max_shape": [2, 5, 96, 128]}
+        }
+    },
+    {
+        "input_shapes": {
+            "input": {"min_shape": [3, 5, 64, 64], "opt_shape": [4, 5, 64, 64], "max_shape": [8, 5, 64, 64]}
+        }
+    },
 ]
 
 
@@ -35,12 +43,20 @@ def _need_tensorrt() -> None:
 
 
 def _build(onnx_path: Path, out: Path, policy: str, cache: Path) -> Path:
-    cfg = BackendConfigSection.model_validate({"common_config": {"precision_policy": policy, "max_workspace_size": 1 << 30}, "model_inputs": PROFILES})
-    return TensorRTExporter(cfg, cache=EngineCache(cache)).build(onnx_path, out, component="model", output_names=["logits", "saliency"]).path
+    cfg = BackendConfigSection.model_validate(
+        {"common_config": {"precision_policy": policy, "max_workspace_size": 1 << 30}, "model_inputs": PROFILES}
+    )
+    return (
+        TensorRTExporter(cfg, cache=EngineCache(cache))
+        .build(onnx_path, out, component="model", output_names=["logits", "saliency"])
+        .path
+    )
 
 
 @pytest.mark.parametrize("policy, tol", [("auto", 1e-2), ("fp16", 5e-2)])
-def test_tensorrt_engine_matches_pytorch_cuda(small_onnx: Path, small_component: ExportComponent, tmp_path: Path, policy: str, tol: float) -> None:
+def test_tensorrt_engine_matches_pytorch_cuda(
+    small_onnx: Path, small_component: ExportComponent, tmp_path: Path, policy: str, tol: float
+) -> None:
     engine = _build(small_onnx, tmp_path / "e", policy, tmp_path / "cache")
     ref = PyTorchBackend(small_component, "cuda")
     for cuda_graph in (False, True):
@@ -59,7 +75,11 @@ def test_tensorrt_engine_matches_pytorch_cuda(small_onnx: Path, small_component:
 
 def test_second_identical_build_is_a_cache_hit(small_onnx: Path, tmp_path: Path) -> None:
     cfg = BackendConfigSection.model_validate({"model_inputs": PROFILES})
-    first = TensorRTExporter(cfg, cache=EngineCache(tmp_path / "c")).build(small_onnx, tmp_path / "a", component="model")
-    second = TensorRTExporter(cfg, cache=EngineCache(tmp_path / "c")).build(small_onnx, tmp_path / "b", component="model")
+    first = TensorRTExporter(cfg, cache=EngineCache(tmp_path / "c")).build(
+        small_onnx, tmp_path / "a", component="model"
+    )
+    second = TensorRTExporter(cfg, cache=EngineCache(tmp_path / "c")).build(
+        small_onnx, tmp_path / "b", component="model"
+    )
     assert first.info["cache_hit"] is False and second.info["cache_hit"] is True
     assert (tmp_path / "a" / "model.timing.cache").stat().st_size > 0

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from s3testkit import TEST_KEY_ID, TEST_SECRET
 from s3testkit.moto import MotoServer
 from s3testkit.proxy import FaultProxy
@@ -28,8 +27,17 @@ def s3_server() -> Iterator[str]:
 
 
 def _point_env_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, cache: Path) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_SESSION_TOKEN",
-                 "AWS_ENDPOINT_URL_S3", "MODELDEPLOY_CAS_URI", "AWS_CA_BUNDLE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL_S3",
+        "MODELDEPLOY_CAS_URI",
+        "AWS_CA_BUNDLE",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
@@ -74,8 +82,14 @@ def s3_admin(s3_server: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id=TEST_KEY_ID,
-                        aws_secret_access_key=TEST_SECRET, config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id=TEST_KEY_ID,
+        aws_secret_access_key=TEST_SECRET,
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 @pytest.fixture

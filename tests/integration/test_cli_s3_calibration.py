@@ -21,20 +21,47 @@ FAST = ["--cfg-options", "evaluation.num_samples=8", "evaluation.warmup=1", "ver
 
 def _run(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modeldeploy", "run", *args, "--work-dir", str(tmp_path / "work"), "--log-format", "json",
-         "--termination-log", str(tmp_path / "term.json")],
-        capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            *args,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--log-format",
+            "json",
+            "--termination-log",
+            str(tmp_path / "term.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
     )
 
 
-def test_run_reads_inputs_from_s3_and_publishes_every_artifact_verified(s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path) -> None:
+def test_run_reads_inputs_from_s3_and_publishes_every_artifact_verified(
+    s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path
+) -> None:
     # inputs live in S3 too: model config and checkpoint
     s3_admin.upload_file(str(PKG / "configs" / "resnet18_5ch_tiny.py"), bucket, "inputs/model.py")
     s3_admin.upload_file(str(PKG / "assets" / "resnet18_5ch_tiny.pth"), bucket, "inputs/ckpt.pth")
     root = f"s3://{bucket}/out/calib"
     prefix = f"{root}/runs/calib-1"  # each run publishes under its own prefix (docs/contracts.md §5)
-    proc = _run(["builtin:calibration/deploy_demo.py", f"s3://{bucket}/inputs/model.py", f"s3://{bucket}/inputs/ckpt.pth", "--artifact-uri", root,
-                 "--run-id", "calib-1", *FAST], tmp_path)
+    proc = _run(
+        [
+            "builtin:calibration/deploy_demo.py",
+            f"s3://{bucket}/inputs/model.py",
+            f"s3://{bucket}/inputs/ckpt.pth",
+            "--artifact-uri",
+            root,
+            "--run-id",
+            "calib-1",
+            *FAST,
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     current = json.loads(s3_admin.get_object(Bucket=bucket, Key="out/calib/current.json")["Body"].read())
@@ -56,13 +83,24 @@ def test_run_reads_inputs_from_s3_and_publishes_every_artifact_verified(s3_env: 
 
 
 @pytest.mark.parametrize("case", ["missing_bucket", "unreachable"])
-def test_store_failures_end_with_one_clear_line(case: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_failures_end_with_one_clear_line(
+    case: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if case == "unreachable":
         monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
         monkeypatch.setenv("MODELDEPLOY_S3_MAX_ATTEMPTS", "2")
         monkeypatch.setenv("MODELDEPLOY_S3_TRANSFER_ATTEMPTS", "1")
     t0 = time.monotonic()
-    proc = _run(["builtin:calibration/deploy_demo.py", "builtin:calibration/resnet18_5ch_tiny.py", "--artifact-uri", "s3://no-such-bucket-md/x", *FAST], tmp_path)
+    proc = _run(
+        [
+            "builtin:calibration/deploy_demo.py",
+            "builtin:calibration/resnet18_5ch_tiny.py",
+            "--artifact-uri",
+            "s3://no-such-bucket-md/x",
+            *FAST,
+        ],
+        tmp_path,
+    )
     assert time.monotonic() - t0 < 300  # bounded: failure detection must not hang
     assert proc.returncode == 4, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("modeldeploy: error:")]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modeldeploy.artifacts.fetch import fetch
 from modeldeploy.errors import ArtifactStoreError, ConfigError
 
@@ -46,11 +47,30 @@ def test_cli_missing_checkpoint_object_exits_2_with_one_line(s3_env: str, bucket
     import json
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "modeldeploy", "run", "builtin:calibration/deploy_demo.py", "builtin:calibration/resnet18_5ch_tiny.py",
-                           f"s3://{bucket}/ckpt/absent.pth", "--work-dir", str(tmp_path / "work"), "--termination-log", str(tmp_path / "term.json")],
-                          check=False, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            "builtin:calibration/deploy_demo.py",
+            "builtin:calibration/resnet18_5ch_tiny.py",
+            f"s3://{bucket}/ckpt/absent.pth",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--termination-log",
+            str(tmp_path / "term.json"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [x for x in proc.stderr.splitlines() if x.startswith("modeldeploy: error:")]
-    assert len(lines) == 1 and "InputNotFound" in lines[0] and "absent.pth" in lines[0] and "Traceback" not in proc.stderr
+    assert (
+        len(lines) == 1 and "InputNotFound" in lines[0] and "absent.pth" in lines[0] and "Traceback" not in proc.stderr
+    )
     term = json.loads((tmp_path / "term.json").read_text())
     assert term["failure"]["stage"] == "load" and term["failure"]["reason"] == "InputNotFound"

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
 from modeldeploy.artifacts.fetch import fetch
@@ -27,7 +28,6 @@ from modeldeploy.artifacts.publication import (
 )
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.runners import DeploymentRunner
-
 from tests.unit.runtime.toy_project import ToyNet, ToyProject
 
 pytestmark = pytest.mark.integration
@@ -64,16 +64,31 @@ def _toy_run(tmp: Path, uri: str, run_id: str, *, inf_weights: bool = False) -> 
         sd = {k: torch.full_like(v, float("inf")) for k, v in sd.items()}
     ckpt = tmp / "toy.pth"
     torch.save({"state_dict": sd}, ckpt)
-    cfg = BaseDeploymentConfig.from_dict({
-        "project": "toy", "export": {"mode": "onnx", "work_dir": str(tmp / "work")}, "onnx_config": {"save_file": "toy.onnx"},
-        "verification": {"num_verify_samples": 2, "tolerance": 1e-4}, "evaluation": {"num_samples": 3, "warmup": 0},
-    })
-    runner = DeploymentRunner(cfg, str(model_cfg), str(ckpt), project=ToyProject(), resolve_fn=Path, artifact_uri=uri, run_id=run_id,
-                              termination_log=str(tmp / "term.json"))
+    cfg = BaseDeploymentConfig.from_dict(
+        {
+            "project": "toy",
+            "export": {"mode": "onnx", "work_dir": str(tmp / "work")},
+            "onnx_config": {"save_file": "toy.onnx"},
+            "verification": {"num_verify_samples": 2, "tolerance": 1e-4},
+            "evaluation": {"num_samples": 3, "warmup": 0},
+        }
+    )
+    runner = DeploymentRunner(
+        cfg,
+        str(model_cfg),
+        str(ckpt),
+        project=ToyProject(),
+        resolve_fn=Path,
+        artifact_uri=uri,
+        run_id=run_id,
+        termination_log=str(tmp / "term.json"),
+    )
     return runner.run(), json.loads((tmp / "term.json").read_text())
 
 
-def test_failed_rerun_after_a_good_one_keeps_the_good_publication(s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path) -> None:
+def test_failed_rerun_after_a_good_one_keeps_the_good_publication(
+    s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path
+) -> None:
     root = f"s3://{bucket}/team/toy/g1"
     good, term = _toy_run(tmp_path / "a", root, "pod-good")
     assert good.exit_code == 0, good.results["failure"]
@@ -85,7 +100,9 @@ def test_failed_rerun_after_a_good_one_keeps_the_good_publication(s3_env: str, s
     assert bad.exit_code == 3, bad.results["failure"]
     assert bad.results["failure"]["stage"] == "verify" and "NonFinite" in bad.results["failure"]["message"]
     assert term["status"] == "failed" and term["published_current"] is False
-    assert term["results_uri"] == f"{root}/runs/pod-inf/results.json", "the failure is recorded under the run's own prefix"
+    assert term["results_uri"] == f"{root}/runs/pod-inf/results.json", (
+        "the failure is recorded under the run's own prefix"
+    )
     failed = json.loads(_get(s3_admin, bucket, "team/toy/g1/runs/pod-inf/results.json"))
     assert failed["status"] == "failed"
     _assert_prefix_consistent(s3_admin, bucket, "team/toy/g1/runs/pod-inf")
@@ -97,17 +114,24 @@ def test_failed_rerun_after_a_good_one_keeps_the_good_publication(s3_env: str, s
     assert json.loads((got / "results.json").read_text())["status"] == "succeeded"
 
 
-def test_same_run_id_twice_never_touches_the_finished_prefix(s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path) -> None:
+def test_same_run_id_twice_never_touches_the_finished_prefix(
+    s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path
+) -> None:
     root = f"s3://{bucket}/r"
     first, _ = _toy_run(tmp_path / "a", root, "same")
     manifest = _get(s3_admin, bucket, "r/runs/same/manifest.json")
     second, term = _toy_run(tmp_path / "b", root, "same")
     assert first.exit_code == second.exit_code == 0
     assert _get(s3_admin, bucket, "r/runs/same/manifest.json") == manifest
-    assert term["run_prefix"].startswith(f"{root}/runs/same-") and _current(s3_admin, bucket, "r")["prefix"] == term["run_prefix"][len(root) + 1:]
+    assert (
+        term["run_prefix"].startswith(f"{root}/runs/same-")
+        and _current(s3_admin, bucket, "r")["prefix"] == term["run_prefix"][len(root) + 1 :]
+    )
 
 
-def test_concurrent_publishers_in_threads_never_interleave(s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path) -> None:
+def test_concurrent_publishers_in_threads_never_interleave(
+    s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path
+) -> None:
     root_uri = f"s3://{bucket}/shared"
     errors: list[BaseException] = []
 
@@ -125,7 +149,7 @@ def test_concurrent_publishers_in_threads_never_interleave(s3_env: str, s3_admin
             manifest = json.dumps(build_manifest(records, run_id=f"writer-{i}")).encode()
             store.put_bytes(MANIFEST_NAME, manifest, "manifest")
             make_current(root, rel, run_id=f"writer-{i}", manifest=manifest)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below in the test thread
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
@@ -145,7 +169,9 @@ def test_concurrent_publishers_in_threads_never_interleave(s3_env: str, s3_admin
 def test_lost_compare_and_swap_is_detected_by_the_store(s3_env: str, bucket: str) -> None:
     root = open_store(f"s3://{bucket}/cas")
     assert root.put_conditional("current.json", b"{}", expected_version=None) is True
-    assert root.put_conditional("current.json", b"{}", expected_version=None) is False, "If-None-Match: * must refuse an existing pointer"
+    assert root.put_conditional("current.json", b"{}", expected_version=None) is False, (
+        "If-None-Match: * must refuse an existing pointer"
+    )
     _, version = root.read_versioned("current.json")
     assert root.put_conditional("current.json", b'{"a":1}', expected_version='"0123"') is False
     assert root.put_conditional("current.json", b'{"a":1}', expected_version=version) is True
@@ -163,11 +189,21 @@ print(json.dumps({{"code": out.exit_code, "prefix": term.get("run_prefix")}}))
 """
 
 
-def test_two_concurrent_runner_processes_publish_complete_prefixes(s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path) -> None:
+def test_two_concurrent_runner_processes_publish_complete_prefixes(
+    s3_env: str, s3_admin: Any, bucket: str, tmp_path: Path
+) -> None:
     root = f"s3://{bucket}/two"
     script = _PROC.format(repo=str(REPO))
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"p{i}"), root, f"proc-{i}"], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / f"p{i}"), root, f"proc-{i}"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -183,9 +219,23 @@ def test_endpoint_without_conditional_writes_falls_back_to_read_then_write(proxi
     root = open_store(f"s3://{bucket}/nocond")
     assert root.put_conditional("current.json", b'{"v":1}', expected_version=None)
     _, version = root.read_versioned("current.json")
-    proxied_env.add(Fault("status", count=2, status=501, code="NotImplemented",
-                          match=lambda method, path: method == "PUT" and path.endswith("/current.json")))
-    assert root.put_conditional("current.json", b'{"v":2}', expected_version='"stale"') is False, "a changed pointer is still detected"
+    proxied_env.add(
+        Fault(
+            "status",
+            count=2,
+            status=501,
+            code="NotImplemented",
+            match=lambda method, path: method == "PUT" and path.endswith("/current.json"),
+        )
+    )
+    assert root.put_conditional("current.json", b'{"v":2}', expected_version='"stale"') is False, (
+        "a changed pointer is still detected"
+    )
     assert root.put_conditional("current.json", b'{"v":2}', expected_version=version) is True
     assert root.read_versioned("current.json")[0] == b'{"v":2}'
-    assert [a for m, p, a in proxied_env.log if m == "PUT" and p.endswith("/current.json")] == ["forward", "status", "status", "forward"], proxied_env.log
+    assert [a for m, p, a in proxied_env.log if m == "PUT" and p.endswith("/current.json")] == [
+        "forward",
+        "status",
+        "status",
+        "forward",
+    ], proxied_env.log

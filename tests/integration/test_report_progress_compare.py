@@ -36,13 +36,20 @@ CONFIGS = {
     "yolox": ("builtin:yolox/deploy_tiny.py", "builtin:yolox/yolox_tiny_256.py"),
     "centerpoint": ("builtin:centerpoint/deploy_tiny.py", "builtin:centerpoint/centerpoint_tiny.py"),
 }
-COMMON_FIGURES = ("Latency distribution per backend", "Latency per stage", "Accuracy vs latency", "Verification error per sample")
+COMMON_FIGURES = (
+    "Latency distribution per backend",
+    "Latency per stage",
+    "Accuracy vs latency",
+    "Verification error per sample",
+)
 PROJECT_FIGURES = {"calibration": "Confusion matrix", "yolox": "PR curves", "centerpoint": "PR curves"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modeldeploy", *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "modeldeploy", *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def _run(project: str, work: Path) -> Path:
@@ -66,8 +73,12 @@ def _chromium() -> str:
 
 
 def _browser(exe: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.mark.parametrize("project", list(CONFIGS))
@@ -87,8 +98,10 @@ def test_report_html_renders_in_chromium_with_every_figure(runs: dict[str, Path]
         assert img.format == "PNG" and img.width > 100 and img.height > 100, caption
     # the browser's view: every <img> decoded (naturalWidth > 0) ...
     probe = tmp_path / "probe.html"
-    probe.write_text(text + "<script>addEventListener('load',()=>{const i=[...document.images];"
-                            "document.body.setAttribute('data-loaded',i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length)})</script>")
+    probe.write_text(
+        text + "<script>addEventListener('load',()=>{const i=[...document.images];"
+        "document.body.setAttribute('data-loaded',i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length)})</script>"
+    )
     dom = _browser(exe, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     m = re.search(r'data-loaded="(\d+)/(\d+)"', dom.stdout)
     assert m, dom.stderr[-2000:]
@@ -105,7 +118,7 @@ def test_report_html_renders_in_chromium_with_every_figure(runs: dict[str, Path]
 def test_results_reference_raw_latency_and_curve_sidecars(runs: dict[str, Path]) -> None:
     for project, work in runs.items():
         res = json.loads((work / "results.json").read_text())
-        for label, e in res["evaluation"].items():
+        for e in res["evaluation"].values():
             side = json.loads((work / e["latency_samples"]).read_text())
             assert len(side["total"]) == e["num_samples"] and side["unit"] == "ms"
             if project != "calibration":
@@ -113,13 +126,18 @@ def test_results_reference_raw_latency_and_curve_sidecars(runs: dict[str, Path])
                 assert curves and all(len(c["recall"]) == len(c["precision"]) > 10 for c in curves.values())
         names = {a["name"] for a in res["artifacts"]}
         assert any(n.startswith("latency/") for n in names)
-        manifest = json.loads((work / json.loads((work / "current.json").read_text())["prefix"] / "manifest.json").read_text())
+        manifest = json.loads(
+            (work / json.loads((work / "current.json").read_text())["prefix"] / "manifest.json").read_text()
+        )
         assert {"report.html", "report.md", "results.json"} <= {a["name"] for a in manifest["artifacts"]}
 
 
 def test_results_identify_the_run(runs: dict[str, Path]) -> None:
     res = json.loads((runs["calibration"] / "results.json").read_text())
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", res["run"]["started_at"]) and res["run"]["finished_at"] >= res["run"]["started_at"]
+    assert (
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", res["run"]["started_at"])
+        and res["run"]["finished_at"] >= res["run"]["started_at"]
+    )
     assert res["run"]["modeldeploy"] and res["environment"]["torch"] and res["environment"]["onnxruntime"]
     for k in ("deploy_config", "model_config", "checkpoint"):
         assert re.fullmatch(r"[0-9a-f]{64}", res["inputs"][k]["sha256"]), k
@@ -134,15 +152,19 @@ def tty_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     base = tmp_path_factory.mktemp("tty")
     work, rc_file, session = base / "run", base / "rc", f"mdtest{os.getpid()}"
     deploy, model = CONFIGS["calibration"]
-    cmd = (f"cd {base} && OMP_NUM_THREADS=1 {sys.executable} -m modeldeploy run {deploy} {model} --work-dir {work} "
-           f"--cfg-options {' '.join(FAST['calibration'])}; echo $? > {rc_file}; sleep 120")
+    cmd = (
+        f"cd {base} && OMP_NUM_THREADS=1 {sys.executable} -m modeldeploy run {deploy} {model} --work-dir {work} "
+        f"--cfg-options {' '.join(FAST['calibration'])}; echo $? > {rc_file}; sleep 120"
+    )
     subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd], check=True, env=ENV)
     try:
         deadline = time.monotonic() + 900
         while not rc_file.exists() and time.monotonic() < deadline:
             time.sleep(2)
         time.sleep(1)
-        screen = subprocess.run([tmux, "capture-pane", "-p", "-t", session, "-S", "-500"], capture_output=True, text=True, check=True).stdout
+        screen = subprocess.run(
+            [tmux, "capture-pane", "-p", "-t", session, "-S", "-500"], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
     assert rc_file.exists(), "the TTY run did not finish in 900 s:\n" + screen
@@ -154,38 +176,80 @@ def test_tty_run_shows_banner_every_stage_and_the_closing_line(tty_run: tuple[Pa
     work, screen = tty_run
     flat = " ".join(screen.split())  # rich wraps long lines
     assert "modeldeploy run: project calibration" in flat and "device cpu" in flat and "torch" in flat
-    for stage in ("preflight", "download / fetch inputs", "load model and data", "export ONNX", "TensorRT build", "verification",
-                  "evaluation", "regression gate", "upload", "report"):
+    for stage in (
+        "preflight",
+        "download / fetch inputs",
+        "load model and data",
+        "export ONNX",
+        "TensorRT build",
+        "verification",
+        "evaluation",
+        "regression gate",
+        "upload",
+        "report",
+    ):
         assert f"▶ {stage}" in flat, stage
         assert re.search(rf"✓ {re.escape(stage)}[^▶]*?\(\d+\.\d\ds\)", flat), stage
     assert "TensorRT build: skipped (export.mode=onnx)" in flat
-    assert re.search(r"modeldeploy: succeeded in \d+\.\ds — verdict PASS — report " + re.escape(str(work / "report.html")), flat), flat[-800:]
+    assert re.search(
+        r"modeldeploy: succeeded in \d+\.\ds — verdict PASS — report " + re.escape(str(work / "report.html")), flat
+    ), flat[-800:]
 
 
 def test_json_logs_carry_stage_events(tmp_path: Path) -> None:
     deploy, model = CONFIGS["calibration"]
-    proc = _cli("run", deploy, model, "--work-dir", str(tmp_path / "w"), "--log-format", "json", "--cfg-options",
-                "evaluation.enabled=False", "verification.num_verify_samples=1")
+    proc = _cli(
+        "run",
+        deploy,
+        model,
+        "--work-dir",
+        str(tmp_path / "w"),
+        "--log-format",
+        "json",
+        "--cfg-options",
+        "evaluation.enabled=False",
+        "verification.num_verify_samples=1",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     kinds = [e.get("event") for e in events]
     assert kinds[:2] == ["starting", "start"] and kinds[-1] == "end"
     started = {e["stage"] for e in events if e.get("event") == "stage_start"}
     ended = {e["stage"]: e for e in events if e.get("event") == "stage_end"}
-    assert {"preflight", "fetch", "load", "export_onnx", "export_tensorrt", "verify", "evaluate", "gate", "upload", "report"} <= started == set(ended)
+    assert (
+        {
+            "preflight",
+            "fetch",
+            "load",
+            "export_onnx",
+            "export_tensorrt",
+            "verify",
+            "evaluate",
+            "gate",
+            "upload",
+            "report",
+        }
+        <= started
+        == set(ended)
+    )
     assert all(isinstance(e["seconds"], float) for e in ended.values())
     assert "verdict PASS" in events[-1]["msg"] and str(tmp_path / "w" / "report.html") in events[-1]["msg"]
 
 
 def test_compare_two_real_runs(runs: dict[str, Path], tty_run: tuple[Path, str]) -> None:
     a, b = runs["calibration"], tty_run[0]
-    ok = _cli("compare", str(a / "results.json"), str(b), "--max-metric-drop", "0.0")  # b: a run dir (current.json followed)
+    ok = _cli(
+        "compare", str(a / "results.json"), str(b), "--max-metric-drop", "0.0"
+    )  # b: a run dir (current.json followed)
     assert ok.returncode == 0, ok.stderr
     assert "pytorch:cpu" in ok.stdout and "onnxruntime:cpu" in ok.stdout and "verdict: no regression" in ok.stdout
     ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
     acc = ra["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
     assert acc == rb["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]  # same checkpoint and data: same accuracy
-    ratio = rb["evaluation"]["onnxruntime:cpu"]["latency_ms"]["p50"] / ra["evaluation"]["onnxruntime:cpu"]["latency_ms"]["p50"]
+    ratio = (
+        rb["evaluation"]["onnxruntime:cpu"]["latency_ms"]["p50"]
+        / ra["evaluation"]["onnxruntime:cpu"]["latency_ms"]["p50"]
+    )
     bad = _cli("compare", str(a / "results.json"), str(b / "results.json"), "--max-latency-ratio", f"{ratio / 2:.6g}")
     assert bad.returncode == 3, bad.stdout + bad.stderr
     assert "REGRESSION" in bad.stdout and "onnxruntime:cpu: latency p50" in " ".join(bad.stdout.split())
@@ -197,8 +261,13 @@ def test_compare_reads_runs_from_s3(runs: dict[str, Path], s3_env: str, s3_admin
     """compare fetches results.json from a real S3 endpoint (moto server on 127.0.0.1)."""
     src = runs["calibration"] / "results.json"
     s3_admin.put_object(Bucket=bucket, Key="runs/a/results.json", Body=src.read_bytes())  # type: ignore[attr-defined]
-    proc = subprocess.run([sys.executable, "-m", "modeldeploy", "compare", f"s3://{bucket}/runs/a/results.json", str(src)],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    proc = subprocess.run(
+        [sys.executable, "-m", "modeldeploy", "compare", f"s3://{bucket}/runs/a/results.json", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 0, proc.stderr
     flat = " ".join(proc.stdout.split())
     assert "onnxruntime:cpu" in flat and "verdict: no regression" in flat

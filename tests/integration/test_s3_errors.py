@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from s3testkit import TEST_SECRET
+from s3testkit.moto import MotoServer
+from s3testkit.proxy import Fault, FaultProxy
 
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.fetch import fetch
 from modeldeploy.artifacts.s3errors import S3StoreError
 from modeldeploy.errors import ArtifactStoreError
-from s3testkit import TEST_SECRET
-from s3testkit.moto import MotoServer
-from s3testkit.proxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.integration
 BOUND_S = 60  # failure detection bound, not a performance assertion
@@ -45,14 +45,17 @@ def _assert_one_clear_error(err: ArtifactStoreError, *must_contain: str, exit_co
     assert TEST_SECRET not in line and TEST_SECRET not in repr(err.args)
 
 
-def test_wrong_credentials_fail_fast_with_a_pointer_to_the_secret(auth_s3_server: str, s3_env: str, monkeypatch: pytest.MonkeyPatch,
-                                                                  artifact: list[LocalArtifact], tmp_path: Path) -> None:
+def test_wrong_credentials_fail_fast_with_a_pointer_to_the_secret(
+    auth_s3_server: str, s3_env: str, monkeypatch: pytest.MonkeyPatch, artifact: list[LocalArtifact], tmp_path: Path
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", auth_s3_server)
     t0 = time.monotonic()
     with pytest.raises(ArtifactStoreError) as info:
         open_store("s3://models/runs/r1").publish(artifact, run_id="r")
     assert time.monotonic() - t0 < BOUND_S
-    _assert_one_clear_error(info.value, "InvalidAccessKeyId", "s3://models/runs/r1/", auth_s3_server, "credentialsSecretRef")
+    _assert_one_clear_error(
+        info.value, "InvalidAccessKeyId", "s3://models/runs/r1/", auth_s3_server, "credentialsSecretRef"
+    )
     assert info.value.retryable is False
 
     with pytest.raises(ArtifactStoreError) as info:
@@ -64,7 +67,9 @@ def test_access_denied_is_not_retried(proxied_env: FaultProxy, bucket: str, arti
     proxied_env.add(Fault("status", count=100, status=403, code="AccessDenied"))
     with pytest.raises(ArtifactStoreError) as info:
         open_store(f"s3://{bucket}/p").publish(artifact, run_id="r")
-    _assert_one_clear_error(info.value, "AccessDenied", f"s3://{bucket}/p/manifest.json", proxied_env.endpoint, "credentialsSecretRef")
+    _assert_one_clear_error(
+        info.value, "AccessDenied", f"s3://{bucket}/p/manifest.json", proxied_env.endpoint, "credentialsSecretRef"
+    )
     assert len(proxied_env.log) == 1, f"AccessDenied must not be retried: {proxied_env.log}"
 
 
@@ -87,7 +92,9 @@ def test_missing_key(s3_env: str, bucket: str, tmp_path: Path) -> None:
     assert not list((tmp_path / "c").rglob("*.pth")), "no file may appear for a failed download"
 
 
-def test_unreachable_endpoint_fails_in_bounded_time(s3_env: str, monkeypatch: pytest.MonkeyPatch, artifact: list[LocalArtifact]) -> None:
+def test_unreachable_endpoint_fails_in_bounded_time(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch, artifact: list[LocalArtifact]
+) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -101,9 +108,9 @@ def test_unreachable_endpoint_fails_in_bounded_time(s3_env: str, monkeypatch: py
     _assert_one_clear_error(info.value, "cannot connect", endpoint, "AWS_ENDPOINT_URL")
 
 
-def test_persistent_throttling_gives_up_after_a_bounded_number_of_requests(proxied_env: FaultProxy, bucket: str,
-                                                                           monkeypatch: pytest.MonkeyPatch,
-                                                                           artifact: list[LocalArtifact]) -> None:
+def test_persistent_throttling_gives_up_after_a_bounded_number_of_requests(
+    proxied_env: FaultProxy, bucket: str, monkeypatch: pytest.MonkeyPatch, artifact: list[LocalArtifact]
+) -> None:
     monkeypatch.setenv("MODELDEPLOY_S3_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("MODELDEPLOY_S3_TRANSFER_ATTEMPTS", "2")
     proxied_env.add(Fault("status", count=10_000, status=503, code="SlowDown"))

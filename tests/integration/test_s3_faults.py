@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3testkit.proxy import Fault, FaultProxy, is_get_object, is_upload_part
 
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.fetch import fetch
-from s3testkit.proxy import Fault, FaultProxy, is_get_object, is_upload_part
 
 pytestmark = pytest.mark.integration
 MB = 1024 * 1024
@@ -45,14 +45,20 @@ def _assert_published_and_verified(s3: Any, bucket: str, prefix: str, files: lis
     "faults",
     [
         pytest.param([Fault("status", count=3, status=503, code="SlowDown")], id="503-slowdown-first-3"),
-        pytest.param([Fault("status", count=2, status=500, code="InternalError", match=is_upload_part),
-                      Fault("status", count=1, status=503, code="ServiceUnavailable")], id="500-on-parts"),
+        pytest.param(
+            [
+                Fault("status", count=2, status=500, code="InternalError", match=is_upload_part),
+                Fault("status", count=1, status=503, code="ServiceUnavailable"),
+            ],
+            id="500-on-parts",
+        ),
         pytest.param([Fault("reset", count=2, match=is_upload_part), Fault("reset", count=1)], id="connection-resets"),
         pytest.param([Fault("stall", count=1, match=is_upload_part, stall_s=30)], id="stalled-part-read-timeout"),
     ],
 )
-def test_publish_survives_injected_faults(proxied_env: FaultProxy, bucket: str, s3_admin: Any, tmp_path: Path,
-                                          faults: list[Fault]) -> None:
+def test_publish_survives_injected_faults(
+    proxied_env: FaultProxy, bucket: str, s3_admin: Any, tmp_path: Path, faults: list[Fault]
+) -> None:
     for f in faults:
         proxied_env.add(f)
     files = _files(tmp_path)
@@ -63,8 +69,9 @@ def test_publish_survives_injected_faults(proxied_env: FaultProxy, bucket: str, 
     _assert_published_and_verified(s3_admin, bucket, "run", files)
 
 
-def test_download_survives_throttling_and_a_corrupted_body(proxied_env: FaultProxy, bucket: str, s3_admin: Any,
-                                                           tmp_path: Path) -> None:
+def test_download_survives_throttling_and_a_corrupted_body(
+    proxied_env: FaultProxy, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
     data = os.urandom(7 * MB)
     store = open_store(f"s3://{bucket}/in")
     src = tmp_path / "ckpt.pth"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3testkit.proxy import FaultProxy
 
 from modeldeploy.artifacts.fetch import fetch
-from s3testkit.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,9 @@ def _put(s3: Any, bucket: str, key: str, data: bytes, with_sha: bool = True) -> 
     s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=meta)
 
 
-def test_object_fetch_keeps_basename_and_follows_etag_changes(s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path) -> None:
+def test_object_fetch_keeps_basename_and_follows_etag_changes(
+    s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     _put(s3_admin, bucket, "cfg/deploy_config.py", b"a = 1\n")
     first = fetch(f"s3://{bucket}/cfg/deploy_config.py", cache)
@@ -33,7 +35,9 @@ def test_object_fetch_keeps_basename_and_follows_etag_changes(s3_env: str, bucke
     assert second != first and not first.exists(), "the older ETag's copy is pruned"
 
 
-def test_object_without_sha256_metadata_is_checked_by_size(s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path) -> None:
+def test_object_without_sha256_metadata_is_checked_by_size(
+    s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
     _put(s3_admin, bucket, "plain.bin", b"x" * 1000, with_sha=False)
     p = fetch(f"s3://{bucket}/plain.bin", tmp_path / "c")
     p.write_bytes(b"x" * 10)  # truncated cache file
@@ -48,7 +52,9 @@ def test_prefix_fetch_mirrors_a_directory(proxied_env: FaultProxy, bucket: str, 
     root = fetch(f"s3://{bucket}/datasets/t4/", cache)
     assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} == set(files)
     assert all((root / rel).read_bytes() == data for rel, data in files.items())
-    assert fetch(f"s3://{bucket}/datasets/t4", cache) == root, "a prefix without the trailing slash means the directory too"
+    assert fetch(f"s3://{bucket}/datasets/t4", cache) == root, (
+        "a prefix without the trailing slash means the directory too"
+    )
 
     proxied_env.clear()
     assert fetch(f"s3://{bucket}/datasets/t4/", cache) == root

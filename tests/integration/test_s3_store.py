@@ -34,12 +34,15 @@ def work_files(tmp_path: Path) -> list[LocalArtifact]:
         LocalArtifact(_write(tmp_path / "w" / "results.json", b'{"status": "succeeded"}'), "results.json", "results"),
         LocalArtifact(_write(tmp_path / "w" / "report.md", b"# report\n"), "report.md", "report"),
         LocalArtifact(big, "onnx/model.onnx", "onnx"),
-        LocalArtifact(_write(tmp_path / "w" / "model.engine", os.urandom(3 * MB + 17)), "engines/model.engine", "engine"),
+        LocalArtifact(
+            _write(tmp_path / "w" / "model.engine", os.urandom(3 * MB + 17)), "engines/model.engine", "engine"
+        ),
     ]
 
 
-def test_publish_uploads_every_artifact_and_objects_match_manifest(s3_env: str, bucket: str, s3_admin: Any,
-                                                                   work_files: list[LocalArtifact]) -> None:
+def test_publish_uploads_every_artifact_and_objects_match_manifest(
+    s3_env: str, bucket: str, s3_admin: Any, work_files: list[LocalArtifact]
+) -> None:
     store = open_store(f"s3://{bucket}/runs/r1")
     assert isinstance(store, S3ArtifactStore)
     records = store.publish(work_files, run_id="ns/name/g1/abc")
@@ -62,8 +65,9 @@ def test_publish_uploads_every_artifact_and_objects_match_manifest(s3_env: str, 
     assert store.read_manifest() == manifest
 
 
-def test_get_file_round_trip_and_detects_a_tampered_object(s3_env: str, bucket: str, s3_admin: Any,
-                                                           work_files: list[LocalArtifact], tmp_path: Path) -> None:
+def test_get_file_round_trip_and_detects_a_tampered_object(
+    s3_env: str, bucket: str, s3_admin: Any, work_files: list[LocalArtifact], tmp_path: Path
+) -> None:
     store = open_store(f"s3://{bucket}/p")
     store.publish(work_files, run_id="r")
     out = store.get_file("onnx/model.onnx", tmp_path / "dl" / "model.onnx")
@@ -79,8 +83,9 @@ def test_get_file_round_trip_and_detects_a_tampered_object(s3_env: str, bucket: 
     assert not [p for p in dest.parent.iterdir() if p.name.endswith(".partial")]
 
 
-def test_republish_removes_the_old_manifest_before_touching_objects(s3_env: str, bucket: str, s3_admin: Any,
-                                                                    work_files: list[LocalArtifact], tmp_path: Path) -> None:
+def test_republish_removes_the_old_manifest_before_touching_objects(
+    s3_env: str, bucket: str, s3_admin: Any, work_files: list[LocalArtifact], tmp_path: Path
+) -> None:
     store = open_store(f"s3://{bucket}/p")
     store.publish(work_files, run_id="gen1")
     broken = work_files[:2] + [LocalArtifact(tmp_path / "missing.onnx", "onnx/model.onnx", "onnx")]
@@ -102,8 +107,9 @@ def test_rerun_uploads_only_what_is_missing(proxied_env: Any, bucket: str, work_
     assert store.read_manifest()["run_id"] == "two"
 
 
-def test_cas_shares_blobs_between_stores_and_treats_corruption_as_a_miss(s3_env: str, bucket: str, s3_admin: Any,
-                                                                         tmp_path: Path) -> None:
+def test_cas_shares_blobs_between_stores_and_treats_corruption_as_a_miss(
+    s3_env: str, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
     blob = _write(tmp_path / "model.engine", os.urandom(6 * MB))
     node_a = open_store(f"s3://{bucket}/runs/a")
     node_b = open_store(f"s3://{bucket}/runs/b")  # another run / node, different prefix
@@ -126,8 +132,13 @@ def test_cas_shares_blobs_between_stores_and_treats_corruption_as_a_miss(s3_env:
     assert not dest.exists()
 
 
-def test_cas_root_is_configurable(s3_env: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_admin: Any) -> None:
+def test_cas_root_is_configurable(
+    s3_env: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_admin: Any
+) -> None:
     monkeypatch.setenv("MODELDEPLOY_CAS_URI", f"s3://{bucket}/team/cache")
     blob = _write(tmp_path / "f.onnx", b"onnx bytes")
     open_store(f"s3://{bucket}/x").cas_put("onnx/k1.onnx", blob)
-    assert s3_admin.head_object(Bucket=bucket, Key="team/cache/onnx/k1.onnx")["Metadata"]["sha256"] == hashlib.sha256(b"onnx bytes").hexdigest()
+    assert (
+        s3_admin.head_object(Bucket=bucket, Key="team/cache/onnx/k1.onnx")["Metadata"]["sha256"]
+        == hashlib.sha256(b"onnx bytes").hexdigest()
+    )

@@ -65,7 +65,9 @@ class Accuracy(BaseEvaluator):
 class TinyPipeline(BasePipeline):
     """Same class for PyTorch, ONNX Runtime and TensorRT: only ``self.backends`` differs."""
 
-    def __init__(self, backends: dict[str, BaseBackend], device: torch.device, input_name: str, output_name: str) -> None:
+    def __init__(
+        self, backends: dict[str, BaseBackend], device: torch.device, input_name: str, output_name: str
+    ) -> None:
         super().__init__(backends, device)
         self.input_name, self.output_name = input_name, output_name
 
@@ -79,7 +81,10 @@ class TinyPipeline(BasePipeline):
 def _model_section(model_cfg: Any) -> dict[str, Any]:
     model = dict(model_cfg.get("model") or {})
     if model.pop("type", None) != "TinyClassifier":
-        raise ConfigError("the model config must set model = dict(type='TinyClassifier', ...)", hint="see examples/custom_project/tiny_classifier/configs/model.py")
+        raise ConfigError(
+            "the model config must set model = dict(type='TinyClassifier', ...)",
+            hint="see examples/custom_project/tiny_classifier/configs/model.py",
+        )
     return model
 
 
@@ -93,7 +98,9 @@ class TinyClassifierProject(BaseProject):
 
     def build_data_loader(self, cfg: Any, model_cfg: Any) -> BaseDataLoader:
         data = dict(model_cfg.get("tiny_data") or {})
-        return SyntheticImages(data.get("num_samples", 16), _model_section(model_cfg).get("in_channels", 3), data.get("size", 8))
+        return SyntheticImages(
+            data.get("num_samples", 16), _model_section(model_cfg).get("in_channels", 3), data.get("size", 8)
+        )
 
     def example_sample(self, cfg: Any, model_cfg: Any) -> dict[str, Any]:
         """A sample of the right shape without data: `check-config DEPLOY MODEL` traces with it."""
@@ -104,11 +111,23 @@ class TinyClassifierProject(BaseProject):
     def build_evaluator(self, cfg: Any, model_cfg: Any) -> BaseEvaluator:
         return Accuracy()
 
-    def export_components(self, model: torch.nn.Module, cfg: Any, model_cfg: Any, sample: dict[str, Any]) -> list[ExportComponent]:
+    def export_components(
+        self, model: torch.nn.Module, cfg: Any, model_cfg: Any, sample: dict[str, Any]
+    ) -> list[ExportComponent]:
         io = cfg.model_io
-        return [ExportComponent(name="tiny_classifier", module=model, input_names=[io.input_name], output_names=[io.output_name],
-                                sample_inputs={io.input_name: sample["image"].unsqueeze(0)}, dynamic_axes=io.dynamic_axes or {},
-                                file_name=cfg.onnx_config.save_file)]
+        return [
+            ExportComponent(
+                name="tiny_classifier",
+                module=model,
+                input_names=[io.input_name],
+                output_names=[io.output_name],
+                sample_inputs={io.input_name: sample["image"].unsqueeze(0)},
+                dynamic_axes=io.dynamic_axes or {},
+                file_name=cfg.onnx_config.save_file,
+            )
+        ]
 
-    def build_pipeline(self, backends: dict[str, BaseBackend], cfg: Any, model_cfg: Any, device: torch.device) -> BasePipeline:
+    def build_pipeline(
+        self, backends: dict[str, BaseBackend], cfg: Any, model_cfg: Any, device: torch.device
+    ) -> BasePipeline:
         return TinyPipeline(backends, device, cfg.model_io.input_name, cfg.model_io.output_name)

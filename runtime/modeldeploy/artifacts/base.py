@@ -146,7 +146,7 @@ class ArtifactStore(ABC):
         """Remove a previous generation's manifest before overwriting its files."""
 
     @abstractmethod
-    def child(self, rel: str) -> "ArtifactStore":
+    def child(self, rel: str) -> ArtifactStore:
         """The store at ``<this prefix>/<rel>`` (same settings and blob area)."""
 
     @abstractmethod

@@ -31,7 +31,10 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$
 def validate_key(key: str) -> str:
     """Keys are relative, '/'-separated, no '..' or empty parts: safe as a path and an S3 key."""
     if not _KEY.match(key) or ".." in key.split("/") or len(key) > 512:
-        raise ArtifactStoreError(f"invalid content-addressed key {key!r}", hint="use [A-Za-z0-9._-] parts joined by '/', e.g. 'trt/<sha256>.engine'")
+        raise ArtifactStoreError(
+            f"invalid content-addressed key {key!r}",
+            hint="use [A-Za-z0-9._-] parts joined by '/', e.g. 'trt/<sha256>.engine'",
+        )
     return key
 
 
@@ -46,6 +49,6 @@ def default_cas_uri(store_uri: str) -> str:
     if override:
         return override.rstrip("/")
     if store_uri.startswith("s3://"):
-        bucket = store_uri[len("s3://"):].split("/", 1)[0]
+        bucket = store_uri[len("s3://") :].split("/", 1)[0]
         return f"s3://{bucket}/{CAS_DIRNAME}"
     return str(cache_home() / CAS_DIRNAME)

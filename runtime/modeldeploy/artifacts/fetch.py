@@ -60,8 +60,13 @@ def default_cache_dir() -> Path:
     return cache_home() / "s3"
 
 
-def fetch(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None, *,
-          objects: S3Objects | None = None, builtin_package: str = BUILTIN_PACKAGE) -> Path:
+def fetch(
+    uri: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    objects: S3Objects | None = None,
+    builtin_package: str = BUILTIN_PACKAGE,
+) -> Path:
     """Return a local path holding the content of ``uri`` (see module docstring).
 
     Raises SourceNotFoundError for a missing local/builtin file and ArtifactStoreError
@@ -69,7 +74,7 @@ def fetch(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None 
     """
     text = os.fspath(uri)
     if text.startswith("builtin:"):
-        return resolve_builtin(text[len("builtin:"):], package=builtin_package)
+        return resolve_builtin(text[len("builtin:") :], package=builtin_package)
     if text.startswith("s3://"):
         check_input_uri(text)
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -80,20 +85,29 @@ def fetch(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None 
         except S3StoreError as exc:
             if exc.code in NOT_FOUND_CODES:  # the user named an object that is not there: retrying cannot help
                 exc.exit_code, exc.reason = 2, "InputNotFound"
-            elif exc.code == "LocalIOError":  # the download cache is full or read-only: a retry on this node fails the same way
+            elif (
+                exc.code == "LocalIOError"
+            ):  # the download cache is full or read-only: a retry on this node fails the same way
                 exc.exit_code = 2
             raise
         except OSError as exc:  # S3 errors arrive translated; an OSError here is the local cache
             from modeldeploy.artifacts.localio import storage_error
 
-            reason = storage_error(exc, "download cache").reason  # ReadOnlyStorage | NoSpace | PermissionDenied | LocalIOError
-            err = ArtifactStoreError(f"cannot write the download cache {cache}: {exc.strerror or exc}",
-                                     hint="set MODELDEPLOY_CACHE to a writable directory with room for the inputs (e.g. under the work dir)", reason=reason)
+            reason = storage_error(
+                exc, "download cache"
+            ).reason  # ReadOnlyStorage | NoSpace | PermissionDenied | LocalIOError
+            err = ArtifactStoreError(
+                f"cannot write the download cache {cache}: {exc.strerror or exc}",
+                hint="set MODELDEPLOY_CACHE to a writable directory with room for the inputs (e.g. under the work dir)",
+                reason=reason,
+            )
             err.exit_code = 2  # the same node/volume would fail the same way: not retried
             raise err from exc
     path = Path(unquote(urlparse(text).path)) if text.startswith("file://") else Path(text).expanduser()
     if not path.exists():
-        raise SourceNotFoundError(f"{text} does not exist", hint="check the path, or use s3://bucket/key or builtin:<project>/<file>")
+        raise SourceNotFoundError(
+            f"{text} does not exist", hint="check the path, or use s3://bucket/key or builtin:<project>/<file>"
+        )
     if path.is_dir() and (path / POINTER_NAME).is_file():
         return _current_local(path)
     return path
@@ -140,6 +154,7 @@ def _first(it: Any) -> list[Any]:
 
 # -- builtin ------------------------------------------------------------------------------
 
+
 def resolve_builtin(spec: str, *, package: str = BUILTIN_PACKAGE) -> Path:
     """``<project>/<file>`` inside the installed package; the error lists what exists."""
     project, _, name = spec.partition("/")
@@ -148,21 +163,33 @@ def resolve_builtin(spec: str, *, package: str = BUILTIN_PACKAGE) -> Path:
     try:
         root = resources.files(package)
     except ModuleNotFoundError:
-        raise SourceNotFoundError(f"builtin:{spec}: package {package} is not installed", hint="install the runtime package") from None
+        raise SourceNotFoundError(
+            f"builtin:{spec}: package {package} is not installed", hint="install the runtime package"
+        ) from None
     proj = root / project
     if not proj.is_dir():
         projects = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
-        raise SourceNotFoundError(f"builtin:{spec}: no builtin project {project!r}", hint=f"available projects: {', '.join(projects) or 'none'}")
+        raise SourceNotFoundError(
+            f"builtin:{spec}: no builtin project {project!r}",
+            hint=f"available projects: {', '.join(projects) or 'none'}",
+        )
     for sub in BUILTIN_SUBDIRS:
         candidate = proj / sub
         for part in PurePosixPath(name).parts:
             candidate = candidate / part
         if candidate.is_file():
             return _as_real_path(candidate, project, name)
-    available = sorted(f"{sub}/{p.name}" for sub in BUILTIN_SUBDIRS if (proj / sub).is_dir() for p in (proj / sub).iterdir()
-                       if p.is_file() and not p.name.startswith(("_", ".")))
-    raise SourceNotFoundError(f"builtin:{spec}: {name!r} is not shipped with project {project!r}",
-                              hint=f"available files: {', '.join(available) or 'none'}")
+    available = sorted(
+        f"{sub}/{p.name}"
+        for sub in BUILTIN_SUBDIRS
+        if (proj / sub).is_dir()
+        for p in (proj / sub).iterdir()
+        if p.is_file() and not p.name.startswith(("_", "."))
+    )
+    raise SourceNotFoundError(
+        f"builtin:{spec}: {name!r} is not shipped with project {project!r}",
+        hint=f"available files: {', '.join(available) or 'none'}",
+    )
 
 
 def _as_real_path(res: Any, project: str, name: str) -> Path:
@@ -179,6 +206,7 @@ def _as_real_path(res: Any, project: str, name: str) -> Path:
 
 
 # -- S3 -----------------------------------------------------------------------------------
+
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -219,7 +247,7 @@ def _fetch_object(objs: S3Objects, bucket: str, key: str, cache: Path, head: dic
 
 
 def _fetch_prefix(objs: S3Objects, bucket: str, prefix: str, cache: Path) -> Path:
-    listing = {o["Key"][len(prefix):]: o for o in objs.list(bucket, prefix) if not o["Key"].endswith("/")}
+    listing = {o["Key"][len(prefix) :]: o for o in objs.list(bucket, prefix) if not o["Key"].endswith("/")}
     tree = cache / bucket / _digest(prefix) / "tree"
     index_path = tree.parent / _INDEX
     index: dict[str, dict[str, Any]] = json.loads(index_path.read_text()) if index_path.is_file() else {}
@@ -238,7 +266,10 @@ def _fetch_prefix(objs: S3Objects, bucket: str, prefix: str, cache: Path) -> Pat
             return rel, prev
         head = objs.head(bucket, prefix + rel)
         if head is None:
-            raise ConfigError(f"s3://{bucket}/{prefix}{rel} vanished while fetching the prefix", hint="retry when the upload to it is finished")
+            raise ConfigError(
+                f"s3://{bucket}/{prefix}{rel} vanished while fetching the prefix",
+                hint="retry when the upload to it is finished",
+            )
         sha = objs.download(bucket, prefix + rel, dest, head=head)
         return rel, {"etag": head.get("ETag", obj["ETag"]), "size": obj["Size"], "sha256": sha}
 

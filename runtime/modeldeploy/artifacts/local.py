@@ -78,7 +78,7 @@ class LocalArtifactStore(ArtifactStore):
         self._write_atomically(dest, lambda tmp: tmp.write_bytes(data), f"publishing {name}")
         return ArtifactRecord(name, kind, dest.as_uri(), hashlib.sha256(data).hexdigest(), len(data))
 
-    def child(self, rel: str) -> "LocalArtifactStore":
+    def child(self, rel: str) -> LocalArtifactStore:
         return LocalArtifactStore(str(self._dest(rel)), cas_uri=self.cas_uri)
 
     def delete(self, name: str) -> None:
@@ -136,7 +136,10 @@ class LocalArtifactStore(ArtifactStore):
 
     def _cas_paths(self, key: str) -> tuple[Path, Path]:
         if self.cas_uri.startswith("s3://"):
-            raise ArtifactStoreError(f"a local store cannot use the S3 blob area {self.cas_uri}", hint="unset MODELDEPLOY_CAS_URI or use an s3:// --artifact-uri")
+            raise ArtifactStoreError(
+                f"a local store cannot use the S3 blob area {self.cas_uri}",
+                hint="unset MODELDEPLOY_CAS_URI or use an s3:// --artifact-uri",
+            )
         blob = _path_of(self.cas_uri).resolve() / validate_key(key)
         return blob, blob.with_name(blob.name + ".sha256")
 
@@ -144,7 +147,12 @@ class LocalArtifactStore(ArtifactStore):
         blob, sidecar = self._cas_paths(key)
         digest = sha256_file(path)
         size = Path(path).stat().st_size
-        if not (sidecar.is_file() and sidecar.read_text().strip() == digest and blob.is_file() and blob.stat().st_size == size):
+        if not (
+            sidecar.is_file()
+            and sidecar.read_text().strip() == digest
+            and blob.is_file()
+            and blob.stat().st_size == size
+        ):
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_path_for(blob)
             shutil.copyfile(path, tmp)

@@ -16,18 +16,36 @@ from pathlib import Path
 from modeldeploy.errors import LocalStorageError
 
 _CAUSES = {
-    errno.EROFS: ("ReadOnlyStorage", "is on a read-only filesystem", "mount a writable volume there (in a pod: an emptyDir) or choose another directory"),
-    errno.ENOSPC: ("NoSpace", "has no space left", "free space or give the volume more room (in a pod: raise the emptyDir sizeLimit / ephemeral-storage)"),
+    errno.EROFS: (
+        "ReadOnlyStorage",
+        "is on a read-only filesystem",
+        "mount a writable volume there (in a pod: an emptyDir) or choose another directory",
+    ),
+    errno.ENOSPC: (
+        "NoSpace",
+        "has no space left",
+        "free space or give the volume more room (in a pod: raise the emptyDir sizeLimit / ephemeral-storage)",
+    ),
     errno.EDQUOT: ("NoSpace", "is over its disk quota", "free space or raise the quota"),
-    errno.EACCES: ("PermissionDenied", "is not writable by this user", "make it writable for the runtime's user (uid 1000 in the image) or choose another directory"),
-    errno.EPERM: ("PermissionDenied", "is not writable by this user", "make it writable for the runtime's user or choose another directory"),
+    errno.EACCES: (
+        "PermissionDenied",
+        "is not writable by this user",
+        "make it writable for the runtime's user (uid 1000 in the image) or choose another directory",
+    ),
+    errno.EPERM: (
+        "PermissionDenied",
+        "is not writable by this user",
+        "make it writable for the runtime's user or choose another directory",
+    ),
 }
 
 
 def storage_error(exc: OSError, what: str, path: str | os.PathLike[str] | None = None) -> LocalStorageError:
     """One LocalStorageError for ``exc`` raised while doing ``what`` on ``path``."""
     where = str(path or exc.filename or "?")
-    reason, cause, fix = _CAUSES.get(exc.errno or -1, ("LocalIOError", "failed", "check the path, free space and permissions"))
+    reason, cause, fix = _CAUSES.get(
+        exc.errno or -1, ("LocalIOError", "failed", "check the path, free space and permissions")
+    )
     err = LocalStorageError(f"{what}: {where} {cause} ({exc.strerror or type(exc).__name__})", hint=fix, reason=reason)
     err.errno = exc.errno  # type: ignore[attr-defined]
     return err

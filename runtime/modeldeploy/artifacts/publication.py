@@ -43,7 +43,10 @@ def run_key(run_id: str) -> str:
     parts = [_PART.sub("-", p).strip("-.") for p in str(run_id).split("/")]
     parts = [p for p in parts if p]
     if not parts:
-        raise ConfigError(f"run id {run_id!r} has no usable characters", hint="use letters, digits, '.', '_' or '-' (e.g. the pod name)")
+        raise ConfigError(
+            f"run id {run_id!r} has no usable characters",
+            hint="use letters, digits, '.', '_' or '-' (e.g. the pod name)",
+        )
     key = "/".join(p[:100] for p in parts[:8])
     return key
 
@@ -102,14 +105,21 @@ def make_current(root: ArtifactStore, rel: str, *, run_id: str, manifest: bytes,
     body = json.dumps(doc, indent=2, allow_nan=False).encode()
     for attempt in range(attempts):
         current, version = read_current(root)
-        if current is not None and current.get("prefix") == rel and current.get("manifest_sha256") == doc["manifest_sha256"]:
+        if (
+            current is not None
+            and current.get("prefix") == rel
+            and current.get("manifest_sha256") == doc["manifest_sha256"]
+        ):
             return current
         if root.put_conditional(POINTER_NAME, body, expected_version=version):
             log.info("%s/%s now points at %s", root.uri, POINTER_NAME, rel)
             return doc
         log.info("another run moved %s/%s first (attempt %d); re-reading", root.uri, POINTER_NAME, attempt + 1)
         time.sleep(0.05 * (attempt + 1))
-    raise ArtifactStoreError(f"{root.uri}/{POINTER_NAME} kept changing under concurrent writers", hint="retry the run; this run's files are complete under its own prefix")
+    raise ArtifactStoreError(
+        f"{root.uri}/{POINTER_NAME} kept changing under concurrent writers",
+        hint="retry the run; this run's files are complete under its own prefix",
+    )
 
 
 def resolve_current_prefix(root: ArtifactStore) -> str | None:
@@ -121,9 +131,13 @@ def resolve_current_prefix(root: ArtifactStore) -> str | None:
         return None
     rel = str(doc.get("prefix", ""))
     if not rel or rel.startswith("/") or ".." in rel.split("/"):
-        raise ArtifactStoreError(f"{root.uri}/{POINTER_NAME} names an invalid prefix {rel!r}", hint="re-run a deployment to rewrite it")
+        raise ArtifactStoreError(
+            f"{root.uri}/{POINTER_NAME} names an invalid prefix {rel!r}", hint="re-run a deployment to rewrite it"
+        )
     data, _ = root.child(rel).read_versioned(MANIFEST_NAME)
     if data is None or hashlib.sha256(data).hexdigest() != doc.get("manifest_sha256"):
-        raise ArtifactStoreError(f"{root.uri}/{POINTER_NAME} names {rel} but its manifest is missing or changed",
-                                 hint="the store was modified by hand; re-run a deployment to publish again")
+        raise ArtifactStoreError(
+            f"{root.uri}/{POINTER_NAME} names {rel} but its manifest is missing or changed",
+            hint="the store was modified by hand; re-run a deployment to publish again",
+        )
     return f"{root.uri}/{rel}"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -54,7 +55,15 @@ def call_with_retries(
             if not is_retryable(exc) or failures >= policy.attempts or clock() - start >= policy.deadline_s:
                 raise
             pause = policy.delay(failures)
-            log.warning("%s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, _short(exc), failures, policy.attempts - 1, pause)
+            log.warning(
+                "%s failed (%s: %s); retry %d/%d in %.1fs",
+                what,
+                type(exc).__name__,
+                _short(exc),
+                failures,
+                policy.attempts - 1,
+                pause,
+            )
             sleep(pause)
 
 

@@ -21,7 +21,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.artifacts.base import MANIFEST_NAME, ArtifactRecord, ArtifactStore, IntegrityError, LocalArtifact, sha256_file
+from modeldeploy.artifacts.base import (
+    MANIFEST_NAME,
+    ArtifactRecord,
+    ArtifactStore,
+    IntegrityError,
+    LocalArtifact,
+    sha256_file,
+)
 from modeldeploy.artifacts.cas import validate_key
 from modeldeploy.artifacts.s3client import SHA256_META, S3Objects, parse_s3_uri
 from modeldeploy.artifacts.s3config import S3Settings
@@ -31,8 +38,9 @@ log = logging.getLogger(__name__)
 
 
 class S3ArtifactStore(ArtifactStore):
-    def __init__(self, uri: str, *, settings: S3Settings | None = None, client: Any | None = None,
-                 cas_uri: str | None = None) -> None:
+    def __init__(
+        self, uri: str, *, settings: S3Settings | None = None, client: Any | None = None, cas_uri: str | None = None
+    ) -> None:
         bucket, prefix = parse_s3_uri(uri)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -43,28 +51,39 @@ class S3ArtifactStore(ArtifactStore):
     def _key(self, name: str) -> str:
         parts = name.split("/")
         if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ArtifactStoreError(f"artifact name {name!r} is not a clean relative path", hint="use names like 'onnx/model.onnx'")
+            raise ArtifactStoreError(
+                f"artifact name {name!r} is not a clean relative path", hint="use names like 'onnx/model.onnx'"
+            )
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _same_object(self, bucket: str, key: str, sha256: str, size: int) -> bool:
         head = self.objects.head(bucket, key)
-        return bool(head) and head.get("ContentLength") == size and (head.get("Metadata") or {}).get(SHA256_META) == sha256
+        return (
+            bool(head) and head.get("ContentLength") == size and (head.get("Metadata") or {}).get(SHA256_META) == sha256
+        )
 
     def put_file(self, local: LocalArtifact) -> ArtifactRecord:
         path = Path(local.path)
         if not path.is_file():
-            raise ArtifactStoreError(f"artifact {local.name!r}: local file {path} does not exist", hint="the stage that writes it failed or the path is wrong")
+            raise ArtifactStoreError(
+                f"artifact {local.name!r}: local file {path} does not exist",
+                hint="the stage that writes it failed or the path is wrong",
+            )
         key = self._key(local.name)
         digest, size = sha256_file(path), path.stat().st_size
         if self._same_object(self.bucket, key, digest, size):
-            log.info("s3://%s/%s already holds this content (sha256 %s); not uploading again", self.bucket, key, digest[:12])
+            log.info(
+                "s3://%s/%s already holds this content (sha256 %s); not uploading again", self.bucket, key, digest[:12]
+            )
         else:
             self.objects.upload(path, self.bucket, key, digest)
             head = self.objects.head(self.bucket, key)
             if not head or head.get("ContentLength") != size:
                 raise ArtifactStoreError(
                     f"upload of s3://{self.bucket}/{key} at {self.settings.endpoint_label} ended with "
-                    f"{(head or {}).get('ContentLength')} bytes instead of {size}", hint="the endpoint lost data; retry the run")
+                    f"{(head or {}).get('ContentLength')} bytes instead of {size}",
+                    hint="the endpoint lost data; retry the run",
+                )
         return ArtifactRecord(local.name, local.kind, f"s3://{self.bucket}/{key}", digest, size)
 
     def put_bytes(self, name: str, data: bytes, kind: str) -> ArtifactRecord:
@@ -82,7 +101,7 @@ class S3ArtifactStore(ArtifactStore):
     def exists(self, name: str) -> bool:
         return self.objects.head(self.bucket, self._key(name)) is not None
 
-    def child(self, rel: str) -> "S3ArtifactStore":
+    def child(self, rel: str) -> S3ArtifactStore:
         store = S3ArtifactStore.__new__(S3ArtifactStore)
         store.bucket, store.prefix = self.bucket, self._key(rel)
         ArtifactStore.__init__(store, f"s3://{self.bucket}/{store.prefix}", cas_uri=self.cas_uri)
@@ -96,7 +115,9 @@ class S3ArtifactStore(ArtifactStore):
         return self.objects.get_bytes_versioned(self.bucket, self._key(name))
 
     def put_conditional(self, name: str, data: bytes, *, expected_version: str | None) -> bool:
-        return self.objects.put_bytes_conditional(data, self.bucket, self._key(name), hashlib.sha256(data).hexdigest(), if_match=expected_version)
+        return self.objects.put_bytes_conditional(
+            data, self.bucket, self._key(name), hashlib.sha256(data).hexdigest(), if_match=expected_version
+        )
 
     def invalidate_manifest(self) -> None:
         self.objects.delete(self.bucket, self._key(MANIFEST_NAME))
@@ -109,13 +130,19 @@ class S3ArtifactStore(ArtifactStore):
         try:
             return dict(json.loads(data))
         except ValueError as exc:
-            raise ArtifactStoreError(f"s3://{self.bucket}/{self._key(MANIFEST_NAME)} is not valid JSON", hint="re-run the publish to rewrite it") from exc
+            raise ArtifactStoreError(
+                f"s3://{self.bucket}/{self._key(MANIFEST_NAME)} is not valid JSON",
+                hint="re-run the publish to rewrite it",
+            ) from exc
 
     # -- content-addressed blobs --------------------------------------------------------------
 
     def _cas_location(self, key: str) -> tuple[str, str]:
         if not self.cas_uri.startswith("s3://"):
-            raise ArtifactStoreError(f"an S3 store cannot use the local blob area {self.cas_uri}", hint="set MODELDEPLOY_CAS_URI to an s3:// URI or unset it")
+            raise ArtifactStoreError(
+                f"an S3 store cannot use the local blob area {self.cas_uri}",
+                hint="set MODELDEPLOY_CAS_URI to an s3:// URI or unset it",
+            )
         bucket, root = parse_s3_uri(self.cas_uri)
         root = root.strip("/")
         return bucket, f"{root}/{validate_key(key)}" if root else validate_key(key)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from modeldeploy.artifacts.base import IntegrityError, install_verified, temp_path_for
@@ -45,15 +46,25 @@ class S3Objects:
 
     # -- error handling -------------------------------------------------------------------
 
-    def _run(self, op: str, bucket: str, key: str | None, fn: Callable[[], T], *, retry: bool = True,
-             extra_retryable: Callable[[BaseException], bool] | None = None) -> T:
+    def _run(
+        self,
+        op: str,
+        bucket: str,
+        key: str | None,
+        fn: Callable[[], T],
+        *,
+        retry: bool = True,
+        extra_retryable: Callable[[BaseException], bool] | None = None,
+    ) -> T:
         def retryable(exc: BaseException) -> bool:
             return is_retryable(exc) or (extra_retryable is not None and extra_retryable(exc))
 
         try:
             if not retry:
                 return fn()
-            return call_with_retries(fn, policy=self.settings.transfer_retry, is_retryable=retryable, what=f"{op} s3://{bucket}/{key or ''}")
+            return call_with_retries(
+                fn, policy=self.settings.transfer_retry, is_retryable=retryable, what=f"{op} s3://{bucket}/{key or ''}"
+            )
         except IntegrityError:
             raise
         except S3StoreError:
@@ -102,14 +113,24 @@ class S3Objects:
 
         self._run("upload", bucket, key, call)
 
-    def put_bytes(self, data: bytes, bucket: str, key: str, sha256: str, content_type: str = "application/octet-stream") -> None:
+    def put_bytes(
+        self, data: bytes, bucket: str, key: str, sha256: str, content_type: str = "application/octet-stream"
+    ) -> None:
         extra: dict[str, Any] = {"Metadata": {SHA256_META: sha256}, "ContentType": content_type}
         if self.settings.checksum_algorithm:
             extra["ChecksumAlgorithm"] = self.settings.checksum_algorithm
         self._run("PutObject", bucket, key, lambda: self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra))
 
-    def put_bytes_conditional(self, data: bytes, bucket: str, key: str, sha256: str, *, if_match: str | None,
-                              content_type: str = "application/json") -> bool:
+    def put_bytes_conditional(
+        self,
+        data: bytes,
+        bucket: str,
+        key: str,
+        sha256: str,
+        *,
+        if_match: str | None,
+        content_type: str = "application/json",
+    ) -> bool:
         """PutObject with If-Match (``if_match``) or If-None-Match: * (``if_match`` None).
 
         Returns False on 412 PreconditionFailed / 409 ConditionalRequestConflict: another
@@ -136,7 +157,11 @@ class S3Objects:
 
         def read_then_write() -> bool:
             # An endpoint without conditional writes: compare, then write (docs/contracts.md §5 race window).
-            log.warning("s3://%s/%s: the endpoint does not support conditional writes; falling back to read-then-write", bucket, key)
+            log.warning(
+                "s3://%s/%s: the endpoint does not support conditional writes; falling back to read-then-write",
+                bucket,
+                key,
+            )
             _, etag = self.get_bytes_versioned(bucket, key)
             if etag != if_match:
                 return False
@@ -176,8 +201,15 @@ class S3Objects:
 
         return self._run("GetObject", bucket, key, call)
 
-    def download(self, bucket: str, key: str, dest: Path, *, expected_sha256: str | None = None,
-                 head: dict[str, Any] | None = None) -> str:
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        expected_sha256: str | None = None,
+        head: dict[str, Any] | None = None,
+    ) -> str:
         """Download to a temp file, verify, then os.replace onto ``dest``; returns the sha256.
 
         ``expected_sha256`` defaults to the object's sha256 metadata. A mismatch is retried
@@ -203,7 +235,13 @@ class S3Objects:
 
     def not_found(self, bucket: str, key: str, op: str = "download") -> S3StoreError:
         """The error for a missing object (HEAD gives no code of its own)."""
-        return translate(_client_error("NoSuchKey", "HeadObject"), op=op, bucket=bucket, key=key, endpoint=self.settings.endpoint_label)
+        return translate(
+            _client_error("NoSuchKey", "HeadObject"),
+            op=op,
+            bucket=bucket,
+            key=key,
+            endpoint=self.settings.endpoint_label,
+        )
 
     def delete(self, bucket: str, key: str) -> None:
         self._run("DeleteObject", bucket, key, lambda: self.client.delete_object(Bucket=bucket, Key=key))
@@ -239,4 +277,6 @@ class S3Objects:
 def _client_error(code: str, op: str) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": "Not Found"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, op)
+    return ClientError(
+        {"Error": {"Code": code, "Message": "Not Found"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, op
+    )

@@ -24,8 +24,9 @@ Tunables (all optional):
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from modeldeploy.artifacts.retry import RetryPolicy
 from modeldeploy.errors import ConfigError
@@ -54,7 +55,7 @@ class S3Settings:
         return self.endpoint_url or f"AWS S3 ({self.region})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "S3Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
         env = os.environ if env is None else env
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -63,7 +64,9 @@ class S3Settings:
             raise ConfigError(f"MODELDEPLOY_S3_ADDRESSING_STYLE={style!r} is not one of path, virtual, auto")
         mode = env.get("MODELDEPLOY_S3_RETRY_MODE") or env.get("AWS_RETRY_MODE") or "standard"
         if mode not in ("standard", "adaptive"):
-            raise ConfigError(f"S3 retry mode {mode!r} is not one of standard, adaptive", hint="set MODELDEPLOY_S3_RETRY_MODE")
+            raise ConfigError(
+                f"S3 retry mode {mode!r} is not one of standard, adaptive", hint="set MODELDEPLOY_S3_RETRY_MODE"
+            )
         checksum = (env.get("MODELDEPLOY_S3_CHECKSUM") or "CRC32").upper()
         if checksum not in ("CRC32", "CRC32C", "SHA1", "SHA256", "NONE"):
             raise ConfigError(f"MODELDEPLOY_S3_CHECKSUM={checksum!r} is not one of CRC32, CRC32C, SHA1, SHA256, none")

@@ -21,7 +21,22 @@ from urllib.parse import unquote, urlparse
 
 from modeldeploy.errors import ConfigError
 
-DENIED = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/boot", "/proc", "/sys", "/dev", "/run", "/var/run", "/root/.ssh")
+DENIED = (
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/boot",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/var/run",
+    "/root/.ssh",
+)
 ALLOWED_ROOTS_ENV = "MODELDEPLOY_ALLOWED_ROOTS"
 
 
@@ -59,11 +74,16 @@ def check_local_output(path: Path, *, what: str, work_dir: Path | None = None) -
     resolved = Path(path).expanduser().resolve()
     denied = [Path(d) for d in DENIED]
     if resolved == Path("/") or _under(resolved, denied):
-        raise ConfigError(f"{what} {resolved} is a system directory", hint="write outputs under the work dir, /tmp, $HOME or a directory listed in MODELDEPLOY_ALLOWED_ROOTS")
+        raise ConfigError(
+            f"{what} {resolved} is a system directory",
+            hint="write outputs under the work dir, /tmp, $HOME or a directory listed in MODELDEPLOY_ALLOWED_ROOTS",
+        )
     roots = allowed_roots(work_dir)
     if not _under(resolved, roots):
-        raise ConfigError(f"{what} {resolved} is outside the allowed output roots ({', '.join(str(r) for r in roots)})",
-                          hint=f"choose a directory under one of them, or add its parent to {ALLOWED_ROOTS_ENV}")
+        raise ConfigError(
+            f"{what} {resolved} is outside the allowed output roots ({', '.join(str(r) for r in roots)})",
+            hint=f"choose a directory under one of them, or add its parent to {ALLOWED_ROOTS_ENV}",
+        )
     return resolved
 
 
@@ -75,13 +95,20 @@ def check_artifact_uri(uri: str, *, work_dir: Path | None = None) -> str:
         if not parsed.netloc:
             raise ConfigError(f"artifact URI {text!r} has no bucket", hint="use s3://bucket/prefix")
         if _dot_segments(unquote(parsed.path).strip("/")) or "//" in parsed.path.strip("/"):
-            raise ConfigError(f"artifact URI {text!r} contains '.', '..' or empty path segments", hint="write the prefix without them, e.g. s3://bucket/team/model")
+            raise ConfigError(
+                f"artifact URI {text!r} contains '.', '..' or empty path segments",
+                hint="write the prefix without them, e.g. s3://bucket/team/model",
+            )
         return text
     if "://" in text and not text.startswith("file://"):
-        raise ConfigError(f"artifact URI {text!r} has an unsupported scheme", hint="use a directory, file://… or s3://bucket/prefix")
+        raise ConfigError(
+            f"artifact URI {text!r} has an unsupported scheme", hint="use a directory, file://… or s3://bucket/prefix"
+        )
     raw = unquote(urlparse(text).path) if text.startswith("file://") else text
     if _dot_segments(raw):
-        raise ConfigError(f"artifact URI {text!r} contains '.' or '..' segments", hint="write the absolute directory without them")
+        raise ConfigError(
+            f"artifact URI {text!r} contains '.' or '..' segments", hint="write the absolute directory without them"
+        )
     check_local_output(Path(raw), what="artifact directory", work_dir=work_dir)
     return text
 

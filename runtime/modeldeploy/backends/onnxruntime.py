@@ -32,7 +32,10 @@ def cuda_ep_available() -> tuple[bool, str]:
 
     providers = ort.get_available_providers()
     if "CUDAExecutionProvider" not in providers:
-        return False, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (providers: {providers}); install onnxruntime-gpu instead of onnxruntime"
+        return (
+            False,
+            f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (providers: {providers}); install onnxruntime-gpu instead of onnxruntime",
+        )
     if not torch.cuda.is_available():
         return False, "no CUDA device is visible to torch"
     return True, ""
@@ -41,13 +44,22 @@ def cuda_ep_available() -> tuple[bool, str]:
 class ONNXRuntimeBackend(BaseBackend):
     backend_name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        threads: int | None = None,
+    ) -> None:
         super().__init__(device, precision)
         import onnxruntime as ort
 
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
-            raise InferenceError(f"ONNX file {self.onnx_path} does not exist", hint="export first (export.mode='onnx') or fix evaluation.backends.onnxruntime.model_dir")
+            raise InferenceError(
+                f"ONNX file {self.onnx_path} does not exist",
+                hint="export first (export.mode='onnx') or fix evaluation.backends.onnxruntime.model_dir",
+            )
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
@@ -60,14 +72,20 @@ class ONNXRuntimeBackend(BaseBackend):
         if self.device.type == "cuda":
             ok, why = cuda_ep_available()
             if not ok:
-                raise BackendUnavailableError(f"onnxruntime:cuda requested but {why}", hint="use device 'cpu' for onnxruntime or install onnxruntime-gpu")
+                raise BackendUnavailableError(
+                    f"onnxruntime:cuda requested but {why}",
+                    hint="use device 'cpu' for onnxruntime or install onnxruntime-gpu",
+                )
             providers: list = [("CUDAExecutionProvider", {"device_id": self.device.index or 0}), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(str(self.onnx_path), sess_options=so, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            raise InferenceError(f"onnxruntime could not load {self.onnx_path}: {str(exc).splitlines()[0][:300]}", hint="re-export the model; check opset and external data files") from exc
+        except Exception as exc:
+            raise InferenceError(
+                f"onnxruntime could not load {self.onnx_path}: {str(exc).splitlines()[0][:300]}",
+                hint="re-export the model; check opset and external data files",
+            ) from exc
         self._inputs = {i.name: i for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
         self._out_types = {o.name: o.type for o in self.session.get_outputs()}
@@ -92,9 +110,12 @@ class ONNXRuntimeBackend(BaseBackend):
         feeds = {n: _to_numpy(inputs[n], self._inputs[n].type) for n in self.input_names}
         try:
             outs = self.session.run(self._outputs, feeds)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             shapes = {n: tuple(v.shape) for n, v in feeds.items()}
-            raise InferenceError(f"onnxruntime failed on inputs {shapes}: {str(exc).splitlines()[0][:300]}", hint="check input shapes against model_io / dynamic_axes") from exc
+            raise InferenceError(
+                f"onnxruntime failed on inputs {shapes}: {str(exc).splitlines()[0][:300]}",
+                hint="check input shapes against model_io / dynamic_axes",
+            ) from exc
         return {n: torch.from_numpy(np.ascontiguousarray(o)) for n, o in zip(self._outputs, outs)}
 
     def _infer_cuda(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -118,7 +139,15 @@ class ONNXRuntimeBackend(BaseBackend):
 
 
 def _np_dtype(t: torch.dtype) -> type:
-    return {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_, torch.uint8: np.uint8, torch.int8: np.int8}[t]
+    return {
+        torch.float32: np.float32,
+        torch.float16: np.float16,
+        torch.int64: np.int64,
+        torch.int32: np.int32,
+        torch.bool: np.bool_,
+        torch.uint8: np.uint8,
+        torch.int8: np.int8,
+    }[t]
 
 
 def _to_numpy(t: torch.Tensor, ort_type: str) -> np.ndarray:

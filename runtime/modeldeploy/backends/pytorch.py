@@ -34,9 +34,17 @@ from modeldeploy.core.components import ExportComponent
 class PyTorchBackend(BaseBackend):
     backend_name = "pytorch"
 
-    def __init__(self, component: ExportComponent, device: str | torch.device = "cpu", precision: str = "fp32", *,
-                 channels_last: bool = False, cuda_graph: bool = False, compile_mode: str | None = None,
-                 compile_cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        component: ExportComponent,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        *,
+        channels_last: bool = False,
+        cuda_graph: bool = False,
+        compile_mode: str | None = None,
+        compile_cache_dir: str | Path | None = None,
+    ) -> None:
         super().__init__(device, precision)
         self.component = component
         self.module = component.module.to(self.device).eval()

@@ -41,5 +41,7 @@ def _tensorrt(path: Path, device: torch.device, precision: str, options: Any) ->
 
 
 PYTORCH = register_backend(BackendSpec("pytorch", "module", _pytorch))
-ONNXRUNTIME = register_backend(BackendSpec("onnxruntime", "onnx", _onnxruntime, variants={"int8": "onnx_int8"}, file_suffix=".onnx"))
+ONNXRUNTIME = register_backend(
+    BackendSpec("onnxruntime", "onnx", _onnxruntime, variants={"int8": "onnx_int8"}, file_suffix=".onnx")
+)
 TENSORRT = register_backend(BackendSpec("tensorrt", "engine", _tensorrt, needs_cuda=True, file_suffix=".engine"))

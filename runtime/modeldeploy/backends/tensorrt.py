@@ -25,14 +25,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
+from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.engine_info import read_engine_info
 from modeldeploy.errors import BackendUnavailableError, ConfigError, InferenceError
-from modeldeploy import tensorrt_api as trt_api
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +72,32 @@ class TensorRTBackend(BaseBackend):
         self,
         engine_path: str | Path,
         device: str | torch.device = "cuda",
-        precision: Optional[str] = None,
+        precision: str | None = None,
         *,
-        output_names: Optional[list[str]] = None,
+        output_names: list[str] | None = None,
         cuda_graph: bool = False,
-        trt_module: Optional[ModuleType] = None,
-        compute_capability: Optional[str] = None,
+        trt_module: ModuleType | None = None,
+        compute_capability: str | None = None,
     ) -> None:
         self.engine_path = Path(engine_path)
         self.info = read_engine_info(self.engine_path)  # what the exporter built (core/engine_info.py)
         super().__init__(device, precision or (self.info.precision if self.info else "fp32"))
         if self.device.type != "cuda" and trt_module is None:
-            raise BackendUnavailableError(f"TensorRT runs on CUDA devices only, got device {str(self.device)!r}", hint="use device 'cuda' for the tensorrt backend")
+            raise BackendUnavailableError(
+                f"TensorRT runs on CUDA devices only, got device {str(self.device)!r}",
+                hint="use device 'cuda' for the tensorrt backend",
+            )
         if cuda_graph and self.device.type != "cuda":
-            raise ConfigError("backend_config.common_config.cuda_graph=True needs a CUDA device", hint="set cuda_graph=False or run on a GPU")
+            raise ConfigError(
+                "backend_config.common_config.cuda_graph=True needs a CUDA device",
+                hint="set cuda_graph=False or run on a GPU",
+            )
         self.trt = trt_module if trt_module is not None else trt_api.require_tensorrt()
         if not self.engine_path.is_file():
-            raise InferenceError(f"TensorRT engine {self.engine_path} does not exist", hint="build it first (export.mode='trt' or 'both')")
+            raise InferenceError(
+                f"TensorRT engine {self.engine_path} does not exist",
+                hint="build it first (export.mode='trt' or 'both')",
+            )
         self._cc = compute_capability
         self._check_compatibility()
         self.cuda_graph = cuda_graph
@@ -102,19 +111,25 @@ class TensorRTBackend(BaseBackend):
         io = trt_api.engine_io(self.trt, self._engine)
         unsupported = [f"{t.name}:{t.dtype}" for t in io if t.dtype not in TORCH_DTYPES]
         if unsupported:
-            raise InferenceError(f"engine {self.engine_path.name} has tensors of types torch cannot hold: {unsupported}", hint="export with float32/float16/int32/int64/bool IO")
+            raise InferenceError(
+                f"engine {self.engine_path.name} has tensors of types torch cannot hold: {unsupported}",
+                hint="export with float32/float16/int32/int64/bool IO",
+            )
         self._inputs = {t.name: t for t in io if t.is_input}
         self._outputs = {t.name: t for t in io if not t.is_input}
         wanted = list(output_names or (self.info.output_names if self.info else None) or list(self._outputs))
         unknown = [n for n in wanted if n not in self._outputs]
         if unknown:
-            raise InferenceError(f"engine {self.engine_path.name} has no output(s) {unknown}; it has {sorted(self._outputs)}", hint="rebuild the engine from the current ONNX export")
+            raise InferenceError(
+                f"engine {self.engine_path.name} has no output(s) {unknown}; it has {sorted(self._outputs)}",
+                hint="rebuild the engine from the current ONNX export",
+            )
         self._output_order = wanted
         self._dynamic = any(d < 0 for t in self._inputs.values() for d in t.shape)
         self._num_profiles = max(1, trt_api.num_profiles(self._engine))
         self._profile_ranges = [self._ranges(k) for k in range(self._num_profiles)] if self._dynamic else []
         self._contexts: dict[int, Any] = {}
-        self._graphs: "OrderedDict[tuple, _GraphSlot]" = OrderedDict()
+        self._graphs: OrderedDict[tuple, _GraphSlot] = OrderedDict()
 
     # ------------------------------------------------------------------ interface
 
@@ -134,7 +149,8 @@ class TensorRTBackend(BaseBackend):
         self.check_inputs(inputs)
         with self._device_ctx():
             feeds = {
-                n: inputs[n].to(self.device, dtype=TORCH_DTYPES[t.dtype], non_blocking=True).contiguous() for n, t in self._inputs.items()
+                n: inputs[n].to(self.device, dtype=TORCH_DTYPES[t.dtype], non_blocking=True).contiguous()
+                for n, t in self._inputs.items()
             }
             shapes = {n: tuple(v.shape) for n, v in feeds.items()}
             profile = self.select_profile(shapes)
@@ -151,12 +167,18 @@ class TensorRTBackend(BaseBackend):
         if not self._dynamic:
             for n, t in self._inputs.items():
                 if tuple(shapes[n]) != t.shape:
-                    raise InferenceError(f"{self.label}: input {n} has shape {tuple(shapes[n])} but the engine is static {t.shape}", hint="export with dynamic axes and add a profile")
+                    raise InferenceError(
+                        f"{self.label}: input {n} has shape {tuple(shapes[n])} but the engine is static {t.shape}",
+                        hint="export with dynamic axes and add a profile",
+                    )
             return 0
         for k, ranges in enumerate(self._profile_ranges):
             if all(_fits(shapes[n], lo, hi) for n, (lo, _opt, hi) in ranges.items()):
                 return k
-        described = "; ".join(f"#{k}: " + ", ".join(f"{n} {lo}..{hi}" for n, (lo, _o, hi) in r.items()) for k, r in enumerate(self._profile_ranges))
+        described = "; ".join(
+            f"#{k}: " + ", ".join(f"{n} {lo}..{hi}" for n, (lo, _o, hi) in r.items())
+            for k, r in enumerate(self._profile_ranges)
+        )
         raise InferenceError(
             f"{self.label}: input shapes {dict(shapes)} fit no optimization profile ({described})",
             hint="add a profile covering these shapes to backend_config.model_inputs and rebuild the engine",
@@ -183,20 +205,29 @@ class TensorRTBackend(BaseBackend):
         return 0
 
     def _ranges(self, k: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-        return {n: trt_api.profile_shape(self._engine, n, k) for n, t in self._inputs.items() if any(d < 0 for d in t.shape)}
+        return {
+            n: trt_api.profile_shape(self._engine, n, k) for n, t in self._inputs.items() if any(d < 0 for d in t.shape)
+        }
 
     def _context(self, profile: int) -> Any:
         ctx = self._contexts.get(profile)
         if ctx is None:
             ctx = trt_api.create_context(self._engine)
             if ctx is None:
-                raise InferenceError(f"TensorRT could not create an execution context for {self.engine_path.name}", hint="free GPU memory; " + self._log_tail())
-            if (self._num_profiles > 1 or profile > 0) and not trt_api.activate_profile(ctx, profile, self._stream_handle()):
+                raise InferenceError(
+                    f"TensorRT could not create an execution context for {self.engine_path.name}",
+                    hint="free GPU memory; " + self._log_tail(),
+                )
+            if (self._num_profiles > 1 or profile > 0) and not trt_api.activate_profile(
+                ctx, profile, self._stream_handle()
+            ):
                 raise InferenceError(f"TensorRT refused optimization profile {profile}", hint=self._log_tail())
             self._contexts[profile] = ctx
         return ctx
 
-    def _bind(self, context: Any, feeds: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    def _bind(
+        self, context: Any, feeds: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]
+    ) -> dict[str, torch.Tensor]:
         """Set shapes and addresses; allocate outputs at the shapes TensorRT infers."""
         for n, v in feeds.items():
             if not trt_api.set_input_shape(context, n, shapes[n]):
@@ -207,7 +238,8 @@ class TensorRTBackend(BaseBackend):
             shape = trt_api.context_tensor_shape(context, n)
             if any(d < 0 for d in shape):
                 raise InferenceError(
-                    f"output {n} has a data-dependent shape {shape}", hint="make the output shape a function of the input shapes (e.g. pad NMS outputs)"
+                    f"output {n} has a data-dependent shape {shape}",
+                    hint="make the output shape a function of the input shapes (e.g. pad NMS outputs)",
                 )
             out = torch.empty(shape, dtype=TORCH_DTYPES[t.dtype], device=self.device)
             trt_api.set_tensor_address(context, n, _address(out))
@@ -237,7 +269,9 @@ class TensorRTBackend(BaseBackend):
         outputs = self._bind(context, static_in, shapes)
         current = torch.cuda.current_stream(self.device)
         if not trt_api.execute_async(context, current.cuda_stream):  # warm-up: TensorRT's lazy set-up
-            raise InferenceError(f"TensorRT warm-up before CUDA-graph capture failed for {shapes}", hint=self._log_tail())
+            raise InferenceError(
+                f"TensorRT warm-up before CUDA-graph capture failed for {shapes}", hint=self._log_tail()
+            )
         current.synchronize()
         graph = torch.cuda.CUDAGraph()
         side = torch.cuda.Stream(self.device)
@@ -246,10 +280,12 @@ class TensorRTBackend(BaseBackend):
             ok = trt_api.execute_async(context, side.cuda_stream)
         current.wait_stream(side)
         if not ok:
-            raise InferenceError("TensorRT enqueue failed during CUDA-graph capture", hint="set cuda_graph=False; " + self._log_tail())
+            raise InferenceError(
+                "TensorRT enqueue failed during CUDA-graph capture", hint="set cuda_graph=False; " + self._log_tail()
+            )
         return _GraphSlot(graph, static_in, outputs)
 
-    def _current_cc(self) -> Optional[str]:
+    def _current_cc(self) -> str | None:
         if self._cc is not None:
             return self._cc
         if self.device.type == "cuda" and torch.cuda.is_available():
@@ -282,9 +318,13 @@ class TensorRTBackend(BaseBackend):
             )
         if "compute capability" in low or "device" in low or "platform" in low:
             return EngineIncompatibleError(
-                f"TensorRT cannot load {self.engine_path.name} on this GPU ({_first_error(self._records)})", hint="rebuild the engine on this GPU type"
+                f"TensorRT cannot load {self.engine_path.name} on this GPU ({_first_error(self._records)})",
+                hint="rebuild the engine on this GPU type",
             )
-        return EngineIncompatibleError(f"TensorRT could not deserialize {self.engine_path.name}: {_first_error(self._records)}", hint="the file may be truncated or not an engine; rebuild it")
+        return EngineIncompatibleError(
+            f"TensorRT could not deserialize {self.engine_path.name}: {_first_error(self._records)}",
+            hint="the file may be truncated or not an engine; rebuild it",
+        )
 
     def _log_tail(self) -> str:
         errors = [r.message for r in self._records if r.severity in ("ERROR", "INTERNAL_ERROR")]

@@ -36,11 +36,11 @@ Facts from the framework that the rules rely on (read at 65fdbffe, not copied):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 from modeldeploy.errors import ConfigError
 
@@ -111,11 +111,15 @@ class Conversion:
 
     data: dict[str, Any]
     notes: list[MappingNote] = field(default_factory=list)
-    base_dir: Optional[Path] = None
+    base_dir: Path | None = None
 
     def summary(self) -> str:
         """One log line: the keys that were mapped or dropped (defaults and kept keys omitted)."""
-        parts = [f"{n.key}->{n.target}" if n.action == "mapped" else f"-{n.key}" for n in self.notes if n.action in ("mapped", "dropped")]
+        parts = [
+            f"{n.key}->{n.target}" if n.action == "mapped" else f"-{n.key}"
+            for n in self.notes
+            if n.action in ("mapped", "dropped")
+        ]
         return ", ".join(parts) if parts else "no key needed mapping"
 
 
@@ -141,11 +145,20 @@ def awml_markers(raw: Mapping[str, Any]) -> list[str]:
     """The AWML-only keys present in ``raw`` (empty for a config in our layout)."""
     found = [k for k in _MARKERS if _has(raw, k)]
     scen = _get(raw, "verification.scenarios")
-    if isinstance(scen, Mapping) and any(isinstance(sc, Mapping) and "onnx" in (_backend_name(sc.get("ref_backend")), _backend_name(sc.get("test_backend")))
-                                         for lst in scen.values() if isinstance(lst, (list, tuple)) for sc in lst):
+    if isinstance(scen, Mapping) and any(
+        isinstance(sc, Mapping)
+        and "onnx" in (_backend_name(sc.get("ref_backend")), _backend_name(sc.get("test_backend")))
+        for lst in scen.values()
+        if isinstance(lst, (list, tuple))
+        for sc in lst
+    ):
         found.append("verification.scenarios backend 'onnx'")
     backends = _get(raw, "evaluation.backends")
-    if isinstance(backends, Mapping) and "evaluation.backends.onnx" not in found and "onnx" in {_backend_name(k) for k in backends}:
+    if (
+        isinstance(backends, Mapping)
+        and "evaluation.backends.onnx" not in found
+        and "onnx" in {_backend_name(k) for k in backends}
+    ):
         found.append("evaluation.backends Backend.ONNX")
     if "project" not in raw and "task_type" in raw:
         found.append("task_type without project")
@@ -162,14 +175,18 @@ def is_awml_layout(raw: Mapping[str, Any]) -> bool:
 
 
 def _unsupported(source: str, key: str, value: Any, why: str, fix: str) -> ConfigError:
-    return ConfigError(f"{source}: AWML deploy-config key '{key}' = {value!r} is not supported: {why}", hint=f"{fix} (see {DOC})")
+    return ConfigError(
+        f"{source}: AWML deploy-config key '{key}' = {value!r} is not supported: {why}", hint=f"{fix} (see {DOC})"
+    )
 
 
 def _mapping(source: str, key: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: '{key}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {key} = dict(...)")
+        raise ConfigError(
+            f"{source}: '{key}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {key} = dict(...)"
+        )
     return dict(value)
 
 
@@ -179,8 +196,13 @@ def _check_keys(source: str, section: str, d: Mapping[str, Any], awml_keys: set[
         if k not in awml_keys and k not in ours and not str(k).startswith("_"):
             key = f"{section}.{k}" if section else str(k)
             known = sorted(awml_keys | ours)
-            raise _unsupported(source, key, d[k], f"neither AWML's deployment framework nor modeldeploy reads '{k}' here",
-                               f"remove it or use one of {known}")
+            raise _unsupported(
+                source,
+                key,
+                d[k],
+                f"neither AWML's deployment framework nor modeldeploy reads '{k}' here",
+                f"remove it or use one of {known}",
+            )
 
 
 def _our_fields_sections() -> set[str]:
@@ -211,11 +233,15 @@ def _passthrough(section: str, src: Mapping[str, Any], out: dict[str, Any]) -> N
 
 
 def _is_relative_path(p: Any) -> bool:
-    return isinstance(p, str) and p != "" and "://" not in p and not p.startswith("builtin:") and not Path(p).is_absolute()
+    return (
+        isinstance(p, str) and p != "" and "://" not in p and not p.startswith("builtin:") and not Path(p).is_absolute()
+    )
 
 
 class _Converter:
-    def __init__(self, raw: Mapping[str, Any], source: str, base_dir: Optional[Path], model_cfg: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self, raw: Mapping[str, Any], source: str, base_dir: Path | None, model_cfg: Mapping[str, Any] | None = None
+    ) -> None:
         self.raw = dict(raw)
         self.model_cfg = model_cfg
         self.source = source
@@ -235,33 +261,70 @@ class _Converter:
         if self.base_dir is None or not _is_relative_path(value):
             return value
         out = str((self.base_dir / value).resolve())
-        self.note(key, "resolved", out, f"relative path made absolute under {self.base_dir} (AWML opens it against the working directory it runs in)")
+        self.note(
+            key,
+            "resolved",
+            out,
+            f"relative path made absolute under {self.base_dir} (AWML opens it against the working directory it runs in)",
+        )
         return out
 
     # ---------------------------------------------------------------- top level
     def run(self) -> Conversion:
         raw = self.raw
-        top_awml = {"task_type", "checkpoint_path", "devices", "codebase_config", "export", "runtime_io", "model_io",
-                    "onnx_config", "backend_config", "evaluation", "verification"}
+        top_awml = {
+            "task_type",
+            "checkpoint_path",
+            "devices",
+            "codebase_config",
+            "export",
+            "runtime_io",
+            "model_io",
+            "onnx_config",
+            "backend_config",
+            "evaluation",
+            "verification",
+        }
         project = raw.get("project")
         task = raw.get("task_type")
         if project is None:
             project = self.project_from(task, raw.get("codebase_config"))
         if project not in TASK_TO_PROJECT.values():
-            raise ConfigError(f"{self.source}: unknown project {project!r}", hint=f"use one of {sorted(TASK_TO_PROJECT.values())}")
+            raise ConfigError(
+                f"{self.source}: unknown project {project!r}", hint=f"use one of {sorted(TASK_TO_PROJECT.values())}"
+            )
         self.project = project
         for k in raw:
-            if k not in top_awml and k not in _our_fields("") and k not in _our_fields_sections() and k != project and not str(k).startswith("_"):
-                raise self.err(k, raw[k], "neither AWML's deployment framework nor modeldeploy reads this top-level key",
-                               f"remove it; known keys: {sorted(top_awml | _our_fields(''))}")
+            if (
+                k not in top_awml
+                and k not in _our_fields("")
+                and k not in _our_fields_sections()
+                and k != project
+                and not str(k).startswith("_")
+            ):
+                raise self.err(
+                    k,
+                    raw[k],
+                    "neither AWML's deployment framework nor modeldeploy reads this top-level key",
+                    f"remove it; known keys: {sorted(top_awml | _our_fields(''))}",
+                )
         out: dict[str, Any] = {"project": project}
         if task is not None:
             if task not in TASK_TO_PROJECT:
-                raise self.err("task_type", task, "modeldeploy has projects only for detection3d (CenterPoint), detection2d (YOLOX_opt_elan) and classification (CalibrationStatusClassification)",
-                               "use one of those task types")
+                raise self.err(
+                    "task_type",
+                    task,
+                    "modeldeploy has projects only for detection3d (CenterPoint), detection2d (YOLOX_opt_elan) and classification (CalibrationStatusClassification)",
+                    "use one of those task types",
+                )
             out["task_type"] = task
         if "codebase_config" in raw:
-            self.note("codebase_config", "dropped", "", "an mmdeploy key the deployment framework does not read; the project comes from task_type")
+            self.note(
+                "codebase_config",
+                "dropped",
+                "",
+                "an mmdeploy key the deployment framework does not read; the project comes from task_type",
+            )
         if "use_ema" in raw:
             out["use_ema"] = raw["use_ema"]
         if raw.get("checkpoint_path") is not None:
@@ -285,14 +348,28 @@ class _Converter:
 
     def project_from(self, task: Any, codebase: Any) -> str:
         if task in TASK_TO_PROJECT:
-            self.note("task_type", "mapped", "project", f"task_type {task!r} is handled by modeldeploy project {TASK_TO_PROJECT[task]!r}")
+            self.note(
+                "task_type",
+                "mapped",
+                "project",
+                f"task_type {task!r} is handled by modeldeploy project {TASK_TO_PROJECT[task]!r}",
+            )
             return TASK_TO_PROJECT[task]
         cb = codebase.get("type") if isinstance(codebase, Mapping) else None
         if task is None and cb in CODEBASE_TO_PROJECT:
-            self.note("codebase_config.type", "mapped", "project", f"no task_type; codebase {cb!r} is handled by project {CODEBASE_TO_PROJECT[cb]!r}")
+            self.note(
+                "codebase_config.type",
+                "mapped",
+                "project",
+                f"no task_type; codebase {cb!r} is handled by project {CODEBASE_TO_PROJECT[cb]!r}",
+            )
             return CODEBASE_TO_PROJECT[cb]
-        raise self.err("task_type", task, "it does not name a modeldeploy project",
-                       "set task_type to 'detection3d', 'detection2d' or 'classification' (or add project = 'centerpoint' | 'yolox' | 'calibration')")
+        raise self.err(
+            "task_type",
+            task,
+            "it does not name a modeldeploy project",
+            "set task_type to 'detection3d', 'detection2d' or 'classification' (or add project = 'centerpoint' | 'yolox' | 'calibration')",
+        )
 
     def device_table(self) -> dict[str, str]:
         devices = _mapping(self.source, "devices", self.raw.get("devices"))
@@ -303,7 +380,12 @@ class _Converter:
         if cuda == "cuda":
             cuda = "cuda:0"
         if "devices" in self.raw:
-            self.note("devices", "dropped", "", f"AWML's device alias table; its aliases were resolved in place (cpu={cpu!r}, cuda={cuda!r})")
+            self.note(
+                "devices",
+                "dropped",
+                "",
+                f"AWML's device alias table; its aliases were resolved in place (cpu={cpu!r}, cuda={cuda!r})",
+            )
         table = {"cpu": cpu}
         if cuda is not None:
             table["cuda"] = cuda
@@ -312,8 +394,10 @@ class _Converter:
     # ---------------------------------------------------------------- sections
     def export(self) -> dict[str, Any]:
         if "export" not in self.raw:
-            raise ConfigError(f"{self.source}: missing 'export' section (AWML's framework refuses this too)",
-                              hint="add export = dict(mode='onnx', work_dir='work_dirs/<name>')")
+            raise ConfigError(
+                f"{self.source}: missing 'export' section (AWML's framework refuses this too)",
+                hint="add export = dict(mode='onnx', work_dir='work_dirs/<name>')",
+            )
         ex = _mapping(self.source, "export", self.raw["export"])
         _check_keys(self.source, "export", ex, {"mode", "work_dir", "onnx_path"})
         out: dict[str, Any] = {}
@@ -332,8 +416,12 @@ class _Converter:
             needs_cuda = mode in ("trt", "both")
             dev = self.devices.get("cuda", "cuda:0") if needs_cuda else self.devices["cpu"]
             out["device"] = dev
-            self.note("export.device", "default", "export.device",
-                      f"AWML has no export device; {'devices.cuda (TensorRT needs CUDA)' if needs_cuda else 'devices.cpu'} = {dev!r} for mode {mode!r}")
+            self.note(
+                "export.device",
+                "default",
+                "export.device",
+                f"AWML has no export device; {'devices.cuda (TensorRT needs CUDA)' if needs_cuda else 'devices.cpu'} = {dev!r} for mode {mode!r}",
+            )
         _passthrough("export", ex, out)
         return out
 
@@ -346,7 +434,12 @@ class _Converter:
             out["info_file"] = self.path("runtime_io.info_file", info)
         elif "info_file" in rt:
             out["info_file"] = None
-            self.note("runtime_io.info_file", "mapped", "runtime_io.info_file=None", "empty: None (no dataset; the project's bundled sample or synthesised input)")
+            self.note(
+                "runtime_io.info_file",
+                "mapped",
+                "runtime_io.info_file=None",
+                "empty: None (no dataset; the project's bundled sample or synthesised input)",
+            )
         if rt.get("data_root"):
             out["data_root"] = self.path("runtime_io.data_root", rt["data_root"])
         elif out.get("info_file"):
@@ -357,69 +450,156 @@ class _Converter:
         _passthrough("runtime_io", rt, out)
         return out
 
-    def data_root_for_info(self) -> Optional[str]:
+    def data_root_for_info(self) -> str | None:
         """Where AWML looks for the files an info file names, which our loaders take from
         ``runtime_io.data_root`` (AWML's deploy config has no such key)."""
         if self.project == "yolox":
-            self.note("runtime_io.data_root", "default", "runtime_io.data_root='.'",
-                      "AWML opens the info file's img_path entries as written: relative ones against the working directory")
+            self.note(
+                "runtime_io.data_root",
+                "default",
+                "runtime_io.data_root='.'",
+                "AWML opens the info file's img_path entries as written: relative ones against the working directory",
+            )
             return "."
         model_root = self.model_cfg.get("data_root") if self.model_cfg is not None else None
         if model_root:
-            self.note("runtime_io.data_root", "default", f"runtime_io.data_root={model_root!r}",
-                      "AWML joins the info file's relative paths to the model config's data_root")
+            self.note(
+                "runtime_io.data_root",
+                "default",
+                f"runtime_io.data_root={model_root!r}",
+                "AWML joins the info file's relative paths to the model config's data_root",
+            )
             return str(model_root)
         if self.project == "centerpoint":
-            self.note("runtime_io.data_root", "default", "runtime_io.data_root='data/t4dataset/'",
-                      "AWML joins relative lidar paths to the model config's data_root, 'data/t4dataset/' when it has none"
-                      + ("" if self.model_cfg is not None else "; pass the model config to take its data_root"))
+            self.note(
+                "runtime_io.data_root",
+                "default",
+                "runtime_io.data_root='data/t4dataset/'",
+                "AWML joins relative lidar paths to the model config's data_root, 'data/t4dataset/' when it has none"
+                + ("" if self.model_cfg is not None else "; pass the model config to take its data_root"),
+            )
             return "data/t4dataset/"
-        self.note("runtime_io.data_root", "default", "", "AWML takes it from the model config's data_root"
-                  + (" (which has none: set runtime_io.data_root)" if self.model_cfg is not None else "; pass the model config, or set runtime_io.data_root"))
+        self.note(
+            "runtime_io.data_root",
+            "default",
+            "",
+            "AWML takes it from the model config's data_root"
+            + (
+                " (which has none: set runtime_io.data_root)"
+                if self.model_cfg is not None
+                else "; pass the model config, or set runtime_io.data_root"
+            ),
+        )
         return None
 
     def model_io(self) -> dict[str, Any]:
         io = _mapping(self.source, "model_io", self.raw["model_io"])
-        _check_keys(self.source, "model_io", io, {"input_name", "input_shape", "input_dtype", "additional_inputs", "output_name",
-                                                   "additional_outputs", "batch_size", "dynamic_axes"})
+        _check_keys(
+            self.source,
+            "model_io",
+            io,
+            {
+                "input_name",
+                "input_shape",
+                "input_dtype",
+                "additional_inputs",
+                "output_name",
+                "additional_outputs",
+                "batch_size",
+                "dynamic_axes",
+            },
+        )
         out = dict(io)
         if isinstance(io.get("batch_size"), int) and io.get("dynamic_axes"):
             del out["dynamic_axes"]
-            self.note("model_io.dynamic_axes", "dropped", "", f"batch_size={io['batch_size']} is an integer: AWML then exports a fixed batch and ignores dynamic_axes")
+            self.note(
+                "model_io.dynamic_axes",
+                "dropped",
+                "",
+                f"batch_size={io['batch_size']} is an integer: AWML then exports a fixed batch and ignores dynamic_axes",
+            )
         elif "batch_size" in io and io["batch_size"] is None:
             del out["batch_size"]
         if self.project == "centerpoint" and io:
-            self.note("model_io", "kept", "model_io", "informational for centerpoint: its two graphs' inputs (input_features, spatial_features) are fixed by the project")
+            self.note(
+                "model_io",
+                "kept",
+                "model_io",
+                "informational for centerpoint: its two graphs' inputs (input_features, spatial_features) are fixed by the project",
+            )
         return out
 
     def onnx_config(self) -> dict[str, Any]:
         oc = _mapping(self.source, "onnx_config", self.raw.get("onnx_config"))
-        _check_keys(self.source, "onnx_config", oc, {"type", "opset_version", "do_constant_folding", "export_params", "keep_initializers_as_inputs",
-                                                      "save_file", "simplify", "multi_file", "verbose"})
+        _check_keys(
+            self.source,
+            "onnx_config",
+            oc,
+            {
+                "type",
+                "opset_version",
+                "do_constant_folding",
+                "export_params",
+                "keep_initializers_as_inputs",
+                "save_file",
+                "simplify",
+                "multi_file",
+                "verbose",
+            },
+        )
         out = {k: v for k, v in oc.items() if k not in ("type", "simplify", "multi_file", "verbose")}
         if "type" in oc:
             if oc["type"] != "onnx":
-                raise self.err("onnx_config.type", oc["type"], "the ONNX export section can only be of type 'onnx'", "set type='onnx' or remove it")
-            self.note("onnx_config.type", "dropped", "", "an mmdeploy marker the framework does not read; always 'onnx'")
+                raise self.err(
+                    "onnx_config.type",
+                    oc["type"],
+                    "the ONNX export section can only be of type 'onnx'",
+                    "set type='onnx' or remove it",
+                )
+            self.note(
+                "onnx_config.type", "dropped", "", "an mmdeploy marker the framework does not read; always 'onnx'"
+            )
         if "simplify" in oc:
-            self.note("onnx_config.simplify", "dropped", "",
-                      "modeldeploy does not run onnx-simplifier (AWML only warns when it fails); the graph is constant-folded by torch.onnx and verified against PyTorch")
+            self.note(
+                "onnx_config.simplify",
+                "dropped",
+                "",
+                "modeldeploy does not run onnx-simplifier (AWML only warns when it fails); the graph is constant-folded by torch.onnx and verified against PyTorch",
+            )
         if "multi_file" in oc:
             multi = self.project in PROFILE_INPUT_COMPONENT
-            self.note("onnx_config.multi_file", "dropped", "",
-                      f"the project knows its graph count: {self.project} writes {'one .onnx per component into <work_dir>/onnx/' if multi else 'one .onnx file'}")
+            self.note(
+                "onnx_config.multi_file",
+                "dropped",
+                "",
+                f"the project knows its graph count: {self.project} writes {'one .onnx per component into <work_dir>/onnx/' if multi else 'one .onnx file'}",
+            )
         if "verbose" in oc:
             self.note("onnx_config.verbose", "dropped", "", "torch.onnx's verbose graph print; use --log-level DEBUG")
         if "opset_version" not in oc:
             out["opset_version"] = 16
-            self.note("onnx_config.opset_version", "default", "onnx_config.opset_version", "absent: AWML's default 16 written explicitly")
+            self.note(
+                "onnx_config.opset_version",
+                "default",
+                "onnx_config.opset_version",
+                "absent: AWML's default 16 written explicitly",
+            )
         if self.project == "yolox" and "decode_in_inference" not in oc:
             out["decode_in_inference"] = False
-            self.note("onnx_config.decode_in_inference", "default", "onnx_config.decode_in_inference=False",
-                      "AWML's YOLOX_opt_elan export writes the raw box regression (not decoded), sigmoid objectness and class scores")
+            self.note(
+                "onnx_config.decode_in_inference",
+                "default",
+                "onnx_config.decode_in_inference=False",
+                "AWML's YOLOX_opt_elan export writes the raw box regression (not decoded), sigmoid objectness and class scores",
+            )
         if self.project in PROFILE_INPUT_COMPONENT and "save_file" in out:
             del out["save_file"]
-            self.note("onnx_config.save_file", "dropped", "", f"{self.project} writes one file per component (pts_voxel_encoder.onnx, pts_backbone_neck_head.onnx), as AWML's multi-file export does")
+            self.note(
+                "onnx_config.save_file",
+                "dropped",
+                "",
+                f"{self.project} writes one file per component (pts_voxel_encoder.onnx, pts_backbone_neck_head.onnx), as AWML's multi-file export does",
+            )
         return out
 
     def backend_config(self, model_io: Mapping[str, Any]) -> dict[str, Any]:
@@ -427,7 +607,12 @@ class _Converter:
         _check_keys(self.source, "backend_config", bc, {"type", "common_config", "model_inputs"})
         out: dict[str, Any] = {k: v for k, v in bc.items() if k != "model_inputs"}
         if out.get("type", "tensorrt") != "tensorrt":
-            raise self.err("backend_config.type", out["type"], "the only engine backend is TensorRT", "set type='tensorrt' or remove it")
+            raise self.err(
+                "backend_config.type",
+                out["type"],
+                "the only engine backend is TensorRT",
+                "set type='tensorrt' or remove it",
+            )
         cc = _mapping(self.source, "backend_config.common_config", bc.get("common_config"))
         _check_keys(self.source, "backend_config.common_config", cc, {"precision_policy", "max_workspace_size"})
         entries = list(bc.get("model_inputs") or [])
@@ -438,29 +623,46 @@ class _Converter:
             return out
         for i, e in enumerate(entries):
             if not isinstance(e, Mapping):
-                raise ConfigError(f"{self.source}: 'backend_config.model_inputs[{i}]' must be a dict, got {e!r}", hint="write dict(input_shapes=dict(<input>=dict(min_shape=..., opt_shape=..., max_shape=...)))")
+                raise ConfigError(
+                    f"{self.source}: 'backend_config.model_inputs[{i}]' must be a dict, got {e!r}",
+                    hint="write dict(input_shapes=dict(<input>=dict(min_shape=..., opt_shape=..., max_shape=...)))",
+                )
             _check_keys(self.source, f"backend_config.model_inputs[{i}]", e, {"input_shapes"})
         if len(entries) > 1:
-            self.note("backend_config.model_inputs[1:]", "dropped", "", "AWML builds every engine with the first entry only")
+            self.note(
+                "backend_config.model_inputs[1:]", "dropped", "", "AWML builds every engine with the first entry only"
+            )
         shapes = dict(entries[0].get("input_shapes") or {})
         table = PROFILE_INPUT_COMPONENT.get(self.project)
         if table is not None:
             by_comp: dict[str, dict[str, Any]] = {}
             for name, rng in shapes.items():
                 if name not in table:
-                    raise self.err(f"backend_config.model_inputs[0].input_shapes.{name}", rng, f"{self.project}'s engines have no input {name!r}",
-                                   f"use {sorted(table)}")
+                    raise self.err(
+                        f"backend_config.model_inputs[0].input_shapes.{name}",
+                        rng,
+                        f"{self.project}'s engines have no input {name!r}",
+                        f"use {sorted(table)}",
+                    )
                 by_comp.setdefault(table[name], {})[name] = rng
             out["model_inputs"] = [dict(component=c, input_shapes=s) for c, s in by_comp.items()]
-            self.note("backend_config.model_inputs[0]", "mapped", "backend_config.model_inputs[*].component",
-                      f"one AWML entry split per engine by input name ({', '.join(f'{n}->{c}' for n, c in table.items())})")
+            self.note(
+                "backend_config.model_inputs[0]",
+                "mapped",
+                "backend_config.model_inputs[*].component",
+                f"one AWML entry split per engine by input name ({', '.join(f'{n}->{c}' for n, c in table.items())})",
+            )
             return out
         graph_input = model_io.get("input_name", "input")
         keep = {n: r for n, r in shapes.items() if n == graph_input}
         for n in shapes:
             if n not in keep:
-                self.note(f"backend_config.model_inputs[0].input_shapes.{n}", "dropped", "",
-                          f"the {self.project} graph has no input {n!r} (its input is model_io.input_name={graph_input!r}); TensorRT cannot set a profile for it")
+                self.note(
+                    f"backend_config.model_inputs[0].input_shapes.{n}",
+                    "dropped",
+                    "",
+                    f"the {self.project} graph has no input {n!r} (its input is model_io.input_name={graph_input!r}); TensorRT cannot set a profile for it",
+                )
         out["model_inputs"] = [dict(input_shapes=keep)] if keep else []
         return out
 
@@ -469,7 +671,9 @@ class _Converter:
 
     def verification(self) -> dict[str, Any]:
         ver = _mapping(self.source, "verification", self.raw.get("verification"))
-        _check_keys(self.source, "verification", ver, {"enabled", "tolerance", "num_verify_samples", "devices", "scenarios"})
+        _check_keys(
+            self.source, "verification", ver, {"enabled", "tolerance", "num_verify_samples", "devices", "scenarios"}
+        )
         aliases = dict(self.devices)
         v_dev = _mapping(self.source, "verification.devices", ver.get("devices"))
         aliases.update({str(k): str(v) for k, v in v_dev.items() if v})
@@ -482,15 +686,28 @@ class _Converter:
         }
         for k, dflt in (("tolerance", 0.1), ("num_verify_samples", 3)):
             if k not in ver:
-                self.note(f"verification.{k}", "default", f"verification.{k}", f"absent: AWML's default {dflt} written explicitly")
+                self.note(
+                    f"verification.{k}",
+                    "default",
+                    f"verification.{k}",
+                    f"absent: AWML's default {dflt} written explicitly",
+                )
         scen_out: dict[str, list[dict[str, Any]]] = {}
         renamed = False
         for mode, lst in _mapping(self.source, "verification.scenarios", ver.get("scenarios")).items():
             items = []
             for i, sc in enumerate(lst or []):
                 if not isinstance(sc, Mapping):
-                    raise ConfigError(f"{self.source}: 'verification.scenarios.{mode}[{i}]' must be a dict, got {sc!r}", hint="write dict(ref_backend=..., ref_device=..., test_backend=..., test_device=...)")
-                _check_keys(self.source, f"verification.scenarios.{mode}[{i}]", sc, {"ref_backend", "ref_device", "test_backend", "test_device"})
+                    raise ConfigError(
+                        f"{self.source}: 'verification.scenarios.{mode}[{i}]' must be a dict, got {sc!r}",
+                        hint="write dict(ref_backend=..., ref_device=..., test_backend=..., test_device=...)",
+                    )
+                _check_keys(
+                    self.source,
+                    f"verification.scenarios.{mode}[{i}]",
+                    sc,
+                    {"ref_backend", "ref_device", "test_backend", "test_device"},
+                )
                 s = dict(sc)
                 for side in ("ref", "test"):
                     b = _backend_name(s.get(f"{side}_backend"))
@@ -502,7 +719,12 @@ class _Converter:
                 items.append(s)
             scen_out[str(mode)] = items
         if renamed:
-            self.note("verification.scenarios.*.{ref,test}_backend='onnx'", "mapped", "'onnxruntime'", "AWML's backend name for ONNX Runtime")
+            self.note(
+                "verification.scenarios.*.{ref,test}_backend='onnx'",
+                "mapped",
+                "'onnxruntime'",
+                "AWML's backend name for ONNX Runtime",
+            )
         if scen_out or "scenarios" in ver:
             out["scenarios"] = scen_out
         _passthrough("verification", ver, out)
@@ -510,15 +732,28 @@ class _Converter:
 
     def evaluation(self, mode: str) -> dict[str, Any]:
         ev = _mapping(self.source, "evaluation", self.raw.get("evaluation"))
-        _check_keys(self.source, "evaluation", ev, {"enabled", "num_samples", "verbose", "backends", "devices", "models"})
-        out: dict[str, Any] = {"enabled": ev.get("enabled", False), "num_samples": ev.get("num_samples", 10), "verbose": ev.get("verbose", False)}
+        _check_keys(
+            self.source, "evaluation", ev, {"enabled", "num_samples", "verbose", "backends", "devices", "models"}
+        )
+        out: dict[str, Any] = {
+            "enabled": ev.get("enabled", False),
+            "num_samples": ev.get("num_samples", 10),
+            "verbose": ev.get("verbose", False),
+        }
         _passthrough("evaluation", ev, out)
         for k, dflt in (("enabled", False), ("num_samples", 10)):
             if k not in ev:
-                self.note(f"evaluation.{k}", "default", f"evaluation.{k}", f"absent: AWML's default {dflt} written explicitly")
+                self.note(
+                    f"evaluation.{k}", "default", f"evaluation.{k}", f"absent: AWML's default {dflt} written explicitly"
+                )
         for k in ("devices", "models"):
             if k in ev:
-                self.note(f"evaluation.{k}", "dropped", "", "AWML only logs it; each backend's device is evaluation.backends.<name>.device")
+                self.note(
+                    f"evaluation.{k}",
+                    "dropped",
+                    "",
+                    "AWML only logs it; each backend's device is evaluation.backends.<name>.device",
+                )
         exported = {"onnxruntime": mode in ("onnx", "both"), "tensorrt": mode in ("trt", "both"), "pytorch": True}
         self.raw_onnx_path = bool(_get(self.raw, "export.onnx_path"))
         backends: dict[str, Any] = {}
@@ -527,11 +762,20 @@ class _Converter:
             key = _backend_name(name)
             ours = BACKEND_ALIASES.get(key, key)
             if ours not in ("pytorch", "onnxruntime", "tensorrt"):
-                raise self.err(f"evaluation.backends.{name}", be, "unknown backend", "use pytorch, onnx (onnxruntime) or tensorrt")
+                raise self.err(
+                    f"evaluation.backends.{name}", be, "unknown backend", "use pytorch, onnx (onnxruntime) or tensorrt"
+                )
             if ours != key:
-                self.note(f"evaluation.backends.{key}", "mapped", f"evaluation.backends.{ours}", "AWML's backend name for ONNX Runtime")
+                self.note(
+                    f"evaluation.backends.{key}",
+                    "mapped",
+                    f"evaluation.backends.{ours}",
+                    "AWML's backend name for ONNX Runtime",
+                )
             be = _mapping(self.source, f"evaluation.backends.{key}", be)
-            if ours in merged:  # both 'onnx' (the file) and 'onnxruntime' (e.g. --cfg-options): the later one's keys win
+            if (
+                ours in merged
+            ):  # both 'onnx' (the file) and 'onnxruntime' (e.g. --cfg-options): the later one's keys win
                 be = {**merged[ours][1], **be}
             merged[ours] = (key, be)
         for ours, (key, be) in merged.items():
@@ -540,30 +784,57 @@ class _Converter:
             if ours == "tensorrt":
                 allowed.add("model_dir")
             _check_keys(self.source, f"evaluation.backends.{key}", be, allowed)
-            b: dict[str, Any] = {"enabled": be.get("enabled", False), "device": self.resolve_device(self.devices, be.get("device") or "cpu")}
+            b: dict[str, Any] = {
+                "enabled": be.get("enabled", False),
+                "device": self.resolve_device(self.devices, be.get("device") or "cpu"),
+            }
             if "precision" in be:
                 b["precision"] = be["precision"]
             src_key = path_key if path_key and be.get(path_key) else ("model_dir" if be.get("model_dir") else None)
             if src_key:
                 where = f"evaluation.backends.{key}.{src_key}"
                 if exported[ours]:
-                    self.note(where, "dropped", "", f"export.mode={mode!r} exports this backend and AWML evaluates the fresh export before {src_key}")
+                    self.note(
+                        where,
+                        "dropped",
+                        "",
+                        f"export.mode={mode!r} exports this backend and AWML evaluates the fresh export before {src_key}",
+                    )
                 else:
                     b["model_dir"] = self.path(where, be[src_key])
                     if src_key != "model_dir":
-                        self.note(where, "mapped", f"evaluation.backends.{ours}.model_dir", "a TensorRT engine file or a directory of engines")
-            if b["enabled"] and not exported[ours] and "model_dir" not in b and not (ours == "onnxruntime" and self.raw_onnx_path):
+                        self.note(
+                            where,
+                            "mapped",
+                            f"evaluation.backends.{ours}.model_dir",
+                            "a TensorRT engine file or a directory of engines",
+                        )
+            if (
+                b["enabled"]
+                and not exported[ours]
+                and "model_dir" not in b
+                and not (ours == "onnxruntime" and self.raw_onnx_path)
+            ):
                 b["enabled"] = False
-                self.note(f"evaluation.backends.{key}.enabled", "mapped", f"evaluation.backends.{ours}.enabled=False",
-                          f"export.mode={mode!r} produces no {ours} model and no {path_key} is set: AWML skips this backend with a warning")
+                self.note(
+                    f"evaluation.backends.{key}.enabled",
+                    "mapped",
+                    f"evaluation.backends.{ours}.enabled=False",
+                    f"export.mode={mode!r} produces no {ours} model and no {path_key} is set: AWML skips this backend with a warning",
+                )
             backends[ours] = b
         if backends or "backends" in ev:
             out["backends"] = backends
         return out
 
 
-def convert(raw: Mapping[str, Any], *, source: str = "<dict>", base_dir: Optional[Path] = None,
-            model_cfg: Optional[Mapping[str, Any]] = None) -> Conversion:
+def convert(
+    raw: Mapping[str, Any],
+    *,
+    source: str = "<dict>",
+    base_dir: Path | None = None,
+    model_cfg: Mapping[str, Any] | None = None,
+) -> Conversion:
     """Map an AWML-layout deploy config dict to our layout.
 
     ``base_dir``: where AWML was run from; relative paths are made absolute under it.
@@ -578,10 +849,10 @@ def _needs_model_cfg(raw: Mapping[str, Any]) -> bool:
     return bool(_get(raw, "runtime_io.info_file")) and not _get(raw, "runtime_io.data_root")
 
 
-ModelCfgSource = Union[str, Path, Callable[[], Union[str, Path]], None]
+ModelCfgSource = str | Path | Callable[[], str | Path] | None
 
 
-def _read_model_cfg(model_cfg: ModelCfgSource, raw: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+def _read_model_cfg(model_cfg: ModelCfgSource, raw: Mapping[str, Any]) -> dict[str, Any] | None:
     """The model config as a dict, read (and, for a callable, located) only when the
     conversion needs its data_root."""
     if model_cfg is None or not _needs_model_cfg(raw):
@@ -600,9 +871,11 @@ def render_python(conv: Conversion, source: str) -> str:
     lines = [
         f"# modeldeploy deploy config converted from the AWML deployment-framework config {source}",
         f"# by `modeldeploy convert-config` ({AWML_REF} layout; mapping: {DOC}).",
-        (f"# Relative paths were made absolute under {conv.base_dir}, the directory AWML opens them from."
-         if conv.base_dir is not None else
-         "# Relative paths are kept as written: run modeldeploy from the directory you ran AWML from."),
+        (
+            f"# Relative paths were made absolute under {conv.base_dir}, the directory AWML opens them from."
+            if conv.base_dir is not None
+            else "# Relative paths are kept as written: run modeldeploy from the directory you ran AWML from."
+        ),
         "#",
         "# Mapped / dropped / defaulted keys:",
     ]
@@ -616,8 +889,9 @@ def render_python(conv: Conversion, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_deploy_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None,
-                       model_cfg_path: ModelCfgSource = None):  # -> BaseDeploymentConfig
+def load_deploy_config(
+    path: str | Path, cfg_options: Mapping[str, Any] | None = None, model_cfg_path: ModelCfgSource = None
+):  # -> BaseDeploymentConfig
     """Load a deploy config in either layout; an AWML-layout file is converted in memory
     with one INFO line naming the mapping (so `run` and `check-config` accept it alike).
     ``model_cfg_path`` (``run`` passes it) supplies the dataset's data_root as AWML finds it."""
@@ -628,13 +902,22 @@ def load_deploy_config(path: str | Path, cfg_options: Mapping[str, Any] | None =
         # base_dir = the working directory: AWML opens every relative path against it, while
         # some of our loaders would join a relative info_file to data_root instead
         conv = convert(data, source=str(path), base_dir=Path.cwd(), model_cfg=_read_model_cfg(model_cfg_path, data))
-        log.info("%s: AWML deployment-framework layout (%s), converted: %s", path, ", ".join(awml_markers(data)[:3]), conv.summary())
+        log.info(
+            "%s: AWML deployment-framework layout (%s), converted: %s",
+            path,
+            ", ".join(awml_markers(data)[:3]),
+            conv.summary(),
+        )
         data = conv.data
     return BaseDeploymentConfig(data, source=str(path))
 
 
-def convert_file(path: str | Path, output: str | Path | None = None, base_dir: Optional[Path] = None,
-                 model_cfg_path: ModelCfgSource = None) -> str:
+def convert_file(
+    path: str | Path,
+    output: str | Path | None = None,
+    base_dir: Path | None = None,
+    model_cfg_path: ModelCfgSource = None,
+) -> str:
     """Convert the AWML deploy config at ``path``; write it to ``output`` (atomically) when given.
 
     The result is validated as a modeldeploy config before anything is written, so a
@@ -647,8 +930,10 @@ def convert_file(path: str | Path, output: str | Path | None = None, base_dir: O
 
     data = load_mmengine_config(path)
     if not is_awml_layout(data):
-        raise ConfigError(f"{path}: already in modeldeploy's layout (it sets 'project' and has no AWML-only key)",
-                          hint="use it as it is with `modeldeploy run` / `check-config`")
+        raise ConfigError(
+            f"{path}: already in modeldeploy's layout (it sets 'project' and has no AWML-only key)",
+            hint="use it as it is with `modeldeploy run` / `check-config`",
+        )
     conv = convert(data, source=str(path), base_dir=base_dir, model_cfg=_read_model_cfg(model_cfg_path, data))
     BaseDeploymentConfig(conv.data, source=f"{path} (converted)")
     text = render_python(conv, str(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -109,7 +109,7 @@ def _format_error(source: str, err: dict[str, Any]) -> ConfigError:
         return ConfigError(f"{source}: unknown key '{key}' (value {value!r})", hint=hint.strip())
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return ConfigError(f"{source}: invalid value for '{key}': {value!r} ({msg})", hint=_hint_for(etype, err))
 
 
@@ -137,14 +137,19 @@ class BaseDeploymentConfig:
     def __init__(self, data: Mapping[str, Any], *, source: str = "<dict>") -> None:
         self.source = source
         self.raw = dict(data)
-        unknown = [k for k in self.raw if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")]
+        unknown = [
+            k
+            for k in self.raw
+            if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")
+        ]
         if unknown and _load_project_sections(self.raw.get("project")):
             unknown = [k for k in unknown if k not in PROJECT_SECTIONS]
         if unknown and _looks_like_model_config(self.raw):
             raise ConfigError(
                 f"{source}: this looks like a MODEL config (it has model = dict(type={self.raw['model'].get('type')!r}) "
                 "and no 'project' or 'export'), not a deploy config",
-                hint="the order is DEPLOY_CFG MODEL_CFG [CHECKPOINT]: modeldeploy run deploy.py model.py ckpt.pth")
+                hint="the order is DEPLOY_CFG MODEL_CFG [CHECKPOINT]: modeldeploy run deploy.py model.py ckpt.pth",
+            )
         if unknown:
             k = unknown[0]
             known = sorted(set(_SECTIONS) | _SCALARS | set(PROJECT_SECTIONS))
@@ -153,17 +158,22 @@ class BaseDeploymentConfig:
                 f"{source}: unknown top-level key '{k}' (value {self.raw[k]!r})",
                 hint=(f"did you mean '{guess[0]}'? " if guess else "") + f"known keys: {', '.join(known)}",
             )
-        self.project: Optional[str] = self.raw.get("project")
-        self.task_type: Optional[str] = self.raw.get("task_type")
+        self.project: str | None = self.raw.get("project")
+        self.task_type: str | None = self.raw.get("task_type")
         if self.task_type is not None and self.task_type not in _TASK_TYPES:
-            raise ConfigError(f"{source}: invalid value for 'task_type': {self.task_type!r}", hint=f"use one of {list(_TASK_TYPES)}")
-        self.checkpoint_path: Optional[str] = self.raw.get("checkpoint_path")
+            raise ConfigError(
+                f"{source}: invalid value for 'task_type': {self.task_type!r}", hint=f"use one of {list(_TASK_TYPES)}"
+            )
+        self.checkpoint_path: str | None = self.raw.get("checkpoint_path")
         self.use_ema: bool = bool(self.raw.get("use_ema", False))
         sections: dict[str, Section] = {}
         for name, model in {**_SECTIONS, **PROJECT_SECTIONS}.items():
             value = self.raw.get(name) or {}
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: '{name}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {name} = dict(...)")
+                raise ConfigError(
+                    f"{source}: '{name}' must be a dict, got {type(value).__name__} {value!r}",
+                    hint=f"write {name} = dict(...)",
+                )
             try:
                 sections[name] = model.model_validate(to_plain(value))
             except ValidationError as exc:
@@ -182,12 +192,12 @@ class BaseDeploymentConfig:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def fromfile(cls, path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> "BaseDeploymentConfig":
+    def fromfile(cls, path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> BaseDeploymentConfig:
         data = load_mmengine_config(path, cfg_options)
         return cls(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "BaseDeploymentConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> BaseDeploymentConfig:
         return cls(data, source=source)
 
     # ------------------------------------------------------------------ rules
@@ -197,7 +207,12 @@ class BaseDeploymentConfig:
     def _check_combinations(self) -> None:
         ex = self.export
         if ex.should_export_tensorrt and ex.device == "cpu":
-            raise self._err("export.mode", ex.mode, "TensorRT needs a CUDA device but export.device is 'cpu'", "set export.device='cuda:0' or export.mode='onnx'")
+            raise self._err(
+                "export.mode",
+                ex.mode,
+                "TensorRT needs a CUDA device but export.device is 'cpu'",
+                "set export.device='cuda:0' or export.mode='onnx'",
+            )
         if ex.mode == "trt" and not ex.onnx_path and not ex.should_export_onnx:
             pass  # trt-only without onnx_path: the runner exports ONNX as an intermediate
         for mode, scenarios in self.verification.scenarios.items():
@@ -205,18 +220,45 @@ class BaseDeploymentConfig:
                 for side in ("ref", "test"):
                     b, d = getattr(sc, f"{side}_backend"), getattr(sc, f"{side}_device")
                     if b == "tensorrt" and d == "cpu":
-                        raise self._err(f"verification.scenarios.{mode}[{i}].{side}_device", d, "TensorRT runs only on CUDA", f"set {side}_device='cuda:0'")
+                        raise self._err(
+                            f"verification.scenarios.{mode}[{i}].{side}_device",
+                            d,
+                            "TensorRT runs only on CUDA",
+                            f"set {side}_device='cuda:0'",
+                        )
         for name, be in self.evaluation.backends.items():
             dev = be.device or ex.device
             if name == "tensorrt" and be.enabled and dev == "cpu":
-                raise self._err("evaluation.backends.tensorrt.device", dev, "TensorRT runs only on CUDA", "set device='cuda:0' or enabled=False")
+                raise self._err(
+                    "evaluation.backends.tensorrt.device",
+                    dev,
+                    "TensorRT runs only on CUDA",
+                    "set device='cuda:0' or enabled=False",
+                )
             if be.precision is not None and name == "pytorch" and be.precision not in ("fp32", "fp16"):
-                raise self._err("evaluation.backends.pytorch.precision", be.precision, "PyTorch evaluates in fp32 or fp16 (autocast)", "use 'fp32' or 'fp16'")
+                raise self._err(
+                    "evaluation.backends.pytorch.precision",
+                    be.precision,
+                    "PyTorch evaluates in fp32 or fp16 (autocast)",
+                    "use 'fp32' or 'fp16'",
+                )
             if name == "pytorch" and be.precision == "fp16" and dev == "cpu":
-                raise self._err("evaluation.backends.pytorch.precision", "fp16", "fp16 autocast evaluation needs CUDA", "use precision='fp32' on CPU")
+                raise self._err(
+                    "evaluation.backends.pytorch.precision",
+                    "fp16",
+                    "fp16 autocast evaluation needs CUDA",
+                    "use precision='fp32' on CPU",
+                )
         bc = self.backend_config
-        if bc.common_config.precision_policy == "explicit_int8" and not (ex.should_export_onnx or ex.should_export_tensorrt):
-            raise self._err("backend_config.common_config.precision_policy", "explicit_int8", "INT8 Q/DQ needs an export", "set export.mode to 'onnx', 'trt' or 'both'")
+        if bc.common_config.precision_policy == "explicit_int8" and not (
+            ex.should_export_onnx or ex.should_export_tensorrt
+        ):
+            raise self._err(
+                "backend_config.common_config.precision_policy",
+                "explicit_int8",
+                "INT8 Q/DQ needs an export",
+                "set export.mode to 'onnx', 'trt' or 'both'",
+            )
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -275,7 +317,9 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist", hint="check the path (or use builtin:<project>/<file>)")
     if p.suffix not in (".py", ".json", ".yaml", ".yml"):
-        raise ConfigError(f"config file {p} has suffix {p.suffix!r}", hint="mmengine configs are .py (or .json/.yaml) files")
+        raise ConfigError(
+            f"config file {p} has suffix {p.suffix!r}", hint="mmengine configs are .py (or .json/.yaml) files"
+        )
     from modeldeploy.core.awml_config import fromfile  # AWML configs as written: no custom_imports, scope:: bases
 
     try:
@@ -283,7 +327,9 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
     except ConfigError:
         raise
     except SyntaxError as exc:
-        raise ConfigError(f"{p}: syntax error at line {exc.lineno}: {exc.msg}", hint="fix the Python syntax of the config") from None
+        raise ConfigError(
+            f"{p}: syntax error at line {exc.lineno}: {exc.msg}", hint="fix the Python syntax of the config"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - mmengine raises many types for a broken config; report one line
         from modeldeploy.core.config_failure import describe
 
@@ -293,7 +339,9 @@ def read_mmengine_config(path: str | Path, cfg_options: Mapping[str, Any] | None
         try:
             cfg.merge_from_dict(dict(cfg_options))
         except Exception as exc:  # noqa: BLE001
-            raise ConfigError(f"--cfg-options could not be applied to {p}: {exc}", hint="use key=value with dotted keys") from None
+            raise ConfigError(
+                f"--cfg-options could not be applied to {p}: {exc}", hint="use key=value with dotted keys"
+            ) from None
     return cfg
 
 

@@ -8,7 +8,7 @@ ignored setting. Cross-field rules that need more than one section live in
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,13 +44,13 @@ class ExportSection(Section):
     verify: bool = True
     device: str = "cpu"
     work_dir: str = "work_dirs"
-    artifact_uri: Optional[str] = None
-    onnx_path: Optional[str] = None  # trt-only: build engines from these existing ONNX files
+    artifact_uri: str | None = None
+    onnx_path: str | None = None  # trt-only: build engines from these existing ONNX files
 
     _dev = field_validator("device")(classmethod(lambda cls, v: normalize_device(v)))
 
     @model_validator(mode="after")
-    def _safe_outputs(self) -> "ExportSection":
+    def _safe_outputs(self) -> ExportSection:
         """No '..' in URIs, no system or unlisted directories as outputs (artifacts/uri_policy.py)."""
         from pathlib import Path
 
@@ -75,8 +75,8 @@ class ExportSection(Section):
 
 
 class RuntimeIOSection(Section):
-    info_file: Optional[str] = None
-    data_root: Optional[str] = None
+    info_file: str | None = None
+    data_root: str | None = None
     sample_idx: int = Field(0, ge=0)
 
 
@@ -93,11 +93,11 @@ class ModelIOSection(Section):
     additional_inputs: tuple[AdditionalIO, ...] = ()
     output_name: str = "output"
     additional_outputs: tuple[str, ...] = ()
-    batch_size: Optional[int] = Field(None, ge=1)
-    dynamic_axes: Optional[dict[str, dict[int, str]]] = None
+    batch_size: int | None = Field(None, ge=1)
+    dynamic_axes: dict[str, dict[int, str]] | None = None
 
     @model_validator(mode="after")
-    def _batch_xor_dynamic(self) -> "ModelIOSection":
+    def _batch_xor_dynamic(self) -> ModelIOSection:
         if self.batch_size is not None and self.dynamic_axes:
             raise ValueError("set batch_size (fixed batch) OR dynamic_axes (dynamic shapes), not both")
         return self
@@ -127,7 +127,7 @@ class ShapeRange(Section):
     max_shape: tuple[int, ...]
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ShapeRange":
+    def _ordered(self) -> ShapeRange:
         if not (len(self.min_shape) == len(self.opt_shape) == len(self.max_shape)):
             raise ValueError("min_shape, opt_shape and max_shape must have the same rank")
         for lo, mid, hi in zip(self.min_shape, self.opt_shape, self.max_shape):
@@ -139,7 +139,7 @@ class ShapeRange(Section):
 
 
 class TRTProfile(Section):
-    component: Optional[str] = None  # None: the model's only component
+    component: str | None = None  # None: the model's only component
     input_shapes: dict[str, ShapeRange]
 
 
@@ -153,7 +153,7 @@ class QuantizationSection(Section):
 class TRTCommonConfig(Section):
     precision_policy: PrecisionPolicy = "auto"
     max_workspace_size: int = Field(1 << 30, ge=1 << 20)
-    builder_optimization_level: Optional[int] = Field(None, ge=0, le=5)
+    builder_optimization_level: int | None = Field(None, ge=0, le=5)
     timing_cache: bool = True
     engine_cache: bool = True
     cuda_graph: bool = False
@@ -181,16 +181,20 @@ TOLERANCE_MAX = 1e3  # docs/contracts.md: the CRD's spec.verification.tolerance 
 class VerificationGate(Section):
     """Regression limits beyond the per-element tolerance (exit 3, RegressionDetected)."""
 
-    max_mean_abs_diff: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # systematic drift the max-based tolerance misses
+    max_mean_abs_diff: float | None = Field(
+        None, gt=0, allow_inf_nan=False
+    )  # systematic drift the max-based tolerance misses
 
 
 class EvaluationGate(Section):
     """Regression limits on each evaluated backend (exit 3, RegressionDetected); None = off."""
 
     reference: BackendName = "pytorch"  # the headline metric of every other backend is compared with this one's
-    max_metric_drop: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # absolute, e.g. 0.01 = one accuracy point
-    max_latency_ms: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # on latency p50
-    max_cv: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # latency std/mean: flags a noisy (shared, throttled) node
+    max_metric_drop: float | None = Field(None, ge=0, allow_inf_nan=False)  # absolute, e.g. 0.01 = one accuracy point
+    max_latency_ms: float | None = Field(None, gt=0, allow_inf_nan=False)  # on latency p50
+    max_cv: float | None = Field(
+        None, gt=0, allow_inf_nan=False
+    )  # latency std/mean: flags a noisy (shared, throttled) node
 
 
 class VerificationSection(Section):
@@ -205,13 +209,13 @@ class VerificationSection(Section):
 
 class BackendEvalSection(Section):
     enabled: bool = True
-    device: Optional[str] = None  # default: export.device
-    model_dir: Optional[str] = None  # None: the artifacts exported by this run
-    precision: Optional[str] = None  # pytorch: fp32|fp16 (autocast on CUDA); others informational
+    device: str | None = None  # default: export.device
+    model_dir: str | None = None  # None: the artifacts exported by this run
+    precision: str | None = None  # pytorch: fp32|fp16 (autocast on CUDA); others informational
 
     @field_validator("device")
     @classmethod
-    def _dev(cls, v: Optional[str]) -> Optional[str]:
+    def _dev(cls, v: str | None) -> str | None:
         return None if v is None else normalize_device(v)
 
 

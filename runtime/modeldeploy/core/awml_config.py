@@ -49,8 +49,29 @@ log = logging.getLogger(__name__)
 STAND_IN_ROOT = Path(__file__).resolve().parent / "upstream_bases"
 # mmengine's MODULE2PACKAGE scopes; the key is the ``scope::`` prefix, the value the module
 # whose installed copy carries ``.mim/configs``.
-_SCOPES = ("mmengine", "mmcv", "mmdet", "mmdet3d", "mmpretrain", "mmcls", "mmseg", "mmpose", "mmocr", "mmaction",
-           "mmrotate", "mmtrack", "mmyolo", "mmagic", "mmedit", "mmrazor", "mmdeploy", "mmfewshot", "mmflow", "mmselfsup", "mmhuman3d")
+_SCOPES = (
+    "mmengine",
+    "mmcv",
+    "mmdet",
+    "mmdet3d",
+    "mmpretrain",
+    "mmcls",
+    "mmseg",
+    "mmpose",
+    "mmocr",
+    "mmaction",
+    "mmrotate",
+    "mmtrack",
+    "mmyolo",
+    "mmagic",
+    "mmedit",
+    "mmrazor",
+    "mmdeploy",
+    "mmfewshot",
+    "mmflow",
+    "mmselfsup",
+    "mmhuman3d",
+)
 _PATCH_LOCK = threading.Lock()
 
 
@@ -77,18 +98,28 @@ def _missing_base(referrer: str, entry: str, resolved: Path) -> ConfigError:
     near = _near_miss(resolved)
     where = f"{referrer}: _base_ entry {entry!r} → {resolved} does not exist"
     if near is not None:
-        how = "differs only in letter case/underscores" if _normalised(near.name) == _normalised(resolved.name) else "is the closest name"
-        return ConfigError(f"{where}; {near.name!r} in that folder {how}",
-                           hint=f"rename the _base_ entry to {near.name!r} (Linux file names are case-sensitive)")
-    return ConfigError(where, hint="fix the _base_ path (relative to the file that names it) or copy the base file there")
+        how = (
+            "differs only in letter case/underscores"
+            if _normalised(near.name) == _normalised(resolved.name)
+            else "is the closest name"
+        )
+        return ConfigError(
+            f"{where}; {near.name!r} in that folder {how}",
+            hint=f"rename the _base_ entry to {near.name!r} (Linux file names are case-sensitive)",
+        )
+    return ConfigError(
+        where, hint="fix the _base_ path (relative to the file that names it) or copy the base file there"
+    )
 
 
 def resolve_scoped_base(entry: str, referrer: str) -> tuple[str, str]:
     """``scope::rel/path.py`` → (absolute path, scope), or ConfigError naming what is missing."""
     scope, _, rel = entry.partition("::")
     if scope not in _SCOPES or not rel:
-        raise ConfigError(f"{referrer}: _base_ entry {entry!r} has an unknown scope {scope!r}",
-                          hint=f"use one of {', '.join(_SCOPES)} (scope::path) or a relative path")
+        raise ConfigError(
+            f"{referrer}: _base_ entry {entry!r} has an unknown scope {scope!r}",
+            hint=f"use one of {', '.join(_SCOPES)} (scope::path) or a relative path",
+        )
     module = "mmpretrain" if scope == "mmcls" else scope
     try:
         spec = importlib.util.find_spec(module)
@@ -103,11 +134,16 @@ def resolve_scoped_base(entry: str, referrer: str) -> tuple[str, str]:
     if stand_in.is_file():
         log.info("%s: base %s → modeldeploy's stand-in %s (%s is not installed)", referrer, entry, stand_in, module)
         return str(stand_in), scope
-    shipped = sorted(f"{p.relative_to(STAND_IN_ROOT).parts[0]}::{'/'.join(p.relative_to(STAND_IN_ROOT).parts[1:])}"
-                     for p in STAND_IN_ROOT.rglob("*.py") if len(p.relative_to(STAND_IN_ROOT).parts) > 1)
-    raise ConfigError(f"{referrer}: _base_ entry {entry!r} needs the {module} package's configs ({module} is not installed and "
-                      f"modeldeploy ships stand-ins only for {', '.join(shipped)})",
-                      hint=f"copy that base file next to the config and name it by relative path, or pip install {module}")
+    shipped = sorted(
+        f"{p.relative_to(STAND_IN_ROOT).parts[0]}::{'/'.join(p.relative_to(STAND_IN_ROOT).parts[1:])}"
+        for p in STAND_IN_ROOT.rglob("*.py")
+        if len(p.relative_to(STAND_IN_ROOT).parts) > 1
+    )
+    raise ConfigError(
+        f"{referrer}: _base_ entry {entry!r} needs the {module} package's configs ({module} is not installed and "
+        f"modeldeploy ships stand-ins only for {', '.join(shipped)})",
+        hint=f"copy that base file next to the config and name it by relative path, or pip install {module}",
+    )
 
 
 def _get_cfg_path(cfg_path: str, filename: str) -> tuple[str, str | None]:
@@ -138,8 +174,11 @@ def fromfile(path: str | Path) -> Any:
     imports = cfg.get("custom_imports")
     if imports:
         names = list(imports.get("imports", [])) if isinstance(imports, Mapping) else imports
-        log.info("%s: custom_imports not imported (modeldeploy builds its own modules from the type= names): %s",
-                 path, ", ".join(map(str, names)))
+        log.info(
+            "%s: custom_imports not imported (modeldeploy builds its own modules from the type= names): %s",
+            path,
+            ", ".join(map(str, names)),
+        )
     return cfg
 
 
@@ -188,5 +227,7 @@ def check_model_types(model: Any, known: Mapping[str, Any] | Iterable[str], proj
     unknown = [(p, n) for p, n in model_type_names(model) if n not in names]
     if unknown:
         listed = ", ".join(f"{n!r} ({p})" for p, n in unknown)
-        raise ConfigError(f"model config: the {project} project does not implement type name(s) {listed}",
-                          hint=f"it maps these AWML/mmdet registered names to its own modules: {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"model config: the {project} project does not implement type name(s) {listed}",
+            hint=f"it maps these AWML/mmdet registered names to its own modules: {', '.join(sorted(names))}",
+        )

@@ -58,9 +58,8 @@ class BaseBackend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract: most backends hold nothing
         """Release sessions/engines. Safe to call twice."""
 
-    def __enter__(self) -> "BaseBackend":
+    def __enter__(self) -> BaseBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -35,7 +35,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} does not exist", hint="pass the path of a .pth file (CHECKPOINT argument or checkpoint_path)")
+        raise CheckpointError(
+            f"checkpoint {p} does not exist",
+            hint="pass the path of a .pth file (CHECKPOINT argument or checkpoint_path)",
+        )
     if p.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {p} is empty (0 bytes)", hint="re-download or re-train it")
     if not zipfile.is_zipfile(p):
@@ -52,21 +55,37 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             hint="do not deploy this file unless you trust its origin; re-save its weights with torch.save(model.state_dict()) in a trusted environment",
             reason="UnsafeCheckpoint",
         ) from None
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError, TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+    ) as exc:
         raise CheckpointError(
             f"{p} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})",
             hint="the file is truncated or corrupt; re-download or re-train it",
         ) from exc
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{p} holds a {type(obj).__name__}, not a dict of tensors", hint="save model.state_dict()")
+        raise CheckpointError(
+            f"{p} holds a {type(obj).__name__}, not a dict of tensors", hint="save model.state_dict()"
+        )
     return dict(obj)
 
 
-def extract_state_dict(ckpt: Mapping[str, Any], *, prefer_ema: bool = False, source: str = "checkpoint") -> "OrderedDict[str, torch.Tensor]":
+def extract_state_dict(
+    ckpt: Mapping[str, Any], *, prefer_ema: bool = False, source: str = "checkpoint"
+) -> OrderedDict[str, torch.Tensor]:
     """Pick ``ema_state_dict`` / ``state_dict`` / a bare state dict, and strip EMA prefixes."""
     ema = ckpt.get("ema_state_dict") if prefer_ema else None
     if prefer_ema and ema is None:
-        raise CheckpointError(f"{source} has no ema_state_dict", hint="set use_ema=False or pass an EMA-trained checkpoint")
+        raise CheckpointError(
+            f"{source} has no ema_state_dict", hint="set use_ema=False or pass an EMA-trained checkpoint"
+        )
     if isinstance(ema, Mapping) and "steps" in ema and "state_dict" in ckpt:
         # mmengine's EMAHook swaps before saving: 'state_dict' already holds the averaged
         # weights (for deployment) and 'ema_state_dict' the raw ones. use_ema means "deploy
@@ -82,7 +101,9 @@ def extract_state_dict(ckpt: Mapping[str, Any], *, prefer_ema: bool = False, sou
     else:
         sd = ckpt
     if not isinstance(sd, Mapping) or not sd:
-        raise CheckpointError(f"{source} contains no state dict", hint="expected a 'state_dict' entry or a dict of tensors")
+        raise CheckpointError(
+            f"{source} contains no state dict", hint="expected a 'state_dict' entry or a dict of tensors"
+        )
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
@@ -90,7 +111,7 @@ def extract_state_dict(ckpt: Mapping[str, Any], *, prefer_ema: bool = False, sou
         if prefer_ema:
             if k == "steps":  # mmengine ExponentialMovingAverage counter
                 continue
-            k = k[len("module."):] if k.startswith("module.") else k
+            k = k[len("module.") :] if k.startswith("module.") else k
         out[k] = v
     if not out:
         raise CheckpointError(f"{source} contains no tensors", hint="expected a dict of parameter tensors")
@@ -104,6 +125,7 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, prefer_ema: bool =
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     if missing or unexpected:
+
         def head(keys: list[str]) -> str:
             return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
 

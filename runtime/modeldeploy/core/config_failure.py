@@ -28,7 +28,12 @@ def _config_frame(path: Path, exc: BaseException) -> traceback.FrameSummary | No
 
 def _lazy_call(exc: BaseException) -> bool:
     tb = traceback.extract_tb(exc.__traceback__)
-    return isinstance(exc, RuntimeError) and not str(exc).strip() and bool(tb) and tb[-1].filename.replace("\\", "/").endswith("mmengine/config/lazy.py")
+    return (
+        isinstance(exc, RuntimeError)
+        and not str(exc).strip()
+        and bool(tb)
+        and tb[-1].filename.replace("\\", "/").endswith("mmengine/config/lazy.py")
+    )
 
 
 def describe(path: Path, exc: BaseException) -> tuple[str, str]:
@@ -38,15 +43,21 @@ def describe(path: Path, exc: BaseException) -> tuple[str, str]:
     code = f" (`{' '.join((frame.line or '').split())[:120]}`)" if frame is not None and frame.line else ""
     if _lazy_call(exc):
         return (
-            (f"{where}{code}: calls something the config imported; a config with `import` statements is loaded by "
-             "mmengine in lazy-import mode, where imported modules cannot be called or indexed at load time"),
+            (
+                f"{where}{code}: calls something the config imported; a config with `import` statements is loaded by "
+                "mmengine in lazy-import mode, where imported modules cannot be called or indexed at load time"
+            ),
             "remove the import and write the value as a literal (configs hold data, not code), or compute it in the project's code",
         )
-    first = (str(scrub(str(exc))).strip().splitlines() or [""])[0][:300]  # scrub BEFORE cutting: half a secret would not match
+    first = (str(scrub(str(exc))).strip().splitlines() or [""])[0][
+        :300
+    ]  # scrub BEFORE cutting: half a secret would not match
     detail = f"{type(exc).__name__}: {first}" if first else f"{type(exc).__name__} (no message)"
     if isinstance(exc, TypeError) and "LazyObject" in first:
         return (
             f"{where}{code}: {detail} — an imported name was used as a value; mmengine's lazy-import mode allows imports only for type references",
             "remove the import and write the value as a literal",
         )
-    return str(scrub(f"{where}{code}: the config's code failed ({detail})")), "fix the config file so `python` can execute it"
+    return str(
+        scrub(f"{where}{code}: the config's code failed ({detail})")
+    ), "fix the config file so `python` can execute it"

@@ -12,28 +12,39 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
 class EngineInfo:
     component: str
     precision: str  # what the engine computes in (fp16, tf32, int8 …), not the policy's name
-    tensorrt: Optional[str] = None  # TensorRT version that built it: engines are not portable across versions
-    compute_capability: Optional[str] = None  # nor across GPU architectures
-    output_names: Optional[list[str]] = None
+    tensorrt: str | None = None  # TensorRT version that built it: engines are not portable across versions
+    compute_capability: str | None = None  # nor across GPU architectures
+    output_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # build details for humans (policy, flags, cache key …)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.extra, "component": self.component, "precision": self.precision, "tensorrt": self.tensorrt,
-                "compute_capability": self.compute_capability, "output_names": self.output_names}
+        return {
+            **self.extra,
+            "component": self.component,
+            "precision": self.precision,
+            "tensorrt": self.tensorrt,
+            "compute_capability": self.compute_capability,
+            "output_names": self.output_names,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EngineInfo:
         d = dict(data)
-        return cls(component=str(d.pop("component", "")), precision=str(d.pop("precision", None) or "fp32"),
-                   tensorrt=d.pop("tensorrt", None), compute_capability=d.pop("compute_capability", None),
-                   output_names=d.pop("output_names", None), extra=d)
+        return cls(
+            component=str(d.pop("component", "")),
+            precision=str(d.pop("precision", None) or "fp32"),
+            tensorrt=d.pop("tensorrt", None),
+            compute_capability=d.pop("compute_capability", None),
+            output_names=d.pop("output_names", None),
+            extra=d,
+        )
 
 
 def engine_info_path(engine_path: Path) -> Path:
@@ -49,7 +60,7 @@ def write_engine_info(engine_path: Path, info: EngineInfo) -> Path:
     return path
 
 
-def read_engine_info(engine_path: Path) -> Optional[EngineInfo]:
+def read_engine_info(engine_path: Path) -> EngineInfo | None:
     """The engine's record, or None when there is none (an engine built elsewhere) or it is unreadable."""
     path = engine_info_path(engine_path)
     if not path.is_file():

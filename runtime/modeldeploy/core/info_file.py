@@ -17,10 +17,14 @@ from modeldeploy.errors import DataError
 
 class _InfoUnpickler(pickle.Unpickler):
     _ALLOWED = {
-        ("collections", "OrderedDict"), ("collections", "defaultdict"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -38,8 +42,18 @@ def load_info(path: Path, *, hint: str, missing_hint: str) -> Any:
             return json.loads(path.read_text())
         with open(path, "rb") as f:
             return _InfoUnpickler(f).load()
-    except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, UnicodeDecodeError, ValueError, AttributeError, ImportError) as exc:
-        raise DataError(f"info file {path} could not be read ({type(exc).__name__}: {str(exc)[:200]})", hint=hint) from None
+    except (
+        pickle.UnpicklingError,
+        json.JSONDecodeError,
+        EOFError,
+        UnicodeDecodeError,
+        ValueError,
+        AttributeError,
+        ImportError,
+    ) as exc:
+        raise DataError(
+            f"info file {path} could not be read ({type(exc).__name__}: {str(exc)[:200]})", hint=hint
+        ) from None
 
 
 def data_list_of(info: Any, path: Path, *, hint: str, what: str = "samples") -> list[Mapping[str, Any]]:

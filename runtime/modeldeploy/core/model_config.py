@@ -21,7 +21,10 @@ def model_cfg_dict(model_cfg: Any) -> dict[str, Any]:
         return to_plain(dict(model_cfg.to_dict()))
     if isinstance(model_cfg, Mapping):
         return to_plain(dict(model_cfg))
-    raise ConfigError(f"model config must be a dict or mmengine Config, got {type(model_cfg).__name__}", hint="pass MODEL_CFG as a config file")
+    raise ConfigError(
+        f"model config must be a dict or mmengine Config, got {type(model_cfg).__name__}",
+        hint="pass MODEL_CFG as a config file",
+    )
 
 
 def to_plain(value: Any) -> Any:

@@ -86,6 +86,8 @@ class BasePipeline(ABC):
         if set(self.backends) != {name}:
             from modeldeploy.errors import ConfigError
 
-            raise ConfigError(f"{type(self).__name__} runs components {sorted(self.backends)} and cannot say what '{name}' receives, so it cannot be INT8-calibrated",
-                              hint="use another precision_policy, or override component_inputs in the project's pipeline")
+            raise ConfigError(
+                f"{type(self).__name__} runs components {sorted(self.backends)} and cannot say what '{name}' receives, so it cannot be INT8-calibrated",
+                hint="use another precision_policy, or override component_inputs in the project's pipeline",
+            )
         return self.model_inputs(sample)

@@ -127,7 +127,9 @@ _np_frombuffer = _numpy_attr("numpy._core.numeric:_frombuffer", "numpy.core.nume
 
 def _restricted_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     if subtype is not np.ndarray:
-        raise UnsafePickleError("numpy _reconstruct", f" of {getattr(subtype, '__name__', subtype)!s} (only numpy.ndarray)")
+        raise UnsafePickleError(
+            "numpy _reconstruct", f" of {getattr(subtype, '__name__', subtype)!s} (only numpy.ndarray)"
+        )
     return _np_reconstruct(subtype, shape, dtype)
 
 
@@ -139,7 +141,13 @@ def _restricted_scalar(dtype: Any, *args: Any) -> Any:
 
 def _torch_allowed() -> dict[str, Any]:
     u = torch._utils
-    names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter", "_rebuild_device_tensor_from_numpy")
+    names = (
+        "_rebuild_tensor",
+        "_rebuild_tensor_v2",
+        "_rebuild_tensor_v3",
+        "_rebuild_parameter",
+        "_rebuild_device_tensor_from_numpy",
+    )
     out = {f"torch._utils.{n}": getattr(u, n) for n in names if hasattr(u, n)}
     out["torch.Size"] = torch.Size
     out["torch.device"] = torch.device
@@ -213,4 +221,6 @@ def _load(file: Any, **kwargs: Any) -> Any:
 
 # What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` (subclassed by torch to map
 # storages, then our find_class decides), ``load`` and ``__name__``.
-restricted_pickle_module = types.SimpleNamespace(__name__="modeldeploy_restricted_pickle", Unpickler=RestrictedUnpickler, load=_load)
+restricted_pickle_module = types.SimpleNamespace(
+    __name__="modeldeploy_restricted_pickle", Unpickler=RestrictedUnpickler, load=_load
+)

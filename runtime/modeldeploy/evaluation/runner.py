@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.evaluator import BaseEvaluator
@@ -22,8 +22,8 @@ def evaluate_backend(
     *,
     num_samples: int,
     warmup: int,
-    predictions_path: Optional[Path] = None,
-    on_sample: Optional[Callable[[int, int], None]] = None,
+    predictions_path: Path | None = None,
+    on_sample: Callable[[int, int], None] | None = None,
     verbose: bool = False,
     label: str = "",
 ) -> dict[str, Any]:
@@ -53,9 +53,16 @@ def evaluate_backend(
         for k, v in out.stage_ms.items():
             stages.setdefault(k, []).append(v)
         if verbose:
-            log.info("evaluate %s sample %d/%d (index %s): %.3f ms (%s)", label, n + 1, len(indices), i, out.total_ms,
-                     ", ".join(f"{k} {v:.3f}" for k, v in out.stage_ms.items()) or "no stages",
-                     extra={"event": "sample", "current": n + 1, "total": len(indices)})
+            log.info(
+                "evaluate %s sample %d/%d (index %s): %.3f ms (%s)",
+                label,
+                n + 1,
+                len(indices),
+                i,
+                out.total_ms,
+                ", ".join(f"{k} {v:.3f}" for k, v in out.stage_ms.items()) or "no stages",
+                extra={"event": "sample", "current": n + 1, "total": len(indices)},
+            )
         if on_sample:
             on_sample(n + 1, len(indices))
     metrics = evaluator.compute()

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from modeldeploy.errors import ArtifactStoreError
 
@@ -80,13 +80,16 @@ class EngineCacheKey:
     graph_transform: str  # none | fp16 | qdq
     profiles: tuple[tuple[tuple[str, tuple[tuple[int, ...], ...]], ...], ...]
     workspace_bytes: int
-    optimization_level: Optional[int]
+    optimization_level: int | None
 
     @staticmethod
-    def canonical_profiles(profiles: Sequence[ProfileShapes]) -> tuple[tuple[tuple[str, tuple[tuple[int, ...], ...]], ...], ...]:
+    def canonical_profiles(
+        profiles: Sequence[ProfileShapes],
+    ) -> tuple[tuple[tuple[str, tuple[tuple[int, ...], ...]], ...], ...]:
         """Order-insensitive within a profile (by input name); profile order matters (indices)."""
         return tuple(
-            tuple((name, tuple(tuple(int(d) for d in s) for s in shapes[name])) for name in sorted(shapes)) for shapes in profiles
+            tuple((name, tuple(tuple(int(d) for d in s) for s in shapes[name])) for name in sorted(shapes))
+            for shapes in profiles
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -103,12 +106,12 @@ class EngineCacheKey:
 class BlobStore(Protocol):
     """What the shared tier needs: ArtifactStore.cas_get / cas_put (artifacts/cas.py)."""
 
-    def cas_get(self, key: str, dest: Path) -> Optional[Path]: ...
+    def cas_get(self, key: str, dest: Path) -> Path | None: ...
 
     def cas_put(self, key: str, path: Path) -> Any: ...
 
 
-def shared_tier(store: object) -> Optional[BlobStore]:
+def shared_tier(store: object) -> BlobStore | None:
     """The store if it has a working content-addressed area, else None (local tier only)."""
     get = getattr(type(store), "cas_get", None)
     put = getattr(type(store), "cas_put", None)
@@ -125,7 +128,7 @@ def shared_tier(store: object) -> Optional[BlobStore]:
 
 @dataclass
 class CacheLookup:
-    path: Optional[Path]
+    path: Path | None
     source: str  # "local" | "shared" | "miss"
 
     @property
@@ -142,7 +145,7 @@ class EngineCache:
     ENGINE = "engine.plan"
     META = "entry.json"
 
-    def __init__(self, root: Optional[Path] = None, shared: Optional[BlobStore] = None) -> None:
+    def __init__(self, root: Path | None = None, shared: BlobStore | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.shared = shared
 
@@ -182,7 +185,7 @@ class EngineCache:
                 log.warning("could not share the engine through the store (kept locally): %s", exc.one_line())
         return path
 
-    def _local_get(self, key: EngineCacheKey) -> Optional[Path]:
+    def _local_get(self, key: EngineCacheKey) -> Path | None:
         d = self._dir(key)
         engine, meta = d / self.ENGINE, d / self.META
         if not (engine.is_file() and meta.is_file()):

@@ -9,12 +9,11 @@ config error (exit 2) naming both dtypes, never a silent cast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from modeldeploy.errors import ConfigError
 
 
-def graph_input_dtype(onnx_path: Path, input_name: str) -> Optional[str]:
+def graph_input_dtype(onnx_path: Path, input_name: str) -> str | None:
     """numpy dtype name of graph input ``input_name`` (None: the graph has no such input)."""
     import numpy as np
     import onnx
@@ -41,5 +40,6 @@ def check_input_dtype(onnx_paths: list[Path], input_name: str, expected: str, so
         if actual != expected:
             raise ConfigError(
                 f"{source}: model_io.input_dtype is {expected!r} but input {input_name!r} of {path.name} is {actual}",
-                hint=f"set model_io.input_dtype='{actual}' (the dtype the model is traced with), or export a model that takes {expected}")
+                hint=f"set model_io.input_dtype='{actual}' (the dtype the model is traced with), or export a model that takes {expected}",
+            )
     return checked

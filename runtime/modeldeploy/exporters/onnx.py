@@ -80,10 +80,12 @@ class ONNXExporter(BaseExporter):
                 warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                 if self.cfg.exporter == "dynamo":
                     kwargs.pop("keep_initializers_as_inputs")
-                    torch.onnx.export(module, args, str(path), dynamo=True, external_data=self.cfg.external_data, **kwargs)
+                    torch.onnx.export(
+                        module, args, str(path), dynamo=True, external_data=self.cfg.external_data, **kwargs
+                    )
                 else:
                     torch.onnx.export(module, args, str(path), dynamo=False, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - torch.onnx raises many exception types
+        except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
             raise ExportError(
                 f"torch.onnx.export ({self.cfg.exporter}) failed for component '{component.name}': {first}",
@@ -96,7 +98,10 @@ class ONNXExporter(BaseExporter):
         try:
             onnx.checker.check_model(str(path), full_check=False)
         except onnx.checker.ValidationError as exc:
-            raise ExportError(f"exported graph for '{component.name}' fails onnx.checker: {str(exc).splitlines()[0][:300]}", hint="report this with the model config") from exc
+            raise ExportError(
+                f"exported graph for '{component.name}' fails onnx.checker: {str(exc).splitlines()[0][:300]}",
+                hint="report this with the model config",
+            ) from exc
         model = onnx.load(str(path), load_external_data=False)
         got_in = [i.name for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer}]
         got_out = [o.name for o in model.graph.output]

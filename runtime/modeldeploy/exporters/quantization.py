@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -56,7 +55,7 @@ def _model_inputs(onnx_path: Path) -> dict[str, int]:
     return {i.name: i.type.tensor_type.elem_type for i in model.graph.input if i.name not in inits}
 
 
-def _calibration_reader(samples: Iterable[dict[str, np.ndarray]], names: dict[str, int], limit: int):  # noqa: ANN202
+def _calibration_reader(samples: Iterable[dict[str, np.ndarray]], names: dict[str, int], limit: int):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -66,7 +65,7 @@ def _calibration_reader(samples: Iterable[dict[str, np.ndarray]], names: dict[st
             self._it: Iterator[dict[str, np.ndarray]] = iter(samples)
             self.count = 0
 
-        def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        def get_next(self) -> dict[str, np.ndarray] | None:
             if self.count >= limit:
                 return None
             sample = next(self._it, None)
@@ -96,16 +95,19 @@ def quantize_qdq(
             f"backend_config.quantization.tool={settings.tool!r} is not supported",
             hint="use tool='onnxruntime' (see modeldeploy/exporters/quantization.py for why not modelopt)",
         )
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     import itertools
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     names = _model_inputs(onnx_path)
     it = iter(calibration_inputs)
     first = next(it, None)
     if first is None:
-        raise DataError(f"no calibration samples for {onnx_path.name}", hint="the dataset is empty or the calibration iterator yielded nothing")
+        raise DataError(
+            f"no calibration samples for {onnx_path.name}",
+            hint="the dataset is empty or the calibration iterator yielded nothing",
+        )
     calibration_inputs = itertools.chain([first], it)
     reader = _calibration_reader(calibration_inputs, names, settings.calibration_samples)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,7 @@ def quantize_qdq(
         )
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - ORT raises many types; report one line
+    except Exception as exc:
         raise ExportError(
             f"INT8 Q/DQ quantization of {onnx_path.name} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
             hint="check the calibration data matches the graph inputs, or use precision_policy='fp16'",
@@ -133,8 +135,17 @@ def quantize_qdq(
     _move_onnx(tmp, out_path)
     counts = qdq_node_counts(out_path)
     if not counts["QuantizeLinear"] or not counts["DequantizeLinear"]:
-        raise ExportError(f"quantization of {onnx_path.name} inserted no Q/DQ nodes ({counts})", hint="the graph has no quantizable ops (Conv/MatMul/Gemm)")
-    log.info("Q/DQ model %s: %s, calibrated on %d samples (%s)", out_path.name, counts, reader.count, settings.calibrate_method)
+        raise ExportError(
+            f"quantization of {onnx_path.name} inserted no Q/DQ nodes ({counts})",
+            hint="the graph has no quantizable ops (Conv/MatMul/Gemm)",
+        )
+    log.info(
+        "Q/DQ model %s: %s, calibrated on %d samples (%s)",
+        out_path.name,
+        counts,
+        reader.count,
+        settings.calibrate_method,
+    )
     return out_path
 
 
@@ -146,7 +157,9 @@ def _move_onnx(tmp: Path, final: Path) -> None:
         tmp.replace(final)
         return
     model = onnx.load(str(tmp))
-    onnx.save_model(model, str(final), save_as_external_data=True, location=f"{final.name}.data", all_tensors_to_one_file=True)
+    onnx.save_model(
+        model, str(final), save_as_external_data=True, location=f"{final.name}.data", all_tensors_to_one_file=True
+    )
     for stale in tmp.parent.glob(f"{tmp.name}*"):
         stale.unlink()
 
@@ -168,15 +181,20 @@ def convert_fp16(onnx_path: Path, out_path: Path) -> Path:
     model = onnx.load(str(onnx_path))
     try:
         converted = convert_float_to_float16(model, keep_io_types=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ExportError(
             f"fp16 conversion of {onnx_path.name} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
             hint="use precision_policy='auto' or 'fp32_tf32' for this model",
         ) from exc
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if external:
-        onnx.save_model(converted, str(out_path), save_as_external_data=True, location=f"{out_path.name}.data", all_tensors_to_one_file=True)
+        onnx.save_model(
+            converted,
+            str(out_path),
+            save_as_external_data=True,
+            location=f"{out_path.name}.data",
+            all_tensors_to_one_file=True,
+        )
     else:
         onnx.save_model(converted, str(out_path))
     return out_path
-

@@ -22,13 +22,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
+from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.engine_info import EngineInfo, write_engine_info
 from modeldeploy.errors import BackendUnavailableError, ConfigError, ExportError
-from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.base import BaseExporter, ExportedModel
 from modeldeploy.exporters.engine_cache import EngineCache, EngineCacheKey, ProfileShapes, onnx_digest
 
@@ -47,7 +47,9 @@ class PrecisionPlan:
     @property
     def precision_label(self) -> str:
         """The evaluation ``precision`` field for this engine."""
-        return {"auto": "fp32", "fp16": "fp16", "fp32_tf32": "tf32", "explicit_int8": "int8"}.get(self.policy, self.policy)
+        return {"auto": "fp32", "fp16": "fp16", "fp32_tf32": "tf32", "explicit_int8": "int8"}.get(
+            self.policy, self.policy
+        )
 
 
 def plan_precision(policy: str, caps: trt_api.Capabilities) -> PrecisionPlan:
@@ -69,7 +71,10 @@ def plan_precision(policy: str, caps: trt_api.Capabilities) -> PrecisionPlan:
         return PrecisionPlan(policy, flags, st, "qdq")
     if policy == "strongly_typed":
         return PrecisionPlan(policy, (), True, "none")
-    raise ConfigError(f"unknown backend_config.common_config.precision_policy {policy!r}", hint="auto | fp16 | fp32_tf32 | explicit_int8 | strongly_typed")
+    raise ConfigError(
+        f"unknown backend_config.common_config.precision_policy {policy!r}",
+        hint="auto | fp16 | fp32_tf32 | explicit_int8 | strongly_typed",
+    )
 
 
 def profiles_for(backend_config: BackendConfigSection, component: str) -> list[ProfileShapes]:
@@ -108,24 +113,38 @@ def check_profiles(component: str, inputs: dict[str, tuple[int, ...]], profiles:
     for k, prof in enumerate(profiles):
         unknown = sorted(set(prof) - set(inputs))
         if unknown:
-            raise ConfigError(f"{where}[{k}] names input(s) {unknown} that {component} does not have; inputs: {sorted(inputs)}", hint="use the ONNX graph's input names")
+            raise ConfigError(
+                f"{where}[{k}] names input(s) {unknown} that {component} does not have; inputs: {sorted(inputs)}",
+                hint="use the ONNX graph's input names",
+            )
         missing = [n for n in dynamic if n not in prof]
         if missing:
-            raise ConfigError(f"{where}[{k}] lacks dynamic input(s) {missing} of {component}", hint="every profile must give shapes for every dynamic input")
+            raise ConfigError(
+                f"{where}[{k}] lacks dynamic input(s) {missing} of {component}",
+                hint="every profile must give shapes for every dynamic input",
+            )
         for name, (lo, _opt, hi) in prof.items():
             graph = inputs[name]
             if len(lo) != len(graph):
-                raise ConfigError(f"{where}[{k}].{name}: rank {len(lo)} but the graph input has rank {len(graph)} {graph}", hint="match the ONNX input's rank")
+                raise ConfigError(
+                    f"{where}[{k}].{name}: rank {len(lo)} but the graph input has rank {len(graph)} {graph}",
+                    hint="match the ONNX input's rank",
+                )
             for axis, g in enumerate(graph):
                 if g >= 0 and not (lo[axis] == g == hi[axis]):
-                    raise ConfigError(f"{where}[{k}].{name}: axis {axis} is static ({g}) in the graph but the profile gives {lo[axis]}..{hi[axis]}", hint=f"use {g} on axis {axis} or export that axis as dynamic")
+                    raise ConfigError(
+                        f"{where}[{k}].{name}: axis {axis} is static ({g}) in the graph but the profile gives {lo[axis]}..{hi[axis]}",
+                        hint=f"use {g} on axis {axis} or export that axis as dynamic",
+                    )
 
 
 def _cuda_compute_capability(device: str) -> str:
     import torch
 
     if not torch.cuda.is_available():
-        raise BackendUnavailableError("TensorRT needs a CUDA GPU but torch sees none", hint="run on a GPU node or choose export.mode='onnx'")
+        raise BackendUnavailableError(
+            "TensorRT needs a CUDA GPU but torch sees none", hint="run on a GPU node or choose export.mode='onnx'"
+        )
     major, minor = torch.cuda.get_device_capability(torch.device(device))
     return f"{major}.{minor}"
 
@@ -138,9 +157,9 @@ class TensorRTExporter(BaseExporter):
         backend_config: BackendConfigSection,
         *,
         device: str = "cuda",
-        cache: Optional[EngineCache] = None,
-        trt_module: Optional[ModuleType] = None,
-        compute_capability: Optional[str] = None,
+        cache: EngineCache | None = None,
+        trt_module: ModuleType | None = None,
+        compute_capability: str | None = None,
     ) -> None:
         self.cfg = backend_config
         self.trt = trt_module if trt_module is not None else trt_api.require_tensorrt()
@@ -161,19 +180,29 @@ class TensorRTExporter(BaseExporter):
 
     # ------------------------------------------------------------------ public API
 
-    def export(self, component: ExportComponent, out_dir: Path, onnx_path: Optional[Path] = None) -> ExportedModel:
+    def export(self, component: ExportComponent, out_dir: Path, onnx_path: Path | None = None) -> ExportedModel:
         """BaseExporter entry point; ``onnx_path`` defaults to ``<out_dir>/../onnx/<file>``."""
         src = Path(onnx_path) if onnx_path is not None else Path(out_dir).parent / "onnx" / component.file_name
         return self.build(src, Path(out_dir), component=component.name, output_names=list(component.output_names))
 
     def export_onnx(self, onnx_model: ExportedModel, out_dir: Path) -> ExportedModel:
         """The runner's entry point: one exported ONNX component → its engine."""
-        return self.build(onnx_model.path, Path(out_dir), component=onnx_model.component, output_names=list(onnx_model.output_names) or None)
+        return self.build(
+            onnx_model.path,
+            Path(out_dir),
+            component=onnx_model.component,
+            output_names=list(onnx_model.output_names) or None,
+        )
 
-    def build(self, onnx_path: Path, out_dir: Path, *, component: str, output_names: Optional[list[str]] = None) -> ExportedModel:
+    def build(
+        self, onnx_path: Path, out_dir: Path, *, component: str, output_names: list[str] | None = None
+    ) -> ExportedModel:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
-            raise ExportError(f"ONNX file {onnx_path} does not exist", hint="export ONNX first (export.mode='both') or set export.onnx_path")
+            raise ExportError(
+                f"ONNX file {onnx_path} does not exist",
+                hint="export ONNX first (export.mode='both') or set export.onnx_path",
+            )
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         inputs = onnx_input_shapes(onnx_path)
@@ -220,16 +249,27 @@ class TensorRTExporter(BaseExporter):
         else:
             t0 = time.perf_counter()
             self._build_engine(graph, engine_path, log_path, timing_path, profiles, component)
-            info.update(cache_hit=False, cache_source="miss" if self.cache is not None else "disabled", build_seconds=round(time.perf_counter() - t0, 3))
+            info.update(
+                cache_hit=False,
+                cache_source="miss" if self.cache is not None else "disabled",
+                build_seconds=round(time.perf_counter() - t0, 3),
+            )
             if self.cache is not None:
                 self.cache.store(key, engine_path)
         if timing_path.is_file():
             info["timing_cache"] = str(timing_path)
         known = ("tensorrt", "compute_capability", "precision")
-        meta_path = write_engine_info(engine_path, EngineInfo(
-            component=component, precision=str(info["precision"]), tensorrt=info["tensorrt"], compute_capability=info["compute_capability"],
-            output_names=output_names, extra={**{k: v for k, v in info.items() if k not in known}, "cache_key_fields": key.to_json()},
-        ))
+        meta_path = write_engine_info(
+            engine_path,
+            EngineInfo(
+                component=component,
+                precision=str(info["precision"]),
+                tensorrt=info["tensorrt"],
+                compute_capability=info["compute_capability"],
+                output_names=output_names,
+                extra={**{k: v for k, v in info.items() if k not in known}, "cache_key_fields": key.to_json()},
+            ),
+        )
         files = [p for p in (*extra, meta_path, log_path, timing_path) if p.is_file()]
         return ExportedModel(
             component=component,
@@ -261,7 +301,15 @@ class TensorRTExporter(BaseExporter):
             return onnx_path, []
         return onnx_path, []
 
-    def _build_engine(self, graph: Path, engine_path: Path, log_path: Path, timing_path: Path, profiles: list[ProfileShapes], component: str) -> None:
+    def _build_engine(
+        self,
+        graph: Path,
+        engine_path: Path,
+        log_path: Path,
+        timing_path: Path,
+        profiles: list[ProfileShapes],
+        component: str,
+    ) -> None:
         trt = self.trt
         records: list[trt_api.LogRecord] = []
         common = self.cfg.common_config
@@ -313,7 +361,7 @@ class TensorRTExporter(BaseExporter):
         finally:
             _write_log(log_path, records, graph, self.plan, self.caps.version)
 
-    def _shared_timing_path(self) -> Optional[Path]:
+    def _shared_timing_path(self) -> Path | None:
         """One timing cache per (TensorRT version, GPU) in the cache root, reused by every build."""
         if self.cache is None:
             return None
@@ -325,7 +373,7 @@ def _with_data(graph: Path) -> list[Path]:
     return [graph, data] if data.is_file() else [graph]
 
 
-def _read_timing_cache(*candidates: Optional[Path]) -> bytes:
+def _read_timing_cache(*candidates: Path | None) -> bytes:
     for p in candidates:
         if p is not None and p.is_file():
             return p.read_bytes()

@@ -66,6 +66,8 @@ def load_external() -> None:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
             if exc.name is not None and mod.startswith(exc.name):
-                raise ConfigError(f"{ENV_VAR} / entry point names module {mod!r}, which cannot be imported ({exc.name!r} not found)",
-                                  hint="install the package or fix the module path (e.g. my_pkg.my_project)") from None
+                raise ConfigError(
+                    f"{ENV_VAR} / entry point names module {mod!r}, which cannot be imported ({exc.name!r} not found)",
+                    hint="install the package or fix the module path (e.g. my_pkg.my_project)",
+                ) from None
             raise

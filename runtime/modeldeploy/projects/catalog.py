@@ -13,7 +13,7 @@ import importlib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.artifacts.fetch import BUILTIN_PACKAGE, BUILTIN_SUBDIRS
 
@@ -44,7 +44,9 @@ def _top_level_names(text: str) -> set[str]:
         return set()
     names: set[str] = set()
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         names |= {t.id for t in targets if isinstance(t, ast.Name)}
     return names
 
@@ -56,13 +58,15 @@ def classify(path: Path) -> tuple[str, str]:
     if path.suffix != ".py":
         return "file", ""
     text = path.read_text(errors="replace")
-    first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#") and ln.lstrip("# ").strip()), "")
+    first = next(
+        (ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#") and ln.lstrip("# ").strip()), ""
+    )
     names = _top_level_names(text)
     kind = "deploy config" if names & {"project", "export"} else "model config" if "model" in names else "config"
     return kind, first
 
 
-def _shipped_files(root: Path, uri_prefix: Optional[str]) -> list[ShippedFile]:
+def _shipped_files(root: Path, uri_prefix: str | None) -> list[ShippedFile]:
     out = []
     for sub in BUILTIN_SUBDIRS:
         d = root / sub
@@ -92,7 +96,9 @@ def list_projects() -> list[ProjectInfo]:
         else:
             mod = importlib.import_module(cls.__module__)
             root, prefix = Path(mod.__file__ or ".").parent, None
-        infos.append(ProjectInfo(name, getattr(cls, "task_type", "?"), cls.__module__, builtin, _shipped_files(root, prefix)))
+        infos.append(
+            ProjectInfo(name, getattr(cls, "task_type", "?"), cls.__module__, builtin, _shipped_files(root, prefix))
+        )
     return infos
 
 

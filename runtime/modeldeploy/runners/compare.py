@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.errors import DataError
 
@@ -39,24 +39,36 @@ def load_results(uri: str) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{uri}: no results.json there", hint="pass a results.json, a run directory or a publication root") from None
+        raise DataError(
+            f"{uri}: no results.json there", hint="pass a results.json, a run directory or a publication root"
+        ) from None
     except ValueError as exc:
-        raise DataError(f"{uri}: not valid JSON ({exc})", hint="pass the results.json a modeldeploy run wrote") from None
+        raise DataError(
+            f"{uri}: not valid JSON ({exc})", hint="pass the results.json a modeldeploy run wrote"
+        ) from None
     if not isinstance(doc, dict) or "evaluation" not in doc:
-        raise DataError(f"{uri}: not a modeldeploy results.json (no 'evaluation')", hint="pass the results.json a modeldeploy run wrote")
+        raise DataError(
+            f"{uri}: not a modeldeploy results.json (no 'evaluation')",
+            hint="pass the results.json a modeldeploy run wrote",
+        )
     return doc
 
 
-def _num(v: Any) -> Optional[float]:
+def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def _ratio(a: float | None, b: float | None) -> float | None:
     return b / a if a and b is not None else None
 
 
-def compare(a: dict[str, Any], b: dict[str, Any], *, max_metric_drop: Optional[float] = None,
-            max_latency_ratio: Optional[float] = None) -> Comparison:
+def compare(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    *,
+    max_metric_drop: float | None = None,
+    max_latency_ratio: float | None = None,
+) -> Comparison:
     ea, eb = a.get("evaluation") or {}, b.get("evaluation") or {}
     rows = []
     out = Comparison(rows, limits_given=max_metric_drop is not None or max_latency_ratio is not None)
@@ -65,8 +77,17 @@ def compare(a: dict[str, Any], b: dict[str, Any], *, max_metric_drop: Optional[f
         metric = ra.get("headline_metric") or rb.get("headline_metric")
         ma, mb = _num((ra.get("metrics") or {}).get(metric)), _num((rb.get("metrics") or {}).get(metric))
         la, lb = ra.get("latency_ms") or {}, rb.get("latency_ms") or {}
-        row = {"backend": backend, "metric": metric, "a": ma, "b": mb, "delta": (mb - ma) if ma is not None and mb is not None else None,
-               "p50_a": _num(la.get("p50")), "p50_b": _num(lb.get("p50")), "p99_a": _num(la.get("p99")), "p99_b": _num(lb.get("p99"))}
+        row = {
+            "backend": backend,
+            "metric": metric,
+            "a": ma,
+            "b": mb,
+            "delta": (mb - ma) if ma is not None and mb is not None else None,
+            "p50_a": _num(la.get("p50")),
+            "p50_b": _num(lb.get("p50")),
+            "p99_a": _num(la.get("p99")),
+            "p99_b": _num(lb.get("p99")),
+        }
         row["p50_ratio"] = _ratio(row["p50_a"], row["p50_b"])
         row["p99_ratio"] = _ratio(row["p99_a"], row["p99_b"])
         rows.append(row)
@@ -74,9 +95,13 @@ def compare(a: dict[str, Any], b: dict[str, Any], *, max_metric_drop: Optional[f
             out.notes.append(f"{backend} is only in run {'A' if ra else 'B'}")
             continue
         if max_metric_drop is not None and row["delta"] is not None and -row["delta"] > max_metric_drop:
-            out.regressions.append(f"{backend}: {metric} {ma:.6g} → {mb:.6g} (drop {-row['delta']:.6g} > {max_metric_drop})")
+            out.regressions.append(
+                f"{backend}: {metric} {ma:.6g} → {mb:.6g} (drop {-row['delta']:.6g} > {max_metric_drop})"
+            )
         if max_latency_ratio is not None and row["p50_ratio"] is not None and row["p50_ratio"] > max_latency_ratio:
-            out.regressions.append(f"{backend}: latency p50 {row['p50_a']:.4g} → {row['p50_b']:.4g} ms (×{row['p50_ratio']:.2f} > ×{max_latency_ratio})")
+            out.regressions.append(
+                f"{backend}: latency p50 {row['p50_a']:.4g} → {row['p50_b']:.4g} ms (×{row['p50_ratio']:.2f} > ×{max_latency_ratio})"
+            )
     ia, ib = a.get("inputs") or {}, b.get("inputs") or {}
     for k in ("deploy_config", "model_config", "checkpoint"):
         ha, hb = (ia.get(k) or {}).get("sha256"), (ib.get(k) or {}).get("sha256")
@@ -88,28 +113,55 @@ def compare(a: dict[str, Any], b: dict[str, Any], *, max_metric_drop: Optional[f
     return out
 
 
-def _f(v: Optional[float], nd: int = 4) -> str:
+def _f(v: float | None, nd: int = 4) -> str:
     return "—" if v is None else f"{v:.{nd}g}"
 
 
 def print_comparison(c: Comparison, name_a: str, name_b: str) -> str:
     """The table on stdout (rich) and the verdict line; returns the verdict line."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    import sys
-
     console = Console() if sys.stdout.isatty() else Console(width=160)
     t = Table(title=f"A = {name_a}\nB = {name_b}")
-    for h in ("backend", "metric", "A", "B", "Δ (B−A)", "p50 A ms", "p50 B ms", "p50 B/A", "p99 A ms", "p99 B ms", "p99 B/A"):
+    for h in (
+        "backend",
+        "metric",
+        "A",
+        "B",
+        "Δ (B−A)",
+        "p50 A ms",
+        "p50 B ms",
+        "p50 B/A",
+        "p99 A ms",
+        "p99 B ms",
+        "p99 B/A",
+    ):
         t.add_column(h)
     for r in c.rows:
-        t.add_row(r["backend"], str(r["metric"]), _f(r["a"]), _f(r["b"]), _f(r["delta"]), _f(r["p50_a"]), _f(r["p50_b"]),
-                  _f(r["p50_ratio"], 3), _f(r["p99_a"]), _f(r["p99_b"]), _f(r["p99_ratio"], 3))
+        t.add_row(
+            r["backend"],
+            str(r["metric"]),
+            _f(r["a"]),
+            _f(r["b"]),
+            _f(r["delta"]),
+            _f(r["p50_a"]),
+            _f(r["p50_b"]),
+            _f(r["p50_ratio"], 3),
+            _f(r["p99_a"]),
+            _f(r["p99_b"]),
+            _f(r["p99_ratio"], 3),
+        )
     console.print(t)
     for n in c.notes:
         console.print(f"note: {n}")
-    verdict = ("verdict: REGRESSION — " + "; ".join(c.regressions)) if c.regressed else "verdict: no regression beyond the given limits"
+    verdict = (
+        ("verdict: REGRESSION — " + "; ".join(c.regressions))
+        if c.regressed
+        else "verdict: no regression beyond the given limits"
+    )
     if not c.limits_given:
         verdict += " (none given: pass --max-metric-drop / --max-latency-ratio to judge)"
     console.print(verdict, markup=False)

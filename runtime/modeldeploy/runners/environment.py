@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
-
-def _version(module: str) -> Optional[str]:
+def _version(module: str) -> str | None:
     try:
         mod = __import__(module)
     except ImportError:
@@ -13,7 +11,7 @@ def _version(module: str) -> Optional[str]:
     return getattr(mod, "__version__", None)
 
 
-def collect_environment() -> dict[str, Optional[str]]:
+def collect_environment() -> dict[str, str | None]:
     import torch
 
     gpu = cuda = None

@@ -18,8 +18,9 @@ from typing import Any
 
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.project import BaseProject
-from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
+from modeldeploy.projects import get_project
+
 
 @dataclass
 class PlanReport:
@@ -30,7 +31,9 @@ class PlanReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def graph_input_shapes(sample_inputs: dict[str, Any], dynamic_axes: dict[str, dict[int, str]]) -> dict[str, tuple[int, ...]]:
+def graph_input_shapes(
+    sample_inputs: dict[str, Any], dynamic_axes: dict[str, dict[int, str]]
+) -> dict[str, tuple[int, ...]]:
     """The ONNX graph's input shapes as the exporter writes them: traced shape, -1 on dynamic axes."""
     out: dict[str, tuple[int, ...]] = {}
     for name, tensor in sample_inputs.items():
@@ -48,8 +51,10 @@ def unevaluated_engine_warning(cfg: BaseDeploymentConfig) -> str | None:
         return None
     if "tensorrt" in cfg.evaluation_backends():
         return None
-    return (f"{cfg.source}: export.mode={cfg.export.mode!r} builds a TensorRT engine but evaluation.backends "
-            "does not evaluate it; add tensorrt=dict(device='cuda:0') to evaluation.backends")
+    return (
+        f"{cfg.source}: export.mode={cfg.export.mode!r} builds a TensorRT engine but evaluation.backends "
+        "does not evaluate it; add tensorrt=dict(device='cuda:0') to evaluation.backends"
+    )
 
 
 def check_plan(cfg: BaseDeploymentConfig, model_cfg_path: str | Path, project: BaseProject | None = None) -> PlanReport:
@@ -59,7 +64,10 @@ def check_plan(cfg: BaseDeploymentConfig, model_cfg_path: str | Path, project: B
 
     if project is None:
         if cfg.project is None:
-            raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
+            raise ConfigError(
+                f"{cfg.source}: 'project' is not set",
+                hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
+            )
         project = get_project(cfg.project)
     model_cfg = read_mmengine_config(model_cfg_path)
     model = project.build_model(model_cfg).eval()
@@ -74,8 +82,10 @@ def check_plan(cfg: BaseDeploymentConfig, model_cfg_path: str | Path, project: B
     if cfg.export.should_export_tensorrt:
         named = {prof.component for prof in cfg.backend_config.model_inputs if prof.component is not None}
         for extra in sorted(named - set(report.graphs)):
-            report.warnings.append(f"{cfg.source}: backend_config.model_inputs names component {extra!r}, which this plan does not export "
-                                   f"(graphs: {sorted(report.graphs)})")
+            report.warnings.append(
+                f"{cfg.source}: backend_config.model_inputs names component {extra!r}, which this plan does not export "
+                f"(graphs: {sorted(report.graphs)})"
+            )
     warning = unevaluated_engine_warning(cfg)
     if warning:
         report.warnings.append(warning)

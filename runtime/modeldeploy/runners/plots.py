@@ -8,12 +8,12 @@ figures backed by measurements. Figures are small (≈ 510×290 px) to keep repo
 from __future__ import annotations
 
 import io
-from typing import Any, Optional
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 SIZE = (6.4, 3.6)
 DPI = 80
@@ -27,7 +27,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def latency_distribution(raw: dict[str, list[float]]) -> Optional[bytes]:
+def latency_distribution(raw: dict[str, list[float]]) -> bytes | None:
     """Violin (≥ 2 samples) of every timed sample per backend: tails and bimodality show here, not in p50."""
     data = {k: [float(x) for x in v if x is not None] for k, v in raw.items()}
     data = {k: v for k, v in data.items() if v}
@@ -46,7 +46,7 @@ def latency_distribution(raw: dict[str, list[float]]) -> Optional[bytes]:
     return _png(fig)
 
 
-def stage_bars(evaluation: dict[str, Any]) -> Optional[bytes]:
+def stage_bars(evaluation: dict[str, Any]) -> bytes | None:
     """Stacked p50 per stage and backend: where the time goes (preprocess vs model vs postprocess)."""
     rows = {k: e.get("stage_latency_ms") or {} for k, e in evaluation.items()}
     rows = {k: v for k, v in rows.items() if v}
@@ -69,7 +69,7 @@ def stage_bars(evaluation: dict[str, Any]) -> Optional[bytes]:
     return _png(fig)
 
 
-def accuracy_vs_latency(evaluation: dict[str, Any]) -> Optional[bytes]:
+def accuracy_vs_latency(evaluation: dict[str, Any]) -> bytes | None:
     pts = []
     for k, e in evaluation.items():
         m = e.get("headline_metric")
@@ -89,7 +89,7 @@ def accuracy_vs_latency(evaluation: dict[str, Any]) -> Optional[bytes]:
     return _png(fig)
 
 
-def pr_curves(label: str, curves: dict[str, Any]) -> Optional[bytes]:
+def pr_curves(label: str, curves: dict[str, Any]) -> bytes | None:
     curves = {c: v for c, v in curves.items() if v.get("recall") and v.get("precision")}
     if not curves:
         return None
@@ -97,7 +97,11 @@ def pr_curves(label: str, curves: dict[str, Any]) -> Optional[bytes]:
     for name, c in curves.items():
         ax.plot(c["recall"], c["precision"], label=name)
     first = next(iter(curves.values()))
-    at = f"IoU {first['iou']}" if "iou" in first else (f"centre distance {first['distance_m']} m" if "distance_m" in first else "")
+    at = (
+        f"IoU {first['iou']}"
+        if "iou" in first
+        else (f"centre distance {first['distance_m']} m" if "distance_m" in first else "")
+    )
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
@@ -107,7 +111,7 @@ def pr_curves(label: str, curves: dict[str, Any]) -> Optional[bytes]:
     return _png(fig)
 
 
-def confusion_matrix(label: str, cm: dict[str, Any]) -> Optional[bytes]:
+def confusion_matrix(label: str, cm: dict[str, Any]) -> bytes | None:
     matrix, names = cm.get("matrix"), cm.get("labels")
     if not matrix or not names:
         return None
@@ -125,10 +129,12 @@ def confusion_matrix(label: str, cm: dict[str, Any]) -> Optional[bytes]:
     return _png(fig)
 
 
-def verification_errors(verification: dict[str, Any]) -> Optional[bytes]:
+def verification_errors(verification: dict[str, Any]) -> bytes | None:
     """Histogram of the per-sample max |test − reference| per compared output, with the tolerance."""
-    series = {f"{c['test']} {c['output']}": [v for v in c.get("sample_max_abs_diff") or [] if v is not None]
-              for c in verification.get("comparisons", [])}
+    series = {
+        f"{c['test']} {c['output']}": [v for v in c.get("sample_max_abs_diff") or [] if v is not None]
+        for c in verification.get("comparisons", [])
+    }
     series = {k: v for k, v in series.items() if v}
     if not series:
         return None

@@ -18,7 +18,17 @@ def evaluation_rows(results: dict[str, Any]) -> list[list[str]]:
     for backend, e in (results.get("evaluation") or {}).items():
         m = e.get("headline_metric")
         lat = e.get("latency_ms", {})
-        rows.append([backend, e.get("precision") or "—", f"{m}={_fmt((e.get('metrics') or {}).get(m))}", _fmt(lat.get("p50"), 3), _fmt(lat.get("p99"), 3), _fmt(lat.get("mean"), 3), str(e.get("num_samples"))])
+        rows.append(
+            [
+                backend,
+                e.get("precision") or "—",
+                f"{m}={_fmt((e.get('metrics') or {}).get(m))}",
+                _fmt(lat.get("p50"), 3),
+                _fmt(lat.get("p99"), 3),
+                _fmt(lat.get("mean"), 3),
+                str(e.get("num_samples")),
+            ]
+        )
     return rows
 
 
@@ -35,11 +45,17 @@ def render_report_md(results: dict[str, Any]) -> str:
     lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v), ""]
     ver = results.get("verification")
     if ver:
-        lines += [f"## Verification — {'PASSED' if ver['passed'] else 'FAILED'} (tolerance {ver['tolerance']}, {ver.get('num_samples')} samples)", "",
-                  "| reference | test | output | max abs diff | mean abs diff | verdict |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## Verification — {'PASSED' if ver['passed'] else 'FAILED'} (tolerance {ver['tolerance']}, {ver.get('num_samples')} samples)",
+            "",
+            "| reference | test | output | max abs diff | mean abs diff | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in ver.get("comparisons", []):
             verdict = "pass" if c["passed"] else f"FAIL ({c.get('reason')})"
-            lines.append(f"| {c['reference']} | {c['test']} | {c['output']} | {_fmt(c['max_abs_diff'])} | {_fmt(c['mean_abs_diff'])} | {verdict} |")
+            lines.append(
+                f"| {c['reference']} | {c['test']} | {c['output']} | {_fmt(c['max_abs_diff'])} | {_fmt(c['mean_abs_diff'])} | {verdict} |"
+            )
         lines.append("")
         preds = ver.get("predictions") or []
         if preds:
@@ -52,7 +68,10 @@ def render_report_md(results: dict[str, Any]) -> str:
         for backend, e in results["evaluation"].items():
             st = e.get("stage_latency_ms") or {}
             if st:
-                lines.append(f"Stage latency, {backend} (p50 / p99 ms): " + ", ".join(f"{k} {_fmt(v.get('p50'), 3)} / {_fmt(v.get('p99'), 3)}" for k, v in st.items()))
+                lines.append(
+                    f"Stage latency, {backend} (p50 / p99 ms): "
+                    + ", ".join(f"{k} {_fmt(v.get('p50'), 3)} / {_fmt(v.get('p99'), 3)}" for k, v in st.items())
+                )
         lines.append("")
         for backend, e in results["evaluation"].items():
             scalars = {k: v for k, v in (e.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -70,10 +89,10 @@ def render_report_md(results: dict[str, Any]) -> str:
 
 
 def print_console_summary(results: dict[str, Any]) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     # In a pod/CI log there is no terminal width: don't let rich squeeze the table to 80.
     console = Console(stderr=False) if sys.stdout.isatty() else Console(stderr=False, width=140)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.runners import plots
 from modeldeploy.runners.report import EVAL_HEADER, evaluation_rows
@@ -31,7 +31,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "".join(out) + "</table>"
 
 
-def _img(png: Optional[bytes], caption: str) -> str:
+def _img(png: bytes | None, caption: str) -> str:
     if not png:
         return ""
     b64 = base64.b64encode(png).decode("ascii")
@@ -40,7 +40,7 @@ def _img(png: Optional[bytes], caption: str) -> str:
 
 def figures(results: dict[str, Any], base: Path) -> list[tuple[str, bytes]]:
     """(caption, PNG) for every figure the run's data supports; ``base`` is the run's directory."""
-    out: list[tuple[str, Optional[bytes]]] = []
+    out: list[tuple[str, bytes | None]] = []
     ev = results.get("evaluation") or {}
     raw = {}
     for k, e in ev.items():
@@ -65,13 +65,17 @@ def figures(results: dict[str, Any], base: Path) -> list[tuple[str, bytes]]:
 def render_report_html(results: dict[str, Any], base: Path) -> str:
     status = results.get("status")
     cls = "ok" if status == "succeeded" else "bad"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>modeldeploy report — {_e(results.get('project'))}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>modeldeploy report — {_e(results.get('project'))}</h1>",
-             f"<p>Status: <b class='{cls}'>{_e(status)}</b></p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>modeldeploy report — {_e(results.get('project'))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>modeldeploy report — {_e(results.get('project'))}</h1>",
+        f"<p>Status: <b class='{cls}'>{_e(status)}</b></p>",
+    ]
     f = results.get("failure")
     if f:
-        parts.append(f"<p class='bad'>Failure: stage <code>{_e(f.get('stage'))}</code>, reason <code>{_e(f.get('reason'))}</code> — {_e(f.get('message'))}</p>")
+        parts.append(
+            f"<p class='bad'>Failure: stage <code>{_e(f.get('stage'))}</code>, reason <code>{_e(f.get('reason'))}</code> — {_e(f.get('message'))}</p>"
+        )
     run = results.get("run") or {}
     env = results.get("environment") or {}
     meta = [[k, v] for k, v in run.items()] + [[k, v] for k, v in env.items() if v]
@@ -82,18 +86,42 @@ def render_report_html(results: dict[str, Any], base: Path) -> str:
         parts += ["<h2>Run</h2>", _table(["key", "value"], meta)]
     gate = results.get("gate")
     if gate:
-        parts.append(f"<h2>Gate — <span class='{'ok' if gate.get('passed') else 'bad'}'>{'passed' if gate.get('passed') else 'REGRESSION'}</span></h2>")
+        parts.append(
+            f"<h2>Gate — <span class='{'ok' if gate.get('passed') else 'bad'}'>{'passed' if gate.get('passed') else 'REGRESSION'}</span></h2>"
+        )
         if gate.get("violations"):
-            parts.append(_table(["backend", "metric", "value", "reference", "limit"],
-                                [[v.get("backend"), v.get("metric"), v.get("value"), v.get("reference"), v.get("limit")] for v in gate["violations"]]))
+            parts.append(
+                _table(
+                    ["backend", "metric", "value", "reference", "limit"],
+                    [
+                        [v.get("backend"), v.get("metric"), v.get("value"), v.get("reference"), v.get("limit")]
+                        for v in gate["violations"]
+                    ],
+                )
+            )
     if results.get("evaluation"):
         parts += ["<h2>Evaluation</h2>", _table(EVAL_HEADER, evaluation_rows(results))]
     ver = results.get("verification")
     if ver:
-        parts.append(f"<h2>Verification — {'passed' if ver.get('passed') else 'FAILED'} (tolerance {_e(ver.get('tolerance'))})</h2>")
-        parts.append(_table(["reference", "test", "output", "max abs diff", "mean abs diff", "verdict"],
-                            [[c.get("reference"), c.get("test"), c.get("output"), c.get("max_abs_diff"), c.get("mean_abs_diff"),
-                              "pass" if c.get("passed") else f"FAIL ({c.get('reason')})"] for c in ver.get("comparisons", [])]))
+        parts.append(
+            f"<h2>Verification — {'passed' if ver.get('passed') else 'FAILED'} (tolerance {_e(ver.get('tolerance'))})</h2>"
+        )
+        parts.append(
+            _table(
+                ["reference", "test", "output", "max abs diff", "mean abs diff", "verdict"],
+                [
+                    [
+                        c.get("reference"),
+                        c.get("test"),
+                        c.get("output"),
+                        c.get("max_abs_diff"),
+                        c.get("mean_abs_diff"),
+                        "pass" if c.get("passed") else f"FAIL ({c.get('reason')})",
+                    ]
+                    for c in ver.get("comparisons", [])
+                ],
+            )
+        )
     figs = figures(results, base)
     if figs:
         parts.append("<h2>Figures</h2>")

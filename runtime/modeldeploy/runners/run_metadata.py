@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.artifacts import sha256_file
 
@@ -23,7 +23,7 @@ def run_info(run_id: str) -> dict[str, Any]:
     return {"id": run_id, "started_at": utc_now(), "finished_at": None, "modeldeploy": __version__}
 
 
-def file_info(path: Optional[str | Path], shown: Optional[str] = None) -> Optional[dict[str, Any]]:
+def file_info(path: str | Path | None, shown: str | None = None) -> dict[str, Any] | None:
     """``shown``: the name the user gave (a builtin:/s3:// URI), recorded instead of a cache path."""
     if path is None:
         return None

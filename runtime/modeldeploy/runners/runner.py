@@ -24,11 +24,11 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 
@@ -44,10 +44,17 @@ from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.core.project import BaseProject
+from modeldeploy.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DataError,
+    EvaluationFailed,
+    ModelDeployError,
+    VerificationFailed,
+)
+from modeldeploy.exporters.base import ExportedModel
 from modeldeploy.projects import get_project
 from modeldeploy.redact import scrub, scrub_obj
-from modeldeploy.errors import BackendUnavailableError, ConfigError, DataError, EvaluationFailed, ModelDeployError, VerificationFailed
-from modeldeploy.exporters.base import ExportedModel
 from modeldeploy.runners.environment import collect_environment
 from modeldeploy.runners.report import render_report_md
 from modeldeploy.runners.run_metadata import file_info, run_info, utc_now
@@ -56,7 +63,7 @@ from modeldeploy.verification.finite import sanitize_json_file, sanitize_nonfini
 
 log = logging.getLogger("modeldeploy.runner")
 
-LoadModelFn = Callable[[BaseDeploymentConfig, Any, Optional[str]], torch.nn.Module]
+LoadModelFn = Callable[[BaseDeploymentConfig, Any, str | None], torch.nn.Module]
 ExportFn = Callable[..., dict[str, ExportedModel]]
 ResolveFn = Callable[[str], Path]
 
@@ -66,14 +73,14 @@ class RunOutcome:
     results: dict[str, Any]
     exit_code: int
     results_path: Path
-    error: Optional[ModelDeployError] = None
+    error: ModelDeployError | None = None
 
 
 @dataclass
 class _State:
-    model: Optional[torch.nn.Module] = None
+    model: torch.nn.Module | None = None
     model_cfg: Any = None
-    loader: Optional[BaseDataLoader] = None
+    loader: BaseDataLoader | None = None
     components: list[ExportComponent] = field(default_factory=list)
     onnx: dict[str, ExportedModel] = field(default_factory=dict)
     onnx_int8: dict[str, ExportedModel] = field(default_factory=dict)
@@ -103,29 +110,36 @@ class DeploymentRunner:
         self,
         cfg: BaseDeploymentConfig,
         model_cfg_path: str,
-        checkpoint: Optional[str] = None,
+        checkpoint: str | None = None,
         *,
-        project: Optional[BaseProject] = None,
-        work_dir: Optional[str | Path] = None,
-        artifact_uri: Optional[str] = None,
-        run_id: Optional[str] = None,
-        termination_log: Optional[str] = None,
-        load_model_fn: Optional[LoadModelFn] = None,
-        export_onnx_fn: Optional[ExportFn] = None,
-        export_tensorrt_fn: Optional[ExportFn] = None,
-        resolve_fn: Optional[ResolveFn] = None,
-        progress: Optional[Callable[[str, int, int], None]] = None,
-        reporter: Optional[Any] = None,
+        project: BaseProject | None = None,
+        work_dir: str | Path | None = None,
+        artifact_uri: str | None = None,
+        run_id: str | None = None,
+        termination_log: str | None = None,
+        load_model_fn: LoadModelFn | None = None,
+        export_onnx_fn: ExportFn | None = None,
+        export_tensorrt_fn: ExportFn | None = None,
+        resolve_fn: ResolveFn | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        reporter: Any | None = None,
     ) -> None:
         """``reporter``: a modeldeploy.progress.RunProgress (stage start/end lines, per-item progress)."""
         self.cfg = cfg
         self.model_cfg_path = model_cfg_path
         self.checkpoint = checkpoint if checkpoint is not None else cfg.checkpoint_path
         if cfg.project is None and project is None:
-            raise ConfigError(f"{cfg.source}: 'project' is not set", hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config")
+            raise ConfigError(
+                f"{cfg.source}: 'project' is not set",
+                hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
+            )
         self.project = project or get_project(cfg.project)  # type: ignore[arg-type]
-        self.work_dir = check_local_output(Path(work_dir or cfg.export.work_dir), what="work dir", work_dir=Path(work_dir or cfg.export.work_dir))
-        self.artifact_uri = check_artifact_uri(artifact_uri or cfg.export.artifact_uri or str(self.work_dir), work_dir=self.work_dir)
+        self.work_dir = check_local_output(
+            Path(work_dir or cfg.export.work_dir), what="work dir", work_dir=Path(work_dir or cfg.export.work_dir)
+        )
+        self.artifact_uri = check_artifact_uri(
+            artifact_uri or cfg.export.artifact_uri or str(self.work_dir), work_dir=self.work_dir
+        )
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.termination_log = termination_log
         self.load_model_fn = load_model_fn
@@ -135,11 +149,11 @@ class DeploymentRunner:
         self.reporter = reporter
         self.progress = progress or (reporter.step if reporter is not None else None)
         self.state = _State()
-        self._root_store: Optional[ArtifactStore] = None  # <artifact uri>, set by preflight
-        self._run_store: Optional[ArtifactStore] = None  # <artifact uri>/runs/<run id>
-        self._run_rel: Optional[str] = None
+        self._root_store: ArtifactStore | None = None  # <artifact uri>, set by preflight
+        self._run_store: ArtifactStore | None = None  # <artifact uri>/runs/<run id>
+        self._run_rel: str | None = None
         self._records: list[Any] = []
-        self._late_error: Optional[ModelDeployError] = None
+        self._late_error: ModelDeployError | None = None
         self.publication: dict[str, Any] = {}
         self.results: dict[str, Any] = {
             "schema_version": 1,
@@ -157,8 +171,10 @@ class DeploymentRunner:
     def run(self) -> RunOutcome:
         self.results["environment"] = collect_environment()
         self.results["run"] = run_info(self.run_id)
-        self.results["inputs"] = {"deploy_config": file_info(self.cfg.source if Path(self.cfg.source).is_file() else None)}
-        error: Optional[ModelDeployError] = None
+        self.results["inputs"] = {
+            "deploy_config": file_info(self.cfg.source if Path(self.cfg.source).is_file() else None)
+        }
+        error: ModelDeployError | None = None
         stages: list[tuple[str, Callable[[], None]]] = [
             ("preflight", self.preflight),
             ("load", self.load),
@@ -179,14 +195,18 @@ class DeploymentRunner:
                 error = storage_error(exc, f"stage {name}")
             except Exception as exc:  # noqa: BLE001 - a bug must still end in results.json + exit code
                 log.debug("unexpected error in stage %s:\n%s", name, traceback.format_exc())
-                error = ModelDeployError(f"{type(exc).__name__}: {exc}", reason="InternalError", hint="this is a bug in modeldeploy or a project; see the log for the traceback")
+                error = ModelDeployError(
+                    f"{type(exc).__name__}: {exc}",
+                    reason="InternalError",
+                    hint="this is a bug in modeldeploy or a project; see the log for the traceback",
+                )
             if error is not None:
                 self.results["failure"] = {"stage": name, "reason": error.reason, "message": error.one_line()}
                 log.error("stage %s failed: %s", name, error.one_line(), extra={"event": "stage_failed", "stage": name})
                 break
         self.results["status"] = "failed" if error else "succeeded"
         self.results["run"]["finished_at"] = utc_now()
-        results_uri: Optional[str] = None
+        results_uri: str | None = None
         if self._run_store is not None:
             try:
                 t_pub = time.perf_counter()
@@ -200,13 +220,21 @@ class DeploymentRunner:
                 log.error("publishing failed: %s", pub_error.one_line())
                 error = error or pub_error
                 self.results["status"] = "failed"
-                self.results["failure"] = self.results["failure"] or {"stage": "upload", "reason": pub_error.reason, "message": pub_error.one_line()}
+                self.results["failure"] = self.results["failure"] or {
+                    "stage": "upload",
+                    "reason": pub_error.reason,
+                    "message": pub_error.one_line(),
+                }
                 results_uri = self._record_publish_failure()
         else:
             self._write_local_results_best_effort()
         if error is None and self.results["status"] == "failed":  # e.g. a NaN found while writing results
-            error = self._late_error or ModelDeployError("the run's results hold non-finite numbers", reason="NonFinite")
-        summary = build_summary(self.results, run_id=self.run_id, results_uri=results_uri, publication=self.publication or None)
+            error = self._late_error or ModelDeployError(
+                "the run's results hold non-finite numbers", reason="NonFinite"
+            )
+        summary = build_summary(
+            self.results, run_id=self.run_id, results_uri=results_uri, publication=self.publication or None
+        )
         write_termination_log(self.termination_log, summary)
         code = 0 if error is None else error.exit_code
         return RunOutcome(self.results, code, self.work_dir / "results.json", error)
@@ -219,8 +247,14 @@ class DeploymentRunner:
         store, rel = open_run(root, self.run_id)
         store.preflight()
         self._root_store, self._run_store, self._run_rel = root, store, rel
-        self.publication = {"run_prefix": store.uri, "current_uri": root.uri_for(POINTER_NAME), "published_current": False}
-        log.info("publishing to %s (the pointer %s moves only if this run succeeds)", store.uri, root.uri_for(POINTER_NAME))
+        self.publication = {
+            "run_prefix": store.uri,
+            "current_uri": root.uri_for(POINTER_NAME),
+            "published_current": False,
+        }
+        log.info(
+            "publishing to %s (the pointer %s moves only if this run succeeds)", store.uri, root.uri_for(POINTER_NAME)
+        )
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -236,7 +270,12 @@ class DeploymentRunner:
             if self.reporter is not None:
                 from modeldeploy.progress import skip_note
 
-                self.reporter.stage_finished(stage, self.results["durations_s"][stage], failed=not ok, note=skip_note(stage, self) if ok else None)
+                self.reporter.stage_finished(
+                    stage,
+                    self.results["durations_s"][stage],
+                    failed=not ok,
+                    note=skip_note(stage, self) if ok else None,
+                )
 
     def gate(self) -> None:
         """verification.gate / evaluation.gate: a measurable regression fails the run (exit 3)."""
@@ -255,13 +294,19 @@ class DeploymentRunner:
         with self._fetch_stage():
             model_cfg_file = self.resolve(self.model_cfg_path)
             ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
-        self.results.setdefault("inputs", {}).update(model_config=file_info(model_cfg_file, str(self.model_cfg_path)), checkpoint=file_info(ckpt, self.checkpoint))
+        self.results.setdefault("inputs", {}).update(
+            model_config=file_info(model_cfg_file, str(self.model_cfg_path)),
+            checkpoint=file_info(ckpt, self.checkpoint),
+        )
         self.state.model_cfg = read_mmengine_config(model_cfg_file)
         if self.load_model_fn is not None:
             model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
         else:
             if ckpt is None:
-                raise ConfigError("no checkpoint given", hint="pass CHECKPOINT on the command line or set checkpoint_path in the deploy config")
+                raise ConfigError(
+                    "no checkpoint given",
+                    hint="pass CHECKPOINT on the command line or set checkpoint_path in the deploy config",
+                )
             model = self.project.build_model(self.state.model_cfg)
             model = self.project.load_checkpoint(model, ckpt, self.cfg)
         self.state.model = model.eval()
@@ -271,17 +316,27 @@ class DeploymentRunner:
                 raise DataError("the dataset is empty", hint="check runtime_io.data_root / info_file")
             idx = self.cfg.runtime_io.sample_idx
             if idx >= len(loader):
-                raise ConfigError(f"runtime_io.sample_idx={idx} but the dataset has {len(loader)} samples", hint=f"use 0..{len(loader) - 1}")
+                raise ConfigError(
+                    f"runtime_io.sample_idx={idx} but the dataset has {len(loader)} samples",
+                    hint=f"use 0..{len(loader) - 1}",
+                )
             self.state.loader = loader
             sample = loader.load_sample(idx)
         else:  # export needs no data: trace with a synthesised input (docs/configuration.md "Export without data")
             self._refuse_requested_stages_without_data()
             sample = self.project.example_sample(self.cfg, self.state.model_cfg)
-            log.info("no dataset configured (runtime_io.info_file/data_root unset): exporting from a synthesised example input")
+            log.info(
+                "no dataset configured (runtime_io.info_file/data_root unset): exporting from a synthesised example input"
+            )
         export_model = self.project.prepare_for_export(self.state.model, self.cfg)
         self.state.components = self.project.export_components(export_model, self.cfg, self.state.model_cfg, sample)
-        log.info("loaded %s: %d component(s) %s, %s samples", self.project.name, len(self.state.components), [c.name for c in self.state.components],
-                 len(self.state.loader) if self.state.loader is not None else "no")
+        log.info(
+            "loaded %s: %d component(s) %s, %s samples",
+            self.project.name,
+            len(self.state.components),
+            [c.name for c in self.state.components],
+            len(self.state.loader) if self.state.loader is not None else "no",
+        )
 
     @contextmanager
     def _fetch_stage(self) -> Iterator[None]:
@@ -302,13 +357,19 @@ class DeploymentRunner:
         """Without a dataset, a stage the deploy config configured (any key of its section
         set) is an error before any export work; one left at its defaults is skipped later."""
         if self.cfg.precision_policy == "explicit_int8":
-            raise DataError("explicit_int8 quantization needs calibration data but no dataset is configured",
-                            hint="set runtime_io.info_file (and data_root) in the deploy config, or another precision_policy")
-        for stage, section, active in (("verification", self.cfg.verification, bool(self.cfg.verification_scenarios())),
-                                       ("evaluation", self.cfg.evaluation, bool(self.cfg.evaluation_backends()))):
+            raise DataError(
+                "explicit_int8 quantization needs calibration data but no dataset is configured",
+                hint="set runtime_io.info_file (and data_root) in the deploy config, or another precision_policy",
+            )
+        for stage, section, active in (
+            ("verification", self.cfg.verification, bool(self.cfg.verification_scenarios())),
+            ("evaluation", self.cfg.evaluation, bool(self.cfg.evaluation_backends())),
+        ):
             if active and section.model_fields_set:
-                raise DataError(f"{stage} needs data but no dataset is configured",
-                                hint=f"set runtime_io.info_file (and data_root) in the deploy config, or {stage}.enabled=False for an export-only run")
+                raise DataError(
+                    f"{stage} needs data but no dataset is configured",
+                    hint=f"set runtime_io.info_file (and data_root) in the deploy config, or {stage}.enabled=False for an export-only run",
+                )
 
     def _skipped_without_data(self, stage: str) -> bool:
         if self.state.loader is not None:
@@ -352,7 +413,10 @@ class DeploymentRunner:
         for c in self.state.components:
             p = onnx_dir / c.file_name if onnx_dir.is_dir() else onnx_dir
             if not p.is_file():
-                raise ConfigError(f"export.onnx_path: {p} does not exist", hint="point onnx_path at the directory holding the exported .onnx files")
+                raise ConfigError(
+                    f"export.onnx_path: {p} does not exist",
+                    hint="point onnx_path at the directory holding the exported .onnx files",
+                )
             out[c.name] = ExportedModel(c.name, p, input_names=c.input_names, output_names=c.output_names)
         return out
 
@@ -375,14 +439,24 @@ class DeploymentRunner:
             src = self.state.onnx[c.name]
             dst = out_dir / src.path.name.replace(".onnx", ".int8_qdq.onnx")
             path = quantize_qdq(src.path, calib(), dst, self.cfg.backend_config.quantization)
-            self.state.onnx_int8[c.name] = ExportedModel(c.name, Path(path), input_names=src.input_names, output_names=src.output_names, info={"precision": "int8"})
+            self.state.onnx_int8[c.name] = ExportedModel(
+                c.name,
+                Path(path),
+                input_names=src.input_names,
+                output_names=src.output_names,
+                info={"precision": "int8"},
+            )
             self._add_artifact(Path(path), "onnx")
 
     def export_tensorrt(self) -> None:
         if not self.cfg.export.should_export_tensorrt:
             return
         out_dir = self.work_dir / "engines"
-        onnx_models = self.state.onnx_int8 if self.cfg.precision_policy == "explicit_int8" and self.state.onnx_int8 else self.state.onnx
+        onnx_models = (
+            self.state.onnx_int8
+            if self.cfg.precision_policy == "explicit_int8" and self.state.onnx_int8
+            else self.state.onnx
+        )
         if self.export_tensorrt_fn is not None:
             self.state.engines = self.export_tensorrt_fn(onnx_models, out_dir, self.cfg)
         else:
@@ -390,7 +464,11 @@ class DeploymentRunner:
             from modeldeploy.exporters.tensorrt import TensorRTExporter
 
             # Engines are shared between nodes through the store's content-addressed area.
-            cache = EngineCache(shared=shared_tier(open_store(self.artifact_uri))) if self.cfg.backend_config.common_config.engine_cache else None
+            cache = (
+                EngineCache(shared=shared_tier(open_store(self.artifact_uri)))
+                if self.cfg.backend_config.common_config.engine_cache
+                else None
+            )
             exporter = TensorRTExporter(self.cfg.backend_config, device=self.cfg.export.device, cache=cache)
             self.state.engines = {}
             for i, (name, m) in enumerate(onnx_models.items()):
@@ -404,7 +482,11 @@ class DeploymentRunner:
             self._add_artifact(m.path, "engine")
             for f in m.extra_files:
                 self._add_artifact(f, _kind_of(f))
-            builds[name] = {k: m.info.get(k) for k in ("cache_hit", "cache_source", "precision", "build_seconds", "tensorrt", "compute_capability") if k in m.info}
+            builds[name] = {
+                k: m.info.get(k)
+                for k in ("cache_hit", "cache_source", "precision", "build_seconds", "tensorrt", "compute_capability")
+                if k in m.info
+            }
         self.results["tensorrt_builds"] = builds
 
     def verify(self) -> None:
@@ -498,9 +580,15 @@ class DeploymentRunner:
             res, bad_numbers = sanitize_nonfinite(res)
             self.results["evaluation"][label] = res
             if bad_numbers or bad_predictions:
-                what = ", ".join(p.replace("$.", "") for p in bad_numbers[:4]) or f"{len(bad_predictions)} prediction value(s) in {Path(written).name}"
-                raise EvaluationFailed(f"{label}: non-finite (NaN/Inf) {what}",
-                                       hint="the model produces NaN/Inf (check the checkpoint's weights) or the evaluator saw too few samples; NaN is never a score", reason="NonFiniteMetric")
+                what = (
+                    ", ".join(p.replace("$.", "") for p in bad_numbers[:4])
+                    or f"{len(bad_predictions)} prediction value(s) in {Path(written).name}"
+                )
+                raise EvaluationFailed(
+                    f"{label}: non-finite (NaN/Inf) {what}",
+                    hint="the model produces NaN/Inf (check the checkpoint's weights) or the evaluator saw too few samples; NaN is never a score",
+                    reason="NonFiniteMetric",
+                )
             for pipe_backend in pipeline.backends.values():
                 pipe_backend.close()
         if self.state.onnx_int8 and "onnxruntime:cpu" in self.results["evaluation"]:
@@ -531,9 +619,15 @@ class DeploymentRunner:
         """One backend per component, made by the backend's registered factory (core/backend.py)."""
         spec = backend_spec(backend)
         if spec.needs_cuda and device.type != "cuda":
-            raise BackendUnavailableError(f"{backend} runs on CUDA devices only, got device {str(device)!r}", hint=f"use device 'cuda' for the {backend} backend")
+            raise BackendUnavailableError(
+                f"{backend} runs on CUDA devices only, got device {str(device)!r}",
+                hint=f"use device 'cuda' for the {backend} backend",
+            )
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailableError(f"{backend} on {device} requested but no CUDA device is visible", hint="use --device cpu or run on a GPU node")
+            raise BackendUnavailableError(
+                f"{backend} on {device} requested but no CUDA device is visible",
+                hint="use --device cpu or run on a GPU node",
+            )
         options = self.cfg.backend_config.common_config
         out: dict[str, BaseBackend] = {}
         for c in self.state.components:
@@ -550,15 +644,23 @@ class DeploymentRunner:
             suffix = spec.file_suffix
             if d.is_file():  # AWML's model_dir/engine_dir may name the file itself
                 if len(self.state.components) > 1:
-                    raise ConfigError(f"evaluation.backends.{backend}.model_dir: {d} is a file but {self.project.name} has {len(self.state.components)} graphs",
-                                      hint="point model_dir at the directory holding " + ", ".join(Path(x.file_name).with_suffix(suffix).name for x in self.state.components))
+                    raise ConfigError(
+                        f"evaluation.backends.{backend}.model_dir: {d} is a file but {self.project.name} has {len(self.state.components)} graphs",
+                        hint="point model_dir at the directory holding "
+                        + ", ".join(Path(x.file_name).with_suffix(suffix).name for x in self.state.components),
+                    )
                 return d
             p = d / Path(c.file_name).with_suffix(suffix).name
             published = d / ("engines" if backend == "tensorrt" else "onnx") / p.name
-            if not p.is_file() and published.is_file():  # model_dir named a published run (or its root: fetch follows current.json)
+            if (
+                not p.is_file() and published.is_file()
+            ):  # model_dir named a published run (or its root: fetch follows current.json)
                 p = published
             if not p.is_file():
-                raise ConfigError(f"evaluation.backends.{backend}.model_dir: {p} does not exist", hint="point model_dir at the directory with the exported files, or unset it to use this run's exports")
+                raise ConfigError(
+                    f"evaluation.backends.{backend}.model_dir: {p} does not exist",
+                    hint="point model_dir at the directory with the exported files, or unset it to use this run's exports",
+                )
             return p
         table = {"onnx": self.state.onnx, "onnx_int8": self.state.onnx_int8, "engine": self.state.engines}.get(kind, {})
         if c.name not in table:
@@ -578,14 +680,22 @@ class DeploymentRunner:
         self.state.local_artifacts = [a for a in self.state.local_artifacts if a.name != name]
         self.state.local_artifacts.append(LocalArtifact(path, name, kind))
 
-    def _artifact_entries(self, store: Optional[ArtifactStore]) -> list[dict[str, Any]]:
+    def _artifact_entries(self, store: ArtifactStore | None) -> list[dict[str, Any]]:
         out = []
         for a in self.state.local_artifacts:
             uri = store.uri_for(a.name) if store else a.path.as_uri()
-            out.append({"name": a.name, "kind": a.kind, "uri": uri, "sha256": sha256_file(a.path), "bytes": a.path.stat().st_size})
+            out.append(
+                {
+                    "name": a.name,
+                    "kind": a.kind,
+                    "uri": uri,
+                    "sha256": sha256_file(a.path),
+                    "bytes": a.path.stat().st_size,
+                }
+            )
         return out
 
-    def _write_local_results(self, store: Optional[ArtifactStore] = None, report: bool = True) -> tuple[Path, Path]:
+    def _write_local_results(self, store: ArtifactStore | None = None, report: bool = True) -> tuple[Path, Path]:
         """results.json (+ report.md) in the work dir: scrubbed, strict JSON, written atomically."""
         if not self.results["artifacts"]:
             self.results["artifacts"] = self._artifact_entries(store)
@@ -608,7 +718,7 @@ class DeploymentRunner:
             self.reporter.stage_started("report")
         try:
             text = render_report_html(self.results, self.work_dir)
-        except Exception as exc:  # noqa: BLE001 - the figures are a view; results.json/report.md stay authoritative
+        except Exception as exc:
             log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
             log.debug("report.html failure", exc_info=True)
             text = None
@@ -635,10 +745,17 @@ class DeploymentRunner:
             return
         self.results = clean
         if self.results["status"] == "succeeded":
-            self._late_error = EvaluationFailed(f"non-finite numbers in results.json at {', '.join(found[:3])}", reason="NonFinite",
-                                                hint="a stage produced NaN/Inf; see report.md")
+            self._late_error = EvaluationFailed(
+                f"non-finite numbers in results.json at {', '.join(found[:3])}",
+                reason="NonFinite",
+                hint="a stage produced NaN/Inf; see report.md",
+            )
             self.results["status"] = "failed"
-            self.results["failure"] = {"stage": "results", "reason": "NonFinite", "message": self._late_error.one_line()}
+            self.results["failure"] = {
+                "stage": "results",
+                "reason": "NonFinite",
+                "message": self._late_error.one_line(),
+            }
 
     def _write_local_results_best_effort(self) -> None:
         """The failure record when the work dir itself may be the problem: never raises."""
@@ -647,7 +764,7 @@ class DeploymentRunner:
         except (OSError, ModelDeployError) as exc:
             log.error("cannot write %s: %s", self.work_dir / "results.json", getattr(exc, "strerror", None) or exc)
 
-    def publish(self) -> Optional[str]:
+    def publish(self) -> str | None:
         """Publish into this run's own prefix: artifacts, results.json, manifest last; then,
         only for a succeeded run, move the ``current.json`` pointer (compare-and-swap)."""
         store, root = self._run_store, self._root_store
@@ -679,7 +796,10 @@ class DeploymentRunner:
             if r is not None and r.sha256 != a["sha256"]:
                 from modeldeploy.errors import ArtifactStoreError
 
-                raise ArtifactStoreError(f"{a['name']}: uploaded sha256 {r.sha256} != local {a['sha256']}", hint="the file changed during upload; re-run")
+                raise ArtifactStoreError(
+                    f"{a['name']}: uploaded sha256 {r.sha256} != local {a['sha256']}",
+                    hint="the file changed during upload; re-run",
+                )
         manifest = json.dumps(build_manifest(self._records, run_id=self.run_id), indent=2, allow_nan=False).encode()
         store.put_bytes(MANIFEST_NAME, manifest, "manifest")
         log.info("published %d files to %s", len(self._records), store.uri)
@@ -690,7 +810,7 @@ class DeploymentRunner:
             log.info("run failed: %s keeps pointing at the previous good run", root.uri_for(POINTER_NAME))
         return store.uri_for("results.json")
 
-    def _record_publish_failure(self) -> Optional[str]:
+    def _record_publish_failure(self) -> str | None:
         """After a failed publish: results.json says ``failed`` locally and, where the store
         still accepts writes, under the run's own prefix (with a manifest that matches).
         Returns the remote results.json URI when that worked. Never raises."""
@@ -702,7 +822,11 @@ class DeploymentRunner:
         try:
             rec = store.put_file(LocalArtifact(results_path, "results.json", "results"))
             records = [r for r in self._records if r.name != "results.json"] + [rec]
-            store.put_bytes(MANIFEST_NAME, json.dumps(build_manifest(records, run_id=self.run_id), indent=2, allow_nan=False).encode(), "manifest")
+            store.put_bytes(
+                MANIFEST_NAME,
+                json.dumps(build_manifest(records, run_id=self.run_id), indent=2, allow_nan=False).encode(),
+                "manifest",
+            )
             return store.uri_for("results.json")
         except (OSError, ModelDeployError) as exc:
             log.warning("could not record the failure under %s: %s", store.uri, getattr(exc, "strerror", None) or exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 def _safe(label: str) -> str:
@@ -25,8 +25,12 @@ def write_eval_sidecars(work_dir: Path, label: str, res: dict[str, Any]) -> list
     if raw is not None:
         p = work_dir / "latency" / f"{_safe(label)}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"backend": label, "unit": "ms", "total": [round(float(v), 4) for v in raw.get("total", [])],
-               "stages": {k: [round(float(v), 4) for v in vs] for k, vs in (raw.get("stages") or {}).items()}}
+        doc = {
+            "backend": label,
+            "unit": "ms",
+            "total": [round(float(v), 4) for v in raw.get("total", [])],
+            "stages": {k: [round(float(v), 4) for v in vs] for k, vs in (raw.get("stages") or {}).items()},
+        }
         p.write_text(json.dumps(doc, allow_nan=False))
         res["latency_samples"] = str(p.relative_to(work_dir))
         written.append(p)
@@ -40,7 +44,7 @@ def write_eval_sidecars(work_dir: Path, label: str, res: dict[str, Any]) -> list
     return written
 
 
-def read_sidecar(base: Path, rel: Optional[str]) -> Optional[dict[str, Any]]:
+def read_sidecar(base: Path, rel: str | None) -> dict[str, Any] | None:
     """A sidecar named in results.json, or None when absent/unreadable (a report never fails on it)."""
     if not rel:
         return None

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.verification.finite import sanitize_nonfinite
@@ -34,8 +34,9 @@ def _headline(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri: Optional[str],
-                  publication: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def build_summary(
+    results: dict[str, Any], *, run_id: str | None, results_uri: str | None, publication: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``publication`` (run_prefix, current_uri, published_current) says where this run's
     files are and whether it became the current publication."""
     failure = results.get("failure")
@@ -45,7 +46,12 @@ def build_summary(results: dict[str, Any], *, run_id: Optional[str], results_uri
     ver_s = None
     if ver:
         diffs = [c["max_abs_diff"] for c in ver.get("comparisons", []) if c.get("max_abs_diff") is not None]
-        ver_s = {"passed": ver.get("passed"), "tolerance": ver.get("tolerance"), "max_abs_diff": max(diffs) if diffs else None, "comparisons": len(ver.get("comparisons", []))}
+        ver_s = {
+            "passed": ver.get("passed"),
+            "tolerance": ver.get("tolerance"),
+            "max_abs_diff": max(diffs) if diffs else None,
+            "comparisons": len(ver.get("comparisons", [])),
+        }
     out = {
         "v": 1,
         "status": results.get("status"),
@@ -82,12 +88,21 @@ def encode_summary(summary: dict[str, Any], limit: int = LIMIT) -> str:
         text = enc()
     if len(text.encode()) > limit:
         s["durations_s"] = {}
-        s["evaluation"] = {k: {"metric": v.get("metric"), "value": v.get("value"), "p50_ms": v.get("p50_ms")} for k, v in list(s.get("evaluation", {}).items())[:8]}
+        s["evaluation"] = {
+            k: {"metric": v.get("metric"), "value": v.get("value"), "p50_ms": v.get("p50_ms")}
+            for k, v in list(s.get("evaluation", {}).items())[:8]
+        }
         text = enc()
-    return text[:limit] if len(text.encode()) <= limit else json.dumps({"v": 1, "status": s.get("status"), "failure": s.get("failure"), "truncated": True}, allow_nan=False)[:limit]
+    return (
+        text[:limit]
+        if len(text.encode()) <= limit
+        else json.dumps(
+            {"v": 1, "status": s.get("status"), "failure": s.get("failure"), "truncated": True}, allow_nan=False
+        )[:limit]
+    )
 
 
-def write_termination_log(path: Optional[str], summary: dict[str, Any]) -> None:
+def write_termination_log(path: str | None, summary: dict[str, Any]) -> None:
     target = path or os.environ.get("MODELDEPLOY_TERMINATION_LOG")
     if not target:
         return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -26,15 +26,16 @@ class Comparison:
     test: str
     output: str
     sample: int
-    max_abs_diff: Optional[float]
-    mean_abs_diff: Optional[float]
-    max_rel_diff: Optional[float]
-    mean_rel_diff: Optional[float]
+    max_abs_diff: float | None
+    mean_abs_diff: float | None
+    max_rel_diff: float | None
+    mean_rel_diff: float | None
     passed: bool
-    reason: Optional[str] = None  # None | "ShapeMismatch" | "NonFinite" | "ToleranceExceeded" | "MissingOutput" | "DtypeMismatch"
-    shape: Optional[list[int]] = None
-    nonfinite: Optional[dict[str, int]] = None  # {"reference": n, "test": n} NaN/Inf element counts when any
-
+    reason: str | None = (
+        None  # None | "ShapeMismatch" | "NonFinite" | "ToleranceExceeded" | "MissingOutput" | "DtypeMismatch"
+    )
+    shape: list[int] | None = None
+    nonfinite: dict[str, int] | None = None  # {"reference": n, "test": n} NaN/Inf element counts when any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,16 +56,47 @@ def compare_outputs(
     for name, r in ref.items():
         base = dict(reference=reference, test=test_label, output=name, sample=sample)
         if name not in test:
-            out.append(Comparison(**base, max_abs_diff=None, mean_abs_diff=None, max_rel_diff=None, mean_rel_diff=None, passed=False, reason="MissingOutput"))
+            out.append(
+                Comparison(
+                    **base,
+                    max_abs_diff=None,
+                    mean_abs_diff=None,
+                    max_rel_diff=None,
+                    mean_rel_diff=None,
+                    passed=False,
+                    reason="MissingOutput",
+                )
+            )
             continue
         t = test[name]
         r64 = r.detach().to("cpu", torch.float64)
         t64 = t.detach().to("cpu", torch.float64)
         if tuple(r64.shape) != tuple(t64.shape):
-            out.append(Comparison(**base, max_abs_diff=None, mean_abs_diff=None, max_rel_diff=None, mean_rel_diff=None, passed=False, reason="ShapeMismatch", shape=[list(r64.shape), list(t64.shape)]))  # type: ignore[arg-type]
+            out.append(
+                Comparison(
+                    **base,
+                    max_abs_diff=None,
+                    mean_abs_diff=None,
+                    max_rel_diff=None,
+                    mean_rel_diff=None,
+                    passed=False,
+                    reason="ShapeMismatch",
+                    shape=[list(r64.shape), list(t64.shape)],
+                )
+            )  # type: ignore[arg-type]
             continue
         if r64.numel() == 0:
-            out.append(Comparison(**base, max_abs_diff=0.0, mean_abs_diff=0.0, max_rel_diff=0.0, mean_rel_diff=0.0, passed=True, shape=list(r64.shape)))
+            out.append(
+                Comparison(
+                    **base,
+                    max_abs_diff=0.0,
+                    mean_abs_diff=0.0,
+                    max_rel_diff=0.0,
+                    mean_rel_diff=0.0,
+                    passed=True,
+                    shape=list(r64.shape),
+                )
+            )
             continue
         finite_ref, finite_test = torch.isfinite(r64), torch.isfinite(t64)
         counts = {"reference": int((~finite_ref).sum()), "test": int((~finite_test).sum())}
@@ -91,7 +123,19 @@ def compare_outputs(
         else:
             passed, reason = True, None
         extra = {"nonfinite": counts} if (counts["reference"] or counts["test"]) else {}
-        out.append(Comparison(**base, max_abs_diff=max_abs, mean_abs_diff=mean_abs, max_rel_diff=max_rel, mean_rel_diff=mean_rel, passed=passed, reason=reason, shape=list(r64.shape), **extra))
+        out.append(
+            Comparison(
+                **base,
+                max_abs_diff=max_abs,
+                mean_abs_diff=mean_abs,
+                max_rel_diff=max_rel,
+                mean_rel_diff=mean_rel,
+                passed=passed,
+                reason=reason,
+                shape=list(r64.shape),
+                **extra,
+            )
+        )
     return out
 
 
@@ -100,9 +144,24 @@ def summarize(comparisons: list[Comparison]) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for c in comparisons:
         key = (c.reference, c.test, c.output)
-        row = rows.setdefault(key, {"reference": c.reference, "test": c.test, "output": c.output, "max_abs_diff": 0.0, "mean_abs_diff": 0.0, "max_rel_diff": 0.0, "passed": True, "reason": None, "samples": 0})
+        row = rows.setdefault(
+            key,
+            {
+                "reference": c.reference,
+                "test": c.test,
+                "output": c.output,
+                "max_abs_diff": 0.0,
+                "mean_abs_diff": 0.0,
+                "max_rel_diff": 0.0,
+                "passed": True,
+                "reason": None,
+                "samples": 0,
+            },
+        )
         row["samples"] += 1
-        row.setdefault("sample_max_abs_diff", []).append(c.max_abs_diff)  # small (num_verify_samples): the report's error histogram
+        row.setdefault("sample_max_abs_diff", []).append(
+            c.max_abs_diff
+        )  # small (num_verify_samples): the report's error histogram
         if c.max_abs_diff is None or row["max_abs_diff"] is None:
             row["max_abs_diff"] = row["mean_abs_diff"] = row["max_rel_diff"] = None  # incomparable (shape/missing)
         else:

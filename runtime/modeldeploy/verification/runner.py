@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.config.sections import Scenario
 from modeldeploy.core.data_loader import BaseDataLoader
@@ -14,7 +14,7 @@ from modeldeploy.verification.compare import Comparison, compare_outputs, summar
 
 log = logging.getLogger(__name__)
 PipelineFactory = Callable[[str, str], BasePipeline]  # (backend, device) -> pipeline
-PredictionComparer = Callable[[Any, Any], Optional[dict[str, Any]]]  # (ref prediction, test prediction)
+PredictionComparer = Callable[[Any, Any], dict[str, Any] | None]  # (ref prediction, test prediction)
 
 
 def verify(
@@ -24,9 +24,9 @@ def verify(
     *,
     num_samples: int,
     tolerance: float,
-    compare_predictions: Optional[PredictionComparer] = None,
+    compare_predictions: PredictionComparer | None = None,
     allow_nonfinite: tuple[str, ...] = (),
-    on_step: Optional[Callable[[int, int], None]] = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Return the results.json ``verification`` section. Raises nothing on mismatch: the
     caller decides (a failed verdict stops the run)."""
@@ -43,9 +43,20 @@ def verify(
             inputs = ref.model_inputs(sample)
             ref_raw = ref.run_model(inputs, StageTimer(ref.device))
             test_raw = test.run_model({k: v.to(test.device) for k, v in inputs.items()}, StageTimer(test.device))
-            comparisons += compare_outputs(ref_raw, test_raw, reference=ref.label, test_label=test.label, tolerance=tolerance, sample=i,
-                                           allow_nonfinite=allow_nonfinite)
-            if compare_predictions is not None and _finite(ref_raw, allow_nonfinite) and _finite(test_raw, allow_nonfinite):
+            comparisons += compare_outputs(
+                ref_raw,
+                test_raw,
+                reference=ref.label,
+                test_label=test.label,
+                tolerance=tolerance,
+                sample=i,
+                allow_nonfinite=allow_nonfinite,
+            )
+            if (
+                compare_predictions is not None
+                and _finite(ref_raw, allow_nonfinite)
+                and _finite(test_raw, allow_nonfinite)
+            ):
                 verdict = compare_predictions(ref.postprocess(ref_raw, sample), test.postprocess(test_raw, sample))
                 if verdict is not None:
                     predictions.append({"reference": ref.label, "test": test.label, "sample": i, **verdict})
@@ -55,11 +66,30 @@ def verify(
     rows = summarize(comparisons)
     passed = bool(rows) and all(r["passed"] for r in rows) and all(p["passed"] for p in predictions)
     for r in rows:
-        log.info("  %s vs %s %-16s max_abs=%s %s", r["test"], r["reference"], r["output"], r["max_abs_diff"], "ok" if r["passed"] else f"FAIL ({r['reason']})")
+        log.info(
+            "  %s vs %s %-16s max_abs=%s %s",
+            r["test"],
+            r["reference"],
+            r["output"],
+            r["max_abs_diff"],
+            "ok" if r["passed"] else f"FAIL ({r['reason']})",
+        )
     for p in predictions:
         if not p["passed"]:
-            log.info("  final predictions of %s differ from %s on sample %d: %s", p["test"], p["reference"], p["sample"], {k: v for k, v in p.items() if k not in ("reference", "test", "sample")})
-    out: dict[str, Any] = {"passed": passed, "tolerance": tolerance, "allow_nonfinite": list(allow_nonfinite), "num_samples": len(indices), "comparisons": rows}
+            log.info(
+                "  final predictions of %s differ from %s on sample %d: %s",
+                p["test"],
+                p["reference"],
+                p["sample"],
+                {k: v for k, v in p.items() if k not in ("reference", "test", "sample")},
+            )
+    out: dict[str, Any] = {
+        "passed": passed,
+        "tolerance": tolerance,
+        "allow_nonfinite": list(allow_nonfinite),
+        "num_samples": len(indices),
+        "comparisons": rows,
+    }
     if predictions:
         out["predictions"] = predictions
     return out
@@ -70,4 +100,7 @@ def _finite(raw: Any, allowed: tuple[str, ...]) -> bool:
     import torch
 
     items = raw.items() if isinstance(raw, dict) else [("", raw)]
-    return all(k in allowed or not isinstance(v, torch.Tensor) or not v.is_floating_point() or bool(torch.isfinite(v).all()) for k, v in items)
+    return all(
+        k in allowed or not isinstance(v, torch.Tensor) or not v.is_floating_point() or bool(torch.isfinite(v).all())
+        for k, v in items
+    )

@@ -23,7 +23,6 @@ import signal
 import sys
 import time
 
-
 LEAK_ENV: str | None = None
 
 
@@ -53,15 +52,29 @@ def summary(code: int, args: list[str]) -> dict:
     if leak and failure is not None:
         failure["message"] = f"ValueError: {leak}"
     return {
-        "v": 1, "status": "succeeded" if code == 0 else "failed", "project": "calibration",
-        "run_id": os.environ.get("MODELDEPLOY_RUN_ID", ""), "failure": failure,
+        "v": 1,
+        "status": "succeeded" if code == 0 else "failed",
+        "project": "calibration",
+        "run_id": os.environ.get("MODELDEPLOY_RUN_ID", ""),
+        "failure": failure,
         "results_uri": artifact.rsplit("/onnx/", 1)[0] + "/results.json",
-        "artifacts": ([{"name": "onnx/model.onnx", "kind": "onnx", "uri": artifact, "sha256": "0" * 64}] if code in (0, 3) else [])
+        "artifacts": (
+            [{"name": "onnx/model.onnx", "kind": "onnx", "uri": artifact, "sha256": "0" * 64}] if code in (0, 3) else []
+        )
         + ([{"name": f"leak/{leak}", "kind": "log"}] if leak else []),
-        "verification": {"passed": code == 0, "tolerance": 0.001, "max_abs_diff": 1e-05 if code == 0 else 0.5, "comparisons": 1}
-        if code in (0, 3) else None,
-        "evaluation": {"onnxruntime:cpu": {"precision": "fp32", "metric": "accuracy", "value": 0.9, "p50_ms": 1.5, "p99_ms": 2.5}}
-        if code == 0 else {},
+        "verification": {
+            "passed": code == 0,
+            "tolerance": 0.001,
+            "max_abs_diff": 1e-05 if code == 0 else 0.5,
+            "comparisons": 1,
+        }
+        if code in (0, 3)
+        else None,
+        "evaluation": {
+            "onnxruntime:cpu": {"precision": "fp32", "metric": "accuracy", "value": 0.9, "p50_ms": 1.5, "p99_ms": 2.5}
+        }
+        if code == 0
+        else {},
         "durations_s": {"load": 0.01, "export_onnx": 0.02, "verify": 0.01, "evaluate": 0.03},
     }
 
@@ -75,7 +88,11 @@ def main(argv: list[str]) -> int:
     global LEAK_ENV
     LEAK_ENV = d.get("leak")
     if LEAK_ENV:
-        print(f"Traceback (most recent call last):\nValueError: {os.environ.get(LEAK_ENV, '')}", file=sys.stderr, flush=True)
+        print(
+            f"Traceback (most recent call last):\nValueError: {os.environ.get(LEAK_ENV, '')}",
+            file=sys.stderr,
+            flush=True,
+        )
     code = int(d.get("exit", "0"))
     time.sleep(float(d.get("sleep", "0")))
     print(json.dumps({"level": "INFO", "msg": "fake runtime finished", "exit": code}), flush=True)

@@ -33,8 +33,13 @@ class MotoServer:
         exe = Path(sys.executable).with_name("moto_server")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
         env = dict(os.environ, **(extra_env or {}))
-        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", "0"], stdout=subprocess.DEVNULL, stderr=self._log, env=env,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            cmd + ["-H", "127.0.0.1", "-p", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
         deadline = time.monotonic() + startup_timeout_s
         port = None
         while port is None:
@@ -60,7 +65,7 @@ class MotoServer:
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,12 +13,21 @@ import http.client
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import urlparse
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+}
 
 
 @dataclass
@@ -121,8 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None or fault.action == "tamper":
             self._forward(body, tamper=fault is not None)
         elif fault.action == "status":
-            xml = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault.code}</Code>"
-                   f"<Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>").encode()
+            xml = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault.code}</Code>"
+                f"<Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>"
+            ).encode()
             self.send_response(fault.status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(xml)))
@@ -148,7 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
-                if name.lower() not in HOP_BY_HOP - {"transfer-encoding", "content-length"} and name.lower() != "expect":
+                if (
+                    name.lower() not in HOP_BY_HOP - {"transfer-encoding", "content-length"}
+                    and name.lower() != "expect"
+                ):
                     conn.putheader(name, value)
             conn.endheaders()
             if body:

@@ -21,12 +21,16 @@ def _file(path: Path, data: bytes) -> Path:
 
 def test_publish_writes_manifest_with_every_artifact(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "out"))
-    files = [LocalArtifact(_file(tmp_path / "w" / "m.onnx", b"onnx"), "onnx/m.onnx", "onnx"),
-             LocalArtifact(_file(tmp_path / "w" / "r.md", b"# r"), "report.md", "report")]
+    files = [
+        LocalArtifact(_file(tmp_path / "w" / "m.onnx", b"onnx"), "onnx/m.onnx", "onnx"),
+        LocalArtifact(_file(tmp_path / "w" / "r.md", b"# r"), "report.md", "report"),
+    ]
     store.publish(files, run_id="r1")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [(a["name"], a["bytes"], a["sha256"]) for a in manifest["artifacts"]] == [
-        ("onnx/m.onnx", 4, hashlib.sha256(b"onnx").hexdigest()), ("report.md", 3, hashlib.sha256(b"# r").hexdigest())]
+        ("onnx/m.onnx", 4, hashlib.sha256(b"onnx").hexdigest()),
+        ("report.md", 3, hashlib.sha256(b"# r").hexdigest()),
+    ]
     assert not list((tmp_path / "out").rglob("*.partial"))
 
 

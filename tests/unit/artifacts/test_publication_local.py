@@ -8,6 +8,7 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+
 from modeldeploy.artifacts import LocalArtifact, open_store
 from modeldeploy.artifacts.base import MANIFEST_NAME, build_manifest
 from modeldeploy.artifacts.fetch import fetch

@@ -32,8 +32,13 @@ def test_retries_retryable_errors_until_success_with_fake_sleep() -> None:
             raise Transient("503")
         return "ok"
 
-    out = call_with_retries(fn, policy=RetryPolicy(attempts=3), is_retryable=lambda e: isinstance(e, Transient),
-                            what="t", sleep=sleeps.append)
+    out = call_with_retries(
+        fn,
+        policy=RetryPolicy(attempts=3),
+        is_retryable=lambda e: isinstance(e, Transient),
+        what="t",
+        sleep=sleeps.append,
+    )
     assert out == "ok" and len(calls) == 3 and len(sleeps) == 2
     assert all(0 <= s <= RetryPolicy().max_delay_s for s in sleeps)
 
@@ -46,7 +51,9 @@ def test_gives_up_after_attempts_and_reraises_the_last_error_with_fake_sleep() -
         raise Transient(f"try {len(calls)}")
 
     with pytest.raises(Transient, match="try 4"):
-        call_with_retries(fn, policy=RetryPolicy(attempts=4), is_retryable=lambda e: True, what="t", sleep=lambda s: None)
+        call_with_retries(
+            fn, policy=RetryPolicy(attempts=4), is_retryable=lambda e: True, what="t", sleep=lambda s: None
+        )
     assert len(calls) == 4
 
 
@@ -58,8 +65,13 @@ def test_non_retryable_error_is_raised_at_once_with_fake_sleep() -> None:
         raise Fatal("AccessDenied")
 
     with pytest.raises(Fatal):
-        call_with_retries(fn, policy=RetryPolicy(attempts=5), is_retryable=lambda e: isinstance(e, Transient), what="t",
-                          sleep=lambda s: pytest.fail("must not sleep"))
+        call_with_retries(
+            fn,
+            policy=RetryPolicy(attempts=5),
+            is_retryable=lambda e: isinstance(e, Transient),
+            what="t",
+            sleep=lambda s: pytest.fail("must not sleep"),
+        )
     assert len(calls) == 1
 
 
@@ -73,6 +85,12 @@ def test_deadline_stops_retrying_with_fake_clock() -> None:
         raise Transient("slow")
 
     with pytest.raises(Transient):
-        call_with_retries(fn, policy=RetryPolicy(attempts=10, deadline_s=100.0), is_retryable=lambda e: True, what="t",
-                          sleep=lambda s: None, clock=lambda: now[0])
+        call_with_retries(
+            fn,
+            policy=RetryPolicy(attempts=10, deadline_s=100.0),
+            is_retryable=lambda e: True,
+            what="t",
+            sleep=lambda s: None,
+            clock=lambda: now[0],
+        )
     assert len(calls) == 3  # 40, 80 (< 100: retry), 120 (>= 100: stop)

@@ -15,13 +15,20 @@ from tests.unit.awml import runner_checkpoints as rc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "awml"
 MODEL_CONFIGS: dict[tuple[str, str], Path] = {
-    ("calibration", "tiny"): FIXTURES / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_tiny_1xb4-1e_j6gen2.py",
-    ("calibration", "awml"): FIXTURES / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_1xb16-50e_j6gen2.py",
-    ("centerpoint", "tiny"): FIXTURES / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py",
-    ("centerpoint", "awml"): FIXTURES / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_amp.py",
-    ("centerpoint", "awml_v1"): FIXTURES / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_v1.py",
-    ("yolox", "tiny"): FIXTURES / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-tiny-opt-elan_256x256_t4dataset.py",
-    ("yolox", "awml"): FIXTURES / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_960x960_300e_t4dataset.py",
+    ("calibration", "tiny"): FIXTURES
+    / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_tiny_1xb4-1e_j6gen2.py",
+    ("calibration", "awml"): FIXTURES
+    / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_1xb16-50e_j6gen2.py",
+    ("centerpoint", "tiny"): FIXTURES
+    / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py",
+    ("centerpoint", "awml"): FIXTURES
+    / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_amp.py",
+    ("centerpoint", "awml_v1"): FIXTURES
+    / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_v1.py",
+    ("yolox", "tiny"): FIXTURES
+    / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-tiny-opt-elan_256x256_t4dataset.py",
+    ("yolox", "awml"): FIXTURES
+    / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_960x960_300e_t4dataset.py",
 }
 
 
@@ -50,7 +57,9 @@ def _train(project: str, size: str, ema: bool, work_dir: Path) -> RunnerCheckpoi
         path = rc.train_with_runner(net, rc.yolox_samples(64), rc.yolox_loss, work_dir, ema=ema, optimizer="SGD")
     else:
         canvas = (32, 32)
-        path = rc.train_with_runner(net, rc.centerpoint_samples(net, canvas), rc.centerpoint_loss_for(canvas), work_dir, ema=ema)
+        path = rc.train_with_runner(
+            net, rc.centerpoint_samples(net, canvas), rc.centerpoint_loss_for(canvas), work_dir, ema=ema
+        )
     return RunnerCheckpoint(path, MODEL_CONFIGS[(project, size)], initial)
 
 
@@ -62,7 +71,9 @@ def runner_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
     def get(project: str, size: str, ema: bool) -> RunnerCheckpoint:
         key = (project, size, ema)
         if key not in cache:
-            cache[key] = _train(project, size, ema, tmp_path_factory.mktemp(f"runner_{project}_{size}_{'ema' if ema else 'plain'}"))
+            cache[key] = _train(
+                project, size, ema, tmp_path_factory.mktemp(f"runner_{project}_{size}_{'ema' if ema else 'plain'}")
+            )
         return cache[key]
 
     return get

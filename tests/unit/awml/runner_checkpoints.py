@@ -25,7 +25,9 @@ import torch.nn.functional as F
 _RUN_IDS = itertools.count()
 
 
-def _runner_model(net: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any, Any], torch.Tensor]) -> torch.nn.Module:
+def _runner_model(
+    net: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any, Any], torch.Tensor]
+) -> torch.nn.Module:
     from mmengine.model import BaseModel
 
     class AwmlLikeModel(BaseModel):
@@ -45,8 +47,17 @@ def _runner_model(net: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any,
     return wrapped
 
 
-def train_with_runner(net: torch.nn.Module, samples: list[dict[str, Any]], loss_fn: Callable[[torch.nn.Module, Any, Any], torch.Tensor],
-                      work_dir: Path, *, ema: bool, iters: int = 2, batch_size: int = 2, optimizer: str = "AdamW") -> Path:
+def train_with_runner(
+    net: torch.nn.Module,
+    samples: list[dict[str, Any]],
+    loss_fn: Callable[[torch.nn.Module, Any, Any], torch.Tensor],
+    work_dir: Path,
+    *,
+    ema: bool,
+    iters: int = 2,
+    batch_size: int = 2,
+    optimizer: str = "AdamW",
+) -> Path:
     """Train ``iters`` iterations with mmengine's Runner and return the checkpoint CheckpointHook wrote."""
     from mmengine.runner import Runner
 
@@ -56,16 +67,27 @@ def train_with_runner(net: torch.nn.Module, samples: list[dict[str, Any]], loss_
         model=_runner_model(net, loss_fn),
         work_dir=str(work_dir),
         experiment_name=f"awml_runner_ckpt_{next(_RUN_IDS)}_{work_dir.name}",
-        train_dataloader=dict(dataset=samples, sampler=dict(type="DefaultSampler", shuffle=False), batch_size=batch_size,
-                              num_workers=0, collate_fn=dict(type="default_collate")),
-        optim_wrapper=dict(optimizer=dict(type=optimizer, lr=1e-3, **({"momentum": 0.9} if optimizer == "SGD" else {}))),
+        train_dataloader=dict(
+            dataset=samples,
+            sampler=dict(type="DefaultSampler", shuffle=False),
+            batch_size=batch_size,
+            num_workers=0,
+            collate_fn=dict(type="default_collate"),
+        ),
+        optim_wrapper=dict(
+            optimizer=dict(type=optimizer, lr=1e-3, **({"momentum": 0.9} if optimizer == "SGD" else {}))
+        ),
         param_scheduler=[dict(type="LinearLR", start_factor=0.5, by_epoch=False, begin=0, end=iters)],
         train_cfg=dict(by_epoch=False, max_iters=iters),
         default_hooks=dict(
-            checkpoint=dict(type="CheckpointHook", interval=iters, by_epoch=False, save_optimizer=True, save_param_scheduler=True),
+            checkpoint=dict(
+                type="CheckpointHook", interval=iters, by_epoch=False, save_optimizer=True, save_param_scheduler=True
+            ),
             logger=dict(type="LoggerHook", interval=1),
         ),
-        custom_hooks=[dict(type="EMAHook", ema_type="ExponentialMovingAverage", momentum=0.5, update_buffers=True)] if ema else None,
+        custom_hooks=[dict(type="EMAHook", ema_type="ExponentialMovingAverage", momentum=0.5, update_buffers=True)]
+        if ema
+        else None,
         env_cfg=dict(dist_cfg=dict(backend="gloo")),
         randomness=dict(seed=0),
         log_level="WARNING",
@@ -80,7 +102,9 @@ def train_with_runner(net: torch.nn.Module, samples: list[dict[str, Any]], loss_
 # ------------------------------------------------------------------ per-project training data
 def calibration_samples(in_channels: int = 5, size: tuple[int, int] = (32, 48), n: int = 4) -> list[dict[str, Any]]:
     g = torch.Generator().manual_seed(0)
-    return [dict(inputs=torch.rand(in_channels, *size, generator=g), data_samples=torch.tensor(i % 2)) for i in range(n)]
+    return [
+        dict(inputs=torch.rand(in_channels, *size, generator=g), data_samples=torch.tensor(i % 2)) for i in range(n)
+    ]
 
 
 def calibration_loss(net: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -111,7 +135,9 @@ def yolox_loss(net: torch.nn.Module, images: torch.Tensor, boxes: torch.Tensor) 
     return loss
 
 
-def centerpoint_samples(net: torch.nn.Module, canvas: tuple[int, int] = (32, 32), pillars: int = 48, n: int = 4) -> list[dict[str, Any]]:
+def centerpoint_samples(
+    net: torch.nn.Module, canvas: tuple[int, int] = (32, 32), pillars: int = 48, n: int = 4
+) -> list[dict[str, Any]]:
     """Decorated pillar features on a small BEV canvas plus one box target per sample."""
     s = net.settings
     g = torch.Generator().manual_seed(0)
@@ -125,9 +151,17 @@ def centerpoint_samples(net: torch.nn.Module, canvas: tuple[int, int] = (32, 32)
         heat = torch.zeros(len(s.class_names), hy, hx)
         cy, cx = (3 + i) % hy, (5 + 2 * i) % hx
         heat[i % len(s.class_names), cy, cx] = 1.0
-        out.append(dict(inputs=dict(features=feats, coors=coors),
-                        data_samples=dict(heatmap=heat, ind=torch.tensor([cy * hx + cx]), mask=torch.tensor([1]),
-                                          anno_box=torch.randn(1, 10, generator=g) * 0.1)))
+        out.append(
+            dict(
+                inputs=dict(features=feats, coors=coors),
+                data_samples=dict(
+                    heatmap=heat,
+                    ind=torch.tensor([cy * hx + cx]),
+                    mask=torch.tensor([1]),
+                    anno_box=torch.randn(1, 10, generator=g) * 0.1,
+                ),
+            )
+        )
     return out
 
 

@@ -28,17 +28,27 @@ NO_DATA = ["verification.enabled=False", "evaluation.enabled=False", "runtime_io
 
 CASES = {
     # project: (deploy config, ema, {onnx file: {graph input: dims}})
-    "calibration": ("calibration_status_classification_deploy_config.py", False,
-                    {"calibration_classifier.onnx": {"input": ["batch_size", 5, "height", "width"]}}),
-    "centerpoint": ("centerpoint_deploy_config.py", False,
-                    {"pts_voxel_encoder.onnx": None, "pts_backbone_neck_head.onnx": {"spatial_features": [1, 32, 1020, 1020]}}),
+    "calibration": (
+        "calibration_status_classification_deploy_config.py",
+        False,
+        {"calibration_classifier.onnx": {"input": ["batch_size", 5, "height", "width"]}},
+    ),
+    "centerpoint": (
+        "centerpoint_deploy_config.py",
+        False,
+        {"pts_voxel_encoder.onnx": None, "pts_backbone_neck_head.onnx": {"spatial_features": [1, 32, 1020, 1020]}},
+    ),
     "yolox": ("yolox_opt_elan_deploy_config.py", True, {"yolox_s_opt_elan.onnx": {"images": [1, 3, 960, 960]}}),
 }
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MODELDEPLOY_CACHE": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))",
+    ]
     return subprocess.run([*cmd, "run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -49,7 +59,9 @@ def _inputs(path: Path) -> dict[str, list]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", sorted(CASES))
-def test_awml_size_run_with_awml_deploy_config_and_runner_checkpoint(project: str, runner_checkpoint, tmp_path: Path) -> None:
+def test_awml_size_run_with_awml_deploy_config_and_runner_checkpoint(
+    project: str, runner_checkpoint, tmp_path: Path
+) -> None:
     deploy, ema, graphs = CASES[project]
     ckpt = runner_checkpoint(project, "awml", ema)
     options = list(CPU_ONLY)
@@ -59,17 +71,31 @@ def test_awml_size_run_with_awml_deploy_config_and_runner_checkpoint(project: st
         from tests.unit.projects.yolox.test_t4_info import _write_t4
 
         info = _write_t4(tmp_path / "t4")
-        options += [f"runtime_io.info_file={info}", f"runtime_io.data_root={info.parent}", "evaluation.num_samples=3",
-                    # keep ReLU6: a Runner checkpoint two iterations from random init has
-                    # activations far above 6, and without the clip they grow so large that
-                    # fp32 accumulation alone makes PyTorch and ONNX Runtime differ (measured
-                    # 2026-11-28: max |diff| 2.4, mean 0.05 with the rewrite; 6e-8 without).
-                    # The rewrite's own path is verified on the tiny model (test_awml_deploy_cli.py).
-                    "yolox.replace_relu6=False"]
+        options += [
+            f"runtime_io.info_file={info}",
+            f"runtime_io.data_root={info.parent}",
+            "evaluation.num_samples=3",
+            # keep ReLU6: a Runner checkpoint two iterations from random init has
+            # activations far above 6, and without the clip they grow so large that
+            # fp32 accumulation alone makes PyTorch and ONNX Runtime differ (measured
+            # 2026-11-28: max |diff| 2.4, mean 0.05 with the rewrite; 6e-8 without).
+            # The rewrite's own path is verified on the tiny model (test_awml_deploy_cli.py).
+            "yolox.replace_relu6=False",
+        ]
     else:
         options += NO_DATA
-    proc = _run(tmp_path, str(DEPLOY / deploy), str(ckpt.model_cfg_path), str(ckpt.path), "--device", "cpu",
-                "--work-dir", str(tmp_path / "out"), "--cfg-options", *options)
+    proc = _run(
+        tmp_path,
+        str(DEPLOY / deploy),
+        str(ckpt.model_cfg_path),
+        str(ckpt.path),
+        "--device",
+        "cpu",
+        "--work-dir",
+        str(tmp_path / "out"),
+        "--cfg-options",
+        *options,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "AWML deployment-framework layout" in proc.stderr
     results = json.loads((tmp_path / "out" / "results.json").read_text())

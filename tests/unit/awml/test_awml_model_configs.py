@@ -12,8 +12,8 @@ import torch
 
 from modeldeploy.config.deploy_config import read_mmengine_config
 from modeldeploy.core.awml_config import STAND_IN_ROOT, model_type_names
-from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
+from modeldeploy.projects import get_project
 from tests.unit.awml.conftest import FIXTURES, MODEL_CONFIGS, build
 
 BUILTIN_AWML = {
@@ -29,7 +29,9 @@ def shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("key", sorted(MODEL_CONFIGS), ids=lambda k: f"{k[0]}-{k[1]}")
-def test_fixture_config_loads_without_importing_awml_modules(key: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+def test_fixture_config_loads_without_importing_awml_modules(
+    key: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="modeldeploy.core.awml_config"):
         cfg = read_mmengine_config(MODEL_CONFIGS[key])
     imports = list(cfg.custom_imports["imports"])
@@ -71,14 +73,20 @@ def test_mmpretrain_bases_resolve_to_the_stand_ins_when_mmpretrain_is_absent(cap
     assert cfg.model.head.loss.type == "LabelSmoothLoss"
 
 
-def test_installed_package_configs_are_preferred_over_stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_installed_package_configs_are_preferred_over_stand_ins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With mmpretrain installed, its own ``.mim/configs`` base is read (found, not imported)."""
     base = tmp_path / "mmpretrain" / ".mim" / "configs" / "_base_" / "models" / "resnet18.py"
     base.parent.mkdir(parents=True)
     (tmp_path / "mmpretrain" / "__init__.py").write_text("raise RuntimeError('imported')\n")
-    base.write_text("model = dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),"
-                    " head=dict(type='LinearClsHead', num_classes=7, in_channels=512, topk=(1, 5)))\nmarker = 'installed'\n")
-    (tmp_path / "mmpretrain" / ".mim" / "configs" / "_base_" / "default_runtime.py").write_text("default_scope = 'mmpretrain'\n")
+    base.write_text(
+        "model = dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),"
+        " head=dict(type='LinearClsHead', num_classes=7, in_channels=512, topk=(1, 5)))\nmarker = 'installed'\n"
+    )
+    (tmp_path / "mmpretrain" / ".mim" / "configs" / "_base_" / "default_runtime.py").write_text(
+        "default_scope = 'mmpretrain'\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = read_mmengine_config(MODEL_CONFIGS[("calibration", "awml")])
     assert cfg.marker == "installed"
@@ -87,21 +95,32 @@ def test_installed_package_configs_are_preferred_over_stand_ins(tmp_path: Path, 
 
 def test_scoped_base_that_is_neither_installed_nor_shipped_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.py"
-    cfg.write_text('_base_ = ["mmdet3d::_base_/models/centerpoint_pillar02_second_secfpn_nus.py"]\nmodel = dict(type="CenterPoint")\n')
+    cfg.write_text(
+        '_base_ = ["mmdet3d::_base_/models/centerpoint_pillar02_second_secfpn_nus.py"]\nmodel = dict(type="CenterPoint")\n'
+    )
     with pytest.raises(ConfigError) as exc:
         read_mmengine_config(cfg)
     line = exc.value.one_line()
-    assert "\n" not in line and "mmdet3d::_base_/models/centerpoint_pillar02_second_secfpn_nus.py" in line and str(cfg) in line
+    assert (
+        "\n" not in line
+        and "mmdet3d::_base_/models/centerpoint_pillar02_second_secfpn_nus.py" in line
+        and str(cfg) in line
+    )
     assert "pkg_resources" not in line
 
 
 def test_wrong_letter_case_base_names_the_file_and_the_near_miss() -> None:
-    cfg = FIXTURES / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_wrong_case_base.py"
+    cfg = (
+        FIXTURES
+        / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_wrong_case_base.py"
+    )
     with pytest.raises(ConfigError) as exc:
         read_mmengine_config(cfg)
     line = exc.value.one_line()
     assert "\n" not in line and exc.value.exit_code == 2
-    assert str(cfg) in line and "t4dataset_DynamicRecognition.py" in line and "'t4dataset_dynamic_recognition.py'" in line
+    assert (
+        str(cfg) in line and "t4dataset_DynamicRecognition.py" in line and "'t4dataset_dynamic_recognition.py'" in line
+    )
 
 
 def test_pure_letter_case_mistake(tmp_path: Path) -> None:
@@ -112,11 +131,14 @@ def test_pure_letter_case_mistake(tmp_path: Path) -> None:
         read_mmengine_config(cfg)
 
 
-@pytest.mark.parametrize(("project", "edits", "names"), [
-    ("centerpoint", {"pts_backbone": "SECONDDSV", "pts_neck": "FPN"}, ["'SECONDDSV'", "'FPN'"]),
-    ("yolox", {"backbone": "CSPDarknet"}, ["'CSPDarknet'"]),
-    ("calibration", {"neck": "GeneralizedMeanPooling"}, ["'GeneralizedMeanPooling'"]),
-])
+@pytest.mark.parametrize(
+    ("project", "edits", "names"),
+    [
+        ("centerpoint", {"pts_backbone": "SECONDDSV", "pts_neck": "FPN"}, ["'SECONDDSV'", "'FPN'"]),
+        ("yolox", {"backbone": "CSPDarknet"}, ["'CSPDarknet'"]),
+        ("calibration", {"neck": "GeneralizedMeanPooling"}, ["'GeneralizedMeanPooling'"]),
+    ],
+)
 def test_unknown_type_names_are_listed_in_one_line(project: str, edits: dict[str, str], names: list[str]) -> None:
     cfg = read_mmengine_config(MODEL_CONFIGS[(project, "tiny")])
     for section, typ in edits.items():

@@ -28,16 +28,32 @@ CASES = {  # project: (EMAHook checkpoint?, ONNX files the export writes)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", sorted(CASES))
-def test_modeldeploy_run_exports_awml_size_model_from_runner_checkpoint(project: str, runner_checkpoint, tmp_path: Path) -> None:
+def test_modeldeploy_run_exports_awml_size_model_from_runner_checkpoint(
+    project: str, runner_checkpoint, tmp_path: Path
+) -> None:
     ema, onnx_files = CASES[project]
     ckpt = runner_checkpoint(project, "awml", ema)
     deploy = FIXTURES / "export_only" / f"{project}_export_only.py"
     work = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MODELDEPLOY_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "modeldeploy", "run", str(deploy), str(MODEL_CONFIGS[(project, "awml")]), str(ckpt.path),
-         "--device", "cpu", "--work-dir", str(work)],
-        capture_output=True, text=True, env=env, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            str(deploy),
+            str(MODEL_CONFIGS[(project, "awml")]),
+            str(ckpt.path),
+            "--device",
+            "cpu",
+            "--work-dir",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

@@ -80,16 +80,30 @@ def test_numpy_reconstruct_only_builds_ndarray() -> None:
 
 def test_allow_list_holds_no_code_running_builtins() -> None:
     names = set(allowed_globals())
-    for dangerous in ("builtins.eval", "builtins.exec", "builtins.__import__", "builtins.open", "posix.system", "os.system",
-                      "subprocess.Popen", "torch._tensor._rebuild_from_type_v2", "copyreg._reconstructor", "functools.partial"):
+    for dangerous in (
+        "builtins.eval",
+        "builtins.exec",
+        "builtins.__import__",
+        "builtins.open",
+        "posix.system",
+        "os.system",
+        "subprocess.Popen",
+        "torch._tensor._rebuild_from_type_v2",
+        "copyreg._reconstructor",
+        "functools.partial",
+    ):
         assert dangerous not in names
-    assert "mmengine.logging.history_buffer.HistoryBuffer" in names and "builtins.getattr" in names  # both as inert stand-ins
+    assert (
+        "mmengine.logging.history_buffer.HistoryBuffer" in names and "builtins.getattr" in names
+    )  # both as inert stand-ins
 
 
 def test_plain_state_dict_and_numpy_meta_still_load(tmp_path: Path) -> None:
     path = tmp_path / "plain.pth"
     sd = OrderedDict(w=torch.arange(4.0), n=torch.tensor(3))
-    torch.save({"state_dict": sd, "meta": {"score": np.float64(0.5), "hist": np.arange(3), "classes": ("car", "bus")}}, path)
+    torch.save(
+        {"state_dict": sd, "meta": {"score": np.float64(0.5), "hist": np.arange(3), "classes": ("car", "bus")}}, path
+    )
     ckpt = read_checkpoint(path)
     assert torch.equal(ckpt["state_dict"]["w"], sd["w"]) and float(ckpt["meta"]["score"]) == 0.5
     assert ckpt["meta"]["hist"].tolist() == [0, 1, 2]

@@ -13,8 +13,8 @@ import torch
 
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.checkpoint import read_checkpoint
-from modeldeploy.projects import get_project
 from modeldeploy.core.safe_unpickle import InertHistoryBuffer
+from modeldeploy.projects import get_project
 from tests.unit.awml.conftest import build
 
 PROJECTS = ("calibration", "centerpoint", "yolox")
@@ -26,11 +26,17 @@ def pickled_globals(path) -> set[str]:
         data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
     out = io.StringIO()
     pickletools.dis(data, out=out)
-    return {line.split("GLOBAL", 1)[1].strip().strip("'").replace(" ", ".") for line in out.getvalue().splitlines() if "GLOBAL" in line}
+    return {
+        line.split("GLOBAL", 1)[1].strip().strip("'").replace(" ", ".")
+        for line in out.getvalue().splitlines()
+        if "GLOBAL" in line
+    }
 
 
 def deploy_cfg(project: str, use_ema: bool) -> BaseDeploymentConfig:
-    return BaseDeploymentConfig.from_dict({"project": project, "use_ema": use_ema, "export": {"mode": "onnx", "device": "cpu"}})
+    return BaseDeploymentConfig.from_dict(
+        {"project": project, "use_ema": use_ema, "export": {"mode": "onnx", "device": "cpu"}}
+    )
 
 
 @pytest.mark.parametrize("ema", [False, True], ids=["plain", "emahook"])
@@ -46,7 +52,9 @@ def test_runner_checkpoint_of_tiny_model_loads_through_project(project: str, ema
         torch.load(rc.path, map_location="cpu", weights_only=True)
 
     ckpt = read_checkpoint(rc.path)
-    expected = {"meta", "state_dict", "message_hub", "optimizer", "param_schedulers"} | ({"ema_state_dict"} if ema else set())
+    expected = {"meta", "state_dict", "message_hub", "optimizer", "param_schedulers"} | (
+        {"ema_state_dict"} if ema else set()
+    )
     assert set(ckpt) == expected
     assert ckpt["meta"]["iter"] == 2 and "cfg" in ckpt["meta"]
     buffers = ckpt["message_hub"]["log_scalars"]
@@ -62,7 +70,9 @@ def test_runner_checkpoint_of_tiny_model_loads_through_project(project: str, ema
     assert set(loaded) == set(ckpt["state_dict"])
     for k, v in ckpt["state_dict"].items():
         assert torch.equal(loaded[k], v), k
-    trained = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.equal(v, rc.initial_state[k])]
+    trained = [
+        k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.equal(v, rc.initial_state[k])
+    ]
     assert trained, "two Runner iterations changed no weight"
     if ema:
         # EMAHook swaps before saving: state_dict = averaged weights (deployed with use_ema),

@@ -62,9 +62,18 @@ def test_values_validate_against_schema_and_schema_is_closed() -> None:
             assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
             for key, sub in node["properties"].items():
                 closed(sub, f"{path}.{key}")
+
     closed(schema, "values")
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "check-jsonschema"), "--schemafile", str(CHART / "values.schema.json"),
-                           str(CHART / "values.yaml")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "check-jsonschema"),
+            "--schemafile",
+            str(CHART / "values.schema.json"),
+            str(CHART / "values.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -72,6 +81,14 @@ def test_schema_refuses_a_typo_and_a_bad_scope(tmp_path: Path) -> None:
     for bad in ({"rbac": {"scope": "cluster-wide"}}, {"metrics": {"prot": 9090}}, {"imagee": {}}):
         f = tmp_path / "bad.yaml"
         f.write_text(yaml.safe_dump(bad))
-        proc = subprocess.run([str(REPO / ".venv" / "bin" / "check-jsonschema"), "--schemafile",
-                               str(CHART / "values.schema.json"), str(f)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                str(REPO / ".venv" / "bin" / "check-jsonschema"),
+                "--schemafile",
+                str(CHART / "values.schema.json"),
+                str(f),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode != 0, f"schema accepted {bad}"

@@ -35,8 +35,13 @@ def test_every_query_uses_only_metrics_the_operator_exports() -> None:
         assert names, f"query without a modeldeploy metric: {expr}"
         assert names <= known, f"unknown metric(s) {names - known} in {expr}"
         used |= names
-    required = {"modeldeploy_inference_latency_seconds", "modeldeploy_evaluation_metric",
-                "modeldeploy_verification_max_abs_diff", "modeldeploy_stage_duration_seconds", "modeldeploy_phase"}
+    required = {
+        "modeldeploy_inference_latency_seconds",
+        "modeldeploy_evaluation_metric",
+        "modeldeploy_verification_max_abs_diff",
+        "modeldeploy_stage_duration_seconds",
+        "modeldeploy_phase",
+    }
     assert required <= used, f"dashboard misses {required - used}"
 
 

@@ -107,10 +107,19 @@ def test_comparison_queries_evaluated_by_promtool_on_the_operators_own_series(tm
     from tests.unit.operator.samples import deployment, job, pod, summary_json
 
     cr = deployment(name="calib")
-    j = job("calib-abcd1234", conditions=[("Complete", "CompletionsReached")], succeeded=1,
-            completionTime="2026-11-25T10:04:00Z")
-    cr["status"] = st.derive_status(cr=cr, job=j, pods=[pod("p", phase="Succeeded", exit_code=0, message=summary_json())],
-                                    now=dt.datetime(2026, 11, 25, 10, 5, tzinfo=dt.timezone.utc), unschedulable_after_s=120)
+    j = job(
+        "calib-abcd1234",
+        conditions=[("Complete", "CompletionsReached")],
+        succeeded=1,
+        completionTime="2026-11-25T10:04:00Z",
+    )
+    cr["status"] = st.derive_status(
+        cr=cr,
+        job=j,
+        pods=[pod("p", phase="Succeeded", exit_code=0, message=summary_json())],
+        now=dt.datetime(2026, 11, 25, 10, 5, tzinfo=dt.timezone.utc),
+        unschedulable_after_s=120,
+    )
     m = Metrics()
     m.status.update(cr)
     series = []
@@ -129,13 +138,24 @@ def test_comparison_queries_evaluated_by_promtool_on_the_operators_own_series(tm
         want = []
         for e in cr["status"]["evaluation"]:
             value = {"A": e["p50Ms"], "B": e["p99Ms"], "C": e["value"]}[t["refId"]]
-            want.append({"labels": "{" + f'backend="{e["backend"]}",name="calib",namespace="ns",precision="{e["precision"]}",'
-                                         'project="calibration"' + "}", "value": value})
+            want.append(
+                {
+                    "labels": "{"
+                    + f'backend="{e["backend"]}",name="calib",namespace="ns",precision="{e["precision"]}",'
+                    'project="calibration"' + "}",
+                    "value": value,
+                }
+            )
         tests.append({"expr": expr, "eval_time": "2m", "exp_samples": want})
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": []}))
-    spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}]}
+    spec = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(spec))
-    r = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(cr["status"]["evaluation"]) == 2  # two backends → two rows per query

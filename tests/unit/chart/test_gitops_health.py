@@ -26,6 +26,7 @@ def health(obj: dict[str, Any]) -> dict[str, str]:
         if isinstance(v, list):
             return lua.table_from([to_lua(x) for x in v])
         return v
+
     fn = lua.eval("function(obj) " + LUA.read_text() + " end")
     out = fn(to_lua(obj))
     return {"status": out["status"], "message": out["message"]}
@@ -42,8 +43,10 @@ def conditions(phase: str, failure: tuple[str, str] | None = None, stuck: tuple[
     from modeldeploy_operator.status import Failure, lifecycle_conditions  # the operator's own mapping
 
     fail = Failure(reason=failure[0], message=failure[1], stage="verify") if failure else None
-    return [{"type": t, "status": s, "reason": r, "message": m}
-            for t, s, r, m in lifecycle_conditions(phase, fail, stuck, "job-1")]
+    return [
+        {"type": t, "status": s, "reason": r, "message": m}
+        for t, s, r, m in lifecycle_conditions(phase, fail, stuck, "job-1")
+    ]
 
 
 def test_no_status_or_old_generation_is_progressing() -> None:
@@ -53,13 +56,35 @@ def test_no_status_or_old_generation_is_progressing() -> None:
 
 
 def test_phases_map_to_argo_health() -> None:
-    assert health(cr(3, {"observedGeneration": 3, "phase": "Succeeded", "conditions": conditions("Succeeded")}))["status"] == "Healthy"
-    assert health(cr(3, {"observedGeneration": 3, "phase": "Running", "conditions": conditions("Running")}))["status"] == "Progressing"
-    failed = health(cr(3, {"observedGeneration": 3, "phase": "Failed",
-                           "conditions": conditions("Failed", failure=("VerificationFailed", "heatmap differs"))}))
+    assert (
+        health(cr(3, {"observedGeneration": 3, "phase": "Succeeded", "conditions": conditions("Succeeded")}))["status"]
+        == "Healthy"
+    )
+    assert (
+        health(cr(3, {"observedGeneration": 3, "phase": "Running", "conditions": conditions("Running")}))["status"]
+        == "Progressing"
+    )
+    failed = health(
+        cr(
+            3,
+            {
+                "observedGeneration": 3,
+                "phase": "Failed",
+                "conditions": conditions("Failed", failure=("VerificationFailed", "heatmap differs")),
+            },
+        )
+    )
     assert failed == {"status": "Degraded", "message": "VerificationFailed: heatmap differs"}
-    stuck = health(cr(3, {"observedGeneration": 3, "phase": "Pending",
-                          "conditions": conditions("Pending", stuck=("Unschedulable", "0/3 nodes have nvidia.com/gpu"))}))
+    stuck = health(
+        cr(
+            3,
+            {
+                "observedGeneration": 3,
+                "phase": "Pending",
+                "conditions": conditions("Pending", stuck=("Unschedulable", "0/3 nodes have nvidia.com/gpu")),
+            },
+        )
+    )
     assert stuck["status"] == "Degraded" and stuck["message"].startswith("Unschedulable")
 
 

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-IMAGES = {"operator": REPO / "images" / "operator" / "Dockerfile", "runtime": REPO / "images" / "runtime" / "Dockerfile"}
+IMAGES = {
+    "operator": REPO / "images" / "operator" / "Dockerfile",
+    "runtime": REPO / "images" / "runtime" / "Dockerfile",
+}
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
@@ -88,9 +91,14 @@ def test_runtime_entrypoint_is_the_jobs_command() -> None:
     sys.path.insert(0, str(REPO / "operator"))
     from modeldeploy_operator import jobs
 
-    body = {"metadata": {"name": "x", "namespace": "ns", "uid": "u", "generation": 1},
-            "spec": {"project": "calibration", "modelConfig": {"uri": "builtin:calibration/resnet18_5ch_tiny.py"},
-                     "deployConfig": {"uri": "builtin:calibration/deploy_demo.py"}}}
+    body = {
+        "metadata": {"name": "x", "namespace": "ns", "uid": "u", "generation": 1},
+        "spec": {
+            "project": "calibration",
+            "modelConfig": {"uri": "builtin:calibration/resnet18_5ch_tiny.py"},
+            "deployConfig": {"uri": "builtin:calibration/deploy_demo.py"},
+        },
+    }
     from modeldeploy_operator.config import OperatorConfig
 
     container = jobs.build_job(body, "0" * 64, OperatorConfig())["spec"]["template"]["spec"]["containers"][0]
@@ -106,7 +114,7 @@ def test_runtime_image_installs_gpu_extras_without_cpu_onnxruntime() -> None:
     assert re.search(r'pip install [^&]*"\.\[runtime,s3,gpu\]"', text)
     assert "pip uninstall -y onnxruntime onnxruntime-gpu" in text
     assert re.search(r'--no-deps "onnxruntime-gpu==\$\{ONNXRUNTIME_GPU_VERSION\}"', text)
-    assert re.search(r'ARG TRT_IMAGE=nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3\b', text)
+    assert re.search(r"ARG TRT_IMAGE=nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3\b", text)
     assert "digest" in text  # the comment recommending a digest pin
 
 

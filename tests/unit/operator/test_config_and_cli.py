@@ -5,9 +5,15 @@ from modeldeploy_operator.config import DEFAULT_RUNTIME_IMAGE, OperatorConfig
 
 
 def test_config_from_env_and_overrides():
-    cfg = OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_IMAGE": "reg/rt:2", "MODELDEPLOY_UNSCHEDULABLE_AFTER_SECONDS": "5",
-                                   "MODELDEPLOY_NAMESPACES": "a, b", "MODELDEPLOY_METRICS_PORT": "9100"},
-                                  metrics_port=9200)
+    cfg = OperatorConfig.from_env(
+        {
+            "MODELDEPLOY_RUNTIME_IMAGE": "reg/rt:2",
+            "MODELDEPLOY_UNSCHEDULABLE_AFTER_SECONDS": "5",
+            "MODELDEPLOY_NAMESPACES": "a, b",
+            "MODELDEPLOY_METRICS_PORT": "9100",
+        },
+        metrics_port=9200,
+    )
     assert cfg.runtime_image == "reg/rt:2" and cfg.unschedulable_after_s == 5.0
     assert cfg.namespaces == ("a", "b") and cfg.metrics_port == 9200
     assert OperatorConfig.from_env({}).runtime_image == DEFAULT_RUNTIME_IMAGE

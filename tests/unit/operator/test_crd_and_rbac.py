@@ -50,19 +50,28 @@ def test_exactly_one_config_source_rule_present():
 
 
 def test_sample_spec_is_valid():
-    VALIDATOR.validate({"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
-                        "metadata": {"name": "x"}, "spec": deployment()["spec"]})
+    VALIDATOR.validate(
+        {
+            "apiVersion": "modeldeploy.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "x"},
+            "spec": deployment()["spec"],
+        }
+    )
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda s: s.update(project="resnet"), "is not one of"),
-    (lambda s: s["export"].update(opset=9), "less than the minimum"),
-    (lambda s: s["export"].update(opset=24), "greater than the maximum"),
-    (lambda s: s["export"].update(precision="int4"), "is not one of"),
-    (lambda s: s.pop("project"), "'project' is a required property"),
-    (lambda s: s["modelConfig"].update(uri="http://x/y.py"), "does not match"),
-    (lambda s: s["runtime"].update(backoffLimit=99), "greater than the maximum"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda s: s.update(project="resnet"), "is not one of"),
+        (lambda s: s["export"].update(opset=9), "less than the minimum"),
+        (lambda s: s["export"].update(opset=24), "greater than the maximum"),
+        (lambda s: s["export"].update(precision="int4"), "is not one of"),
+        (lambda s: s.pop("project"), "'project' is a required property"),
+        (lambda s: s["modelConfig"].update(uri="http://x/y.py"), "does not match"),
+        (lambda s: s["runtime"].update(backoffLimit=99), "greater than the maximum"),
+    ],
+)
 def test_bad_specs_are_refused_by_the_structural_schema(mutate, needle):
     spec = deployment()["spec"]
     mutate(spec)

@@ -30,8 +30,12 @@ def test_operator_imports_with_torch_and_runtime_blocked_and_fast():
 
 
 def test_cli_help_starts_without_kopf_import():
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "modeldeploy_operator", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "modeldeploy_operator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "--all-namespaces" in proc.stdout
     assert " kopf\n" not in proc.stderr and "| kopf" not in proc.stderr  # kopf only loads when running

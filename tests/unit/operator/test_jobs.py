@@ -28,14 +28,26 @@ def test_job_security_context_is_non_root_and_locked_down():
 
 
 def test_job_contract_fields():
-    body = deployment(runtime={"activeDeadlineSeconds": 900, "backoffLimit": 3, "ttlSecondsAfterFinished": 60,
-                               "serviceAccountName": "runner", "nodeSelector": {"gpu": "h100"},
-                               "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]})
+    body = deployment(
+        runtime={
+            "activeDeadlineSeconds": 900,
+            "backoffLimit": 3,
+            "ttlSecondsAfterFinished": 60,
+            "serviceAccountName": "runner",
+            "nodeSelector": {"gpu": "h100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        }
+    )
     h, job, cm = _build(body)
     assert job["metadata"]["name"] == f"demo-{h[:8]}" == cm["metadata"]["name"]
-    assert job["metadata"]["ownerReferences"][0] == {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
-                                                     "name": "demo", "uid": "uid-demo", "controller": True,
-                                                     "blockOwnerDeletion": True}
+    assert job["metadata"]["ownerReferences"][0] == {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": "demo",
+        "uid": "uid-demo",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     assert cm["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
     spec = job["spec"]
     assert spec["activeDeadlineSeconds"] == 900 and spec["backoffLimit"] == 3 and spec["ttlSecondsAfterFinished"] == 60
@@ -61,7 +73,9 @@ def test_pod_failure_policy_fails_job_on_exit_2_and_3_only():
     _, job, _ = _build(deployment())
     rules = job["spec"]["podFailurePolicy"]["rules"]
     fail = [r for r in rules if r["action"] == "FailJob"]
-    assert fail == [{"action": "FailJob", "onExitCodes": {"containerName": "runtime", "operator": "In", "values": [2, 3]}}]
+    assert fail == [
+        {"action": "FailJob", "onExitCodes": {"containerName": "runtime", "operator": "In", "values": [2, 3]}}
+    ]
     assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules)
 
 
@@ -69,7 +83,9 @@ def test_gpu_limit_added_for_cuda_and_absent_for_cpu():
     _, job_gpu, _ = _build(deployment(export={"mode": "trt"}))
     res = job_gpu["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert res["limits"]["nvidia.com/gpu"] == 1
-    _, job_two, _ = _build(deployment(runtime={"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 2, "memory": "8Gi"}}}))
+    _, job_two, _ = _build(
+        deployment(runtime={"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 2, "memory": "8Gi"}}})
+    )
     res2 = job_two["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert res2["limits"] == {"nvidia.com/gpu": 2, "memory": "8Gi"}
     _, job_cpu, _ = _build(deployment(runtime={"device": "cpu", "resources": {"requests": {"cpu": "1"}}}))
@@ -81,8 +97,13 @@ def test_credentials_only_as_secret_key_refs_never_literal():
     _, job, cm = _build(deployment())
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     aws = [e for e in env if e["name"].startswith("AWS_")]
-    assert {e["name"] for e in aws} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                                        "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"}
+    assert {e["name"] for e in aws} == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+    }
     for e in aws:
         assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
     required = {e["name"] for e in aws if not e["valueFrom"]["secretKeyRef"]["optional"]}
@@ -123,7 +144,9 @@ def test_config_map_key_ref_becomes_a_projected_volume():
 def test_default_runtime_resources_apply_only_when_the_spec_has_none():
     import pytest as _pytest
 
-    cfg = OperatorConfig.from_env({"MODELDEPLOY_RUNTIME_RESOURCES": '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}'})
+    cfg = OperatorConfig.from_env(
+        {"MODELDEPLOY_RUNTIME_RESOURCES": '{"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}'}
+    )
     body = deployment()
     body["spec"].setdefault("runtime", {}).pop("resources", None)
     h = spec_hash(body["spec"])
@@ -151,7 +174,11 @@ def test_secret_env_names_are_listed_for_the_runtime_to_scrub():
 
 def test_configmap_and_job_carry_spec_and_content_hashes():
     h, job, cm = _build(deployment())
-    assert job["metadata"]["annotations"]["modeldeploy.io/spec-sha256"] == h == cm["metadata"]["annotations"]["modeldeploy.io/spec-sha256"]
+    assert (
+        job["metadata"]["annotations"]["modeldeploy.io/spec-sha256"]
+        == h
+        == cm["metadata"]["annotations"]["modeldeploy.io/spec-sha256"]
+    )
     assert cm["metadata"]["annotations"]["modeldeploy.io/content-sha256"] == jobs.content_sha256(cm["data"])
     # spec.json (which records the generation) is not part of the content hash; the executed files are
     other = dict(cm["data"], **{"spec.json": "{}"})

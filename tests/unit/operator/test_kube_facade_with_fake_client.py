@@ -31,8 +31,12 @@ class FakeApiClient:
 
 
 def test_get_missing_job_is_none_and_other_errors_raise():
-    fake = FakeApiClient({("GET", "/apis/batch/v1/namespaces/ns/jobs/a"): (404, {"reason": "NotFound"}),
-                          ("GET", "/apis/batch/v1/namespaces/ns/jobs/b"): (500, {"reason": "boom"})})
+    fake = FakeApiClient(
+        {
+            ("GET", "/apis/batch/v1/namespaces/ns/jobs/a"): (404, {"reason": "NotFound"}),
+            ("GET", "/apis/batch/v1/namespaces/ns/jobs/b"): (500, {"reason": "boom"}),
+        }
+    )
     k = Kube(api_client=fake)
     assert k.get_job("ns", "a") is None
     with pytest.raises(ApiError) as e:
@@ -41,8 +45,12 @@ def test_get_missing_job_is_none_and_other_errors_raise():
 
 
 def test_create_job_conflict_returns_existing():
-    fake = FakeApiClient({("POST", "/apis/batch/v1/namespaces/ns/jobs"): (409, {"reason": "AlreadyExists"}),
-                          ("GET", "/apis/batch/v1/namespaces/ns/jobs/j"): (200, {"metadata": {"name": "j"}})})
+    fake = FakeApiClient(
+        {
+            ("POST", "/apis/batch/v1/namespaces/ns/jobs"): (409, {"reason": "AlreadyExists"}),
+            ("GET", "/apis/batch/v1/namespaces/ns/jobs/j"): (200, {"metadata": {"name": "j"}}),
+        }
+    )
     job, created = Kube(api_client=fake).create_job("ns", {"metadata": {"name": "j"}})
     assert job == {"metadata": {"name": "j"}} and created is False
 

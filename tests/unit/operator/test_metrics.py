@@ -1,19 +1,29 @@
-from prometheus_client.parser import text_string_to_metric_families
+import datetime as dt
+
 from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy_operator import status as st
 from modeldeploy_operator.metrics import Metrics
 
 from .samples import deployment, job, pod, summary_json
-import datetime as dt
 
 
 def _succeeded_cr(name):
     cr = deployment(name=name)
-    j = job(f"{name}-abcd1234", conditions=[("Complete", "CompletionsReached")], succeeded=1,
-            completionTime="2026-11-25T10:04:00Z")
-    cr["status"] = st.derive_status(cr=cr, job=j, pods=[pod("p", phase="Succeeded", exit_code=0, message=summary_json())],
-                                    now=dt.datetime(2026, 11, 25, 10, 5, tzinfo=dt.timezone.utc), unschedulable_after_s=120)
+    j = job(
+        f"{name}-abcd1234",
+        conditions=[("Complete", "CompletionsReached")],
+        succeeded=1,
+        completionTime="2026-11-25T10:04:00Z",
+    )
+    cr["status"] = st.derive_status(
+        cr=cr,
+        job=j,
+        pods=[pod("p", phase="Succeeded", exit_code=0, message=summary_json())],
+        now=dt.datetime(2026, 11, 25, 10, 5, tzinfo=dt.timezone.utc),
+        unschedulable_after_s=120,
+    )
     return cr
 
 
@@ -38,7 +48,10 @@ def test_metrics_are_rebuilt_from_status_alone():
     assert s[("modeldeploy_stage_duration_seconds", tuple(sorted(base + (("stage", "evaluate"),))))] == 2.0
     assert s[("modeldeploy_phase", tuple(sorted(base + (("phase", "Succeeded"),))))] == 1.0
     assert s[("modeldeploy_phase", tuple(sorted(base + (("phase", "Running"),))))] == 0.0
-    assert s[("modeldeploy_last_success_timestamp_seconds", base)] == dt.datetime(2026, 11, 25, 10, 4, tzinfo=dt.timezone.utc).timestamp()
+    assert (
+        s[("modeldeploy_last_success_timestamp_seconds", base)]
+        == dt.datetime(2026, 11, 25, 10, 4, tzinfo=dt.timezone.utc).timestamp()
+    )
 
 
 def test_deleted_cr_series_disappear_and_others_stay():

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from modeldeploy_operator import jobs, policy as pol, reconcile as rec, scrub
+from modeldeploy_operator import jobs, scrub
+from modeldeploy_operator import policy as pol
+from modeldeploy_operator import reconcile as rec
 from modeldeploy_operator.config import OperatorConfig
 from modeldeploy_operator.spec import child_name, spec_hash
 
@@ -64,8 +66,11 @@ class FakeKube:
         return copy.deepcopy(self.secrets.get((ns, name)))
 
     def list_jobs(self, ns, deployment):
-        return [copy.deepcopy(j) for (n, _), j in self.jobs.items()
-                if n == ns and j["metadata"]["labels"]["modeldeploy.io/deployment"] == deployment]
+        return [
+            copy.deepcopy(j)
+            for (n, _), j in self.jobs.items()
+            if n == ns and j["metadata"]["labels"]["modeldeploy.io/deployment"] == deployment
+        ]
 
     def delete_job(self, ns, name):
         self.deleted.append(name)
@@ -161,9 +166,12 @@ def test_observe_maps_finished_job_once_and_then_is_a_no_op():
     kube.jobs[("ns", jn)]["status"] = {"active": 1, "ready": 1, "startTime": "2026-11-25T10:01:00Z"}
     out = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
     assert [e.reason for e in out.events] == ["Running"]
-    kube.jobs[("ns", jn)]["status"] = {"succeeded": 1, "startTime": "2026-11-25T10:01:00Z",
-                                       "completionTime": "2026-11-25T10:03:00Z",
-                                       "conditions": [{"type": "Complete", "status": "True"}]}
+    kube.jobs[("ns", jn)]["status"] = {
+        "succeeded": 1,
+        "startTime": "2026-11-25T10:01:00Z",
+        "completionTime": "2026-11-25T10:03:00Z",
+        "conditions": [{"type": "Complete", "status": "True"}],
+    }
     kube.pods[("ns", jn)] = [pod("p", phase="Succeeded", exit_code=0, message=summary_json())]
     out = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
     assert [e.reason for e in out.events] == ["Succeeded"]
@@ -209,8 +217,9 @@ def test_wants_reconcile_is_a_level_trigger_on_spec_hash_job_name_and_generation
 def test_deferred_initial_status_is_written_once_by_the_first_job_observation():
     kube = FakeKube()
     kube.crs[("ns", "demo")] = deployment()
-    out = rec.reconcile(kube, kube.get_deployment("ns", "demo"), CFG, cleanup_stale=False, lookup_first=False,
-                        defer_initial_status=True)
+    out = rec.reconcile(
+        kube, kube.get_deployment("ns", "demo"), CFG, cleanup_stale=False, lookup_first=False, defer_initial_status=True
+    )
     h = spec_hash(deployment()["spec"])
     assert out.job_created and out.job_name == child_name("demo", h)
     assert out.status_patch == {} and kube.status_patches == []  # 2 writes only: ConfigMap + Job
@@ -218,7 +227,11 @@ def test_deferred_initial_status_is_written_once_by_the_first_job_observation():
     st = kube.crs[("ns", "demo")]["status"]
     assert len(kube.status_patches) == 1 and first.events == []
     assert st["phase"] == "Pending" and st["specHash"] == h and st["jobName"] == out.job_name
-    assert st["observedGeneration"] == 1 and {c["type"] for c in st["conditions"]} >= {"Ready", "Reconciling", "Stalled"}
+    assert st["observedGeneration"] == 1 and {c["type"] for c in st["conditions"]} >= {
+        "Ready",
+        "Reconciling",
+        "Stalled",
+    }
     again = rec.observe(kube, "ns", "demo", CFG, with_pods=False)
     assert again.status_patch == {} and len(kube.status_patches) == 1
     assert not rec.wants_reconcile(kube.get_deployment("ns", "demo"), lambda _j: None)
@@ -257,22 +270,35 @@ def test_changed_spec_still_writes_its_status_at_once_when_deferring():
 
 
 # ----------------------------------------------------------------------------- safety (issue 12)
-POLICY_CFG = OperatorConfig(runtime_image="img:1", policy=pol.from_json(json.dumps({
-    "imagePrefixes": ["ghcr.io/modeldeploy/"], "serviceAccounts": [], "secretOptInLabel": "modeldeploy.io/allowed",
-    "allowWildcardToleration": False, "forbiddenSchedulingKeys": ["node-role.kubernetes.io/control-plane"],
-    "maxGpus": 1})))
+POLICY_CFG = OperatorConfig(
+    runtime_image="img:1",
+    policy=pol.from_json(
+        json.dumps(
+            {
+                "imagePrefixes": ["ghcr.io/modeldeploy/"],
+                "serviceAccounts": [],
+                "secretOptInLabel": "modeldeploy.io/allowed",
+                "allowWildcardToleration": False,
+                "forbiddenSchedulingKeys": ["node-role.kubernetes.io/control-plane"],
+                "maxGpus": 1,
+            }
+        )
+    ),
+)
 
 
 def _opted_in_secret(kube, labels=None):
-    kube.secrets[("ns", "s3-creds")] = {"metadata": {"name": "s3-creds", "labels": {"modeldeploy.io/allowed": "true"}
-                                                     if labels is None else labels},
-                                        "data": {"AWS_SECRET_ACCESS_KEY": base64.b64encode(b"sekrit-value-123").decode()}}
+    kube.secrets[("ns", "s3-creds")] = {
+        "metadata": {"name": "s3-creds", "labels": {"modeldeploy.io/allowed": "true"} if labels is None else labels},
+        "data": {"AWS_SECRET_ACCESS_KEY": base64.b64encode(b"sekrit-value-123").decode()},
+    }
 
 
 def _refusal(kube, body, cfg):
     kube.crs[("ns", body["metadata"]["name"])] = body
-    out = rec.reconcile(kube, kube.get_deployment("ns", body["metadata"]["name"]), cfg, lookup_first=False,
-                        defer_initial_status=True)
+    out = rec.reconcile(
+        kube, kube.get_deployment("ns", body["metadata"]["name"]), cfg, lookup_first=False, defer_initial_status=True
+    )
     kube.patch_deployment_status("ns", body["metadata"]["name"], out.status_patch)
     return out, kube.crs[("ns", body["metadata"]["name"])]
 
@@ -284,7 +310,11 @@ def test_policy_violation_creates_nothing_and_fails_naming_the_rules():
     out, cr = _refusal(kube, body, POLICY_CFG)
     assert kube.creates == 0 and kube.cms == {}
     st = cr["status"]
-    assert st["phase"] == "Failed" and st["failure"]["reason"] == "PolicyViolation" and st["failure"]["stage"] == "admission"
+    assert (
+        st["phase"] == "Failed"
+        and st["failure"]["reason"] == "PolicyViolation"
+        and st["failure"]["stage"] == "admission"
+    )
     assert "policy image-allow-list:" in st["failure"]["message"] and "policy gpu-maximum:" in st["failure"]["message"]
     assert "jobName" not in st and st["specHash"] == spec_hash(body["spec"])
     assert [(e.type, e.reason) for e in out.events] == [("Warning", "PolicyViolation")]
@@ -299,11 +329,14 @@ def test_policy_violation_creates_nothing_and_fails_naming_the_rules():
     assert rec.reconcile(kube, copy.deepcopy(cr), POLICY_CFG).job_created
 
 
-@pytest.mark.parametrize("secrets, needle", [
-    ({}, "does not exist"),
-    ("no-label", "is not opted in"),
-    ("forbidden", "may not read Secret"),
-])
+@pytest.mark.parametrize(
+    "secrets, needle",
+    [
+        ({}, "does not exist"),
+        ("no-label", "is not opted in"),
+        ("forbidden", "may not read Secret"),
+    ],
+)
 def test_credentials_secret_must_be_opted_in(secrets, needle):
     kube = FakeKube()
     if secrets == "no-label":
@@ -312,7 +345,10 @@ def test_credentials_secret_must_be_opted_in(secrets, needle):
         kube.secrets = secrets
     out, cr = _refusal(kube, deployment(), POLICY_CFG)
     assert kube.creates == 0 and cr["status"]["failure"]["reason"] == "PolicyViolation"
-    assert "policy credentials-secret-opt-in:" in cr["status"]["failure"]["message"] and needle in cr["status"]["failure"]["message"]
+    assert (
+        "policy credentials-secret-opt-in:" in cr["status"]["failure"]["message"]
+        and needle in cr["status"]["failure"]["message"]
+    )
 
 
 def test_opted_in_secret_and_allowed_spec_run():
@@ -329,11 +365,16 @@ def test_squatted_configmap_fails_name_conflict_and_nothing_runs():
     h = spec_hash(body["spec"])
     cm_name = child_name("demo", h)
     # another tenant (create configmaps only) pre-creates the predictable name with its own config
-    kube.cms[("ns", cm_name)] = {"metadata": {"name": cm_name, "namespace": "ns"},
-                                 "data": {"deploy_config.py": "import os; print(os.environ)"}}
+    kube.cms[("ns", cm_name)] = {
+        "metadata": {"name": cm_name, "namespace": "ns"},
+        "data": {"deploy_config.py": "import os; print(os.environ)"},
+    }
     out, cr = _refusal(kube, body, CFG)
     assert kube.creates == 0 and kube.jobs == {}
-    assert cr["status"]["failure"]["reason"] == "NameConflict" and "not controlled by this ModelDeployment" in cr["status"]["failure"]["message"]
+    assert (
+        cr["status"]["failure"]["reason"] == "NameConflict"
+        and "not controlled by this ModelDeployment" in cr["status"]["failure"]["message"]
+    )
     assert [(e.type, e.reason) for e in out.events] == [("Warning", "NameConflict")]
 
 
@@ -376,7 +417,9 @@ def test_our_job_made_for_another_spec_is_a_name_conflict():
     other = jobs.build_job(body, "0" * 64, CFG)
     other["metadata"]["name"] = child_name("demo", h)
     kube.jobs[("ns", other["metadata"]["name"])] = other
-    assert rec.check_job(other, "uid-demo", h) == f"Job {other['metadata']['name']} exists and was made for another spec"
+    assert (
+        rec.check_job(other, "uid-demo", h) == f"Job {other['metadata']['name']} exists and was made for another spec"
+    )
     legacy = jobs.build_job(body, h, CFG)
     legacy["metadata"]["annotations"].pop("modeldeploy.io/spec-sha256")  # made by an older operator: label decides
     assert rec.check_job(legacy, "uid-demo", h) is None
@@ -388,9 +431,11 @@ def test_observe_scrubs_secret_values_from_status_and_events():
     _apply(kube, deployment())
     jn = kube.crs[("ns", "demo")]["status"]["jobName"]
     kube.jobs[("ns", jn)]["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
-    leak = summary_json(status="failed", failure={"stage": "load", "reason": "ConfigError",
-                                                  "message": "ValueError: sekrit-value-123"},
-                        artifacts=[{"name": "sekrit-value-123", "kind": "onnx"}])
+    leak = summary_json(
+        status="failed",
+        failure={"stage": "load", "reason": "ConfigError", "message": "ValueError: sekrit-value-123"},
+        artifacts=[{"name": "sekrit-value-123", "kind": "onnx"}],
+    )
     kube.pods[("ns", jn)] = [pod("demo-x", phase="Failed", exit_code=2, message=leak)]
     cache = scrub.SecretCache(kube.get_secret)
     out = rec.observe(kube, "ns", "demo", CFG, with_pods=True, secrets=cache)

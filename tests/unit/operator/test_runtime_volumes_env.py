@@ -91,8 +91,18 @@ def test_latency_column_reads_the_rounded_string():
     assert "p50Ms" in SCHEMA["properties"]["status"]["properties"]["headline"]["properties"]  # exact value kept
 
 
-@pytest.mark.parametrize("ms, text", [(159.6021599999915, "159.6 ms"), (4.21374, "4.21 ms"), (0.04213, "0.042 ms"),
-                                      (12.0, "12.0 ms"), (2500.4, "2500 ms"), (float("nan"), None), (None, None)])
+@pytest.mark.parametrize(
+    "ms, text",
+    [
+        (159.6021599999915, "159.6 ms"),
+        (4.21374, "4.21 ms"),
+        (0.04213, "0.042 ms"),
+        (12.0, "12.0 ms"),
+        (2500.4, "2500 ms"),
+        (float("nan"), None),
+        (None, None),
+    ],
+)
 def test_round_ms(ms, text):
     assert st.round_ms(ms) == text
 
@@ -145,7 +155,10 @@ def test_job_gets_the_pvc_the_mounts_and_the_extra_env():
 
 def test_user_secret_env_alone_still_lists_it_for_scrubbing():
     body = deployment(credentialsSecretRef=None, runtime={"env": DATASET_RUNTIME["env"][2:]})
-    env = {e["name"]: e for e in jobs.build_job(body, spec_hash(body["spec"]), CFG)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e
+        for e in jobs.build_job(body, spec_hash(body["spec"]), CFG)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MODELDEPLOY_SECRET_ENV"]["value"] == "HF_TOKEN"
 
 
@@ -161,20 +174,33 @@ def test_the_dataset_example_passes_the_policy():
     assert rules(DATASET_RUNTIME) == []
 
 
-@pytest.mark.parametrize("runtime, rule", [
-    ({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]}, pol.RULE_VOLUME_TYPE),
-    ({"volumes": [{"name": "two", "emptyDir": {}, "configMap": {"name": "x"}}]}, pol.RULE_VOLUME_TYPE),
-    ({"volumes": [{"name": "work", "emptyDir": {}}]}, pol.RULE_RESERVED_MOUNT),
-    ({"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/work"}]}, pol.RULE_RESERVED_MOUNT),
-    ({"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/etc/modeldeploy/job"}]},
-     pol.RULE_RESERVED_MOUNT),
-    ({"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/data/../work"}]},
-     pol.RULE_RESERVED_MOUNT),
-    ({"volumeMounts": [{"name": "nope", "mountPath": "/data"}]}, pol.RULE_RESERVED_MOUNT),
-    ({"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}, pol.RULE_RESERVED_ENV),
-    ({"env": [{"name": "MODELDEPLOY_SECRET_ENV", "value": ""}]}, pol.RULE_RESERVED_ENV),
-    ({"env": [{"name": "HOME", "value": "/"}]}, pol.RULE_RESERVED_ENV),
-])
+@pytest.mark.parametrize(
+    "runtime, rule",
+    [
+        ({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]}, pol.RULE_VOLUME_TYPE),
+        ({"volumes": [{"name": "two", "emptyDir": {}, "configMap": {"name": "x"}}]}, pol.RULE_VOLUME_TYPE),
+        ({"volumes": [{"name": "work", "emptyDir": {}}]}, pol.RULE_RESERVED_MOUNT),
+        (
+            {"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/work"}]},
+            pol.RULE_RESERVED_MOUNT,
+        ),
+        (
+            {
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "volumeMounts": [{"name": "v", "mountPath": "/etc/modeldeploy/job"}],
+            },
+            pol.RULE_RESERVED_MOUNT,
+        ),
+        (
+            {"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/data/../work"}]},
+            pol.RULE_RESERVED_MOUNT,
+        ),
+        ({"volumeMounts": [{"name": "nope", "mountPath": "/data"}]}, pol.RULE_RESERVED_MOUNT),
+        ({"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}, pol.RULE_RESERVED_ENV),
+        ({"env": [{"name": "MODELDEPLOY_SECRET_ENV", "value": ""}]}, pol.RULE_RESERVED_ENV),
+        ({"env": [{"name": "HOME", "value": "/"}]}, pol.RULE_RESERVED_ENV),
+    ],
+)
 def test_volume_and_env_rules_hold_even_without_a_configured_policy(runtime, rule):
     assert rule in rules(runtime)
 
@@ -188,18 +214,28 @@ def test_allowed_volume_types_narrow_the_schema_types():
 
 
 def test_referenced_secrets_cover_credentials_volumes_and_env():
-    spec = deployment(runtime={**DATASET_RUNTIME, "volumes": DATASET_RUNTIME["volumes"]
-                               + [{"name": "tls", "secret": {"secretName": "tls-client"}}]})["spec"]
+    spec = deployment(
+        runtime={
+            **DATASET_RUNTIME,
+            "volumes": DATASET_RUNTIME["volumes"] + [{"name": "tls", "secret": {"secretName": "tls-client"}}],
+        }
+    )["spec"]
     assert pol.referenced_secrets(spec) == ["s3-creds", "tls-client", "hf"]
 
 
-POLICY_CFG = OperatorConfig(runtime_image="img:1", policy=pol.from_json(json.dumps({
-    "imagePrefixes": ["ghcr.io/modeldeploy/"], "secretOptInLabel": "modeldeploy.io/allowed"})))
+POLICY_CFG = OperatorConfig(
+    runtime_image="img:1",
+    policy=pol.from_json(
+        json.dumps({"imagePrefixes": ["ghcr.io/modeldeploy/"], "secretOptInLabel": "modeldeploy.io/allowed"})
+    ),
+)
 
 
 def _secret(kube, name, opted_in):
-    kube.secrets[("ns", name)] = {"metadata": {"name": name, "labels": {"modeldeploy.io/allowed": "true"} if opted_in else {}},
-                                  "data": {"k": base64.b64encode(b"v").decode()}}
+    kube.secrets[("ns", name)] = {
+        "metadata": {"name": name, "labels": {"modeldeploy.io/allowed": "true"} if opted_in else {}},
+        "data": {"k": base64.b64encode(b"v").decode()},
+    }
 
 
 @pytest.mark.parametrize("hf_opted_in", [True, False])
@@ -226,11 +262,16 @@ def test_values_of_a_user_secret_env_are_scrubbed_from_the_status_fake_kube():
 
     kube = FakeKube()
     _secret(kube, "s3-creds", True)
-    kube.secrets[("ns", "hf")] = {"metadata": {"name": "hf"}, "data": {"token": base64.b64encode(b"hf-token-98765").decode()}}
+    kube.secrets[("ns", "hf")] = {
+        "metadata": {"name": "hf"},
+        "data": {"token": base64.b64encode(b"hf-token-98765").decode()},
+    }
     _apply(kube, deployment(runtime=DATASET_RUNTIME))
     jn = kube.crs[("ns", "demo")]["status"]["jobName"]
     kube.jobs[("ns", jn)]["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
-    leak = summary_json(status="failed", failure={"stage": "load", "reason": "ConfigError", "message": "bad token hf-token-98765"})
+    leak = summary_json(
+        status="failed", failure={"stage": "load", "reason": "ConfigError", "message": "bad token hf-token-98765"}
+    )
     kube.pods[("ns", jn)] = [pod("demo-x", phase="Failed", exit_code=2, message=leak)]
     rec.observe(kube, "ns", "demo", PLAIN_CFG, with_pods=True, secrets=scrub.SecretCache(kube.get_secret))
     st_ = kube.crs[("ns", "demo")]["status"]
@@ -239,6 +280,9 @@ def test_values_of_a_user_secret_env_are_scrubbed_from_the_status_fake_kube():
 
 def test_succeeded_event_names_the_rounded_latency():
     old = {"phase": "Running"}
-    new = {"phase": "Succeeded", "headline": {"backend": "tensorrt", "metric": "mAP", "value": 0.61, "p50Ms": 159.6021599999915}}
+    new = {
+        "phase": "Succeeded",
+        "headline": {"backend": "tensorrt", "metric": "mAP", "value": 0.61, "p50Ms": 159.6021599999915},
+    }
     messages = [t.message for t in st.transitions(old, new) if t.reason == "Succeeded"]
     assert messages and "p50=159.6 ms" in messages[0] and "159.602" not in messages[0]

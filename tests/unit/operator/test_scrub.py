@@ -10,11 +10,16 @@ SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 def test_value_and_its_encodings_are_masked_everywhere_in_nested_status():
     pat = scrub.pattern([SECRET])
-    status = {"failure": {"message": f"ValueError: {SECRET}"},
-              "conditions": [{"message": json.dumps({"k": SECRET})}],
-              "artifacts": [{"name": base64.b64encode(SECRET.encode()).decode()},
-                            {"name": SECRET.encode().hex()}, {"name": "x%2FK7MDENG"}],
-              "attempts": 1}
+    status = {
+        "failure": {"message": f"ValueError: {SECRET}"},
+        "conditions": [{"message": json.dumps({"k": SECRET})}],
+        "artifacts": [
+            {"name": base64.b64encode(SECRET.encode()).decode()},
+            {"name": SECRET.encode().hex()},
+            {"name": "x%2FK7MDENG"},
+        ],
+        "attempts": 1,
+    }
     out = scrub.scrub(status, pat)
     blob = json.dumps(out)
     assert SECRET not in blob and base64.b64encode(SECRET.encode()).decode().rstrip("=") not in blob

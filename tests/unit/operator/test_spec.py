@@ -35,8 +35,13 @@ def test_child_name_is_a_valid_63_char_name_with_hash_suffix(name):
 
 def test_cfg_options_render_only_set_fields_with_runtime_keys():
     spec = deployment(
-        export={"mode": "trt", "precision": "fp16", "opset": 17, "workspaceMiB": 2048,
-                "profiles": [{"input": "input", "min": [1, 5, 64, 64], "opt": [1, 5, 256, 256], "max": [4, 5, 512, 512]}]},
+        export={
+            "mode": "trt",
+            "precision": "fp16",
+            "opset": 17,
+            "workspaceMiB": 2048,
+            "profiles": [{"input": "input", "min": [1, 5, 64, 64], "opt": [1, 5, 256, 256], "max": [4, 5, 512, 512]}],
+        },
         verification={"enabled": True, "tolerance": 0.01, "numSamples": 3},
         evaluation={"enabled": False},
         dataset={"uri": "s3://data/calib/", "infoFile": "info.pkl"},
@@ -51,8 +56,14 @@ def test_cfg_options_render_only_set_fields_with_runtime_keys():
     assert "runtime_io.data_root=s3://data/calib/" in opts and "runtime_io.info_file=info.pkl" in opts
     prof = [o for o in opts if o.startswith("backend_config.model_inputs=")][0]
     value = json.loads(prof.split("=", 1)[1])
-    assert value == [{"component": None, "input_shapes": {"input": {
-        "min_shape": [1, 5, 64, 64], "opt_shape": [1, 5, 256, 256], "max_shape": [4, 5, 512, 512]}}}]
+    assert value == [
+        {
+            "component": None,
+            "input_shapes": {
+                "input": {"min_shape": [1, 5, 64, 64], "opt_shape": [1, 5, 256, 256], "max_shape": [4, 5, 512, 512]}
+            },
+        }
+    ]
     assert not any(o.startswith("evaluation.num_samples") for o in opts)
 
 
@@ -74,8 +85,12 @@ def test_command_line_quoting_is_shell_safe_and_round_trips():
 def test_runtime_args_follow_the_contract():
     spec = deployment()["spec"]
     args = specmod.runtime_args(spec, "abcdef0123456789" * 4)
-    assert args[:4] == ["run", "/etc/modeldeploy/job/deploy_config.py", "builtin:calibration/model.py",
-                        "s3://models/calib/epoch_10.pth"]
+    assert args[:4] == [
+        "run",
+        "/etc/modeldeploy/job/deploy_config.py",
+        "builtin:calibration/model.py",
+        "s3://models/calib/epoch_10.pth",
+    ]
     i = args.index("--artifact-uri")
     assert args[i + 1] == "s3://artifacts/calib/abcdef01"
     assert args[args.index("--termination-log") + 1] == "/dev/termination-log"

@@ -20,16 +20,25 @@ def conds(status):
 
 def test_succeeded_job_maps_summary_into_status():
     cr = deployment()
-    j = job("demo-abcd1234", conditions=[("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")],
-            succeeded=1, startTime="2026-11-25T10:01:00Z", completionTime="2026-11-25T10:04:00Z")
+    j = job(
+        "demo-abcd1234",
+        conditions=[("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")],
+        succeeded=1,
+        startTime="2026-11-25T10:01:00Z",
+        completionTime="2026-11-25T10:04:00Z",
+    )
     out = derive(cr, j, [pod("p1", phase="Succeeded", exit_code=0, message=summary_json())])
     assert out["phase"] == "Succeeded" and out["failure"] is None and out["attempts"] == 1
     assert out["completedAt"] == "2026-11-25T10:04:00Z" and out["startedAt"] == "2026-11-25T10:01:00Z"
     assert out["headline"]["backend"] == "onnxruntime:cpu" and out["headline"]["p50Ms"] == 1.2
     assert out["verification"]["passed"] is True and out["artifacts"][0]["kind"] == "onnx"
     c = conds(out)
-    assert c["Ready"]["status"] == "True" and c["Reconciling"]["status"] == "False" and c["Stalled"]["status"] == "False"
-    assert c["Exported"]["status"] == "True" and c["Verified"]["status"] == "True" and c["Evaluated"]["status"] == "True"
+    assert (
+        c["Ready"]["status"] == "True" and c["Reconciling"]["status"] == "False" and c["Stalled"]["status"] == "False"
+    )
+    assert (
+        c["Exported"]["status"] == "True" and c["Verified"]["status"] == "True" and c["Evaluated"]["status"] == "True"
+    )
     assert all(x["observedGeneration"] == 1 for x in out["conditions"])
 
 
@@ -39,8 +48,13 @@ def _failed(exit_code, reason=None, message=None, job_reason="PodFailurePolicy")
 
 
 def test_exit_2_is_config_error_with_summary_reason():
-    msg = summary_json(status="failed", failure={"stage": "load", "reason": "CheckpointError", "message": "bad keys"},
-                       verification=None, evaluation={}, artifacts=[])
+    msg = summary_json(
+        status="failed",
+        failure={"stage": "load", "reason": "CheckpointError", "message": "bad keys"},
+        verification=None,
+        evaluation={},
+        artifacts=[],
+    )
     out = _failed(2, message=msg)
     assert out["phase"] == "Failed"
     assert out["failure"] == {"reason": "CheckpointError", "message": "bad keys", "stage": "load"}
@@ -50,8 +64,11 @@ def test_exit_2_is_config_error_with_summary_reason():
 
 
 def test_exit_3_is_verification_failed():
-    msg = summary_json(status="failed", failure={"stage": "verify", "reason": "VerificationFailed", "message": "diff 0.5"},
-                       verification={"passed": False, "tolerance": 0.001, "max_abs_diff": 0.5, "comparisons": 1})
+    msg = summary_json(
+        status="failed",
+        failure={"stage": "verify", "reason": "VerificationFailed", "message": "diff 0.5"},
+        verification={"passed": False, "tolerance": 0.001, "max_abs_diff": 0.5, "comparisons": 1},
+    )
     out = _failed(3, message=msg)
     assert out["failure"]["reason"] == "VerificationFailed" and out["failure"]["stage"] == "verify"
     c = conds(out)
@@ -60,8 +77,16 @@ def test_exit_3_is_verification_failed():
 
 def test_exit_1_after_backoff_is_runtime_crash_with_attempts():
     j = job("demo-abcd1234", conditions=[("Failed", "BackoffLimitExceeded")], failed=3)
-    pods = [pod(f"p{i}", phase="Failed", exit_code=1, message="Traceback\nRuntimeError: boom",
-                created=f"2026-11-25T10:0{i}:00Z") for i in range(3)]
+    pods = [
+        pod(
+            f"p{i}",
+            phase="Failed",
+            exit_code=1,
+            message="Traceback\nRuntimeError: boom",
+            created=f"2026-11-25T10:0{i}:00Z",
+        )
+        for i in range(3)
+    ]
     out = derive(deployment(), j, pods)
     assert out["failure"]["reason"] == "RuntimeCrash" and "boom" in out["failure"]["message"]
     assert out["attempts"] == 3
@@ -109,7 +134,9 @@ def test_event_driven_pass_without_pods_keeps_earlier_stalled_verdict():
 
 def test_image_pull_backoff_also_stalls():
     j = job("demo-abcd1234", active=1)
-    out = derive(deployment(), j, [pod("p1", phase="Pending", waiting="ImagePullBackOff", created="2026-11-25T09:00:00Z")])
+    out = derive(
+        deployment(), j, [pod("p1", phase="Pending", waiting="ImagePullBackOff", created="2026-11-25T09:00:00Z")]
+    )
     assert conds(out)["Stalled"]["reason"] == "ImagePullBackOff"
 
 
@@ -132,9 +159,17 @@ def test_condition_transition_time_only_moves_when_status_changes():
 def test_transitions_emit_events_for_phase_changes_and_stalls():
     pending = {"phase": "Pending", "jobName": "j", "conditions": [{"type": "Stalled", "status": "False"}]}
     running = {"phase": "Running", "jobName": "j", "conditions": [{"type": "Stalled", "status": "False"}]}
-    stalled = {"phase": "Pending", "jobName": "j", "conditions": [{"type": "Stalled", "status": "True", "reason": "Unschedulable", "message": "m"}]}
-    failed = {"phase": "Failed", "jobName": "j", "failure": {"reason": "ConfigError", "stage": "load", "message": "bad"},
-              "conditions": [{"type": "Stalled", "status": "True", "reason": "ConfigError"}]}
+    stalled = {
+        "phase": "Pending",
+        "jobName": "j",
+        "conditions": [{"type": "Stalled", "status": "True", "reason": "Unschedulable", "message": "m"}],
+    }
+    failed = {
+        "phase": "Failed",
+        "jobName": "j",
+        "failure": {"reason": "ConfigError", "stage": "load", "message": "bad"},
+        "conditions": [{"type": "Stalled", "status": "True", "reason": "ConfigError"}],
+    }
     assert [e.reason for e in st.transitions(pending, running)] == ["Running"]
     assert [(e.type, e.reason) for e in st.transitions(pending, stalled)] == [("Warning", "Unschedulable")]
     assert st.transitions(stalled, stalled) == []

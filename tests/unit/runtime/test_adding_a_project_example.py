@@ -25,10 +25,16 @@ def _steps() -> str:
 
 
 def test_documented_steps_run_end_to_end(tmp_path: Path) -> None:
-    env = {**os.environ, "WORK": str(tmp_path), "OMP_NUM_THREADS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "WORK": str(tmp_path),
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("MODELDEPLOY_PROJECTS", None)
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", _steps()], cwd=ROOT, env=env, capture_output=True, text=True, timeout=480)
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _steps()], cwd=ROOT, env=env, capture_output=True, text=True, timeout=480
+    )
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["status"] == "succeeded" and res["project"] == "tiny_classifier"
@@ -55,7 +61,9 @@ def test_projects_lists_builtins_with_files_that_resolve(capsys: pytest.CaptureF
     assert demo["kind"] == "deploy config"
 
 
-def test_a_module_named_in_modeldeploy_projects_that_does_not_exist_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_module_named_in_modeldeploy_projects_that_does_not_exist_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from modeldeploy.errors import ConfigError
     from modeldeploy.projects import load_external
 

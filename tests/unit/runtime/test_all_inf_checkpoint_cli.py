@@ -17,10 +17,30 @@ FAST = ["--cfg-options", "evaluation.num_samples=4", "evaluation.warmup=0", "ver
 
 def _run(tmp_path: Path, ckpt: str, run_id: str, store: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modeldeploy", "run", "builtin:calibration/deploy_demo.py", "builtin:calibration/resnet18_5ch_tiny.py", ckpt,
-         "--work-dir", str(tmp_path / f"work-{run_id}"), "--artifact-uri", str(store), "--run-id", run_id, "--log-format", "json",
-         "--termination-log", str(tmp_path / f"term-{run_id}.json"), *FAST],
-        check=False, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            "builtin:calibration/deploy_demo.py",
+            "builtin:calibration/resnet18_5ch_tiny.py",
+            ckpt,
+            "--work-dir",
+            str(tmp_path / f"work-{run_id}"),
+            "--artifact-uri",
+            str(store),
+            "--run-id",
+            run_id,
+            "--log-format",
+            "json",
+            "--termination-log",
+            str(tmp_path / f"term-{run_id}.json"),
+            *FAST,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -38,7 +58,9 @@ def test_all_inf_checkpoint_exits_3_and_the_good_publication_stays_current(tmp_p
     pointer = (store / "current.json").read_bytes()
     assert json.loads(pointer)["prefix"] == "runs/good"
 
-    ckpt = torch.load(PKG / "assets" / "resnet18_5ch_tiny.pth", map_location="cpu", weights_only=False)  # our own shipped asset
+    ckpt = torch.load(
+        PKG / "assets" / "resnet18_5ch_tiny.pth", map_location="cpu", weights_only=False
+    )  # our own shipped asset
     sd = ckpt.get("state_dict", ckpt)
     for k, v in sd.items():
         if torch.is_tensor(v) and v.is_floating_point():

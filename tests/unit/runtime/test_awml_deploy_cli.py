@@ -22,7 +22,11 @@ from modeldeploy.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 FIX = ROOT / "tests" / "fixtures" / "awml" / "deploy"
-AWML_SIZE = ["centerpoint_deploy_config.py", "yolox_opt_elan_deploy_config.py", "calibration_status_classification_deploy_config.py"]
+AWML_SIZE = [
+    "centerpoint_deploy_config.py",
+    "yolox_opt_elan_deploy_config.py",
+    "calibration_status_classification_deploy_config.py",
+]
 TINY = ["centerpoint_tiny.py", "yolox_opt_elan_tiny.py", "calibration_status_classification_tiny.py"]
 PROJECT = {"centerpoint": "centerpoint", "yolox": "yolox", "calibration": "calibration"}
 
@@ -33,7 +37,9 @@ def _project_of(name: str) -> str:
 
 def _cli(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MODELDEPLOY_CACHE": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "modeldeploy", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "modeldeploy", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
@@ -43,7 +49,9 @@ def _error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
 
 # ------------------------------------------------------------------ check-config / convert-config
 @pytest.mark.parametrize("name", AWML_SIZE + TINY)
-def test_check_config_accepts_the_awml_layout_with_one_info_line(name: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_check_config_accepts_the_awml_layout_with_one_info_line(
+    name: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="modeldeploy.config.awml_deploy")
     rc = main(["check-config", str(FIX / name)])
     out = capsys.readouterr()
@@ -54,7 +62,9 @@ def test_check_config_accepts_the_awml_layout_with_one_info_line(name: str, caps
 
 
 @pytest.mark.parametrize("name", AWML_SIZE)
-def test_convert_config_output_passes_check_config(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_config_output_passes_check_config(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / f"converted_{name}"
     assert main(["convert-config", str(FIX / name), "-o", str(out)]) == 0
     assert out.read_text().startswith("# modeldeploy deploy config converted from the AWML")
@@ -63,7 +73,9 @@ def test_convert_config_output_passes_check_config(name: str, tmp_path: Path, ca
     assert f"project={_project_of(name)}" in capsys.readouterr().out
 
 
-def test_convert_config_to_stdout_with_base_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_convert_config_to_stdout_with_base_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["convert-config", str(FIX / AWML_SIZE[1]), "--base-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert f"checkpoint_path = '{tmp_path}/work_dirs/yolox_s_opt_elan_t4/epoch_300.pth'" in text
@@ -79,11 +91,19 @@ def test_convert_config_to_stdout_with_base_dir(tmp_path: Path, capsys: pytest.C
 def test_unknown_key_in_an_awml_layout_is_one_line_in_check_config_and_run(tmp_path: Path) -> None:
     cfg = tmp_path / "deploy.py"
     cfg.write_text(f"_base_ = ['{FIX / TINY[2]}']\nonnx_config = dict(simplfy=True)\n")
-    for args in (("check-config", str(cfg)), ("run", str(cfg), "builtin:calibration/resnet18_5ch_tiny.py", "--device", "cpu")):
+    for args in (
+        ("check-config", str(cfg)),
+        ("run", str(cfg), "builtin:calibration/resnet18_5ch_tiny.py", "--device", "cpu"),
+    ):
         proc = _cli(tmp_path, *args)
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = _error_lines(proc)
-        assert len(lines) == 1 and "'onnx_config.simplfy'" in lines[0] and "not supported" in lines[0] and "fix:" in lines[0]
+        assert (
+            len(lines) == 1
+            and "'onnx_config.simplfy'" in lines[0]
+            and "not supported" in lines[0]
+            and "fix:" in lines[0]
+        )
     assert not (tmp_path / "work_dirs").exists()  # refused before any work
 
 
@@ -133,9 +153,20 @@ def test_run_calibration_tiny_with_awml_deploy_config(calibration_run: Path) -> 
 def test_run_with_model_dir_naming_an_onnx_file(calibration_run: Path) -> None:
     """export.mode='none' + evaluation.backends.onnx.model_dir = a (relative) .onnx file from the first run."""
     model = "work_dirs/calibration_tiny/onnx/calibration_classifier.onnx"
-    proc = _cli(calibration_run, "run", str(FIX / TINY[2]), "builtin:calibration/resnet18_5ch_tiny.py", "--device", "cpu",
-                "--work-dir", "work_dirs/eval_only",
-                "--cfg-options", "export.mode='none'", f"evaluation.backends.onnx.model_dir={model}", "evaluation.num_samples=4")
+    proc = _cli(
+        calibration_run,
+        "run",
+        str(FIX / TINY[2]),
+        "builtin:calibration/resnet18_5ch_tiny.py",
+        "--device",
+        "cpu",
+        "--work-dir",
+        "work_dirs/eval_only",
+        "--cfg-options",
+        "export.mode='none'",
+        f"evaluation.backends.onnx.model_dir={model}",
+        "evaluation.num_samples=4",
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = json.loads((calibration_run / "work_dirs" / "eval_only" / "results.json").read_text())
     assert results["status"] == "succeeded" and set(results["evaluation"]) == {"pytorch:cpu", "onnxruntime:cpu"}
@@ -145,7 +176,16 @@ def test_run_with_model_dir_naming_an_onnx_file(calibration_run: Path) -> None:
 
 @pytest.mark.slow
 def test_run_yolox_tiny_with_awml_deploy_config(tmp_path: Path) -> None:
-    proc = _cli(tmp_path, "run", str(FIX / TINY[1]), "builtin:yolox/yolox_tiny_256.py", "--device", "cpu", "--work-dir", str(tmp_path / "out"))
+    proc = _cli(
+        tmp_path,
+        "run",
+        str(FIX / TINY[1]),
+        "builtin:yolox/yolox_tiny_256.py",
+        "--device",
+        "cpu",
+        "--work-dir",
+        str(tmp_path / "out"),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["status"] == "succeeded" and results["verification"]["passed"] is True
@@ -155,7 +195,16 @@ def test_run_yolox_tiny_with_awml_deploy_config(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_centerpoint_tiny_with_awml_deploy_config(tmp_path: Path) -> None:
-    proc = _cli(tmp_path, "run", str(FIX / TINY[0]), "builtin:centerpoint/centerpoint_tiny.py", "--device", "cpu", "--work-dir", str(tmp_path / "out"))
+    proc = _cli(
+        tmp_path,
+        "run",
+        str(FIX / TINY[0]),
+        "builtin:centerpoint/centerpoint_tiny.py",
+        "--device",
+        "cpu",
+        "--work-dir",
+        str(tmp_path / "out"),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["status"] == "succeeded" and results["verification"]["passed"] is True
@@ -167,17 +216,28 @@ def test_run_centerpoint_tiny_with_awml_deploy_config(tmp_path: Path) -> None:
 
 AWML_MODEL = ROOT / "tests" / "fixtures" / "awml"
 PLAN = {  # AWML-size deploy config → the AWML-style model config fixture it deploys, and the graphs' inputs
-    "centerpoint_deploy_config.py": ("centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_amp.py",
-                                     ["graph pts_voxel_encoder: input_features[-1, 32, 10]", "graph pts_backbone_neck_head: spatial_features[1, 32, 1020, 1020]"]),
-    "yolox_opt_elan_deploy_config.py": ("yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_960x960_300e_t4dataset.py",
-                                        ["graph yolox: images[1, 3, 960, 960]"]),
-    "calibration_status_classification_deploy_config.py": ("calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_1xb16-50e_j6gen2.py",
-                                                           ["graph calibration_classifier: input[-1, 5, -1, -1]"]),
+    "centerpoint_deploy_config.py": (
+        "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/second_secfpn_4xb16_121m_base_amp.py",
+        [
+            "graph pts_voxel_encoder: input_features[-1, 32, 10]",
+            "graph pts_backbone_neck_head: spatial_features[1, 32, 1020, 1020]",
+        ],
+    ),
+    "yolox_opt_elan_deploy_config.py": (
+        "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-s-opt-elan_960x960_300e_t4dataset.py",
+        ["graph yolox: images[1, 3, 960, 960]"],
+    ),
+    "calibration_status_classification_deploy_config.py": (
+        "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_1xb16-50e_j6gen2.py",
+        ["graph calibration_classifier: input[-1, 5, -1, -1]"],
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(PLAN))
-def test_check_config_plan_of_awml_size_deploy_config_with_awml_model_config(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_plan_of_awml_size_deploy_config_with_awml_model_config(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The dry run (graphs, and for mode 'both' the TensorRT profiles split per engine) agrees
     with the AWML-style model config at AWML size."""
     model, graphs = PLAN[name]
@@ -200,9 +260,22 @@ def test_run_centerpoint_awml_deploy_config_on_a_t4_info_file_found_the_awml_way
     from modeldeploy.projects.centerpoint.synthetic import INFO_FILE_NAME, generate_dataset
 
     generate_dataset(tmp_path / "data" / "t4dataset", num_frames=3, seed=31)
-    model = AWML_MODEL / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py"
-    proc = _cli(tmp_path, "run", str(FIX / TINY[0]), str(model), "--device", "cpu", "--work-dir", "out",
-                "--cfg-options", f"runtime_io.info_file=data/t4dataset/{INFO_FILE_NAME}")
+    model = (
+        AWML_MODEL
+        / "centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py"
+    )
+    proc = _cli(
+        tmp_path,
+        "run",
+        str(FIX / TINY[0]),
+        str(model),
+        "--device",
+        "cpu",
+        "--work-dir",
+        "out",
+        "--cfg-options",
+        f"runtime_io.info_file=data/t4dataset/{INFO_FILE_NAME}",
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["status"] == "succeeded" and results["verification"]["passed"] is True

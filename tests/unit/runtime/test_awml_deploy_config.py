@@ -55,7 +55,10 @@ def test_awml_fixture_is_detected_and_converts_to_a_valid_config(path: Path) -> 
     assert is_awml_layout(raw)
     conv = convert(raw, source=str(path))
     cfg = BaseDeploymentConfig(conv.data, source=str(path))
-    assert cfg.project == {"detection3d": "centerpoint", "detection2d": "yolox", "classification": "calibration"}[raw["task_type"]]
+    assert (
+        cfg.project
+        == {"detection3d": "centerpoint", "detection2d": "yolox", "classification": "calibration"}[raw["task_type"]]
+    )
     assert cfg.checkpoint_path == raw["checkpoint_path"]  # relative, as AWML reads it
     assert cfg.onnx_config.opset_version == raw["onnx_config"]["opset_version"]
     assert cfg.verification.tolerance == raw["verification"]["tolerance"]
@@ -75,13 +78,31 @@ def test_centerpoint_fixture_mapping() -> None:
     # one AWML profile entry, split per engine by input name
     comps = {e["component"]: set(e["input_shapes"]) for e in d["backend_config"]["model_inputs"]}
     assert comps == {"pts_voxel_encoder": {"input_features"}, "pts_backbone_neck_head": {"spatial_features"}}
-    assert "save_file" not in d["onnx_config"] and "simplify" not in d["onnx_config"] and "multi_file" not in d["onnx_config"]
+    assert (
+        "save_file" not in d["onnx_config"]
+        and "simplify" not in d["onnx_config"]
+        and "multi_file" not in d["onnx_config"]
+    )
     # mode both exports ONNX and TensorRT: AWML evaluates the fresh exports before model_dir/engine_dir
     be = d["evaluation"]["backends"]
-    assert set(be) == {"pytorch", "onnxruntime", "tensorrt"} and "model_dir" not in be["onnxruntime"] and "model_dir" not in be["tensorrt"]
+    assert (
+        set(be) == {"pytorch", "onnxruntime", "tensorrt"}
+        and "model_dir" not in be["onnxruntime"]
+        and "model_dir" not in be["tensorrt"]
+    )
     both = d["verification"]["scenarios"]["both"]
-    assert both[0] == {"ref_backend": "pytorch", "ref_device": "cpu", "test_backend": "onnxruntime", "test_device": "cpu"}
-    assert both[1] == {"ref_backend": "onnxruntime", "ref_device": "cuda:0", "test_backend": "tensorrt", "test_device": "cuda:0"}
+    assert both[0] == {
+        "ref_backend": "pytorch",
+        "ref_device": "cpu",
+        "test_backend": "onnxruntime",
+        "test_device": "cpu",
+    }
+    assert both[1] == {
+        "ref_backend": "onnxruntime",
+        "ref_device": "cuda:0",
+        "test_backend": "tensorrt",
+        "test_device": "cuda:0",
+    }
     assert d["verification"]["scenarios"]["none"] == []
 
 
@@ -97,14 +118,27 @@ def test_centerpoint_profile_table_matches_the_projects_graphs() -> None:
 def test_yolox_fixture_mapping() -> None:
     conv = convert(_raw(YOLOX))
     d = conv.data
-    assert d["model_io"]["batch_size"] == 1 and "dynamic_axes" not in d["model_io"]  # AWML ignores them for an int batch
+    assert (
+        d["model_io"]["batch_size"] == 1 and "dynamic_axes" not in d["model_io"]
+    )  # AWML ignores them for an int batch
     assert d["backend_config"]["model_inputs"] == []  # the profile names 'input', which the graph does not have
-    assert d["evaluation"]["backends"]["tensorrt"]["model_dir"].endswith("yolox_s_opt_elan.engine")  # engine_dir naming a file
+    assert d["evaluation"]["backends"]["tensorrt"]["model_dir"].endswith(
+        "yolox_s_opt_elan.engine"
+    )  # engine_dir naming a file
     assert "model_dir" not in d["evaluation"]["backends"]["onnxruntime"]  # mode onnx exports it
     assert d["onnx_config"]["decode_in_inference"] is False  # AWML's wrapper exports the raw box regression
-    assert convert({**_raw(YOLOX), "onnx_config": {"decode_in_inference": True}}).data["onnx_config"]["decode_in_inference"] is True
+    assert (
+        convert({**_raw(YOLOX), "onnx_config": {"decode_in_inference": True}}).data["onnx_config"][
+            "decode_in_inference"
+        ]
+        is True
+    )
     keys = {n.key for n in conv.notes}
-    assert {"model_io.dynamic_axes", "backend_config.model_inputs[0].input_shapes.input", "evaluation.backends.tensorrt.engine_dir"} <= keys
+    assert {
+        "model_io.dynamic_axes",
+        "backend_config.model_inputs[0].input_shapes.input",
+        "evaluation.backends.tensorrt.engine_dir",
+    } <= keys
 
 
 def test_calibration_fixture_mapping() -> None:
@@ -114,7 +148,9 @@ def test_calibration_fixture_mapping() -> None:
     assert "type" not in d["onnx_config"] and d["backend_config"]["type"] == "tensorrt"
     assert d["model_io"]["dynamic_axes"]["input"] == {0: "batch_size", 2: "height", 3: "width"}
     assert d["backend_config"]["model_inputs"][0]["input_shapes"]["input"]["opt_shape"] == [1, 5, 1860, 2880]
-    assert {"codebase_config", "onnx_config.type", "onnx_config.simplify"} <= {n.key for n in conv.notes if n.action == "dropped"}
+    assert {"codebase_config", "onnx_config.type", "onnx_config.simplify"} <= {
+        n.key for n in conv.notes if n.action == "dropped"
+    }
 
 
 # ------------------------------------------------------------------ single keys
@@ -122,13 +158,24 @@ def test_devices_aliases_are_resolved_in_scenarios_and_backends() -> None:
     raw = _minimal(
         devices={"cpu": "cpu", "cuda": "cuda:1"},
         export={"mode": "both", "work_dir": "w"},
-        verification={"devices": {"cpu": "cpu", "gpu": "cuda:2"},
-                      "scenarios": {"both": [{"ref_backend": "pytorch", "ref_device": "cuda", "test_backend": "tensorrt", "test_device": "gpu"}]}},
+        verification={
+            "devices": {"cpu": "cpu", "gpu": "cuda:2"},
+            "scenarios": {
+                "both": [
+                    {"ref_backend": "pytorch", "ref_device": "cuda", "test_backend": "tensorrt", "test_device": "gpu"}
+                ]
+            },
+        },
         evaluation={"enabled": True, "backends": {"pytorch": {"enabled": True, "device": "cuda"}}},
     )
     d = convert(raw).data
     assert d["export"]["device"] == "cuda:1"  # TensorRT needs CUDA: devices.cuda
-    assert d["verification"]["scenarios"]["both"][0] == {"ref_backend": "pytorch", "ref_device": "cuda:1", "test_backend": "tensorrt", "test_device": "cuda:2"}
+    assert d["verification"]["scenarios"]["both"][0] == {
+        "ref_backend": "pytorch",
+        "ref_device": "cuda:1",
+        "test_backend": "tensorrt",
+        "test_device": "cuda:2",
+    }
     assert d["evaluation"]["backends"]["pytorch"]["device"] == "cuda:1"
     assert "devices" not in d and "devices" not in d["verification"]
     BaseDeploymentConfig(d)
@@ -141,8 +188,14 @@ def test_devices_cuda_shorthand_and_cpu_mode() -> None:
 
 
 def test_backend_name_onnx_is_onnxruntime() -> None:
-    raw = _minimal(evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "device": "cpu"}}},
-                   verification={"scenarios": {"onnx": [{"ref_backend": "pytorch", "ref_device": "cpu", "test_backend": "onnx", "test_device": "cpu"}]}})
+    raw = _minimal(
+        evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "device": "cpu"}}},
+        verification={
+            "scenarios": {
+                "onnx": [{"ref_backend": "pytorch", "ref_device": "cpu", "test_backend": "onnx", "test_device": "cpu"}]
+            }
+        },
+    )
     d = convert(raw).data
     assert list(d["evaluation"]["backends"]) == ["onnxruntime"]
     assert d["verification"]["scenarios"]["onnx"][0]["test_backend"] == "onnxruntime"
@@ -151,8 +204,10 @@ def test_backend_name_onnx_is_onnxruntime() -> None:
 
 @pytest.mark.parametrize("model_dir", ["work_dirs/x/onnx/", "work_dirs/x/onnx/end2end.onnx"])
 def test_model_dir_file_or_folder_is_kept_when_this_run_does_not_export(model_dir: str) -> None:
-    raw = _minimal(export={"mode": "none", "work_dir": "w"},
-                   evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "device": "cpu", "model_dir": model_dir}}})
+    raw = _minimal(
+        export={"mode": "none", "work_dir": "w"},
+        evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "device": "cpu", "model_dir": model_dir}}},
+    )
     d = convert(raw).data
     assert d["evaluation"]["backends"]["onnxruntime"] == {"enabled": True, "device": "cpu", "model_dir": model_dir}
 
@@ -182,7 +237,9 @@ def test_batch_size_with_dynamic_axes() -> None:
 
 
 def test_onnx_config_awml_keys() -> None:
-    raw = _minimal(onnx_config={"type": "onnx", "simplify": True, "multi_file": False, "verbose": False, "save_file": "m.onnx"})
+    raw = _minimal(
+        onnx_config={"type": "onnx", "simplify": True, "multi_file": False, "verbose": False, "save_file": "m.onnx"}
+    )
     d = convert(raw).data
     assert d["onnx_config"] == {"save_file": "m.onnx", "opset_version": 16}  # AWML's default opset written out
     with pytest.raises(ConfigError) as exc:
@@ -196,24 +253,33 @@ def test_codebase_config_alone_names_the_project() -> None:
 
 
 def test_relative_paths_kept_or_resolved_against_base_dir(tmp_path: Path) -> None:
-    raw = _minimal(checkpoint_path="work_dirs/a/epoch_1.pth", runtime_io={"info_file": "data/info.pkl", "sample_idx": 0},
-                   export={"mode": "none", "work_dir": "work_dirs/out", "onnx_path": "work_dirs/out/onnx"},
-                   evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "model_dir": "work_dirs/out/onnx/m.onnx"}}})
+    raw = _minimal(
+        checkpoint_path="work_dirs/a/epoch_1.pth",
+        runtime_io={"info_file": "data/info.pkl", "sample_idx": 0},
+        export={"mode": "none", "work_dir": "work_dirs/out", "onnx_path": "work_dirs/out/onnx"},
+        evaluation={"enabled": True, "backends": {"onnx": {"enabled": True, "model_dir": "work_dirs/out/onnx/m.onnx"}}},
+    )
     kept = convert(raw).data
     assert kept["checkpoint_path"] == "work_dirs/a/epoch_1.pth" and kept["export"]["work_dir"] == "work_dirs/out"
     d = convert(raw, base_dir=tmp_path).data
     assert d["checkpoint_path"] == str(tmp_path / "work_dirs/a/epoch_1.pth")
     assert d["runtime_io"]["info_file"] == str(tmp_path / "data/info.pkl")
-    assert d["export"]["work_dir"] == str(tmp_path / "work_dirs/out") and d["export"]["onnx_path"] == str(tmp_path / "work_dirs/out/onnx")
+    assert d["export"]["work_dir"] == str(tmp_path / "work_dirs/out") and d["export"]["onnx_path"] == str(
+        tmp_path / "work_dirs/out/onnx"
+    )
     assert d["evaluation"]["backends"]["onnxruntime"]["model_dir"] == str(tmp_path / "work_dirs/out/onnx/m.onnx")
     uris = convert(_minimal(checkpoint_path="builtin:yolox/yolox_tiny_256.pth"), base_dir=tmp_path).data
     assert uris["checkpoint_path"] == "builtin:yolox/yolox_tiny_256.pth"
-    assert convert(_minimal(checkpoint_path="s3://b/k.pth"), base_dir=tmp_path).data["checkpoint_path"] == "s3://b/k.pth"
+    assert (
+        convert(_minimal(checkpoint_path="s3://b/k.pth"), base_dir=tmp_path).data["checkpoint_path"] == "s3://b/k.pth"
+    )
 
 
 def test_awml_defaults_are_written_explicitly() -> None:
     d = convert({"task_type": "detection2d", "export": {}}).data
-    assert d["export"]["mode"] == "both" and d["export"]["work_dir"] == "work_dirs" and d["export"]["device"] == "cuda:0"
+    assert (
+        d["export"]["mode"] == "both" and d["export"]["work_dir"] == "work_dirs" and d["export"]["device"] == "cuda:0"
+    )
     assert d["evaluation"] == {"enabled": False, "num_samples": 10, "verbose": False}
     assert d["verification"] == {"enabled": True, "tolerance": 0.1, "num_verify_samples": 3}
     assert d["onnx_config"]["opset_version"] == 16
@@ -231,7 +297,10 @@ def test_missing_export_section_is_refused_like_awml() -> None:
         (_minimal(my_setting=1), "'my_setting'"),
         (_minimal(onnx_config={"simplfy": True}), "'onnx_config.simplfy'"),
         (_minimal(export={"mode": "onnx", "workdir": "x"}), "'export.workdir'"),
-        (_minimal(evaluation={"backends": {"onnx": {"enabled": True, "engine_dir": "x"}}}), "'evaluation.backends.onnx.engine_dir'"),
+        (
+            _minimal(evaluation={"backends": {"onnx": {"enabled": True, "engine_dir": "x"}}}),
+            "'evaluation.backends.onnx.engine_dir'",
+        ),
         (_minimal(evaluation={"backends": {"openvino": {"enabled": True}}}), "'evaluation.backends.openvino'"),
         (_minimal(task_type="segmentation"), "'task_type'"),
     ],
@@ -245,8 +314,13 @@ def test_unsupported_key_is_one_line_naming_key_why_and_fix(raw: dict[str, Any],
 
 
 def test_our_own_keys_pass_through_an_awml_layout() -> None:
-    raw = _minimal(use_ema=True, export={"mode": "onnx", "work_dir": "w", "verify": False, "device": "cpu"},
-                   evaluation={"enabled": True, "warmup": 1}, yolox={"nms_in_graph": False}, task_type="detection2d")
+    raw = _minimal(
+        use_ema=True,
+        export={"mode": "onnx", "work_dir": "w", "verify": False, "device": "cpu"},
+        evaluation={"enabled": True, "warmup": 1},
+        yolox={"nms_in_graph": False},
+        task_type="detection2d",
+    )
     d = convert(raw).data
     assert d["use_ema"] is True and d["export"]["verify"] is False and d["evaluation"]["warmup"] == 1
     assert d["yolox"] == {"nms_in_graph": False}
@@ -260,8 +334,14 @@ def test_convert_file_writes_a_loadable_config_listing_every_decision(tmp_path: 
     header = [line for line in text.splitlines() if line.startswith("#   ")]
     conv = convert(_raw(CENTERPOINT), source=str(CENTERPOINT))
     assert len(header) == len(conv.notes)
-    for key in ("devices", "onnx_config.simplify", "onnx_config.multi_file", "verification.devices", "evaluation.backends.onnx",
-                "evaluation.backends.tensorrt.engine_dir"):
+    for key in (
+        "devices",
+        "onnx_config.simplify",
+        "onnx_config.multi_file",
+        "verification.devices",
+        "evaluation.backends.onnx",
+        "evaluation.backends.tensorrt.engine_dir",
+    ):
         assert any(line.startswith(f"#   {key}:") for line in header), key
     again = load_deploy_config(out)
     assert again.to_dict() == BaseDeploymentConfig(conv.data).to_dict()
@@ -286,9 +366,16 @@ def _runner_with_components(tmp_path: Path, names: list[str], model_dir: str):  
     from modeldeploy.runners import DeploymentRunner
     from tests.unit.runtime.toy_project import ToyProject
 
-    cfg = BaseDeploymentConfig.from_dict({"project": "calibration", "export": {"mode": "none", "device": "cpu"},
-                                          "evaluation": {"backends": {"onnxruntime": {"model_dir": model_dir}}}})
-    runner = DeploymentRunner(cfg, "unused.py", "unused.pth", project=ToyProject(), resolve_fn=Path, work_dir=tmp_path / "w")
+    cfg = BaseDeploymentConfig.from_dict(
+        {
+            "project": "calibration",
+            "export": {"mode": "none", "device": "cpu"},
+            "evaluation": {"backends": {"onnxruntime": {"model_dir": model_dir}}},
+        }
+    )
+    runner = DeploymentRunner(
+        cfg, "unused.py", "unused.pth", project=ToyProject(), resolve_fn=Path, work_dir=tmp_path / "w"
+    )
     x = torch.zeros(1)
     runner.state.components = [ExportComponent(n, torch.nn.Identity(), ["x"], ["y"], {"x": x}) for n in names]
     return runner
@@ -326,7 +413,11 @@ def test_backend_enum_members_as_keys_and_scenario_backends() -> None:
     """AWML documents ``deployment.core.Backend`` members in place of the strings; the file
     imports it, and the import stays lazy (the package is not installed)."""
     cfg = load_deploy_config(FIX / "backend_enum_keys.py")
-    assert {k: v.enabled for k, v in cfg.evaluation.backends.items()} == {"pytorch": True, "onnxruntime": True, "tensorrt": False}
+    assert {k: v.enabled for k, v in cfg.evaluation.backends.items()} == {
+        "pytorch": True,
+        "onnxruntime": True,
+        "tensorrt": False,
+    }
     (sc,) = cfg.verification.scenarios["onnx"]
     assert (sc.ref_backend, sc.test_backend) == ("pytorch", "onnxruntime")
 
@@ -338,8 +429,21 @@ def test_real_enum_members_map_by_value() -> None:
         PYTORCH = "pytorch"
         ONNX = "onnx"
 
-    raw = _minimal(evaluation={"enabled": True, "backends": {Backend.ONNX: {"enabled": True}}},
-                   verification={"scenarios": {"onnx": [{"ref_backend": Backend.PYTORCH, "ref_device": "cpu", "test_backend": Backend.ONNX, "test_device": "cpu"}]}})
+    raw = _minimal(
+        evaluation={"enabled": True, "backends": {Backend.ONNX: {"enabled": True}}},
+        verification={
+            "scenarios": {
+                "onnx": [
+                    {
+                        "ref_backend": Backend.PYTORCH,
+                        "ref_device": "cpu",
+                        "test_backend": Backend.ONNX,
+                        "test_device": "cpu",
+                    }
+                ]
+            }
+        },
+    )
     assert is_awml_layout(raw)
     d = convert(raw).data
     assert list(d["evaluation"]["backends"]) == ["onnxruntime"]
@@ -355,7 +459,9 @@ def test_data_root_comes_from_the_model_config_as_in_awml() -> None:
     assert cal["data_root"] == "/workspace/data/t4dataset"
     assert "data_root" not in convert(_raw(CALIB)).data["runtime_io"]  # AWML requires it in the model config
     assert convert(_raw(YOLOX)).data["runtime_io"]["data_root"] == "."  # img_path used as written
-    no_info = convert(_minimal(runtime_io={"info_file": "", "sample_idx": 0}), model_cfg={"data_root": "/x"}).data["runtime_io"]
+    no_info = convert(_minimal(runtime_io={"info_file": "", "sample_idx": 0}), model_cfg={"data_root": "/x"}).data[
+        "runtime_io"
+    ]
     assert "data_root" not in no_info
 
 

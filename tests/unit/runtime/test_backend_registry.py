@@ -68,24 +68,48 @@ def numpy_backend() -> Iterator[list[NumpyToyBackend]]:
     backend_registry._REGISTRY.pop("numpy-reference")
 
 
-def test_registered_backend_is_verified_and_evaluated_by_the_runner(tmp_path: Path, toy_files: dict[str, Path], numpy_backend: list[NumpyToyBackend]) -> None:
-    cfg = BaseDeploymentConfig.from_dict({
-        "project": "toy",
-        "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")},
-        "onnx_config": {"save_file": "toy.onnx"},
-        "verification": {"num_verify_samples": 2, "tolerance": 1e-4,
-                         "scenarios": {"onnx": [{"ref_backend": "pytorch", "ref_device": "cpu", "test_backend": "numpy-reference", "test_device": "cpu"}]}},
-        "evaluation": {"num_samples": 4, "warmup": 1, "backends": {"pytorch": {}, "numpy-reference": {}}},
-    })
-    out = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path,
-                           termination_log=str(tmp_path / "term.log")).run()
+def test_registered_backend_is_verified_and_evaluated_by_the_runner(
+    tmp_path: Path, toy_files: dict[str, Path], numpy_backend: list[NumpyToyBackend]
+) -> None:
+    cfg = BaseDeploymentConfig.from_dict(
+        {
+            "project": "toy",
+            "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")},
+            "onnx_config": {"save_file": "toy.onnx"},
+            "verification": {
+                "num_verify_samples": 2,
+                "tolerance": 1e-4,
+                "scenarios": {
+                    "onnx": [
+                        {
+                            "ref_backend": "pytorch",
+                            "ref_device": "cpu",
+                            "test_backend": "numpy-reference",
+                            "test_device": "cpu",
+                        }
+                    ]
+                },
+            },
+            "evaluation": {"num_samples": 4, "warmup": 1, "backends": {"pytorch": {}, "numpy-reference": {}}},
+        }
+    )
+    out = DeploymentRunner(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(toy_files["checkpoint"]),
+        project=ToyProject(),
+        resolve_fn=Path,
+        termination_log=str(tmp_path / "term.log"),
+    ).run()
     assert out.exit_code == 0, out.results["failure"]
     res = json.loads(out.results_path.read_text())
     (comp,) = res["verification"]["comparisons"]
     assert comp["reference"] == "pytorch:cpu" and comp["test"] == "numpy-reference:cpu" and comp["passed"] is True
     assert set(res["evaluation"]) == {"pytorch:cpu", "numpy-reference:cpu"}
     assert res["evaluation"]["numpy-reference:cpu"]["metrics"] == res["evaluation"]["pytorch:cpu"]["metrics"]
-    assert sum(b.calls for b in numpy_backend) >= 2 + 4  # verification samples + evaluated samples really ran through it
+    assert (
+        sum(b.calls for b in numpy_backend) >= 2 + 4
+    )  # verification samples + evaluated samples really ran through it
 
 
 def test_unregistered_backend_name_is_a_config_error_naming_the_known_ones() -> None:

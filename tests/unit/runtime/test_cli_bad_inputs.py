@@ -15,7 +15,9 @@ CAL = "builtin:calibration"
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modeldeploy", "run", *args, "--work-dir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -45,7 +47,9 @@ def test_checkpoint_that_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 def test_checkpoint_with_wrong_keys(tmp_path: Path) -> None:
     bad = tmp_path / "model.pth"
-    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(16, 3, 7, 7), "neck.fc.weight": torch.zeros(2, 2)}}, bad)
+    torch.save(
+        {"state_dict": {"backbone.conv1.weight": torch.zeros(16, 3, 7, 7), "neck.fc.weight": torch.zeros(2, 2)}}, bad
+    )
     proc = _run(tmp_path, f"{CAL}/deploy_demo.py", f"{CAL}/resnet18_5ch_tiny.py", str(bad))
     assert proc.returncode == 2
     line = _one_error_line(proc)
@@ -63,7 +67,14 @@ def test_missing_files(tmp_path: Path, missing: str) -> None:
 
 
 def test_trt_requested_without_tensorrt_fails_before_any_work(tmp_path: Path) -> None:
-    proc = _run(tmp_path, f"{CAL}/deploy_demo.py", f"{CAL}/resnet18_5ch_tiny.py", "--cfg-options", "export.mode=trt", "export.device=cuda:0")
+    proc = _run(
+        tmp_path,
+        f"{CAL}/deploy_demo.py",
+        f"{CAL}/resnet18_5ch_tiny.py",
+        "--cfg-options",
+        "export.mode=trt",
+        "export.device=cuda:0",
+    )
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert ("TensorRT is not installed" in line) or ("CUDA device is requested but none is visible" in line)

@@ -20,7 +20,9 @@ def test_device_cpu_keeps_tensorrt_scenarios_of_other_modes_on_cuda() -> None:
 
 
 def test_device_cuda_moves_every_backend() -> None:
-    cfg = _with_backend_devices(_load_config("builtin:centerpoint/deploy_tiny.py", {"export.device": "cuda:1"}), "cuda:1")
+    cfg = _with_backend_devices(
+        _load_config("builtin:centerpoint/deploy_tiny.py", {"export.device": "cuda:1"}), "cuda:1"
+    )
     assert {s.test_device for scen in cfg.verification.scenarios.values() for s in scen} == {"cuda:1"}
     assert {b.device for b in cfg.evaluation.backends.values()} == {"cuda:1"}
 

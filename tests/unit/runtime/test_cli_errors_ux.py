@@ -23,7 +23,10 @@ FAST = ["evaluation.num_samples=2", "evaluation.warmup=0", "verification.num_ver
 def _run(tmp_path: Path, *args: str, work_dir: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modeldeploy", "run", *args, "--work-dir", work_dir or str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
     )
 
 
@@ -103,13 +106,29 @@ def test_cfg_options_mode_none_is_the_string_none(capsys: pytest.CaptureFixture[
     assert "mode=none" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("raw", "value"), [
-    ("none", "none"), ("null", "null"), ("None", None), ("onnx", "onnx"), ("'17'", "17"),
-    ("17", 17), ("1e-4", 1e-4), ("True", True), ("false", False),
-    ("[1,2]", [1, 2]), ("(1, 2)", (1, 2)), ("a,b", ["a", "b"]), ("[(1,2),[a,b],c]", [(1, 2), ["a", "b"], "c"]),
-    ("s3://bucket/a,b", "s3://bucket/a,b"),
-    ('[{"input_shapes": {"x": {"min_shape": [1]}}, "component": null}]', [{"input_shapes": {"x": {"min_shape": [1]}}, "component": None}]),
-])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("none", "none"),
+        ("null", "null"),
+        ("None", None),
+        ("onnx", "onnx"),
+        ("'17'", "17"),
+        ("17", 17),
+        ("1e-4", 1e-4),
+        ("True", True),
+        ("false", False),
+        ("[1,2]", [1, 2]),
+        ("(1, 2)", (1, 2)),
+        ("a,b", ["a", "b"]),
+        ("[(1,2),[a,b],c]", [(1, 2), ["a", "b"], "c"]),
+        ("s3://bucket/a,b", "s3://bucket/a,b"),
+        (
+            '[{"input_shapes": {"x": {"min_shape": [1]}}, "component": null}]',
+            [{"input_shapes": {"x": {"min_shape": [1]}}, "component": None}],
+        ),
+    ],
+)
 def test_cfg_options_values_follow_mmengine_dictaction(raw: str, value: object) -> None:
     assert _parse_cfg_options([f"k.v={raw}"]) == {"k.v": value}
 

@@ -5,7 +5,7 @@ RunProgress)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.runners import DeploymentRunner
@@ -14,9 +14,17 @@ from tests.unit.runtime.toy_project import ToyProject
 
 
 def _res(acc: float, p50: float, ckpt: str = "a" * 64) -> dict[str, Any]:
-    return {"status": "succeeded", "inputs": {"checkpoint": {"path": "x.pth", "sha256": ckpt}},
-            "evaluation": {"onnxruntime:cpu": {"headline_metric": "accuracy", "metrics": {"accuracy": acc},
-                                               "latency_ms": {"p50": p50, "p99": p50 * 2}}}}
+    return {
+        "status": "succeeded",
+        "inputs": {"checkpoint": {"path": "x.pth", "sha256": ckpt}},
+        "evaluation": {
+            "onnxruntime:cpu": {
+                "headline_metric": "accuracy",
+                "metrics": {"accuracy": acc},
+                "latency_ms": {"p50": p50, "p99": p50 * 2},
+            }
+        },
+    }
 
 
 def test_compare_flags_metric_drop_and_latency_ratio_beyond_limits() -> None:
@@ -33,18 +41,20 @@ def test_compare_notes_different_checkpoints_and_missing_backends() -> None:
     b["evaluation"]["pytorch:cpu"] = b["evaluation"]["onnxruntime:cpu"]
     c = compare(_res(0.9, 10.0), b)
     assert not c.regressed and not c.limits_given
-    assert any("different checkpoints" in n for n in c.notes) and any("pytorch:cpu is only in run B" in n for n in c.notes)
+    assert any("different checkpoints" in n for n in c.notes) and any(
+        "pytorch:cpu is only in run B" in n for n in c.notes
+    )
 
 
 class _RecordingReporter:
     def __init__(self) -> None:
-        self.events: list[tuple[str, str, Optional[str]]] = []
+        self.events: list[tuple[str, str, str | None]] = []
         self.steps: dict[str, tuple[int, int]] = {}
 
     def stage_started(self, stage: str) -> None:
         self.events.append(("start", stage, None))
 
-    def stage_finished(self, stage: str, seconds: float, *, failed: bool = False, note: Optional[str] = None) -> None:
+    def stage_finished(self, stage: str, seconds: float, *, failed: bool = False, note: str | None = None) -> None:
         self.events.append(("end", stage, "FAILED" if failed else note))
 
     def step(self, task: str, i: int, n: int) -> None:
@@ -52,15 +62,38 @@ class _RecordingReporter:
 
 
 def test_runner_reports_every_stage_with_a_recording_reporter(tmp_path: Path, toy_files: dict[str, Path]) -> None:
-    cfg = BaseDeploymentConfig.from_dict({"project": "toy", "export": {"mode": "onnx", "work_dir": str(tmp_path / "w")},
-                                          "onnx_config": {"save_file": "toy.onnx"}, "verification": {"num_verify_samples": 2},
-                                          "evaluation": {"num_samples": 3, "warmup": 0}})
+    cfg = BaseDeploymentConfig.from_dict(
+        {
+            "project": "toy",
+            "export": {"mode": "onnx", "work_dir": str(tmp_path / "w")},
+            "onnx_config": {"save_file": "toy.onnx"},
+            "verification": {"num_verify_samples": 2},
+            "evaluation": {"num_samples": 3, "warmup": 0},
+        }
+    )
     rep = _RecordingReporter()
-    out = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path,
-                           reporter=rep).run()
+    out = DeploymentRunner(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(toy_files["checkpoint"]),
+        project=ToyProject(),
+        resolve_fn=Path,
+        reporter=rep,
+    ).run()
     assert out.exit_code == 0, out.results["failure"]
     started = [s for k, s, _ in rep.events if k == "start"]
-    assert started == ["preflight", "load", "fetch", "export_onnx", "export_tensorrt", "verify", "evaluate", "gate", "upload", "report"]
+    assert started == [
+        "preflight",
+        "load",
+        "fetch",
+        "export_onnx",
+        "export_tensorrt",
+        "verify",
+        "evaluate",
+        "gate",
+        "upload",
+        "report",
+    ]
     ended = {s: note for k, s, note in rep.events if k == "end"}
     assert set(ended) == set(started)
     assert ended["export_tensorrt"] == "skipped (export.mode=onnx)" and ended["gate"].startswith("skipped")
@@ -73,7 +106,9 @@ def test_runner_reports_every_stage_with_a_recording_reporter(tmp_path: Path, to
 def test_unstable_latency_is_warned_about_without_a_gate() -> None:
     from modeldeploy.evaluation.gate import stability_warnings
 
-    ev = {"pytorch:cpu": {"latency_ms": {"mean": 10.0, "std": 8.0, "p50": 5.0, "max": 60.0}},
-          "onnxruntime:cpu": {"latency_ms": {"mean": 10.0, "std": 1.0, "p50": 10.0, "max": 12.0}}}
+    ev = {
+        "pytorch:cpu": {"latency_ms": {"mean": 10.0, "std": 8.0, "p50": 5.0, "max": 60.0}},
+        "onnxruntime:cpu": {"latency_ms": {"mean": 10.0, "std": 1.0, "p50": 10.0, "max": 12.0}},
+    }
     (w,) = stability_warnings(ev)
     assert w.startswith("pytorch:cpu: latency is unstable (std/mean 0.80") and "evaluation.gate.max_cv" in w

@@ -55,10 +55,32 @@ def test_latency_stats_and_cpu_timer() -> None:
 
 def test_termination_summary_fits_4kib_and_drops_uris_first() -> None:
     results = {
-        "status": "succeeded", "project": "centerpoint", "failure": None,
-        "artifacts": [{"name": f"onnx/part{i}.onnx", "kind": "onnx", "uri": "s3://bucket/" + "x" * 100 + f"/{i}", "sha256": "a" * 64, "bytes": 1} for i in range(40)],
-        "verification": {"passed": True, "tolerance": 1e-3, "comparisons": [{"max_abs_diff": 1e-5}, {"max_abs_diff": 3e-5}]},
-        "evaluation": {"onnxruntime:cpu": {"precision": "fp32", "headline_metric": "mAP", "metrics": {"mAP": 0.5}, "latency_ms": {"p50": 1.0, "p99": 2.0}}},
+        "status": "succeeded",
+        "project": "centerpoint",
+        "failure": None,
+        "artifacts": [
+            {
+                "name": f"onnx/part{i}.onnx",
+                "kind": "onnx",
+                "uri": "s3://bucket/" + "x" * 100 + f"/{i}",
+                "sha256": "a" * 64,
+                "bytes": 1,
+            }
+            for i in range(40)
+        ],
+        "verification": {
+            "passed": True,
+            "tolerance": 1e-3,
+            "comparisons": [{"max_abs_diff": 1e-5}, {"max_abs_diff": 3e-5}],
+        },
+        "evaluation": {
+            "onnxruntime:cpu": {
+                "precision": "fp32",
+                "headline_metric": "mAP",
+                "metrics": {"mAP": 0.5},
+                "latency_ms": {"p50": 1.0, "p99": 2.0},
+            }
+        },
         "durations_s": {"load": 1.23456},
     }
     s = build_summary(results, run_id="r", results_uri="s3://b/results.json")

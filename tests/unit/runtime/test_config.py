@@ -15,7 +15,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_valid_file_parses_into_typed_sections(tmp_path: Path) -> None:
-    p = _write(tmp_path, "project='calibration'\nexport=dict(mode='onnx', device='cpu')\nonnx_config=dict(opset_version=17, save_file='m.onnx')\n_helper=3\n")
+    p = _write(
+        tmp_path,
+        "project='calibration'\nexport=dict(mode='onnx', device='cpu')\nonnx_config=dict(opset_version=17, save_file='m.onnx')\n_helper=3\n",
+    )
     cfg = BaseDeploymentConfig.fromfile(p)
     assert cfg.export.mode == "onnx" and cfg.onnx_config.opset_version == 17
     assert [(s.ref_backend, s.test_backend) for s in cfg.verification_scenarios()] == [("pytorch", "onnxruntime")]
@@ -78,12 +81,14 @@ def test_trt_profiles_validated() -> None:
 def test_cli_cfg_options_accept_json_profiles_from_the_operator(tmp_path: Path) -> None:
     from modeldeploy.cli import _parse_cfg_options
 
-    opts = _parse_cfg_options([
-        'backend_config.model_inputs=[{"input_shapes": {"input": {"min_shape": [1, 5, 8, 8], "opt_shape": [2, 5, 8, 8], "max_shape": [4, 5, 8, 8]}}}]',
-        "verification.tolerance=0.0001",
-        "export.verify=false",
-        "onnx_config.save_file=m.onnx",
-    ])
+    opts = _parse_cfg_options(
+        [
+            'backend_config.model_inputs=[{"input_shapes": {"input": {"min_shape": [1, 5, 8, 8], "opt_shape": [2, 5, 8, 8], "max_shape": [4, 5, 8, 8]}}}]',
+            "verification.tolerance=0.0001",
+            "export.verify=false",
+            "onnx_config.save_file=m.onnx",
+        ]
+    )
     cfg = BaseDeploymentConfig.fromfile(_write(tmp_path, "export=dict(mode='onnx')\n"), opts)
     assert cfg.backend_config.model_inputs[0].input_shapes["input"].max_shape == (4, 5, 8, 8)
     assert cfg.verification.tolerance == 1e-4 and cfg.export.verify is False

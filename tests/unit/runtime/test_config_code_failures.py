@@ -5,17 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from modeldeploy.config.deploy_config import read_mmengine_config
 from modeldeploy.errors import ConfigError
 
 
-@pytest.mark.parametrize("body, expect", [
-    ("import os\nproject = os.environ.get('HOME')\n", ["line 2", "os.environ.get", "lazy-import", "literal"]),
-    ("import numpy as np\nscale = np.float32(2)\n", ["line 2", "np.float32", "lazy-import"]),
-    ("a = 1\nb = undefined_name\n", ["line 2", "NameError", "undefined_name"]),
-    ("x = 1\nraise ValueError('broken on purpose')\n", ["line 2", "ValueError: broken on purpose"]),
-    ("x = [1, 2][5]\n", ["line 1", "IndexError"]),
-])
+@pytest.mark.parametrize(
+    "body, expect",
+    [
+        ("import os\nproject = os.environ.get('HOME')\n", ["line 2", "os.environ.get", "lazy-import", "literal"]),
+        ("import numpy as np\nscale = np.float32(2)\n", ["line 2", "np.float32", "lazy-import"]),
+        ("a = 1\nb = undefined_name\n", ["line 2", "NameError", "undefined_name"]),
+        ("x = 1\nraise ValueError('broken on purpose')\n", ["line 2", "ValueError: broken on purpose"]),
+        ("x = [1, 2][5]\n", ["line 1", "IndexError"]),
+    ],
+)
 def test_message_names_file_line_and_cause(tmp_path: Path, body: str, expect: list[str]) -> None:
     cfg = tmp_path / "cfg.py"
     cfg.write_text(body)

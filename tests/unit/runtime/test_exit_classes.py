@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from modeldeploy.artifacts.fetch import SourceNotFoundError, fetch
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.evaluator import BaseEvaluator
@@ -29,28 +30,53 @@ from modeldeploy.errors import (
     VerificationFailed,
 )
 from modeldeploy.runners import DeploymentRunner
-
 from tests.unit.runtime.toy_project import ToyEvaluator, ToyNet, ToyProject
 
 
-@pytest.mark.parametrize("cls, code", [
-    (ModelDeployError, 1), (ConfigError, 2), (SourceNotFoundError, 2), (CheckpointError, 2), (DataError, 2), (IONameMismatch, 2),
-    (BackendUnavailableError, 2), (LocalStorageError, 2), (VerificationFailed, 3), (EvaluationFailed, 3), (ArtifactStoreError, 4),
-])
+@pytest.mark.parametrize(
+    "cls, code",
+    [
+        (ModelDeployError, 1),
+        (ConfigError, 2),
+        (SourceNotFoundError, 2),
+        (CheckpointError, 2),
+        (DataError, 2),
+        (IONameMismatch, 2),
+        (BackendUnavailableError, 2),
+        (LocalStorageError, 2),
+        (VerificationFailed, 3),
+        (EvaluationFailed, 3),
+        (ArtifactStoreError, 4),
+    ],
+)
 def test_table_codes(cls: type[ModelDeployError], code: int) -> None:
     assert cls("x").exit_code == code
 
 
 def _cfg(tmp_path: Path, **over: Any) -> BaseDeploymentConfig:
-    raw: dict[str, Any] = {"project": "toy", "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")}, "onnx_config": {"save_file": "toy.onnx"},
-                           "verification": {"num_verify_samples": 1, "tolerance": 1e-4}, "evaluation": {"num_samples": 3, "warmup": 0}}
+    raw: dict[str, Any] = {
+        "project": "toy",
+        "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")},
+        "onnx_config": {"save_file": "toy.onnx"},
+        "verification": {"num_verify_samples": 1, "tolerance": 1e-4},
+        "evaluation": {"num_samples": 3, "warmup": 0},
+    }
     raw.update(over)
     return BaseDeploymentConfig.from_dict(raw)
 
 
-def _run(tmp_path: Path, toy_files: dict[str, Path], cfg: BaseDeploymentConfig, project: Any = None, ckpt: Path | None = None) -> Any:
-    runner = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(ckpt or toy_files["checkpoint"]), project=project or ToyProject(),
-                              resolve_fn=Path, termination_log=str(tmp_path / "term.json"), run_id="r")
+def _run(
+    tmp_path: Path, toy_files: dict[str, Path], cfg: BaseDeploymentConfig, project: Any = None, ckpt: Path | None = None
+) -> Any:
+    runner = DeploymentRunner(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(ckpt or toy_files["checkpoint"]),
+        project=project or ToyProject(),
+        resolve_fn=Path,
+        termination_log=str(tmp_path / "term.json"),
+        run_id="r",
+    )
     return runner.run()
 
 
@@ -64,9 +90,19 @@ def _strict(path: Path) -> Any:
 def test_wrong_onnx_io_names_exit_2_not_retried(tmp_path: Path, toy_files: dict[str, Path]) -> None:
     other = tmp_path / "other"
     other.mkdir()
-    torch.onnx.export(ToyNet().eval(), (torch.zeros(1, 3, 8, 8),), str(other / "toy.onnx"), input_names=["images"], output_names=["output"], dynamo=False)
-    cfg = _cfg(tmp_path, evaluation={"num_samples": 2, "warmup": 0, "backends": {"onnxruntime": {"model_dir": str(other)}}},
-               verification={"enabled": False})
+    torch.onnx.export(
+        ToyNet().eval(),
+        (torch.zeros(1, 3, 8, 8),),
+        str(other / "toy.onnx"),
+        input_names=["images"],
+        output_names=["output"],
+        dynamo=False,
+    )
+    cfg = _cfg(
+        tmp_path,
+        evaluation={"num_samples": 2, "warmup": 0, "backends": {"onnxruntime": {"model_dir": str(other)}}},
+        verification={"enabled": False},
+    )
     out = _run(tmp_path, toy_files, cfg)
     assert out.exit_code == 2, out.results["failure"]
     assert out.results["failure"]["reason"] == "IONameMismatch" and "images" in out.results["failure"]["message"]
@@ -101,7 +137,9 @@ class _NaNMetricProject(ToyProject):
         return _NaNMetricEvaluator()
 
 
-def test_nan_metric_with_a_double_evaluator_fails_exit_3_and_every_json_is_strict(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+def test_nan_metric_with_a_double_evaluator_fails_exit_3_and_every_json_is_strict(
+    tmp_path: Path, toy_files: dict[str, Path]
+) -> None:
     out = _run(tmp_path, toy_files, _cfg(tmp_path), project=_NaNMetricProject())
     assert out.exit_code == 3
     assert out.results["failure"]["stage"] == "evaluate" and out.results["failure"]["reason"] == "NonFiniteMetric"
@@ -121,14 +159,28 @@ def test_missing_local_input_exit_2(tmp_path: Path) -> None:
     assert info.value.exit_code == 2
 
 
-def test_model_dir_naming_a_publication_root_uses_the_current_good_run(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+def test_model_dir_naming_a_publication_root_uses_the_current_good_run(
+    tmp_path: Path, toy_files: dict[str, Path]
+) -> None:
     first = _run(tmp_path / "a", toy_files, _cfg(tmp_path / "a"))
     assert first.exit_code == 0
     published_root = tmp_path / "a" / "work"  # the default artifact dir: holds current.json + runs/r/
-    cfg = _cfg(tmp_path / "b", export={"mode": "none", "work_dir": str(tmp_path / "b" / "work")},
-               evaluation={"num_samples": 2, "warmup": 0, "backends": {"onnxruntime": {"model_dir": str(published_root)}}})
-    runner = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(),
-                              termination_log=str(tmp_path / "b" / "term.json"), run_id="reader")  # default resolve: fetch()
+    cfg = _cfg(
+        tmp_path / "b",
+        export={"mode": "none", "work_dir": str(tmp_path / "b" / "work")},
+        evaluation={"num_samples": 2, "warmup": 0, "backends": {"onnxruntime": {"model_dir": str(published_root)}}},
+    )
+    runner = DeploymentRunner(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(toy_files["checkpoint"]),
+        project=ToyProject(),
+        termination_log=str(tmp_path / "b" / "term.json"),
+        run_id="reader",
+    )  # default resolve: fetch()
     out = runner.run()
     assert out.exit_code == 0, out.results["failure"]
-    assert out.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"] == first.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    assert (
+        out.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+        == first.results["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    )

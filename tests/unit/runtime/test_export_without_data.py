@@ -29,7 +29,7 @@ CASES = {
     "yolox": (
         # the tiny demo model, minus its opt-in to the bundled synthetic set: no data at all
         f"""
-        _base_ = [{str(CONFIGS / 'yolox' / 'configs' / 'yolox_tiny_256.py')!r}]
+        _base_ = [{str(CONFIGS / "yolox" / "configs" / "yolox_tiny_256.py")!r}]
         yolox_data = dict(_delete_=True, img_scale=(256, 256), pad_val=114.0)
         """,
         """
@@ -41,12 +41,17 @@ CASES = {
         yolox = dict(nms_in_graph=True, replace_relu6=False)
         """,
         "builtin:yolox/yolox_tiny_256.pth",
-        {"yolox_tiny.onnx": ({"images": ["batch_size", 3, 256, 256]}, {"output": (2, 1344, 9)}),
-         "yolox_tiny_nms.onnx": ({"images": ["batch_size", 3, 256, 256]}, {"num_dets": None, "det_boxes": None, "det_scores": None, "det_classes": None})},
+        {
+            "yolox_tiny.onnx": ({"images": ["batch_size", 3, 256, 256]}, {"output": (2, 1344, 9)}),
+            "yolox_tiny_nms.onnx": (
+                {"images": ["batch_size", 3, 256, 256]},
+                {"num_dets": None, "det_boxes": None, "det_scores": None, "det_classes": None},
+            ),
+        },
     ),
     "calibration": (
         f"""
-        _base_ = [{str(CONFIGS / 'calibration' / 'configs' / 'resnet18_5ch_tiny.py')!r}]
+        _base_ = [{str(CONFIGS / "calibration" / "configs" / "resnet18_5ch_tiny.py")!r}]
         calibration_data = dict(_delete_=True, max_depth=128.0, dilation_size=1)
         """,
         """
@@ -72,9 +77,17 @@ def _write(tmp_path: Path, project: str, extra_deploy: str = "") -> tuple[Path, 
 
 
 def _run(tmp_path: Path, deploy: Path, model: Path, ckpt: str) -> subprocess.CompletedProcess[str]:
-    env_cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))"]
-    return subprocess.run([*env_cmd, "run", str(deploy), str(model), ckpt, "--device", "cpu", "--work-dir", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=600)
+    env_cmd = [
+        sys.executable,
+        "-c",
+        "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))",
+    ]
+    return subprocess.run(
+        [*env_cmd, "run", str(deploy), str(model), ckpt, "--device", "cpu", "--work-dir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> list:
@@ -87,7 +100,10 @@ def test_export_only_without_data_exits_0_with_valid_onnx(tmp_path: Path, projec
     proc = _run(tmp_path, deploy, model, ckpt)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "exporting from a synthesised example input" in proc.stderr
-    assert "verification skipped: no dataset configured" in proc.stderr and "evaluation skipped: no dataset configured" in proc.stderr
+    assert (
+        "verification skipped: no dataset configured" in proc.stderr
+        and "evaluation skipped: no dataset configured" in proc.stderr
+    )
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     assert results["status"] == "succeeded" and results["verification"] is None and results["evaluation"] == {}
     expected = CASES[project][3]
@@ -101,8 +117,12 @@ def test_export_only_without_data_exits_0_with_valid_onnx(tmp_path: Path, projec
         assert {o.name for o in m.graph.output} == set(outputs)
         # the graph runs on an input of the declared shape (batch 2) and gives finite outputs
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        feed = {i.name: np.random.default_rng(0).uniform(0, 1, [2 if d == "batch_size" else (d if isinstance(d, int) else 64) for d in _dims(i)]).astype(np.float32)
-                for i in m.graph.input}
+        feed = {
+            i.name: np.random.default_rng(0)
+            .uniform(0, 1, [2 if d == "batch_size" else (d if isinstance(d, int) else 64) for d in _dims(i)])
+            .astype(np.float32)
+            for i in m.graph.input
+        }
         names = [o.name for o in sess.get_outputs()]
         for out_name, out in zip(names, sess.run(None, feed)):
             assert np.isfinite(out.astype(np.float64)).all()
@@ -110,17 +130,25 @@ def test_export_only_without_data_exits_0_with_valid_onnx(tmp_path: Path, projec
                 assert out.shape == outputs[out_name]
 
 
-@pytest.mark.parametrize("project,extra,stage", [
-    ("yolox", "verification = dict(enabled=True)\n", "verification"),
-    ("calibration", "evaluation = dict(num_samples=10)\n", "evaluation"),
-], ids=["yolox-verification", "calibration-evaluation"])
-def test_configured_stage_without_data_is_one_data_error_line(tmp_path: Path, project: str, extra: str, stage: str) -> None:
+@pytest.mark.parametrize(
+    "project,extra,stage",
+    [
+        ("yolox", "verification = dict(enabled=True)\n", "verification"),
+        ("calibration", "evaluation = dict(num_samples=10)\n", "evaluation"),
+    ],
+    ids=["yolox-verification", "calibration-evaluation"],
+)
+def test_configured_stage_without_data_is_one_data_error_line(
+    tmp_path: Path, project: str, extra: str, stage: str
+) -> None:
     deploy, model, ckpt = _write(tmp_path, project, extra)
     proc = _run(tmp_path, deploy, model, ckpt)
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("modeldeploy: error:")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert f"DataError: {stage} needs data but no dataset is configured" in lines[0] and "runtime_io.info_file" in lines[0]
+    assert (
+        f"DataError: {stage} needs data but no dataset is configured" in lines[0] and "runtime_io.info_file" in lines[0]
+    )
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     assert results["status"] == "failed" and results["failure"]["stage"] == "load"
     assert not (tmp_path / "work" / "onnx").exists()  # refused before any export work
@@ -133,7 +161,9 @@ def test_stages_switched_off_explicitly_export_without_data_in_process(tmp_path:
 
     extra = "verification = dict(enabled=True, tolerance=1e-3)\nevaluation = dict(num_samples=10)\n"
     deploy, model, ckpt = _write(tmp_path, "calibration", extra)
-    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work"), "verification.enabled": False, "evaluation.enabled": False})
+    cfg = BaseDeploymentConfig.fromfile(
+        deploy, {"export.work_dir": str(tmp_path / "work"), "verification.enabled": False, "evaluation.enabled": False}
+    )
     out = DeploymentRunner(cfg, str(model), ckpt).run()
     assert out.exit_code == 0, out.results["failure"]
     assert out.results["verification"] is None and out.results["evaluation"] == {}
@@ -149,7 +179,9 @@ def test_tensorrt_stage_builds_from_the_data_free_onnx_with_a_tensorrt_double(tm
     from modeldeploy.runners import DeploymentRunner
 
     deploy, model, ckpt = _write(tmp_path, "calibration")
-    cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work"), "export.mode": "both", "export.device": "cuda:0"})
+    cfg = BaseDeploymentConfig.fromfile(
+        deploy, {"export.work_dir": str(tmp_path / "work"), "export.mode": "both", "export.device": "cuda:0"}
+    )
     seen: dict[str, Path] = {}
 
     def fake_trt(onnx_models: dict, out_dir: Path, cfg: BaseDeploymentConfig) -> dict:
@@ -165,7 +197,9 @@ def test_tensorrt_stage_builds_from_the_data_free_onnx_with_a_tensorrt_double(tm
 
     out = DeploymentRunner(cfg, str(model), ckpt, export_tensorrt_fn=fake_trt).run()
     assert out.exit_code == 0, out.results["failure"]
-    assert set(seen) == {"calibration_classifier"} and seen["calibration_classifier"].name == "calibration_classifier.onnx"
+    assert (
+        set(seen) == {"calibration_classifier"} and seen["calibration_classifier"].name == "calibration_classifier.onnx"
+    )
     assert {a["kind"] for a in out.results["artifacts"]} >= {"onnx", "engine"} and out.results["verification"] is None
 
 
@@ -174,7 +208,9 @@ def test_explicit_int8_without_data_is_refused_at_load_in_process(tmp_path: Path
     from modeldeploy.config import BaseDeploymentConfig
     from modeldeploy.runners import DeploymentRunner
 
-    deploy, model, ckpt = _write(tmp_path, "calibration", "backend_config = dict(common_config=dict(precision_policy='explicit_int8'))\n")
+    deploy, model, ckpt = _write(
+        tmp_path, "calibration", "backend_config = dict(common_config=dict(precision_policy='explicit_int8'))\n"
+    )
     cfg = BaseDeploymentConfig.fromfile(deploy, {"export.work_dir": str(tmp_path / "work")})
     out = DeploymentRunner(cfg, str(model), ckpt).run()
     assert out.exit_code == 2 and out.results["failure"]["stage"] == "load"
@@ -196,10 +232,25 @@ def test_awml_size_yolox_exports_without_data(tmp_path: Path) -> None:
     ckpt = tmp_path / "epoch_300.pth"
     torch.save({"meta": {"epoch": 300}, "state_dict": net.state_dict()}, ckpt)
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))",
-         "run", "builtin:yolox/deploy_awml_960_onnx.py", "builtin:yolox/yolox_s_opt_elan_960.py", str(ckpt), "--device", "cpu",
-         "--work-dir", str(tmp_path / "work"), "--cfg-options", "yolox.nms_in_graph=False"],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-c",
+            "import sys, torch; torch.set_num_threads(1); from modeldeploy.cli import main; sys.exit(main(sys.argv[1:]))",
+            "run",
+            "builtin:yolox/deploy_awml_960_onnx.py",
+            "builtin:yolox/yolox_s_opt_elan_960.py",
+            str(ckpt),
+            "--device",
+            "cpu",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            "yolox.nms_in_graph=False",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     path = tmp_path / "work" / "onnx" / "yolox_opt_elan.onnx"
     m = onnx.load(str(path))
@@ -226,15 +277,23 @@ def test_awml_style_config_and_runner_checkpoint_export_without_data_in_process(
     from tests.unit.awml import runner_checkpoints as rc
 
     if project == "calibration":
-        model_cfg = AWML_FIXTURES / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_tiny_1xb4-1e_j6gen2.py"
+        model_cfg = (
+            AWML_FIXTURES
+            / "calibration/projects/CalibrationStatusClassification/configs/t4dataset/resnet18_5ch_tiny_1xb4-1e_j6gen2.py"
+        )
     else:
-        model_cfg = AWML_FIXTURES / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-tiny-opt-elan_256x256_t4dataset.py"
+        model_cfg = (
+            AWML_FIXTURES
+            / "yolox/projects/YOLOX_opt_elan/configs/t4dataset/YOLOX_opt-S-DynamicRecognition/yolox-tiny-opt-elan_256x256_t4dataset.py"
+        )
     torch.manual_seed(0)
     net = get_project(project).build_model(read_mmengine_config(model_cfg))
     if project == "calibration":
         ckpt = rc.train_with_runner(net, rc.calibration_samples(), rc.calibration_loss, tmp_path / "train", ema=False)
     else:
-        ckpt = rc.train_with_runner(net, rc.yolox_samples(64), rc.yolox_loss, tmp_path / "train", ema=True, optimizer="SGD")
+        ckpt = rc.train_with_runner(
+            net, rc.yolox_samples(64), rc.yolox_loss, tmp_path / "train", ema=True, optimizer="SGD"
+        )
     _, deploy_text, _, expected = CASES[project]
     deploy = tmp_path / "deploy.py"
     deploy.write_text(textwrap.dedent(deploy_text))

@@ -15,12 +15,18 @@ from modeldeploy.runners import DeploymentRunner
 from tests.unit.runtime.toy_project import ToyProject
 
 
-def _run(tmp_path: Path, toy_files: dict[str, Path], **over: object):  # noqa: ANN202
-    raw = {"project": "toy", "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")},
-           "verification": {"num_verify_samples": 1}, "evaluation": {"num_samples": 3, "warmup": 0}}
+def _run(tmp_path: Path, toy_files: dict[str, Path], **over: object):
+    raw = {
+        "project": "toy",
+        "export": {"mode": "onnx", "work_dir": str(tmp_path / "work")},
+        "verification": {"num_verify_samples": 1},
+        "evaluation": {"num_samples": 3, "warmup": 0},
+    }
     raw.update(over)
     cfg = BaseDeploymentConfig.from_dict(raw, source="deploy.py")
-    return DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path).run()
+    return DeploymentRunner(
+        cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path
+    ).run()
 
 
 def test_input_dtype_that_the_graph_does_not_have_is_a_config_error(tmp_path: Path, toy_files: dict[str, Path]) -> None:
@@ -38,12 +44,15 @@ def test_input_dtype_matching_the_graph_passes(tmp_path: Path, toy_files: dict[s
     assert out.exit_code == 0, out.results["failure"]
     onnx = tmp_path / "work" / "onnx" / "toy.onnx"
     assert check_input_dtype([onnx], "input", "float32", "x") == 1
-    assert check_input_dtype([onnx], "no_such_input", "float16", "x") == 0  # other components' inputs are not this key's
+    assert (
+        check_input_dtype([onnx], "no_such_input", "float16", "x") == 0
+    )  # other components' inputs are not this key's
 
 
 @pytest.mark.parametrize("verbose", [True, False])
-def test_evaluation_verbose_logs_one_line_per_sample(tmp_path: Path, toy_files: dict[str, Path], caplog: pytest.LogCaptureFixture,
-                                                     verbose: bool) -> None:
+def test_evaluation_verbose_logs_one_line_per_sample(
+    tmp_path: Path, toy_files: dict[str, Path], caplog: pytest.LogCaptureFixture, verbose: bool
+) -> None:
     caplog.set_level(logging.INFO, logger="modeldeploy.evaluation.runner")
     out = _run(tmp_path, toy_files, evaluation={"num_samples": 3, "warmup": 0, "verbose": verbose})
     assert out.exit_code == 0, out.results["failure"]
@@ -52,4 +61,6 @@ def test_evaluation_verbose_logs_one_line_per_sample(tmp_path: Path, toy_files: 
         assert lines == []
         return
     assert len(lines) == 3 * len(out.results["evaluation"])  # every timed sample of every backend
-    assert any(line.startswith("evaluate onnxruntime:cpu sample 3/3 (index ") and " ms " in line for line in lines), lines
+    assert any(line.startswith("evaluate onnxruntime:cpu sample 3/3 (index ") and " ms " in line for line in lines), (
+        lines
+    )

@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from modeldeploy.artifacts import open_store
 from modeldeploy.artifacts.publication import resolve_current_prefix
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.runners import DeploymentRunner
-
 from tests.unit.runtime.toy_project import ToyProject
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
@@ -41,17 +41,34 @@ def _remount(path: Path, mode: str) -> None:
 
 
 def _run(tmp: Path, toy_files: dict[str, Path], artifact_uri: str, run_id: str) -> tuple[DeploymentRunner, object]:
-    cfg = BaseDeploymentConfig.from_dict({
-        "project": "toy", "export": {"mode": "onnx", "work_dir": str(tmp / f"work-{run_id}")}, "onnx_config": {"save_file": "toy.onnx"},
-        "verification": {"num_verify_samples": 1, "tolerance": 1e-4}, "evaluation": {"num_samples": 2, "warmup": 0},
-    })
-    runner = DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), resolve_fn=Path,
-                              artifact_uri=artifact_uri, run_id=run_id, termination_log=str(tmp / f"term-{run_id}.json"))
+    cfg = BaseDeploymentConfig.from_dict(
+        {
+            "project": "toy",
+            "export": {"mode": "onnx", "work_dir": str(tmp / f"work-{run_id}")},
+            "onnx_config": {"save_file": "toy.onnx"},
+            "verification": {"num_verify_samples": 1, "tolerance": 1e-4},
+            "evaluation": {"num_samples": 2, "warmup": 0},
+        }
+    )
+    runner = DeploymentRunner(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(toy_files["checkpoint"]),
+        project=ToyProject(),
+        resolve_fn=Path,
+        artifact_uri=artifact_uri,
+        run_id=run_id,
+        termination_log=str(tmp / f"term-{run_id}.json"),
+    )
     return runner, runner.run()
 
 
 def _partials(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".probe-") or p.name.startswith(".preflight-")]
+    return [
+        p
+        for p in root.rglob("*")
+        if ".partial" in p.name or p.name.startswith(".probe-") or p.name.startswith(".preflight-")
+    ]
 
 
 def test_full_artifact_dir_enospc_on_publish(tmp_path: Path, toy_files: dict[str, Path]) -> None:
@@ -60,12 +77,16 @@ def test_full_artifact_dir_enospc_on_publish(tmp_path: Path, toy_files: dict[str
         assert good.exit_code == 0, good.results["failure"]
         pointer = (store / "current.json").read_bytes()
         st = os.statvfs(store)
-        (store / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 8192))  # leave two pages: the probe fits, the artifacts do not
+        (store / "filler").write_bytes(
+            b"\0" * (st.f_bavail * st.f_frsize - 8192)
+        )  # leave two pages: the probe fits, the artifacts do not
 
         _, out = _run(tmp_path, toy_files, str(store), "full")
         assert out.exit_code == 2, out.results["failure"]
         assert out.results["status"] == "failed"
-        assert out.results["failure"]["stage"] == "upload" and out.results["failure"]["reason"] == "NoSpace", out.results["failure"]
+        assert out.results["failure"]["stage"] == "upload" and out.results["failure"]["reason"] == "NoSpace", (
+            out.results["failure"]
+        )
         assert "no space left" in out.error.one_line() and "\n" not in out.error.one_line()
         local = json.loads((tmp_path / "work-full" / "results.json").read_text())
         assert local["status"] == "failed" and local["failure"]["stage"] == "upload"
@@ -76,7 +97,9 @@ def test_full_artifact_dir_enospc_on_publish(tmp_path: Path, toy_files: dict[str
         assert resolve_current_prefix(open_store(str(store))).endswith("/runs/good")
 
 
-def test_read_only_artifact_dir_fails_in_preflight_and_keeps_the_publication(tmp_path: Path, toy_files: dict[str, Path]) -> None:
+def test_read_only_artifact_dir_fails_in_preflight_and_keeps_the_publication(
+    tmp_path: Path, toy_files: dict[str, Path]
+) -> None:
     with tmpfs(tmp_path / "store", "4m") as store:
         _, good = _run(tmp_path, toy_files, str(store), "good")
         assert good.exit_code == 0
@@ -98,29 +121,56 @@ def test_read_only_work_dir_is_one_line_on_stderr_and_in_the_termination_log(tmp
     with tmpfs(tmp_path / "work", "1m") as work:
         _remount(work, "ro")
         try:
-            proc = subprocess.run([sys.executable, "-m", "modeldeploy", "run", "builtin:calibration/deploy_demo.py", "builtin:calibration/resnet18_5ch_tiny.py",
-                                   "--work-dir", str(work), "--termination-log", str(tmp_path / "term.json")],
-                                  check=False, capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "modeldeploy",
+                    "run",
+                    "builtin:calibration/deploy_demo.py",
+                    "builtin:calibration/resnet18_5ch_tiny.py",
+                    "--work-dir",
+                    str(work),
+                    "--termination-log",
+                    str(tmp_path / "term.json"),
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         finally:
             _remount(work, "rw")
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [x for x in proc.stderr.splitlines() if x.startswith("modeldeploy: error:")]
     assert len(lines) == 1 and "read-only" in lines[0] and str(work) in lines[0] and "Traceback" not in proc.stderr
     term = json.loads((tmp_path / "term.json").read_text())
-    assert term["status"] == "failed" and term["failure"]["stage"] == "preflight" and term["failure"]["reason"] == "ReadOnlyStorage"
+    assert (
+        term["status"] == "failed"
+        and term["failure"]["stage"] == "preflight"
+        and term["failure"]["reason"] == "ReadOnlyStorage"
+    )
 
 
-@pytest.mark.parametrize("uri", ["file:///etc", "/usr/lib/x", "/", "s3://bucket/../x", "s3://bucket/a/./b", "/tmp/a/../../etc"])
-def test_dangerous_artifact_uris_are_refused_at_config_load(tmp_path: Path, toy_files: dict[str, Path], uri: str) -> None:
+@pytest.mark.parametrize(
+    "uri", ["file:///etc", "/usr/lib/x", "/", "s3://bucket/../x", "s3://bucket/a/./b", "/tmp/a/../../etc"]
+)
+def test_dangerous_artifact_uris_are_refused_at_config_load(
+    tmp_path: Path, toy_files: dict[str, Path], uri: str
+) -> None:
     from modeldeploy.errors import ConfigError
 
     cfg = BaseDeploymentConfig.from_dict({"project": "toy", "export": {"work_dir": str(tmp_path / "w")}})
     with pytest.raises(ConfigError) as info:
-        DeploymentRunner(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), artifact_uri=uri)
+        DeploymentRunner(
+            cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), artifact_uri=uri
+        )
     assert info.value.exit_code == 2
 
 
-def test_artifact_dir_outside_allowed_roots_needs_an_explicit_root(tmp_path: Path, toy_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_artifact_dir_outside_allowed_roots_needs_an_explicit_root(
+    tmp_path: Path, toy_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modeldeploy.artifacts.uri_policy import check_artifact_uri
     from modeldeploy.errors import ConfigError
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.config.sections import TOLERANCE_MAX
 from modeldeploy.errors import ConfigError
@@ -13,7 +14,14 @@ from modeldeploy.verification.compare import compare_outputs, summarize
 
 
 def _cmp(ref: torch.Tensor, test: torch.Tensor, allow: tuple[str, ...] = ()) -> list:
-    return compare_outputs({"o": ref}, {"o": test}, reference="pytorch:cpu", test_label="onnxruntime:cpu", tolerance=1e-3, allow_nonfinite=allow)
+    return compare_outputs(
+        {"o": ref},
+        {"o": test},
+        reference="pytorch:cpu",
+        test_label="onnxruntime:cpu",
+        tolerance=1e-3,
+        allow_nonfinite=allow,
+    )
 
 
 def test_nan_vs_nan_is_not_equal() -> None:
@@ -68,8 +76,21 @@ def test_cli_cfg_options_inf_tolerance_is_refused_like_the_file(tmp_path) -> Non
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "modeldeploy", "check-config", "builtin:calibration/deploy_demo.py",
-                           "--cfg-options", "verification.tolerance=1e309"], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "check-config",
+            "builtin:calibration/deploy_demo.py",
+            "--cfg-options",
+            "verification.tolerance=1e309",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     line = [x for x in proc.stderr.splitlines() if x.startswith("modeldeploy: error:")]
     assert len(line) == 1 and "verification.tolerance" in line[0] and "Traceback" not in proc.stderr

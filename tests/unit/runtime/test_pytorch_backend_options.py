@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
 from modeldeploy.backends.pytorch import PyTorchBackend
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.errors import ConfigError
-from torch import nn
 
 
 class _Net(nn.Module):
@@ -28,7 +29,13 @@ class _Net(nn.Module):
 def _component() -> ExportComponent:
     torch.manual_seed(0)
     net = _Net().eval()
-    return ExportComponent(name="net", module=net, input_names=["x"], output_names=["map", "pooled"], sample_inputs={"x": torch.randn(1, 3, 16, 16)})
+    return ExportComponent(
+        name="net",
+        module=net,
+        input_names=["x"],
+        output_names=["map", "pooled"],
+        sample_inputs={"x": torch.randn(1, 3, 16, 16)},
+    )
 
 
 def test_channels_last_gives_the_default_outputs_on_cpu() -> None:

@@ -8,6 +8,9 @@ import json
 import logging
 
 import pytest
+
+from modeldeploy.errors import ConfigError
+from modeldeploy.logging_setup import JsonFormatter
 from modeldeploy.redact import (
     RedactFilter,
     contains_secret,
@@ -15,8 +18,6 @@ from modeldeploy.redact import (
     scrub_obj,
     sensitive_values,
 )
-from modeldeploy.errors import ConfigError
-from modeldeploy.logging_setup import JsonFormatter
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
@@ -36,9 +37,16 @@ def test_values_from_secret_env_list_aws_names_and_name_patterns_are_sensitive()
     assert "abc" not in vals
 
 
-@pytest.mark.parametrize("form", [
-    SECRET, json.dumps(SECRET)[1:-1], repr(SECRET)[1:-1], base64.b64encode(SECRET.encode()).decode(), SECRET.encode().hex(),
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        SECRET,
+        json.dumps(SECRET)[1:-1],
+        repr(SECRET)[1:-1],
+        base64.b64encode(SECRET.encode()).decode(),
+        SECRET.encode().hex(),
+    ],
+)
 def test_scrub_removes_the_value_and_its_common_encodings(form: str) -> None:
     out = scrub(f"error: {form} happened")
     assert form not in out and "[redacted]" in out

@@ -34,18 +34,29 @@ def _good_checkpoint(path: Path) -> Path:
 
 
 def _cfg(work: Path, **extra: object) -> BaseDeploymentConfig:
-    raw = {"project": "toy", "export": {"mode": "onnx", "work_dir": str(work)}, "onnx_config": {"save_file": "toy.onnx"},
-           "verification": {"num_verify_samples": 2, "tolerance": 1e-4}, "evaluation": {"num_samples": 6, "warmup": 1}}
+    raw = {
+        "project": "toy",
+        "export": {"mode": "onnx", "work_dir": str(work)},
+        "onnx_config": {"save_file": "toy.onnx"},
+        "verification": {"num_verify_samples": 2, "tolerance": 1e-4},
+        "evaluation": {"num_samples": 6, "warmup": 1},
+    }
     for k, v in extra.items():
         raw[k] = {**raw.get(k, {}), **v}  # type: ignore[dict-item]
     return BaseDeploymentConfig.from_dict(raw)
 
 
-def _run(cfg: BaseDeploymentConfig, tmp_path: Path, ckpt: Path, name: str):  # noqa: ANN202
+def _run(cfg: BaseDeploymentConfig, tmp_path: Path, ckpt: Path, name: str):
     model_cfg = tmp_path / "model_cfg.py"
     model_cfg.write_text("model = dict(type='ToyNet')\n")
-    return DeploymentRunner(cfg, str(model_cfg), str(ckpt), project=ToyProject(), resolve_fn=Path,
-                            termination_log=str(tmp_path / f"{name}.term.json")).run()
+    return DeploymentRunner(
+        cfg,
+        str(model_cfg),
+        str(ckpt),
+        project=ToyProject(),
+        resolve_fn=Path,
+        termination_log=str(tmp_path / f"{name}.term.json"),
+    ).run()
 
 
 def _flip_classes(src: Path, dst_dir: Path) -> Path:
@@ -68,7 +79,9 @@ def good_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("gate")
     ckpt = _good_checkpoint(tmp / "good.pth")
-    out = _run(_cfg(tmp / "good", evaluation={"gate": {"max_metric_drop": 0.0, "max_latency_ms": 60_000.0}}), tmp, ckpt, "good")
+    out = _run(
+        _cfg(tmp / "good", evaluation={"gate": {"max_metric_drop": 0.0, "max_latency_ms": 60_000.0}}), tmp, ckpt, "good"
+    )
     assert out.exit_code == 0, out.results["failure"]
     return tmp, ckpt, out.results
 
@@ -87,8 +100,14 @@ def test_gate_passes_on_the_good_engine(good_run: tuple[Path, Path, dict]) -> No
 def test_gate_trips_on_a_degraded_engine_with_exit_3(good_run: tuple[Path, Path, dict]) -> None:
     tmp, ckpt, good = good_run
     bad_dir = _flip_classes(tmp / "good" / "onnx" / "toy.onnx", tmp / "degraded")
-    cfg = _cfg(tmp / "bad", verification={"enabled": False},  # the gate, not verification, must catch it
-               evaluation={"gate": {"max_metric_drop": 0.01}, "backends": {"pytorch": {}, "onnxruntime": {"model_dir": str(bad_dir)}}})
+    cfg = _cfg(
+        tmp / "bad",
+        verification={"enabled": False},  # the gate, not verification, must catch it
+        evaluation={
+            "gate": {"max_metric_drop": 0.01},
+            "backends": {"pytorch": {}, "onnxruntime": {"model_dir": str(bad_dir)}},
+        },
+    )
     out = _run(cfg, tmp, ckpt, "bad")
     assert out.exit_code == 3
     res = json.loads(out.results_path.read_text())
@@ -98,7 +117,12 @@ def test_gate_trips_on_a_degraded_engine_with_exit_3(good_run: tuple[Path, Path,
     bad = res["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
     assert ref == good["evaluation"]["pytorch:cpu"]["metrics"]["accuracy"] and bad < ref - 0.01
     (v,) = res["gate"]["violations"]
-    assert v["backend"] == "onnxruntime:cpu" and v["metric"] == "accuracy" and v["value"] == bad and v["reference_value"] == ref
+    assert (
+        v["backend"] == "onnxruntime:cpu"
+        and v["metric"] == "accuracy"
+        and v["value"] == bad
+        and v["reference_value"] == ref
+    )
     msg = res["failure"]["message"]
     assert "onnxruntime:cpu" in msg and "accuracy" in msg and "pytorch:cpu" in msg and "0.01" in msg
     term = json.loads((tmp / "bad.term.json").read_text())
@@ -115,7 +139,9 @@ def test_latency_and_stability_limits_name_backend_value_and_limit(good_run: tup
     ev = res["evaluation"]
     tiny = min(e["latency_ms"]["p50"] for e in ev.values()) / 2
     found = evaluation_violations(ev, EvaluationGate(max_latency_ms=tiny))
-    assert {v["backend"] for v in found} == set(ev) and all(v["metric"] == "latency_p50_ms" and v["value"] > tiny for v in found)
+    assert {v["backend"] for v in found} == set(ev) and all(
+        v["metric"] == "latency_p50_ms" and v["value"] > tiny for v in found
+    )
     cvs = {k: e["latency_ms"]["std"] / e["latency_ms"]["mean"] for k, e in ev.items()}
     limit = min(cvs.values()) / 2
     assert limit > 0

@@ -31,8 +31,23 @@ def _errors(results: dict[str, Any]) -> list[str]:
 
 
 def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
-    subprocess.run([sys.executable, "-m", "modeldeploy", "run", *args, "--work-dir", str(tmp_path / "work"), "--log-level", "WARNING"],
-                   capture_output=True, text=True, timeout=540, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            *args,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--log-level",
+            "WARNING",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads((tmp_path / "work" / "results.json").read_text())
 
 
@@ -53,7 +68,9 @@ def test_real_run_of_each_builtin_project_matches_the_schema(tmp_path: Path, pro
     assert res["evaluation"] and res["verification"] and res["artifacts"]  # the optional parts were exercised
     for entry in res["evaluation"].values():
         assert isinstance(entry["metrics"][entry["headline_metric"]], (int, float))
-    dt.datetime.fromisoformat(res["run"]["started_at"].replace("Z", "+00:00"))  # date-time, whether or not jsonschema checks formats
+    dt.datetime.fromisoformat(
+        res["run"]["started_at"].replace("Z", "+00:00")
+    )  # date-time, whether or not jsonschema checks formats
 
 
 def test_failed_run_matches_the_schema(tmp_path: Path) -> None:
@@ -65,8 +82,17 @@ def test_failed_run_matches_the_schema(tmp_path: Path) -> None:
 
 
 def test_schema_rejects_what_the_contract_forbids() -> None:
-    good = {"schema_version": 1, "project": "toy", "status": "succeeded", "failure": None, "environment": {}, "artifacts": [],
-            "verification": None, "evaluation": {}, "durations_s": {"load": 0.1}}
+    good = {
+        "schema_version": 1,
+        "project": "toy",
+        "status": "succeeded",
+        "failure": None,
+        "environment": {},
+        "artifacts": [],
+        "verification": None,
+        "evaluation": {},
+        "durations_s": {"load": 0.1},
+    }
     assert _errors(good) == []
     assert _errors({**good, "status": "running"})  # never published half-done
     assert _errors({**good, "failure": {"stage": "nowhere", "reason": "X", "message": "m"}})

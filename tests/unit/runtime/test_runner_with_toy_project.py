@@ -28,7 +28,15 @@ def _cfg(tmp_path: Path, **over: object) -> BaseDeploymentConfig:
 def _runner(tmp_path: Path, toy_files: dict[str, Path], cls: type = DeploymentRunner, **kw: object) -> DeploymentRunner:
     cfg = kw.pop("cfg", None) or _cfg(tmp_path)
     project = kw.pop("project", None) or ToyProject()
-    return cls(cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=project, resolve_fn=Path, termination_log=str(tmp_path / "term.log"), **kw)
+    return cls(
+        cfg,
+        str(toy_files["model_cfg"]),
+        str(toy_files["checkpoint"]),
+        project=project,
+        resolve_fn=Path,
+        termination_log=str(tmp_path / "term.log"),
+        **kw,
+    )
 
 
 def test_success_writes_schema_v1_results(tmp_path: Path, toy_files: dict[str, Path]) -> None:
@@ -125,7 +133,11 @@ def test_injected_load_model_fn_and_failing_stage(tmp_path: Path, toy_files: dic
     out = _runner(tmp_path, toy_files, load_model_fn=load_model, export_onnx_fn=boom).run()
     assert calls == [str(toy_files["checkpoint"])]
     assert out.exit_code == 1
-    assert out.results["failure"] == {"stage": "export_onnx", "reason": "ExportError", "message": "ExportError: synthetic exporter failure — fix: none"}
+    assert out.results["failure"] == {
+        "stage": "export_onnx",
+        "reason": "ExportError",
+        "message": "ExportError: synthetic exporter failure — fix: none",
+    }
     assert json.loads((tmp_path / "term.log").read_text())["failure"]["stage"] == "export_onnx"
 
 
@@ -154,12 +166,24 @@ def test_final_prediction_mismatch_fails_verification(tmp_path: Path, toy_files:
     assert out.exit_code == 3
     ver = out.results["verification"]
     assert all(c["passed"] for c in ver["comparisons"]) and ver["passed"] is False
-    assert ver["predictions"][0] == {"reference": "pytorch:cpu", "test": "onnxruntime:cpu", "sample": 0, "passed": False, "unmatched_test": 1}
+    assert ver["predictions"][0] == {
+        "reference": "pytorch:cpu",
+        "test": "onnxruntime:cpu",
+        "sample": 0,
+        "passed": False,
+        "unmatched_test": 1,
+    }
     assert "final predictions differ" in out.results["failure"]["message"]
 
 
 def test_explicit_int8_records_qdq_model_and_its_accuracy_delta(tmp_path: Path, toy_files: dict[str, Path]) -> None:
-    cfg = _cfg(tmp_path, backend_config={"common_config": {"precision_policy": "explicit_int8"}, "quantization": {"calibration_samples": 4}})
+    cfg = _cfg(
+        tmp_path,
+        backend_config={
+            "common_config": {"precision_policy": "explicit_int8"},
+            "quantization": {"calibration_samples": 4},
+        },
+    )
     out = _runner(tmp_path, toy_files, cfg=cfg).run()
     assert out.exit_code == 0, out.results["failure"]
     res = json.loads(out.results_path.read_text())
@@ -172,5 +196,7 @@ def test_explicit_int8_records_qdq_model_and_its_accuracy_delta(tmp_path: Path, 
     int8 = res["evaluation"]["onnxruntime-int8:cpu"]
     assert int8["precision"] == "int8"
     delta = int8["accuracy_delta_vs_fp32"]
-    assert delta["metric"] == "accuracy" and delta["fp32"] == res["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    assert (
+        delta["metric"] == "accuracy" and delta["fp32"] == res["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    )
     assert abs(delta["delta"] - (delta["int8"] - delta["fp32"])) < 1e-12

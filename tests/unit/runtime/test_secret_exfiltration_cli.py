@@ -18,7 +18,9 @@ TEAM = "team-b-credential-77"
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"AWS_SECRET_ACCESS_KEY": SECRET, "TEAM_KEY": TEAM, "MODELDEPLOY_SECRET_ENV": "TEAM_KEY,AWS_SECRET_ACCESS_KEY"})
+    env.update(
+        {"AWS_SECRET_ACCESS_KEY": SECRET, "TEAM_KEY": TEAM, "MODELDEPLOY_SECRET_ENV": "TEAM_KEY,AWS_SECRET_ACCESS_KEY"}
+    )
     return env
 
 
@@ -29,9 +31,29 @@ def _leaks(text: str) -> list[str]:
 
 def _run(tmp_path: Path, deploy: str, model: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modeldeploy", "run", deploy, model, "--work-dir", str(tmp_path / "work"), "--log-format", "json",
-         "--log-level", "DEBUG", "--termination-log", str(tmp_path / "term.json"), "--run-id", "exfil"],
-        check=False, capture_output=True, text=True, timeout=300, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            deploy,
+            model,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--log-format",
+            "json",
+            "--log-level",
+            "DEBUG",
+            "--termination-log",
+            str(tmp_path / "term.json"),
+            "--run-id",
+            "exfil",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
     )
 
 
@@ -46,16 +68,20 @@ def _everything_written(tmp_path: Path, proc: subprocess.CompletedProcess[str]) 
 @pytest.mark.parametrize("env_name", ["AWS_SECRET_ACCESS_KEY", "TEAM_KEY"])
 def test_secret_raised_by_the_model_config_is_nowhere(tmp_path: Path, env_name: str) -> None:
     model = tmp_path / "model.py"
-    model.write_text(f"value = __import__('os').environ[{env_name!r}]\nprint('stdout leak', value)\n"
-                     "__import__('warnings').warn('warning leak ' + value)\n"
-                     "__import__('logging').getLogger('mmengine').warning('mmengine leak ' + value)\n"
-                     "raise ValueError('leak: ' + value)\n")
+    model.write_text(
+        f"value = __import__('os').environ[{env_name!r}]\nprint('stdout leak', value)\n"
+        "__import__('warnings').warn('warning leak ' + value)\n"
+        "__import__('logging').getLogger('mmengine').warning('mmengine leak ' + value)\n"
+        "raise ValueError('leak: ' + value)\n"
+    )
     proc = _run(tmp_path, "builtin:calibration/deploy_demo.py", str(model))
     assert proc.returncode == 2, proc.stderr[-2000:]
     written = _everything_written(tmp_path, proc)
     assert str(tmp_path / "work" / "results.json") in written and str(tmp_path / "term.json") in written
     assert any(k.endswith("run.log") for k in written), sorted(written)
-    assert "ValueError" in written[str(tmp_path / "term.json")], "the failure is still explained (with the value redacted)"
+    assert "ValueError" in written[str(tmp_path / "term.json")], (
+        "the failure is still explained (with the value redacted)"
+    )
     assert "stdout leak [redacted]" in proc.stdout, "the config's print() ran and was scrubbed"
     leaks = {k: _leaks(v) for k, v in written.items() if _leaks(v)}
     assert not leaks, leaks

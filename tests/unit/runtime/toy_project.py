@@ -72,8 +72,22 @@ class ToyProject(BaseProject):
     def build_evaluator(self, cfg: Any, model_cfg: Any) -> BaseEvaluator:
         return ToyEvaluator()
 
-    def export_components(self, model: torch.nn.Module, cfg: Any, model_cfg: Any, sample: dict[str, Any]) -> list[ExportComponent]:
-        return [ExportComponent("toy", model, ["input"], ["output"], {"input": sample["image"].unsqueeze(0)}, {"input": {0: "batch"}}, "toy.onnx")]
+    def export_components(
+        self, model: torch.nn.Module, cfg: Any, model_cfg: Any, sample: dict[str, Any]
+    ) -> list[ExportComponent]:
+        return [
+            ExportComponent(
+                "toy",
+                model,
+                ["input"],
+                ["output"],
+                {"input": sample["image"].unsqueeze(0)},
+                {"input": {0: "batch"}},
+                "toy.onnx",
+            )
+        ]
 
-    def build_pipeline(self, backends: dict[str, BaseBackend], cfg: Any, model_cfg: Any, device: torch.device) -> BasePipeline:
+    def build_pipeline(
+        self, backends: dict[str, BaseBackend], cfg: Any, model_cfg: Any, device: torch.device
+    ) -> BasePipeline:
         return ToyPipeline(backends, device)

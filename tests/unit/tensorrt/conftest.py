@@ -42,7 +42,11 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory, small_net: SmallConvNet
         input_names=["input"],
         output_names=["logits", "saliency"],
         sample_inputs={"input": torch.randn(1, 5, 16, 16)},
-        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}, "saliency": {0: "batch", 2: "h2", 3: "w2"}},
+        dynamic_axes={
+            "input": {0: "batch", 2: "height", 3: "width"},
+            "logits": {0: "batch"},
+            "saliency": {0: "batch", 2: "h2", 3: "w2"},
+        },
     )
     return ONNXExporter(ONNXConfigSection(opset_version=17)).export(comp, out).path
 
@@ -83,7 +87,18 @@ def trt_bindings_so() -> bytes:
         if not wheels:
             cache.mkdir(parents=True, exist_ok=True)
             proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(cache), BINDINGS_PACKAGE],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(cache),
+                    BINDINGS_PACKAGE,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -91,8 +106,12 @@ def trt_bindings_so() -> bytes:
             wheels = sorted(cache.glob("tensorrt_cu13_bindings-*.whl"))
             if not wheels:
                 if os.environ.get("MODELDEPLOY_OFFLINE") == "1":
-                    pytest.skip(f"MODELDEPLOY_OFFLINE=1 and no cached {BINDINGS_PACKAGE} wheel in {cache}: TensorRT symbol check NOT run")
-                pytest.fail(f"could not download {BINDINGS_PACKAGE} (needs PyPI once, then cached in {cache}): {proc.stderr.strip()[-400:]}")
+                    pytest.skip(
+                        f"MODELDEPLOY_OFFLINE=1 and no cached {BINDINGS_PACKAGE} wheel in {cache}: TensorRT symbol check NOT run"
+                    )
+                pytest.fail(
+                    f"could not download {BINDINGS_PACKAGE} (needs PyPI once, then cached in {cache}): {proc.stderr.strip()[-400:]}"
+                )
     with zipfile.ZipFile(wheels[-1]) as zf:
         sos = [n for n in zf.namelist() if n.endswith(".so") and "tensorrt" in n.rsplit("/", 1)[-1]]
         assert sos, f"no tensorrt*.so in {wheels[-1].name}: {zf.namelist()[:20]}"

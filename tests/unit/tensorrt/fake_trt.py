@@ -17,7 +17,7 @@ import ctypes
 import json
 import weakref
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +47,15 @@ def fake_enum(owner: str, names: list[str]) -> type:
 
 
 _ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 7: "INT64", 6: "INT32", 9: "BOOL", 2: "UINT8", 3: "INT8", 16: "BF16"}
-_TRT_TO_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT64": np.int64, "INT32": np.int32, "BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8}
+_TRT_TO_NP = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "INT8": np.int8,
+}
 
 
 class FakeTensor:
@@ -76,12 +84,12 @@ class FakeParserError:
 
 
 class FakeNetwork:
-    def __init__(self, fake: "RecordingFakeTensorRT", flags: int) -> None:
+    def __init__(self, fake: RecordingFakeTensorRT, flags: int) -> None:
         self.fake, self.flags = fake, flags
         self.inputs: list[FakeTensor] = []
         self.outputs: list[FakeTensor] = []
-        self.onnx_path: Optional[str] = None
-        self.parser_ref: Optional[weakref.ref] = None
+        self.onnx_path: str | None = None
+        self.parser_ref: weakref.ref | None = None
 
     @property
     def num_inputs(self) -> int:
@@ -99,7 +107,7 @@ class FakeNetwork:
 
 
 class FakeOnnxParser:
-    def __init__(self, fake: "RecordingFakeTensorRT", network: FakeNetwork, logger: Any) -> None:
+    def __init__(self, fake: RecordingFakeTensorRT, network: FakeNetwork, logger: Any) -> None:
         self.fake, self.network, self.logger = fake, network, logger
         self.errors: list[FakeParserError] = []
         network.parser_ref = weakref.ref(self)  # like TensorRT: the parser owns the network's weights
@@ -112,13 +120,18 @@ class FakeOnnxParser:
         inits = {i.name for i in model.graph.initializer}
         for k, node in enumerate(model.graph.node):
             if node.op_type in self.fake.unsupported_ops:
-                self.errors.append(FakeParserError(k, node.name, node.op_type, f"No importer registered for op: {node.op_type}"))
+                self.errors.append(
+                    FakeParserError(k, node.name, node.op_type, f"No importer registered for op: {node.op_type}")
+                )
         if self.errors:
             return False
         for inp in model.graph.input:
             if inp.name in inits:
                 continue
-            dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in inp.type.tensor_type.shape.dim)
+            dims = tuple(
+                d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+                for d in inp.type.tensor_type.shape.dim
+            )
             self.network.inputs.append(FakeTensor(inp.name, dims, _ONNX_TO_TRT[inp.type.tensor_type.elem_type]))
         for out in model.graph.output:
             self.network.outputs.append(FakeTensor(out.name, (), _ONNX_TO_TRT[out.type.tensor_type.elem_type]))
@@ -150,20 +163,20 @@ class FakeTimingCache:
 
 
 class FakeBuilderConfig:
-    def __init__(self, fake: "RecordingFakeTensorRT") -> None:
+    def __init__(self, fake: RecordingFakeTensorRT) -> None:
         self.fake = fake
         self.flags: list[str] = []
         self.profiles: list[FakeProfile] = []
         self.pool_limits: dict[str, int] = {}
-        self._level: Optional[int] = None
-        self.timing_cache: Optional[FakeTimingCache] = None
+        self._level: int | None = None
+        self.timing_cache: FakeTimingCache | None = None
 
     def set_memory_pool_limit(self, pool: FakeEnumValue, size: int) -> None:
         self.fake.calls.append(("set_memory_pool_limit", pool.name, size))
         self.pool_limits[pool.name] = size
 
     @property
-    def builder_optimization_level(self) -> Optional[int]:
+    def builder_optimization_level(self) -> int | None:
         return self._level
 
     @builder_optimization_level.setter
@@ -191,7 +204,7 @@ class FakeBuilderConfig:
 
 
 class FakeBuilder:
-    def __init__(self, fake: "RecordingFakeTensorRT", logger: Any) -> None:
+    def __init__(self, fake: RecordingFakeTensorRT, logger: Any) -> None:
         fake.calls.append(("Builder",))
         self.fake, self.logger = fake, logger
 
@@ -205,7 +218,7 @@ class FakeBuilder:
     def create_optimization_profile(self) -> FakeProfile:
         return FakeProfile()
 
-    def build_serialized_network(self, network: FakeNetwork, config: FakeBuilderConfig) -> Optional[bytes]:
+    def build_serialized_network(self, network: FakeNetwork, config: FakeBuilderConfig) -> bytes | None:
         self.fake.calls.append(("build_serialized_network",))
         sev = self.fake.ILogger.Severity
         self.logger.log(sev.INFO, "fake builder: starting build")
@@ -217,7 +230,10 @@ class FakeBuilder:
             return None
         dynamic = [t.name for t in network.inputs if any(d < 0 for d in t.shape)]
         if dynamic and not config.profiles:
-            self.logger.log(sev.ERROR, f"Network has dynamic or shape inputs, but no optimization profile has been defined ({dynamic})")
+            self.logger.log(
+                sev.ERROR,
+                f"Network has dynamic or shape inputs, but no optimization profile has been defined ({dynamic})",
+            )
             return None
         engine = {
             "version": self.fake.__version__,
@@ -232,16 +248,19 @@ class FakeBuilder:
 
 
 class FakeRuntime:
-    def __init__(self, fake: "RecordingFakeTensorRT", logger: Any) -> None:
+    def __init__(self, fake: RecordingFakeTensorRT, logger: Any) -> None:
         fake.calls.append(("Runtime",))
         self.fake, self.logger = fake, logger
 
-    def deserialize_cuda_engine(self, data: bytes) -> Optional["FakeEngine"]:
+    def deserialize_cuda_engine(self, data: bytes) -> FakeEngine | None:
         self.fake.calls.append(("deserialize_cuda_engine", len(data)))
         try:
             blob = json.loads(bytes(data))
         except ValueError:
-            self.logger.log(self.fake.ILogger.Severity.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
+            self.logger.log(
+                self.fake.ILogger.Severity.ERROR,
+                "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)",
+            )
             return None
         if blob["version"] != self.fake.__version__:
             self.logger.log(
@@ -253,7 +272,7 @@ class FakeRuntime:
 
 
 class FakeEngine:
-    def __init__(self, fake: "RecordingFakeTensorRT", blob: dict) -> None:
+    def __init__(self, fake: RecordingFakeTensorRT, blob: dict) -> None:
         self.fake, self.blob = fake, blob
         self.names = [n for n, _s, _d in blob["inputs"]] + [n for n, _d in blob["outputs"]]
         self.dtypes = {n: d for n, _s, d in blob["inputs"]} | {n: d for n, d in blob["outputs"]}
@@ -285,7 +304,7 @@ class FakeEngine:
         lo, opt, hi = self.blob["profiles"][k][name]
         return [tuple(lo), tuple(opt), tuple(hi)]
 
-    def create_execution_context(self) -> "FakeContext":
+    def create_execution_context(self) -> FakeContext:
         self.fake.calls.append(("create_execution_context",))
         return FakeContext(self)
 
@@ -340,7 +359,10 @@ class FakeContext:
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         self.fake.calls.append(("execute_async_v3", stream_handle))
-        feeds = {n: _view(self.addresses[n], s, _TRT_TO_NP[self.engine.dtypes[n]]).copy() for n, s in self.input_shapes.items()}
+        feeds = {
+            n: _view(self.addresses[n], s, _TRT_TO_NP[self.engine.dtypes[n]]).copy()
+            for n, s in self.input_shapes.items()
+        }
         sess = self.engine.session()
         for o, value in zip(sess.get_outputs(), sess.run(None, feeds)):
             dst = _view(self.addresses[o.name], value.shape, _TRT_TO_NP[self.engine.dtypes[o.name]])
@@ -391,17 +413,23 @@ class RecordingFakeTensorRT:
         self.Runtime = lambda logger: FakeRuntime(fake, logger)
 
     @classmethod
-    def tensorrt10(cls, **kw: Any) -> "RecordingFakeTensorRT":
+    def tensorrt10(cls, **kw: Any) -> RecordingFakeTensorRT:
         """TensorRT 10.x: weakly typed builder flags, deprecated EXPLICIT_BATCH still present."""
         return cls(
             "10.13.3.9",
             ["FP16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "TF32", "BF16", "FP8"],
-            ["EXPLICIT_BATCH", "EXPLICIT_PRECISION", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS", "STRONGLY_TYPED"],
+            [
+                "EXPLICIT_BATCH",
+                "EXPLICIT_PRECISION",
+                "PREFER_AOT_PYTHON_PLUGINS",
+                "PREFER_JIT_PYTHON_PLUGINS",
+                "STRONGLY_TYPED",
+            ],
             **kw,
         )
 
     @classmethod
-    def tensorrt11(cls, **kw: Any) -> "RecordingFakeTensorRT":
+    def tensorrt11(cls, **kw: Any) -> RecordingFakeTensorRT:
         """TensorRT 11.4 as read in the bindings: no FP16/INT8 builder flag, no EXPLICIT_BATCH."""
         return cls("11.4.0.106", ["DEBUG", "GPU_FALLBACK", "TF32", "BF16"], ["STRONGLY_TYPED"], **kw)
 

@@ -18,8 +18,15 @@ class _DenyingSharedTierDouble:
 
 def test_denied_shared_tier_falls_back_to_local(tmp_path: Path) -> None:
     key = EngineCacheKey(
-        onnx_sha256="a" * 64, tensorrt_version="10.9.0", compute_capability="9.0", precision_policy="fp16",
-        builder_flags=("FP16",), strongly_typed=False, graph_transform="none", profiles=(), workspace_bytes=1 << 30,
+        onnx_sha256="a" * 64,
+        tensorrt_version="10.9.0",
+        compute_capability="9.0",
+        precision_policy="fp16",
+        builder_flags=("FP16",),
+        strongly_typed=False,
+        graph_transform="none",
+        profiles=(),
+        workspace_bytes=1 << 30,
         optimization_level=None,
     )
     cache = EngineCache(tmp_path / "cache", shared=_DenyingSharedTierDouble())

@@ -12,9 +12,9 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from modeldeploy.backends.registry import ONNXRUNTIME
 from modeldeploy.config.sections import QuantizationSection
 from modeldeploy.errors import ConfigError, DataError
-from modeldeploy.backends.registry import ONNXRUNTIME
 from modeldeploy.exporters.quantization import convert_fp16, qdq_node_counts, quantize_qdq
 
 
@@ -37,7 +37,11 @@ def test_qdq_model_has_symmetric_int8_quantize_dequantize_pairs(qdq_model: Path)
     for node in qnodes:  # TensorRT: signed int8, zero point 0
         zp = by_name[node.input[2]]
         assert zp.data_type == onnx.TensorProto.INT8 and not numpy_helper.to_array(zp).any(), node.name
-    conv_weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and numpy_helper.to_array(by_name[n.input[1]]).size > 1]
+    conv_weight_dq = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and numpy_helper.to_array(by_name[n.input[1]]).size > 1
+    ]
     assert conv_weight_dq, "per_channel=True should give per-output-channel weight scales"
 
 
@@ -54,7 +58,9 @@ def test_qdq_model_stays_close_to_fp32_in_onnx_runtime(small_onnx: Path, qdq_mod
     assert agree >= 0.9, agree
 
 
-def test_calibration_reads_at_most_the_configured_number_of_samples(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
+def test_calibration_reads_at_most_the_configured_number_of_samples(
+    small_onnx: Path, tmp_path: Path, calibration_samples: list
+) -> None:
     consumed = []
 
     def samples() -> Iterator[dict[str, np.ndarray]]:
@@ -62,13 +68,23 @@ def test_calibration_reads_at_most_the_configured_number_of_samples(small_onnx: 
             consumed.append(i)
             yield s
 
-    quantize_qdq(small_onnx, samples(), tmp_path / "q.onnx", QuantizationSection(calibration_samples=3, calibrate_method="Percentile"))
+    quantize_qdq(
+        small_onnx,
+        samples(),
+        tmp_path / "q.onnx",
+        QuantizationSection(calibration_samples=3, calibrate_method="Percentile"),
+    )
     assert consumed == [0, 1, 2]
 
 
 def test_bad_calibration_data_and_unsupported_tool_are_clear_errors(small_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"lacks graph input\(s\) \['input'\]"):
-        quantize_qdq(small_onnx, iter([{"images": np.zeros((1, 5, 16, 16), np.float32)}]), tmp_path / "q.onnx", QuantizationSection())
+        quantize_qdq(
+            small_onnx,
+            iter([{"images": np.zeros((1, 5, 16, 16), np.float32)}]),
+            tmp_path / "q.onnx",
+            QuantizationSection(),
+        )
     with pytest.raises(DataError, match="no calibration samples"):
         quantize_qdq(small_onnx, iter([]), tmp_path / "q.onnx", QuantizationSection())
     with pytest.raises(ConfigError, match="modelopt"):

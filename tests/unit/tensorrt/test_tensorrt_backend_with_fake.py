@@ -20,13 +20,23 @@ from modeldeploy.exporters.tensorrt import TensorRTExporter
 from tests.unit.tensorrt.fake_trt import RecordingFakeTensorRT
 
 PROFILES = [
-    {"input_shapes": {"input": {"min_shape": [1, 5, 16, 16], "opt_shape": [1, 5, 16, 16], "max_shape": [2, 5, 32, 32]}}},
-    {"input_shapes": {"input": {"min_shape": [3, 5, 16, 16], "opt_shape": [4, 5, 16, 16], "max_shape": [8, 5, 16, 16]}}},
+    {
+        "input_shapes": {
+            "input": {"min_shape": [1, 5, 16, 16], "opt_shape": [1, 5, 16, 16], "max_shape": [2, 5, 32, 32]}
+        }
+    },
+    {
+        "input_shapes": {
+            "input": {"min_shape": [3, 5, 16, 16], "opt_shape": [4, 5, 16, 16], "max_shape": [8, 5, 16, 16]}
+        }
+    },
 ]
 
 
 def _build(onnx_path: Path, out: Path, fake: RecordingFakeTensorRT, profiles: list | None = None) -> Path:
-    cfg = BackendConfigSection.model_validate({"common_config": {"engine_cache": False}, "model_inputs": PROFILES if profiles is None else profiles})
+    cfg = BackendConfigSection.model_validate(
+        {"common_config": {"engine_cache": False}, "model_inputs": PROFILES if profiles is None else profiles}
+    )
     exp = TensorRTExporter(cfg, trt_module=fake, compute_capability="9.0")
     return exp.build(onnx_path, out, component="model", output_names=["logits", "saliency"]).path
 
@@ -55,16 +65,22 @@ def test_fake_engine_matches_pytorch_and_picks_the_profile_by_shape(engine: Path
 
 
 def test_outputs_come_back_in_requested_name_order(engine: Path) -> None:
-    be = TensorRTBackend(engine, device="cpu", trt_module=RecordingFakeTensorRT.tensorrt10(), output_names=["saliency", "logits"])
+    be = TensorRTBackend(
+        engine, device="cpu", trt_module=RecordingFakeTensorRT.tensorrt10(), output_names=["saliency", "logits"]
+    )
     out = be.infer({"input": torch.randn(1, 5, 16, 16)})
-    assert list(out) == ["saliency", "logits"] and out["saliency"].shape == (1, 1, 8, 8) and out["logits"].shape == (1, 2)
+    assert (
+        list(out) == ["saliency", "logits"] and out["saliency"].shape == (1, 1, 8, 8) and out["logits"].shape == (1, 2)
+    )
     with pytest.raises(InferenceError, match="no output"):
         TensorRTBackend(engine, device="cpu", trt_module=RecordingFakeTensorRT.tensorrt10(), output_names=["scores"])
 
 
 def test_shapes_outside_every_profile_name_the_profiles(engine: Path) -> None:
     be = TensorRTBackend(engine, device="cpu", trt_module=RecordingFakeTensorRT.tensorrt10())
-    with pytest.raises(InferenceError, match=r"fit no optimization profile .*#0: input \(1, 5, 16, 16\)\.\.\(2, 5, 32, 32\)"):
+    with pytest.raises(
+        InferenceError, match=r"fit no optimization profile .*#0: input \(1, 5, 16, 16\)\.\.\(2, 5, 32, 32\)"
+    ):
         be.infer({"input": torch.randn(9, 5, 16, 16)})
     with pytest.raises(InferenceError, match="missing input"):
         be.infer({"images": torch.randn(1, 5, 16, 16)})
@@ -79,7 +95,9 @@ def test_static_engine_checks_exact_shapes(static_onnx: Path, tmp_path: Path) ->
 
 
 def test_engine_from_another_tensorrt_version_is_refused_with_both_versions(engine: Path) -> None:
-    with pytest.raises(EngineIncompatibleError, match=r"built with TensorRT 10\.13\.3\.9 but this node has TensorRT 11\.4\.0\.106"):
+    with pytest.raises(
+        EngineIncompatibleError, match=r"built with TensorRT 10\.13\.3\.9 but this node has TensorRT 11\.4\.0\.106"
+    ):
         TensorRTBackend(engine, device="cpu", trt_module=RecordingFakeTensorRT.tensorrt11())
     Path(str(engine) + ".json").unlink()  # without the sidecar, TensorRT's own message decides
     with pytest.raises(EngineIncompatibleError, match="built with another TensorRT version"):

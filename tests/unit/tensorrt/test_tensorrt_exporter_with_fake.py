@@ -9,17 +9,27 @@ import numpy as np
 import onnx
 import pytest
 
+from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.artifacts.local import LocalArtifactStore
 from modeldeploy.config.sections import BackendConfigSection
 from modeldeploy.errors import BackendUnavailableError, ConfigError, ExportError
-from modeldeploy import tensorrt_api as trt_api
 from modeldeploy.exporters.engine_cache import EngineCache, onnx_digest, shared_tier
 from modeldeploy.exporters.tensorrt import TensorRTExporter, plan_precision, profiles_for
 from tests.unit.tensorrt.fake_trt import RecordingFakeTensorRT, engine_blob
 
 PROFILES = [
-    {"component": None, "input_shapes": {"input": {"min_shape": [1, 5, 16, 16], "opt_shape": [1, 5, 16, 16], "max_shape": [2, 5, 32, 32]}}},
-    {"component": "model", "input_shapes": {"input": {"min_shape": [3, 5, 16, 16], "opt_shape": [4, 5, 16, 16], "max_shape": [8, 5, 16, 16]}}},
+    {
+        "component": None,
+        "input_shapes": {
+            "input": {"min_shape": [1, 5, 16, 16], "opt_shape": [1, 5, 16, 16], "max_shape": [2, 5, 32, 32]}
+        },
+    },
+    {
+        "component": "model",
+        "input_shapes": {
+            "input": {"min_shape": [3, 5, 16, 16], "opt_shape": [4, 5, 16, 16], "max_shape": [8, 5, 16, 16]}
+        },
+    },
     {"component": "other", "input_shapes": {"x": {"min_shape": [1], "opt_shape": [1], "max_shape": [1]}}},
 ]
 
@@ -35,7 +45,9 @@ def _cfg(policy: str = "auto", profiles: list | None = None, **common: object) -
 
 
 def _exporter(fake: RecordingFakeTensorRT, cfg: BackendConfigSection, tmp_path: Path, **kw: object) -> TensorRTExporter:
-    return TensorRTExporter(cfg, trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "cache" / "engines"), **kw)
+    return TensorRTExporter(
+        cfg, trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "cache" / "engines"), **kw
+    )
 
 
 # ---------------------------------------------------------------- availability
@@ -63,7 +75,9 @@ def test_capabilities_by_feature_detection_on_fake_trt10_and_trt11() -> None:
     c10 = trt_api.capabilities(RecordingFakeTensorRT.tensorrt10())
     c11 = trt_api.capabilities(RecordingFakeTensorRT.tensorrt11())
     assert c10.weakly_typed_precision and {"FP16", "INT8", "TF32"} <= c10.builder_flags
-    assert not c11.weakly_typed_precision and "FP16" not in c11.builder_flags and "EXPLICIT_BATCH" not in c11.network_flags
+    assert (
+        not c11.weakly_typed_precision and "FP16" not in c11.builder_flags and "EXPLICIT_BATCH" not in c11.network_flags
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +110,9 @@ def test_profiles_for_component_takes_matching_and_unscoped_entries() -> None:
 
 def test_trt10_fp16_build_records_flags_profiles_workspace_and_writes_logs(small_onnx: Path, tmp_path: Path) -> None:
     fake = RecordingFakeTensorRT.tensorrt10()
-    out = _exporter(fake, _cfg("fp16", builder_optimization_level=4), tmp_path).build(small_onnx, tmp_path / "engines", component="model", output_names=["logits", "saliency"])
+    out = _exporter(fake, _cfg("fp16", builder_optimization_level=4), tmp_path).build(
+        small_onnx, tmp_path / "engines", component="model", output_names=["logits", "saliency"]
+    )
     assert fake.flags_set() == ["FP16"]
     assert ("set_memory_pool_limit", "WORKSPACE", 1 << 28) in fake.calls
     assert ("builder_optimization_level", 4) in fake.calls
@@ -114,7 +130,11 @@ def test_trt10_fp16_build_records_flags_profiles_workspace_and_writes_logs(small
     assert "fake builder: starting build" in log and '"builder_flags": ["FP16"]' in log
     assert (tmp_path / "engines" / "model.timing.cache").read_bytes() == b"tactic;"
     meta = json.loads((tmp_path / "engines" / "model.engine.json").read_text())
-    assert meta["tensorrt"] == "10.13.3.9" and meta["compute_capability"] == "9.0" and meta["output_names"] == ["logits", "saliency"]
+    assert (
+        meta["tensorrt"] == "10.13.3.9"
+        and meta["compute_capability"] == "9.0"
+        and meta["output_names"] == ["logits", "saliency"]
+    )
 
 
 def test_trt11_fp16_builds_from_an_fp16_graph_without_builder_flags(small_onnx: Path, tmp_path: Path) -> None:
@@ -149,7 +169,9 @@ def _qdq(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> Path:
 
 def test_explicit_int8_on_trt11_parses_a_qdq_graph(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
     fake = RecordingFakeTensorRT.tensorrt11()
-    out = _exporter(fake, _cfg("explicit_int8"), tmp_path).build(_qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model")
+    out = _exporter(fake, _cfg("explicit_int8"), tmp_path).build(
+        _qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model"
+    )
     parsed = Path([c[1] for c in fake.calls if c[0] == "parse_from_file"][0])
     assert parsed.name == "model.int8_qdq.onnx"
     ops = {n.op_type for n in onnx.load(str(parsed)).graph.node}
@@ -159,11 +181,15 @@ def test_explicit_int8_on_trt11_parses_a_qdq_graph(small_onnx: Path, tmp_path: P
 
 def test_explicit_int8_on_trt10_sets_int8_flag(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
     fake = RecordingFakeTensorRT.tensorrt10()
-    _exporter(fake, _cfg("explicit_int8"), tmp_path).build(_qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model")
+    _exporter(fake, _cfg("explicit_int8"), tmp_path).build(
+        _qdq(small_onnx, tmp_path, calibration_samples), tmp_path / "e", component="model"
+    )
     assert fake.flags_set() == ["INT8"]
 
 
-def test_explicit_int8_on_a_graph_without_qdq_is_a_config_error_not_a_second_quantizer(small_onnx: Path, tmp_path: Path) -> None:
+def test_explicit_int8_on_a_graph_without_qdq_is_a_config_error_not_a_second_quantizer(
+    small_onnx: Path, tmp_path: Path
+) -> None:
     fake = RecordingFakeTensorRT.tensorrt11()
     with pytest.raises(ConfigError, match="not a Q/DQ graph"):
         _exporter(fake, _cfg("explicit_int8"), tmp_path).build(small_onnx, tmp_path / "e", component="model")
@@ -177,12 +203,39 @@ def test_explicit_int8_on_a_graph_without_qdq_is_a_config_error_not_a_second_qua
     "profiles, match",
     [
         ([], "dynamic dims but backend_config.model_inputs has no profile"),
-        ([{"input_shapes": {"images": {"min_shape": [1, 5, 16, 16], "opt_shape": [1, 5, 16, 16], "max_shape": [1, 5, 16, 16]}}}], "does not have"),
-        ([{"input_shapes": {"input": {"min_shape": [1, 5, 16], "opt_shape": [1, 5, 16], "max_shape": [1, 5, 16]}}}], "rank 3"),
-        ([{"input_shapes": {"input": {"min_shape": [1, 3, 16, 16], "opt_shape": [1, 3, 16, 16], "max_shape": [1, 3, 16, 16]}}}], "axis 1 is static"),
+        (
+            [
+                {
+                    "input_shapes": {
+                        "images": {
+                            "min_shape": [1, 5, 16, 16],
+                            "opt_shape": [1, 5, 16, 16],
+                            "max_shape": [1, 5, 16, 16],
+                        }
+                    }
+                }
+            ],
+            "does not have",
+        ),
+        (
+            [{"input_shapes": {"input": {"min_shape": [1, 5, 16], "opt_shape": [1, 5, 16], "max_shape": [1, 5, 16]}}}],
+            "rank 3",
+        ),
+        (
+            [
+                {
+                    "input_shapes": {
+                        "input": {"min_shape": [1, 3, 16, 16], "opt_shape": [1, 3, 16, 16], "max_shape": [1, 3, 16, 16]}
+                    }
+                }
+            ],
+            "axis 1 is static",
+        ),
     ],
 )
-def test_bad_profiles_are_config_errors_before_any_tensorrt_call(small_onnx: Path, tmp_path: Path, profiles: list, match: str) -> None:
+def test_bad_profiles_are_config_errors_before_any_tensorrt_call(
+    small_onnx: Path, tmp_path: Path, profiles: list, match: str
+) -> None:
     fake = RecordingFakeTensorRT.tensorrt10()
     with pytest.raises(ConfigError, match=match):
         _exporter(fake, _cfg(profiles=profiles), tmp_path).build(small_onnx, tmp_path / "e", component="model")
@@ -194,7 +247,10 @@ def test_parser_errors_are_reported_per_node(small_onnx: Path, tmp_path: Path) -
     with pytest.raises(ExportError) as exc:
         _exporter(fake, _cfg(), tmp_path).build(small_onnx, tmp_path / "e", component="model")
     msg = exc.value.message
-    assert "could not parse model.onnx" in msg and "(Conv): [ErrorCode.UNSUPPORTED_NODE] No importer registered for op: Conv" in msg
+    assert (
+        "could not parse model.onnx" in msg
+        and "(Conv): [ErrorCode.UNSUPPORTED_NODE] No importer registered for op: Conv" in msg
+    )
     log = (tmp_path / "e" / "model.build.log").read_text()
     assert log.count("[PARSER] node") == 2  # both Conv nodes, each with its index
 
@@ -228,7 +284,12 @@ def test_identical_request_reuses_the_engine_and_any_change_rebuilds(small_onnx:
     keys = {first.info["cache_key"]}
     for what, change in changes.items():
         fake.calls.clear()
-        exp = TensorRTExporter(change["cfg"], trt_module=fake, compute_capability=change.get("cc", "9.0"), cache=EngineCache(tmp_path / "cache" / "engines"))
+        exp = TensorRTExporter(
+            change["cfg"],
+            trt_module=fake,
+            compute_capability=change.get("cc", "9.0"),
+            cache=EngineCache(tmp_path / "cache" / "engines"),
+        )
         out = exp.build(small_onnx, tmp_path / f"e-{what}", component="model")
         assert out.info["cache_hit"] is False and "build_serialized_network" in fake.call_names(), what
         keys.add(out.info["cache_key"])
@@ -267,10 +328,14 @@ def test_shared_tier_lets_another_node_reuse_the_engine(small_onnx: Path, tmp_pa
     shared = shared_tier(store)
     assert shared is not None
     fake = RecordingFakeTensorRT.tensorrt10()
-    node_a = TensorRTExporter(_cfg(), trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "a", shared))
+    node_a = TensorRTExporter(
+        _cfg(), trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "a", shared)
+    )
     node_a.build(small_onnx, tmp_path / "ea", component="model")
     fake.calls.clear()
-    node_b = TensorRTExporter(_cfg(), trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "b", shared))
+    node_b = TensorRTExporter(
+        _cfg(), trt_module=fake, compute_capability="9.0", cache=EngineCache(tmp_path / "b", shared)
+    )
     out = node_b.build(small_onnx, tmp_path / "eb", component="model")
     assert out.info["cache_hit"] is True and out.info["cache_source"] == "shared" and fake.calls == []
 
@@ -284,13 +349,17 @@ def test_engine_cache_disabled_always_builds(small_onnx: Path, tmp_path: Path) -
     assert np.isfinite(out.info["build_seconds"])
 
 
-def test_a_graph_that_is_already_qdq_is_not_quantized_again(small_onnx: Path, tmp_path: Path, calibration_samples: list) -> None:
+def test_a_graph_that_is_already_qdq_is_not_quantized_again(
+    small_onnx: Path, tmp_path: Path, calibration_samples: list
+) -> None:
     from modeldeploy.exporters.base import ExportedModel
     from modeldeploy.exporters.quantization import quantize_qdq
 
     qdq = quantize_qdq(small_onnx, iter(calibration_samples), tmp_path / "model.int8_qdq.onnx", _cfg().quantization)
     fake = RecordingFakeTensorRT.tensorrt11()
     exp = _exporter(fake, _cfg("explicit_int8"), tmp_path)  # no calibration source: none needed
-    out = exp.export_onnx(ExportedModel("model", qdq, input_names=["input"], output_names=["logits", "saliency"]), tmp_path / "e")
+    out = exp.export_onnx(
+        ExportedModel("model", qdq, input_names=["input"], output_names=["logits", "saliency"]), tmp_path / "e"
+    )
     assert ("parse_from_file", str(qdq)) in fake.calls and out.output_names == ["logits", "saliency"]
     assert out.path == tmp_path / "e" / "model.engine"

@@ -62,7 +62,7 @@ def test_feature_detection_covers_what_tensorrt11_lacks(trt_bindings_so: bytes) 
 def test_symbol_check_catches_a_typo(trt_bindings_so: bytes) -> None:
     typo = extract(TRT_API_SOURCE.replace("execute_async_v3", "execute_async_v4")).required
     assert "execute_async_v4" in typo and not _present(trt_bindings_so, "execute_async_v4")
-    removed = extract(TRT_API_SOURCE.replace("getattr(net, \"EXPLICIT_BATCH\", None)", "net.EXPLICIT_BATCH")).required
+    removed = extract(TRT_API_SOURCE.replace('getattr(net, "EXPLICIT_BATCH", None)', "net.EXPLICIT_BATCH")).required
     assert "EXPLICIT_BATCH" in removed and not _present(trt_bindings_so, "EXPLICIT_BATCH")
 
 

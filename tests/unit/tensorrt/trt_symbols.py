@@ -97,7 +97,12 @@ def extract(source: str) -> TRTNames:
             attr = node.attr
             if not (attr.startswith("__") and attr.endswith("__")) or attr == "__version__":
                 out.required.add(attr)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and len(node.args) >= 2
+        ):
             obj, name = node.args[0], node.args[1]
             if _is_tainted(obj, tainted):
                 if isinstance(name, ast.Constant) and isinstance(name.value, str):

@@ -34,7 +34,9 @@ _FORMAT_HINT = "see runtime/modeldeploy/projects/calibration/README.md for the s
 def read_info_file(path: Path) -> list[dict[str, Any]]:
     """``{'metainfo': ..., 'data_list': [...]}`` (pickle or JSON) → the list of entries."""
     hint = "expected a pickle/JSON of {'metainfo': {...}, 'data_list': [{...}, ...]}"
-    info = load_info(path, hint=hint, missing_hint="set runtime_io.info_file / data_root, or leave both unset for the bundled sample")
+    info = load_info(
+        path, hint=hint, missing_hint="set runtime_io.info_file / data_root, or leave both unset for the bundled sample"
+    )
     data_list = data_list_of(info, path, hint=hint)
     return [dict(e) for e in data_list]
 
@@ -45,7 +47,9 @@ def _matrix(value: Any, shape: tuple[int, int], key: str, source: str) -> np.nda
     except (TypeError, ValueError):
         raise DataError(f"{source}: '{key}' is not numeric ({value!r:.80})", hint=_FORMAT_HINT) from None
     if m.shape != shape or not np.all(np.isfinite(m)):
-        raise DataError(f"{source}: '{key}' must be a finite {shape[0]}x{shape[1]} matrix, got shape {m.shape}", hint=_FORMAT_HINT)
+        raise DataError(
+            f"{source}: '{key}' must be a finite {shape[0]}x{shape[1]} matrix, got shape {m.shape}", hint=_FORMAT_HINT
+        )
     return m
 
 
@@ -55,17 +59,28 @@ def parse_calibration(calib: Any, source: str) -> dict[str, Any]:
         raise DataError(f"{source}: calibration must be a JSON object, got {type(calib).__name__}", hint=_FORMAT_HINT)
     missing = [k for k in ("cam2img", "lidar2cam") if k not in calib]
     if missing:
-        raise DataError(f"{source}: calibration lacks {missing}", hint="need cam2img (3x3), lidar2cam (4x4), distortion_coefficients, height, width")
+        raise DataError(
+            f"{source}: calibration lacks {missing}",
+            hint="need cam2img (3x3), lidar2cam (4x4), distortion_coefficients, height, width",
+        )
     k = _matrix(calib["cam2img"], (3, 3), "cam2img", source)
     if k[0, 0] <= 0 or k[1, 1] <= 0 or not np.allclose(k[2], [0, 0, 1]):
-        raise DataError(f"{source}: cam2img is not a pinhole intrinsic matrix (fx, fy > 0, last row 0 0 1): {k.tolist()}", hint=_FORMAT_HINT)
+        raise DataError(
+            f"{source}: cam2img is not a pinhole intrinsic matrix (fx, fy > 0, last row 0 0 1): {k.tolist()}",
+            hint=_FORMAT_HINT,
+        )
     t = _matrix(calib["lidar2cam"], (4, 4), "lidar2cam", source)
     r = t[:3, :3]
     if not np.allclose(t[3], [0, 0, 0, 1]) or not np.allclose(r @ r.T, np.eye(3), atol=1e-3) or np.linalg.det(r) < 0:
-        raise DataError(f"{source}: lidar2cam is not a rigid transform (orthonormal rotation, last row 0 0 0 1)", hint=_FORMAT_HINT)
+        raise DataError(
+            f"{source}: lidar2cam is not a rigid transform (orthonormal rotation, last row 0 0 0 1)", hint=_FORMAT_HINT
+        )
     dist = np.asarray(calib.get("distortion_coefficients", [0.0] * 5), dtype=np.float64).reshape(-1)
     if dist.size not in (4, 5, 8, 12, 14) or not np.all(np.isfinite(dist)):
-        raise DataError(f"{source}: distortion_coefficients must have 4, 5, 8, 12 or 14 finite values, got {dist.size}", hint=_FORMAT_HINT)
+        raise DataError(
+            f"{source}: distortion_coefficients must have 4, 5, 8, 12 or 14 finite values, got {dist.size}",
+            hint=_FORMAT_HINT,
+        )
     size = None
     if "height" in calib or "width" in calib:
         h, w = calib.get("height"), calib.get("width")
@@ -78,8 +93,13 @@ def parse_calibration(calib: Any, source: str) -> dict[str, Any]:
 class CalibrationDataLoader(BaseDataLoader):
     """Samples of an info file; ``epoch`` re-draws labels (training), evaluation uses epoch 0."""
 
-    def __init__(self, info_file: str | Path, data_root: str | Path | None = None,
-                 settings: CalibrationDataSettings | None = None, epoch: int = 0) -> None:
+    def __init__(
+        self,
+        info_file: str | Path,
+        data_root: str | Path | None = None,
+        settings: CalibrationDataSettings | None = None,
+        epoch: int = 0,
+    ) -> None:
         self.info_file = Path(info_file)
         self.data_root = Path(data_root) if data_root is not None else self.info_file.parent
         self.settings = settings or CalibrationDataSettings()
@@ -87,19 +107,28 @@ class CalibrationDataLoader(BaseDataLoader):
         self.entries = read_info_file(self.info_file)
 
     @classmethod
-    def from_runtime_io(cls, info_file: str | None, data_root: str | None, settings: CalibrationDataSettings) -> "CalibrationDataLoader":
+    def from_runtime_io(
+        cls, info_file: str | None, data_root: str | None, settings: CalibrationDataSettings
+    ) -> CalibrationDataLoader:
         """Deploy-config ``runtime_io`` → loader; neither set → the bundled synthetic sample."""
         for key, value in (("runtime_io.info_file", info_file), ("runtime_io.data_root", data_root)):
             if value is not None and ("://" in value or value.startswith("builtin:")):
-                raise DataError(f"{key} = {value!r} is a URI; this loader reads local paths",
-                                hint="the runner downloads remote datasets first; pass the local directory/file")
+                raise DataError(
+                    f"{key} = {value!r} is a URI; this loader reads local paths",
+                    hint="the runner downloads remote datasets first; pass the local directory/file",
+                )
         if info_file is None and data_root is None:
             b = settings.bundled_sample
             return cls(bundled_dataset(b.num_samples, b.seed, b.height, b.width), settings=settings)
         if info_file is None:
             return cls(Path(data_root) / INFO_FILE_NAME, data_root, settings)
         path = Path(info_file)
-        if not path.is_absolute() and not path.is_file() and data_root is not None and (Path(data_root) / path).is_file():
+        if (
+            not path.is_absolute()
+            and not path.is_file()
+            and data_root is not None
+            and (Path(data_root) / path).is_file()
+        ):
             path = Path(data_root) / path
         return cls(path, data_root, settings)
 
@@ -140,10 +169,15 @@ class CalibrationDataLoader(BaseDataLoader):
             raise DataError(f"image {path} could not be decoded", hint="expected a PNG/JPEG camera image")
         channels = 1 if image.ndim == 2 else image.shape[2]
         if channels != 3 or image.dtype != np.uint8:
-            raise DataError(f"image {path} has {channels} channel(s) of {image.dtype}; expected 3-channel 8-bit BGR", hint="save the camera image as an 8-bit colour PNG")
+            raise DataError(
+                f"image {path} has {channels} channel(s) of {image.dtype}; expected 3-channel 8-bit BGR",
+                hint="save the camera image as an 8-bit colour PNG",
+            )
         if size is not None and image.shape[:2] != size:
-            raise DataError(f"image {path} is {image.shape[1]}x{image.shape[0]} but its calibration says {size[1]}x{size[0]}",
-                            hint="the calibration's width/height must match the image")
+            raise DataError(
+                f"image {path} is {image.shape[1]}x{image.shape[0]} but its calibration says {size[1]}x{size[0]}",
+                hint="the calibration's width/height must match the image",
+            )
         return image
 
     @staticmethod
@@ -151,11 +185,16 @@ class CalibrationDataLoader(BaseDataLoader):
         if not path.is_file():
             raise DataError(f"LiDAR file {path} does not exist", hint=_FORMAT_HINT)
         if num_feats < 4:
-            raise DataError(f"LiDAR file {path}: num_pts_feats={num_feats}; expected at least x, y, z, intensity (4)", hint=_FORMAT_HINT)
+            raise DataError(
+                f"LiDAR file {path}: num_pts_feats={num_feats}; expected at least x, y, z, intensity (4)",
+                hint=_FORMAT_HINT,
+            )
         raw = np.fromfile(path, dtype=np.float32)
         if raw.size == 0 or raw.size % num_feats:
-            raise DataError(f"LiDAR file {path} holds {raw.size} float32 values, not an N x {num_feats} array (x, y, z, intensity, ...)",
-                            hint="write points as float32 rows of num_pts_feats values (.bin, points.astype(np.float32).tofile())")
+            raise DataError(
+                f"LiDAR file {path} holds {raw.size} float32 values, not an N x {num_feats} array (x, y, z, intensity, ...)",
+                hint="write points as float32 rows of num_pts_feats values (.bin, points.astype(np.float32).tofile())",
+            )
         pts = raw.reshape(-1, num_feats)[:, :4]
         return np.ascontiguousarray(pts[np.isfinite(pts).all(1)])
 

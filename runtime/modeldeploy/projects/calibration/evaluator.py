@@ -30,13 +30,15 @@ class CalibrationEvaluator(BaseEvaluator):
         self._records: list[dict[str, Any]] = []
 
     def add(self, prediction: Any, sample: dict[str, Any]) -> None:
-        self._records.append({
-            "sample_idx": _plain_idx(sample.get("sample_idx", sample.get("index", len(self._records)))),
-            "label": int(sample["gt_label"]),
-            "predicted": int(prediction["label"]),
-            "score": float(prediction["score"]),
-            "probs": [float(p) for p in prediction.get("probs", [])],
-        })
+        self._records.append(
+            {
+                "sample_idx": _plain_idx(sample.get("sample_idx", sample.get("index", len(self._records)))),
+                "label": int(sample["gt_label"]),
+                "predicted": int(prediction["label"]),
+                "score": float(prediction["score"]),
+                "probs": [float(p) for p in prediction.get("probs", [])],
+            }
+        )
 
     def compute(self) -> dict[str, Any]:
         if not self._records:
@@ -49,7 +51,10 @@ class CalibrationEvaluator(BaseEvaluator):
         per_class = {}
         for i, name in enumerate(self.class_names):
             per_class[name] = {
-                "precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i]),
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
                 # per-class accuracy = recall of that class (fraction of its samples classified correctly)
                 "accuracy": float(cm[i, i] / support[i]) if support[i] else 0.0,
             }
@@ -60,14 +65,24 @@ class CalibrationEvaluator(BaseEvaluator):
             "recall_macro": float(r[present].mean()) if present.any() else 0.0,
             "f1_macro": float(f1[present].mean()) if present.any() else 0.0,
             "per_class": per_class,
-            "confusion_matrix": {"labels": list(self.class_names), "matrix": cm.tolist(), "rows": "ground truth", "cols": "predicted"},
+            "confusion_matrix": {
+                "labels": list(self.class_names),
+                "matrix": cm.tolist(),
+                "rows": "ground truth",
+                "cols": "predicted",
+            },
             "num_samples": int(y_true.size),
         }
 
     def write_predictions(self, path: Path) -> Path | None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"task": "classification", "classes": list(self.class_names),
-               "predictions": [{k: r[k] for k in ("sample_idx", "label", "predicted", "score", "probs")} for r in self._records]}
+        doc = {
+            "task": "classification",
+            "classes": list(self.class_names),
+            "predictions": [
+                {k: r[k] for k in ("sample_idx", "label", "predicted", "score", "probs")} for r in self._records
+            ],
+        }
         path.write_text(json.dumps(doc, indent=1))
         return path

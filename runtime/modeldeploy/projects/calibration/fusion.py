@@ -114,7 +114,12 @@ def fuse(
         depth = intensity = torch.zeros(h * w, dtype=torch.float64, device=device)
 
     fused = torch.cat(
-        [img.to(torch.float32).permute(2, 0, 1), depth.view(1, h, w).to(torch.float32), intensity.view(1, h, w).to(torch.float32)], 0
+        [
+            img.to(torch.float32).permute(2, 0, 1),
+            depth.view(1, h, w).to(torch.float32),
+            intensity.view(1, h, w).to(torch.float32),
+        ],
+        0,
     )
     mean = torch.tensor(settings.normalize.mean, dtype=torch.float32, device=device).view(5, 1, 1)
     std = torch.tensor(settings.normalize.std, dtype=torch.float32, device=device).view(5, 1, 1)

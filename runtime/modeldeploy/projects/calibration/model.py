@@ -47,7 +47,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -89,7 +91,9 @@ class ResNet(nn.Module):
             downsample = None
             if stride != 1 or cin != cout:
                 downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-            blocks = [BasicBlock(cin, cout, stride, downsample)] + [BasicBlock(cout, cout) for _ in range(1, num_blocks)]
+            blocks = [BasicBlock(cin, cout, stride, downsample)] + [
+                BasicBlock(cout, cout) for _ in range(1, num_blocks)
+            ]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             self.res_layers.append(f"layer{i + 1}")
             cin, cout = cout, cout * 2
@@ -144,7 +148,7 @@ class ImageClassifier(nn.Module):
     def num_classes(self) -> int:
         return self.head.fc.out_features
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the graph input's name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.head(self.neck(self.backbone(input)))
 
     def init_weights(self, generator: torch.Generator | None = None) -> None:
@@ -164,9 +168,31 @@ class ImageClassifier(nn.Module):
 
 # ---------------------------------------------------------------- config → model
 # Keys mmpretrain accepts that do not change the inference graph or the state-dict names.
-_BACKBONE_INERT = {"frozen_stages", "norm_eval", "with_cp", "zero_init_residual", "init_cfg", "drop_path_rate", "conv_cfg", "expansion"}
-_BACKBONE_KEYS = {"type", "depth", "in_channels", "stem_channels", "base_channels", "num_stages", "strides", "dilations",
-                  "out_indices", "style", "deep_stem", "avg_down", "norm_cfg"} | _BACKBONE_INERT
+_BACKBONE_INERT = {
+    "frozen_stages",
+    "norm_eval",
+    "with_cp",
+    "zero_init_residual",
+    "init_cfg",
+    "drop_path_rate",
+    "conv_cfg",
+    "expansion",
+}
+_BACKBONE_KEYS = {
+    "type",
+    "depth",
+    "in_channels",
+    "stem_channels",
+    "base_channels",
+    "num_stages",
+    "strides",
+    "dilations",
+    "out_indices",
+    "style",
+    "deep_stem",
+    "avg_down",
+    "norm_cfg",
+} | _BACKBONE_INERT
 _HEAD_KEYS = {"type", "num_classes", "in_channels", "loss", "topk", "init_cfg", "cal_acc"}
 _MODEL_KEYS = {"type", "backbone", "neck", "head", "data_preprocessor", "init_cfg", "train_cfg", "pretrained"}
 
@@ -183,8 +209,13 @@ def _require(cond: bool, key: str, value: Any, problem: str, fix: str) -> None:
 
 def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(section) - allowed)
-    _require(not unknown, f"{where}.{unknown[0] if unknown else ''}", section.get(unknown[0]) if unknown else None,
-             "unsupported key for this project's pure-PyTorch model", f"remove it; supported keys: {', '.join(sorted(allowed))}")
+    _require(
+        not unknown,
+        f"{where}.{unknown[0] if unknown else ''}",
+        section.get(unknown[0]) if unknown else None,
+        "unsupported key for this project's pure-PyTorch model",
+        f"remove it; supported keys: {', '.join(sorted(allowed))}",
+    )
 
 
 # AWML (mmpretrain) registered ``type=`` names → what builds them here. Any other name in
@@ -201,51 +232,170 @@ AWML_TYPES: dict[str, Any] = {
 
 def build_classifier(model: Mapping[str, Any]) -> ImageClassifier:
     """Build from an mmengine ``model = dict(type='ImageClassifier', ...)``; ConfigError on anything unsupported."""
-    _require(isinstance(model, Mapping), "model", model, "must be a dict", "write model = dict(type='ImageClassifier', ...)")
+    _require(
+        isinstance(model, Mapping), "model", model, "must be a dict", "write model = dict(type='ImageClassifier', ...)"
+    )
     check_model_types(model, AWML_TYPES, "calibration")
     _check_keys(model, _MODEL_KEYS, "model")
-    _require(_type_name(model.get("type")) == "ImageClassifier", "model.type", model.get("type"), "only ImageClassifier is supported", "use type='ImageClassifier'")
+    _require(
+        _type_name(model.get("type")) == "ImageClassifier",
+        "model.type",
+        model.get("type"),
+        "only ImageClassifier is supported",
+        "use type='ImageClassifier'",
+    )
 
     bb = model.get("backbone")
-    _require(isinstance(bb, Mapping), "model.backbone", bb, "missing or not a dict", "add backbone=dict(type='ResNet', depth=18, in_channels=5)")
+    _require(
+        isinstance(bb, Mapping),
+        "model.backbone",
+        bb,
+        "missing or not a dict",
+        "add backbone=dict(type='ResNet', depth=18, in_channels=5)",
+    )
     _check_keys(bb, _BACKBONE_KEYS, "model.backbone")
-    _require(_type_name(bb.get("type")) == "ResNet", "model.backbone.type", bb.get("type"), "only mmpretrain's ResNet is implemented", "use type='ResNet'")
+    _require(
+        _type_name(bb.get("type")) == "ResNet",
+        "model.backbone.type",
+        bb.get("type"),
+        "only mmpretrain's ResNet is implemented",
+        "use type='ResNet'",
+    )
     depth = bb.get("depth", 18)
-    _require(depth in ARCH_SETTINGS, "model.backbone.depth", depth, "only BasicBlock depths are implemented", f"use one of {sorted(ARCH_SETTINGS)}")
-    ints = {k: bb.get(k, d) for k, d in (("in_channels", 3), ("stem_channels", 64), ("base_channels", 64), ("num_stages", 4))}
+    _require(
+        depth in ARCH_SETTINGS,
+        "model.backbone.depth",
+        depth,
+        "only BasicBlock depths are implemented",
+        f"use one of {sorted(ARCH_SETTINGS)}",
+    )
+    ints = {
+        k: bb.get(k, d)
+        for k, d in (("in_channels", 3), ("stem_channels", 64), ("base_channels", 64), ("num_stages", 4))
+    }
     for k, v in ints.items():
-        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"model.backbone.{k}", v, "must be a positive int", "fix the value")
+        _require(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            f"model.backbone.{k}",
+            v,
+            "must be a positive int",
+            "fix the value",
+        )
     num_stages = ints["num_stages"]
     _require(num_stages <= 4, "model.backbone.num_stages", num_stages, "ResNet has at most 4 stages", "use 1..4")
     strides = tuple(bb.get("strides", (1, 2, 2, 2)))
-    _require(len(strides) == num_stages and all(s in (1, 2) for s in strides), "model.backbone.strides", strides,
-             "need one stride (1 or 2) per stage", "e.g. strides=(1, 2, 2, 2)")
+    _require(
+        len(strides) == num_stages and all(s in (1, 2) for s in strides),
+        "model.backbone.strides",
+        strides,
+        "need one stride (1 or 2) per stage",
+        "e.g. strides=(1, 2, 2, 2)",
+    )
     dilations = tuple(bb.get("dilations", (1,) * num_stages))
-    _require(dilations == (1,) * num_stages, "model.backbone.dilations", dilations, "dilated stages are not implemented", "remove dilations")
+    _require(
+        dilations == (1,) * num_stages,
+        "model.backbone.dilations",
+        dilations,
+        "dilated stages are not implemented",
+        "remove dilations",
+    )
     out_indices = tuple(bb.get("out_indices", (3,)))
-    _require(out_indices == (num_stages - 1,), "model.backbone.out_indices", out_indices,
-             "GlobalAveragePooling + LinearClsHead use the last stage only", f"use out_indices=({num_stages - 1},)")
-    _require(bb.get("style", "pytorch") in ("pytorch", "caffe"), "model.backbone.style", bb.get("style"), "unknown style", "use 'pytorch'")
-    _require(not bb.get("deep_stem", False), "model.backbone.deep_stem", bb.get("deep_stem"), "ResNetV1c/V1d stems are not implemented", "remove deep_stem")
-    _require(not bb.get("avg_down", False), "model.backbone.avg_down", bb.get("avg_down"), "avg_down is not implemented", "remove avg_down")
+    _require(
+        out_indices == (num_stages - 1,),
+        "model.backbone.out_indices",
+        out_indices,
+        "GlobalAveragePooling + LinearClsHead use the last stage only",
+        f"use out_indices=({num_stages - 1},)",
+    )
+    _require(
+        bb.get("style", "pytorch") in ("pytorch", "caffe"),
+        "model.backbone.style",
+        bb.get("style"),
+        "unknown style",
+        "use 'pytorch'",
+    )
+    _require(
+        not bb.get("deep_stem", False),
+        "model.backbone.deep_stem",
+        bb.get("deep_stem"),
+        "ResNetV1c/V1d stems are not implemented",
+        "remove deep_stem",
+    )
+    _require(
+        not bb.get("avg_down", False),
+        "model.backbone.avg_down",
+        bb.get("avg_down"),
+        "avg_down is not implemented",
+        "remove avg_down",
+    )
     norm = bb.get("norm_cfg", {"type": "BN"})
-    _require(isinstance(norm, Mapping) and norm.get("type") == "BN" and set(norm) <= {"type", "requires_grad"},
-             "model.backbone.norm_cfg", norm, "only BatchNorm ('BN') is implemented", "use norm_cfg=dict(type='BN', requires_grad=True)")
-    _require(bb.get("conv_cfg") is None, "model.backbone.conv_cfg", bb.get("conv_cfg"), "custom conv layers are not implemented", "remove conv_cfg")
-    _require(bb.get("expansion") in (None, 1), "model.backbone.expansion", bb.get("expansion"), "BasicBlock has expansion 1", "remove expansion")
+    _require(
+        isinstance(norm, Mapping) and norm.get("type") == "BN" and set(norm) <= {"type", "requires_grad"},
+        "model.backbone.norm_cfg",
+        norm,
+        "only BatchNorm ('BN') is implemented",
+        "use norm_cfg=dict(type='BN', requires_grad=True)",
+    )
+    _require(
+        bb.get("conv_cfg") is None,
+        "model.backbone.conv_cfg",
+        bb.get("conv_cfg"),
+        "custom conv layers are not implemented",
+        "remove conv_cfg",
+    )
+    _require(
+        bb.get("expansion") in (None, 1),
+        "model.backbone.expansion",
+        bb.get("expansion"),
+        "BasicBlock has expansion 1",
+        "remove expansion",
+    )
 
     neck = model.get("neck")
-    _require(isinstance(neck, Mapping) and _type_name(neck.get("type")) == "GlobalAveragePooling" and set(neck) <= {"type", "dim"}
-             and neck.get("dim", 2) == 2, "model.neck", neck, "only GlobalAveragePooling (dim=2) is implemented", "use neck=dict(type='GlobalAveragePooling')")
+    _require(
+        isinstance(neck, Mapping)
+        and _type_name(neck.get("type")) == "GlobalAveragePooling"
+        and set(neck) <= {"type", "dim"}
+        and neck.get("dim", 2) == 2,
+        "model.neck",
+        neck,
+        "only GlobalAveragePooling (dim=2) is implemented",
+        "use neck=dict(type='GlobalAveragePooling')",
+    )
 
     head = model.get("head")
-    _require(isinstance(head, Mapping), "model.head", head, "missing or not a dict", "add head=dict(type='LinearClsHead', num_classes=2, in_channels=512)")
+    _require(
+        isinstance(head, Mapping),
+        "model.head",
+        head,
+        "missing or not a dict",
+        "add head=dict(type='LinearClsHead', num_classes=2, in_channels=512)",
+    )
     _check_keys(head, _HEAD_KEYS, "model.head")
-    _require(_type_name(head.get("type")) == "LinearClsHead", "model.head.type", head.get("type"), "only LinearClsHead is implemented", "use type='LinearClsHead'")
+    _require(
+        _type_name(head.get("type")) == "LinearClsHead",
+        "model.head.type",
+        head.get("type"),
+        "only LinearClsHead is implemented",
+        "use type='LinearClsHead'",
+    )
     num_classes, head_in = head.get("num_classes"), head.get("in_channels")
-    _require(isinstance(num_classes, int) and num_classes >= 2, "model.head.num_classes", num_classes, "must be an int >= 2", "use num_classes=2")
+    _require(
+        isinstance(num_classes, int) and num_classes >= 2,
+        "model.head.num_classes",
+        num_classes,
+        "must be an int >= 2",
+        "use num_classes=2",
+    )
 
-    backbone = ResNet(depth, ints["in_channels"], ints["stem_channels"], ints["base_channels"], num_stages, strides, out_indices)
-    _require(head_in == backbone.feat_dim, "model.head.in_channels", head_in,
-             f"the backbone's last stage has {backbone.feat_dim} channels", f"set in_channels={backbone.feat_dim}")
+    backbone = ResNet(
+        depth, ints["in_channels"], ints["stem_channels"], ints["base_channels"], num_stages, strides, out_indices
+    )
+    _require(
+        head_in == backbone.feat_dim,
+        "model.head.in_channels",
+        head_in,
+        f"the backbone's last stage has {backbone.feat_dim} channels",
+        f"set in_channels={backbone.feat_dim}",
+    )
     return ImageClassifier(backbone, GlobalAveragePooling(), LinearClsHead(num_classes, head_in))

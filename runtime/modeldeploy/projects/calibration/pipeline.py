@@ -13,8 +13,14 @@ from modeldeploy.projects.calibration.settings import CalibrationDataSettings
 
 
 class CalibrationPipeline(BasePipeline):
-    def __init__(self, backends: dict[str, BaseBackend], settings: CalibrationDataSettings, device: str | torch.device = "cpu",
-                 input_name: str = "input", output_name: str = "output") -> None:
+    def __init__(
+        self,
+        backends: dict[str, BaseBackend],
+        settings: CalibrationDataSettings,
+        device: str | torch.device = "cpu",
+        input_name: str = "input",
+        output_name: str = "output",
+    ) -> None:
         super().__init__(backends, device)
         self.settings = settings
         self.input_name = input_name
@@ -28,5 +34,9 @@ class CalibrationPipeline(BasePipeline):
         logits = raw[self.output_name].float()
         probs = torch.softmax(logits.reshape(-1, logits.shape[-1])[0], dim=0).cpu()
         label = int(torch.argmax(probs))
-        return {"label": label, "score": float(probs[label]), "probs": probs.tolist(),
-                "class_name": self.settings.class_names[label] if label < len(self.settings.class_names) else str(label)}
+        return {
+            "label": label,
+            "score": float(probs[label]),
+            "probs": probs.tolist(),
+            "class_name": self.settings.class_names[label] if label < len(self.settings.class_names) else str(label),
+        }

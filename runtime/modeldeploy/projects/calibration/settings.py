@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.errors import ConfigError
-from modeldeploy.core.model_config import model_cfg_dict  # noqa: F401 - also this module's public name
 
 
 class _Strict(BaseModel):
@@ -36,7 +36,7 @@ class MiscalibrationSettings(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _ordered(self) -> "MiscalibrationSettings":
+    def _ordered(self) -> MiscalibrationSettings:
         if self.min_rotation_deg > self.max_rotation_deg:
             raise ValueError("min_rotation_deg must be <= max_rotation_deg")
         if self.min_translation_m > self.max_translation_m:
@@ -53,7 +53,7 @@ class NormalizeSettings(_Strict):
     std: tuple[float, float, float, float, float] = (255.0, 255.0, 255.0, 255.0, 255.0)
 
     @model_validator(mode="after")
-    def _positive(self) -> "NormalizeSettings":
+    def _positive(self) -> NormalizeSettings:
         if any(s <= 0 for s in self.std):
             raise ValueError("every std must be > 0")
         return self
@@ -87,5 +87,11 @@ def data_settings(model_cfg: Any) -> CalibrationDataSettings:
         key = ".".join(["calibration_data", *(str(p) for p in err["loc"])])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"model config: unknown key '{key}'", hint=f"known keys: {', '.join(CalibrationDataSettings.model_fields)} (see calibration README)") from None
-        raise ConfigError(f"model config: invalid value for '{key}': {err.get('input')!r} ({msg})", hint="see the calibration project README for the allowed values") from None
+            raise ConfigError(
+                f"model config: unknown key '{key}'",
+                hint=f"known keys: {', '.join(CalibrationDataSettings.model_fields)} (see calibration README)",
+            ) from None
+        raise ConfigError(
+            f"model config: invalid value for '{key}': {err.get('input')!r} ({msg})",
+            hint="see the calibration project README for the allowed values",
+        ) from None

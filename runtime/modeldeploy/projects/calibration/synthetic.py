@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from modeldeploy.projects.calibration.fusion import rotation_matrix
 from modeldeploy.core.bundled import materialize_dataset
+from modeldeploy.projects.calibration.fusion import rotation_matrix
 
 FORMAT_VERSION = "v1"
 INFO_FILE_NAME = "calibration_infos.pkl"
@@ -88,7 +88,10 @@ def random_scene(rng: np.random.Generator) -> Scene:
         if rng.random() < 0.5:
             c, yaw = np.array([rng.uniform(30, 50), rng.uniform(-8, 8), 0.0]), math.pi / 2 + rng.uniform(-0.3, 0.3)
         else:
-            c, yaw = np.array([rng.uniform(10, 30), rng.choice([-1, 1]) * rng.uniform(9, 16), 0.0]), rng.uniform(-0.2, 0.2)
+            c, yaw = (
+                np.array([rng.uniform(10, 30), rng.choice([-1, 1]) * rng.uniform(9, 16), 0.0]),
+                rng.uniform(-0.2, 0.2),
+            )
         c[2] = GROUND_Z + half[2]
         boxes.append(Box(c, half, yaw, _random_color(rng), rng.uniform(40, 160)))
     patches = []
@@ -96,11 +99,22 @@ def random_scene(rng: np.random.Generator) -> Scene:
     dash, gap, x = rng.uniform(2, 4), rng.uniform(2, 5), rng.uniform(0, 3)
     while x < 60:  # dashed lane lines on both sides
         for y in (-lane_y, lane_y):
-            patches.append(Patch(x, x + dash, y - 0.08, y + 0.08, np.array([235.0, 240.0, 240.0]), rng.uniform(180, 230)))
+            patches.append(
+                Patch(x, x + dash, y - 0.08, y + 0.08, np.array([235.0, 240.0, 240.0]), rng.uniform(180, 230))
+            )
         x += dash + gap
     for _ in range(int(rng.integers(2, 6))):  # crosswalk bars / coloured markings
         x0, y0 = rng.uniform(4, 30), rng.uniform(-8, 8)
-        patches.append(Patch(x0, x0 + rng.uniform(0.4, 2.0), y0, y0 + rng.uniform(0.5, 3.0), _random_color(rng), rng.uniform(120, 240)))
+        patches.append(
+            Patch(
+                x0,
+                x0 + rng.uniform(0.4, 2.0),
+                y0,
+                y0 + rng.uniform(0.5, 3.0),
+                _random_color(rng),
+                rng.uniform(120, 240),
+            )
+        )
     grey = rng.uniform(60, 110)
     return Scene(boxes, patches, np.array([grey, grey, grey * rng.uniform(0.95, 1.05)]), rng.uniform(5, 30))
 
@@ -175,7 +189,9 @@ def camera_model(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     return k, cam2lidar
 
 
-def render_image(scene: Scene, k: np.ndarray, cam2lidar: np.ndarray, height: int, width: int, rng: np.random.Generator, ss: int = 2) -> np.ndarray:
+def render_image(
+    scene: Scene, k: np.ndarray, cam2lidar: np.ndarray, height: int, width: int, rng: np.random.Generator, ss: int = 2
+) -> np.ndarray:
     """BGR uint8 image by ray casting with ss×ss supersampling (anti-aliased edges)."""
     sub = (np.arange(ss) + 0.5) / ss
     us = (np.arange(width)[:, None] + sub[None]).reshape(-1)
@@ -236,18 +252,26 @@ def generate_dataset(out_dir: str | Path, num_samples: int, seed: int, height: i
             raise OSError(f"could not write {out / 'images' / f'{stem}.png'}")
         points.tofile(out / "lidar" / f"{stem}.bin")
         (out / "calib" / f"{stem}.json").write_text(json.dumps(calib, indent=1))
-        data_list.append({
-            "sample_idx": i,
-            "frame_id": "CAM_FRONT",
-            "img_path": f"images/{stem}.png",
-            "lidar_path": f"lidar/{stem}.bin",
-            "num_pts_feats": 4,
-            "calib_path": f"calib/{stem}.json",
-        })
+        data_list.append(
+            {
+                "sample_idx": i,
+                "frame_id": "CAM_FRONT",
+                "img_path": f"images/{stem}.png",
+                "lidar_path": f"lidar/{stem}.bin",
+                "num_pts_feats": 4,
+                "calib_path": f"calib/{stem}.json",
+            }
+        )
     info = {
-        "metainfo": {"dataset": "calibration-synthetic", "version": FORMAT_VERSION, "seed": seed,
-                     "num_samples": num_samples, "height": height, "width": width,
-                     "classes": ["miscalibrated", "calibrated"]},
+        "metainfo": {
+            "dataset": "calibration-synthetic",
+            "version": FORMAT_VERSION,
+            "seed": seed,
+            "num_samples": num_samples,
+            "height": height,
+            "width": width,
+            "classes": ["miscalibrated", "calibrated"],
+        },
         "data_list": data_list,
     }
     info_path = out / INFO_FILE_NAME
@@ -256,16 +280,19 @@ def generate_dataset(out_dir: str | Path, num_samples: int, seed: int, height: i
     return info_path
 
 
-
-
 def bundled_dataset(num_samples: int, seed: int, height: int = 96, width: int = 160, root: Path | None = None) -> Path:
     """Generate the deterministic sample once into the cache; return its info file."""
     name = f"calibration-synthetic-{FORMAT_VERSION}-s{seed}-n{num_samples}"
     if (height, width) != (96, 160):
         name += f"-{width}x{height}"
-    return materialize_dataset(name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_samples, seed, height, width), root)
+    return materialize_dataset(
+        name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_samples, seed, height, width), root
+    )
 
-def example_sample(height: int, width: int, seed: int = 0, render_height: int = 96, render_width: int = 160) -> dict[str, Any]:
+
+def example_sample(
+    height: int, width: int, seed: int = 0, render_height: int = 96, render_width: int = 160
+) -> dict[str, Any]:
     """One sample in the data loader's format at ``height`` x ``width``, in memory: the
     example input for an export without data. Rendered small (ray casting a full-resolution
     camera image takes tens of seconds) and scaled up, with the intrinsics scaled alike so
@@ -276,9 +303,18 @@ def example_sample(height: int, width: int, seed: int = 0, render_height: int = 
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         k = np.diag([width / render_width, height / render_height, 1.0]) @ k
     lidar2cam = np.asarray(calib["lidar2cam"], dtype=np.float64)
-    return {"index": 0, "sample_idx": 0, "img_path": "<synthesised example input>", "image": image, "points": points,
-            "cam2img": k, "lidar2cam": lidar2cam, "lidar2cam_true": lidar2cam, "gt_label": 1,
-            "miscalibration": {"rotation_deg": 0.0, "translation_m": 0.0}}
+    return {
+        "index": 0,
+        "sample_idx": 0,
+        "img_path": "<synthesised example input>",
+        "image": image,
+        "points": points,
+        "cam2img": k,
+        "lidar2cam": lidar2cam,
+        "lidar2cam_true": lidar2cam,
+        "gt_label": 1,
+        "miscalibration": {"rotation_deg": 0.0, "translation_m": 0.0},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,12 +49,22 @@ def compare_box_sets(
         worst["yaw"] = max(worst["yaw"], float(dyaw))
         worst["score"] = max(worst["score"], float(abs(ts[j] - rs[i])))
     unmatched_test = int(((~used) & (ts > score_threshold + score_margin)).sum())
-    passed = (unmatched_ref == 0 and unmatched_test == 0 and worst["center"] <= center_tol and worst["size"] <= size_tol
-              and worst["yaw"] <= yaw_tol and worst["score"] <= score_tol)
+    passed = (
+        unmatched_ref == 0
+        and unmatched_test == 0
+        and worst["center"] <= center_tol
+        and worst["size"] <= size_tol
+        and worst["yaw"] <= yaw_tol
+        and worst["score"] <= score_tol
+    )
     return {
         "passed": bool(passed),
-        "num_ref": int(len(rs)), "num_test": int(len(ts)),
-        "unmatched_ref": int(unmatched_ref), "unmatched_test": unmatched_test,
-        "max_center_diff": worst["center"], "max_size_diff": worst["size"],
-        "max_yaw_diff": worst["yaw"], "max_score_diff": worst["score"],
+        "num_ref": int(len(rs)),
+        "num_test": int(len(ts)),
+        "unmatched_ref": int(unmatched_ref),
+        "unmatched_test": unmatched_test,
+        "max_center_diff": worst["center"],
+        "max_size_diff": worst["size"],
+        "max_yaw_diff": worst["yaw"],
+        "max_score_diff": worst["score"],
     }

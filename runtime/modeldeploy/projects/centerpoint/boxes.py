@@ -38,7 +38,7 @@ class Detections:
     scores: torch.Tensor  # [K]
     labels: torch.Tensor  # [K] int64, index into settings.class_names
 
-    def to(self, device: torch.device | str) -> "Detections":
+    def to(self, device: torch.device | str) -> Detections:
         return Detections(self.bboxes.to(device), self.scores.to(device), self.labels.to(device))
 
     def __len__(self) -> int:
@@ -77,7 +77,9 @@ def box_corners_bev(boxes: torch.Tensor) -> torch.Tensor:
     sy = torch.tensor([0.5, 0.5, -0.5, -0.5], device=boxes.device, dtype=boxes.dtype)
     dx = l[:, None] * sx
     dy = w[:, None] * sy
-    return torch.stack([x[:, None] + dx * c[:, None] - dy * s[:, None], y[:, None] + dx * s[:, None] + dy * c[:, None]], dim=-1)
+    return torch.stack(
+        [x[:, None] + dx * c[:, None] - dy * s[:, None], y[:, None] + dx * s[:, None] + dy * c[:, None]], dim=-1
+    )
 
 
 def _inside(pts: torch.Tensor, boxes: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -111,8 +113,12 @@ def rotated_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     sv = eb[:, None, :, :]
     denom = r[..., 0] * sv[..., 1] - r[..., 1] * sv[..., 0]
     qp = q0 - p0
-    t = (qp[..., 0] * sv[..., 1] - qp[..., 1] * sv[..., 0]) / torch.where(denom.abs() < 1e-12, torch.ones_like(denom), denom)
-    u = (qp[..., 0] * r[..., 1] - qp[..., 1] * r[..., 0]) / torch.where(denom.abs() < 1e-12, torch.ones_like(denom), denom)
+    t = (qp[..., 0] * sv[..., 1] - qp[..., 1] * sv[..., 0]) / torch.where(
+        denom.abs() < 1e-12, torch.ones_like(denom), denom
+    )
+    u = (qp[..., 0] * r[..., 1] - qp[..., 1] * r[..., 0]) / torch.where(
+        denom.abs() < 1e-12, torch.ones_like(denom), denom
+    )
     ok = (denom.abs() >= 1e-12) & (t >= 0) & (t <= 1) & (u >= 0) & (u <= 1)
     inter_pts = (p0 + t[..., None] * r).reshape(p, 16, 2)
     pts = torch.cat([ca, cb, inter_pts], dim=1)  # [P, 24, 2]
@@ -148,8 +154,14 @@ def rotate_nms(bev: torch.Tensor, thresh: float, pre_max_size: int, post_max_siz
 
 
 def decode_task(
-    heatmap: torch.Tensor, reg: torch.Tensor, height: torch.Tensor, dim: torch.Tensor, rot: torch.Tensor, vel: torch.Tensor,
-    s: CenterPointSettings, task_id: int,
+    heatmap: torch.Tensor,
+    reg: torch.Tensor,
+    height: torch.Tensor,
+    dim: torch.Tensor,
+    rot: torch.Tensor,
+    vel: torch.Tensor,
+    s: CenterPointSettings,
+    task_id: int,
 ) -> Detections:
     """One task of one sample (tensors [1, C, H, W]) → NMS'ed boxes with gravity-centre z."""
     _, ncls, h, w = heatmap.shape

@@ -24,33 +24,54 @@ import torch
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.info_file import data_list_of, load_info
 from modeldeploy.errors import ConfigError, DataError
+from modeldeploy.projects.centerpoint.point_loading import (
+    PointLoading,
+    SweepPoints,
+    choose_sweeps,
+    from_use_dims,
+    merge_points,
+)
 from modeldeploy.projects.centerpoint.synthetic import BUNDLED_FRAMES, BUNDLED_SEED, bundled_dataset
-from modeldeploy.projects.centerpoint.point_loading import PointLoading, SweepPoints, choose_sweeps, from_use_dims, merge_points
 
 BUNDLED = (BUNDLED_FRAMES, BUNDLED_SEED)  # the demo's bundled sample
 
-_HINT = ("expected an mmdet3d v1.x info file {'metainfo': {...}, 'data_list': [{'lidar_points': "
-         "{'lidar_path', 'num_pts_feats'}, 'timestamp', 'lidar_sweeps': [{'lidar_points': {'lidar_path', 'lidar2sensor'}, 'timestamp'}], "
-         "'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}")
+_HINT = (
+    "expected an mmdet3d v1.x info file {'metainfo': {...}, 'data_list': [{'lidar_points': "
+    "{'lidar_path', 'num_pts_feats'}, 'timestamp', 'lidar_sweeps': [{'lidar_points': {'lidar_path', 'lidar2sensor'}, 'timestamp'}], "
+    "'instances': [{'bbox_3d', 'bbox_label_3d', ...}]}]}"
+)
 
 
 def bundled_sample_of(model_cfg: Mapping[str, Any]) -> tuple[int, int] | None:
     """The synthetic sample is data only for a model trained on it, so a model config opts in
     with ``centerpoint_data = dict(bundled_sample=dict(num_frames=16, seed=2024))``."""
-    spec = (model_cfg.get("centerpoint_data") or {}).get("bundled_sample") if isinstance(model_cfg.get("centerpoint_data"), Mapping) else None
+    spec = (
+        (model_cfg.get("centerpoint_data") or {}).get("bundled_sample")
+        if isinstance(model_cfg.get("centerpoint_data"), Mapping)
+        else None
+    )
     if spec is None:
         return None
     try:
         frames, seed = int(spec.get("num_frames", BUNDLED[0])), int(spec.get("seed", BUNDLED[1]))
     except (AttributeError, TypeError, ValueError):
-        raise ConfigError(f"model config: centerpoint_data.bundled_sample={spec!r} must be dict(num_frames=N, seed=S)", hint="e.g. dict(num_frames=16, seed=2024)") from None
+        raise ConfigError(
+            f"model config: centerpoint_data.bundled_sample={spec!r} must be dict(num_frames=N, seed=S)",
+            hint="e.g. dict(num_frames=16, seed=2024)",
+        ) from None
     if frames < 1:
-        raise ConfigError(f"model config: centerpoint_data.bundled_sample.num_frames={frames} must be >= 1", hint="e.g. num_frames=16")
+        raise ConfigError(
+            f"model config: centerpoint_data.bundled_sample.num_frames={frames} must be >= 1", hint="e.g. num_frames=16"
+        )
     return frames, seed
 
 
 def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    info = load_info(path, hint=_HINT, missing_hint="set runtime_io.info_file / data_root, or leave data_root unset for the bundled sample")
+    info = load_info(
+        path,
+        hint=_HINT,
+        missing_hint="set runtime_io.info_file / data_root, or leave data_root unset for the bundled sample",
+    )
     if not isinstance(info, Mapping):
         raise DataError(f"info file {path} has no 'data_list' list", hint=_HINT)
     data_list = data_list_of(info, path, hint=_HINT, what="frames")
@@ -67,21 +88,36 @@ def read_info(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def read_bin(path: Path, num_pts_feats: int) -> np.ndarray:
     """A float32 ``.bin`` → [N, num_pts_feats], with the checks a corrupt file needs."""
     if not path.is_file():
-        raise DataError(f"point file {path} does not exist", hint="check data_root and the lidar_path entries in the info file")
+        raise DataError(
+            f"point file {path} does not exist", hint="check data_root and the lidar_path entries in the info file"
+        )
     if num_pts_feats < 3:
-        raise DataError(f"{path}: {num_pts_feats} features per point; points need at least x, y, z", hint="fix lidar_points.num_pts_feats (T4: 5)")
+        raise DataError(
+            f"{path}: {num_pts_feats} features per point; points need at least x, y, z",
+            hint="fix lidar_points.num_pts_feats (T4: 5)",
+        )
     size = path.stat().st_size
     if size % (4 * num_pts_feats):
-        raise DataError(f"{path}: {size} bytes is not a whole number of float32 points with {num_pts_feats} features",
-                        hint="the file is truncated, or num_pts_feats / the model config's load_dim is wrong")
+        raise DataError(
+            f"{path}: {size} bytes is not a whole number of float32 points with {num_pts_feats} features",
+            hint="the file is truncated, or num_pts_feats / the model config's load_dim is wrong",
+        )
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
     if not np.isfinite(pts[:, :3]).all():
-        raise DataError(f"{path}: point coordinates contain NaN/Inf", hint="filter invalid returns before writing the .bin")
+        raise DataError(
+            f"{path}: point coordinates contain NaN/Inf", hint="filter invalid returns before writing the .bin"
+        )
     return pts
 
 
 class CenterPointDataLoader(BaseDataLoader):
-    def __init__(self, info_path: str | Path, data_root: str | Path | None, class_names: Sequence[str], loading: PointLoading | Sequence[int]) -> None:
+    def __init__(
+        self,
+        info_path: str | Path,
+        data_root: str | Path | None,
+        class_names: Sequence[str],
+        loading: PointLoading | Sequence[int],
+    ) -> None:
         """``loading``: the model config's point loading (``settings.point_loading``); a plain
         column list means key frame only, with the info file's num_pts_feats."""
         self.info_path = Path(info_path)
@@ -89,27 +125,47 @@ class CenterPointDataLoader(BaseDataLoader):
         self.class_names = tuple(class_names)
         self.loading = loading if isinstance(loading, PointLoading) else from_use_dims(loading)
         meta, self.data_list = read_info(self.info_path)
-        info_classes = meta.get("classes") or (sorted(meta["categories"], key=meta["categories"].get) if isinstance(meta.get("categories"), Mapping) else None)
+        info_classes = meta.get("classes") or (
+            sorted(meta["categories"], key=meta["categories"].get)
+            if isinstance(meta.get("categories"), Mapping)
+            else None
+        )
         info_classes = list(info_classes) if info_classes else list(self.class_names)
         # info label index → model label index (or -1: a class the model does not predict)
-        self._label_map = {i: (self.class_names.index(c) if c in self.class_names else -1) for i, c in enumerate(info_classes)}
+        self._label_map = {
+            i: (self.class_names.index(c) if c in self.class_names else -1) for i, c in enumerate(info_classes)
+        }
 
     @classmethod
-    def from_runtime_io(cls, info_file: str | None, data_root: str | None, class_names: Sequence[str], loading: PointLoading | Sequence[int],
-                        bundled: tuple[int, int] | None = BUNDLED) -> "CenterPointDataLoader":
+    def from_runtime_io(
+        cls,
+        info_file: str | None,
+        data_root: str | None,
+        class_names: Sequence[str],
+        loading: PointLoading | Sequence[int],
+        bundled: tuple[int, int] | None = BUNDLED,
+    ) -> CenterPointDataLoader:
         """``data_root`` unset → the bundled synthetic sample ``bundled`` = (num_frames, seed),
         generated once into the cache; None → there is no dataset (DataError)."""
         if not data_root:
             if info_file:
-                raise DataError(f"runtime_io.info_file={info_file!r} is set but runtime_io.data_root is not", hint="set data_root too, or neither for the bundled sample")
+                raise DataError(
+                    f"runtime_io.info_file={info_file!r} is set but runtime_io.data_root is not",
+                    hint="set data_root too, or neither for the bundled sample",
+                )
             if bundled is None:
-                raise DataError("no dataset is configured (runtime_io.data_root unset) and the model config has no centerpoint_data.bundled_sample",
-                                hint="set runtime_io.data_root (and info_file) to a T4 dataset")
+                raise DataError(
+                    "no dataset is configured (runtime_io.data_root unset) and the model config has no centerpoint_data.bundled_sample",
+                    hint="set runtime_io.data_root (and info_file) to a T4 dataset",
+                )
             info = bundled_dataset(*bundled)
             return cls(info, info.parent, class_names, loading)
         root = Path(data_root)
         if not root.is_dir():
-            raise DataError(f"runtime_io.data_root {root} is not a directory", hint="point it at the dataset root holding the info file and samples/")
+            raise DataError(
+                f"runtime_io.data_root {root} is not a directory",
+                hint="point it at the dataset root holding the info file and samples/",
+            )
         info = Path(info_file) if info_file else root / "centerpoint_infos_val.pkl"
         return cls(info if info.is_absolute() else root / info, root, class_names, loading)
 
@@ -126,20 +182,33 @@ class CenterPointDataLoader(BaseDataLoader):
                 box = [float(v) for v in inst["bbox_3d"]]
                 label = int(inst["bbox_label_3d"])
             except (KeyError, TypeError, ValueError):
-                raise DataError(f"{where}: instances[{j}] lacks a numeric bbox_3d / bbox_label_3d", hint=_HINT) from None
+                raise DataError(
+                    f"{where}: instances[{j}] lacks a numeric bbox_3d / bbox_label_3d", hint=_HINT
+                ) from None
             if len(box) < 7 or not np.isfinite(box[:7]).all():
-                raise DataError(f"{where}: instances[{j}].bbox_3d must be 7 finite numbers (x, y, z, l, w, h, yaw), got {box}", hint=_HINT)
+                raise DataError(
+                    f"{where}: instances[{j}].bbox_3d must be 7 finite numbers (x, y, z, l, w, h, yaw), got {box}",
+                    hint=_HINT,
+                )
             if not inst.get("bbox_3d_isvalid", True) or label < 0:
                 continue
             mapped = self._label_map.get(label, -1)
             if mapped < 0:
                 continue
             vel = inst.get("velocity", [0.0, 0.0])
-            vel = [float(v) if v is not None and np.isfinite(float(v)) else 0.0 for v in list(vel)[:2]] if vel is not None else [0.0, 0.0]
+            vel = (
+                [float(v) if v is not None and np.isfinite(float(v)) else 0.0 for v in list(vel)[:2]]
+                if vel is not None
+                else [0.0, 0.0]
+            )
             boxes.append(box[:7])
             labels.append(mapped)
             vels.append(vel)
-        return (np.asarray(boxes, dtype=np.float32).reshape(-1, 7), np.asarray(labels, dtype=np.int64), np.asarray(vels, dtype=np.float32).reshape(-1, 2))
+        return (
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 7),
+            np.asarray(labels, dtype=np.int64),
+            np.asarray(vels, dtype=np.float32).reshape(-1, 2),
+        )
 
     def _path(self, lidar_path: Any, where: str) -> Path:
         if not isinstance(lidar_path, str) or not lidar_path:
@@ -154,12 +223,16 @@ class CenterPointDataLoader(BaseDataLoader):
             try:
                 given = int(given)
             except (TypeError, ValueError):
-                raise DataError(f"{where}: lidar_points.num_pts_feats={given!r} is not an integer", hint=_HINT) from None
+                raise DataError(
+                    f"{where}: lidar_points.num_pts_feats={given!r} is not an integer", hint=_HINT
+                ) from None
         if load_dim is None:
             return given if given is not None else 5
         if given is not None and given != load_dim:
-            raise DataError(f"{where}: lidar_points.num_pts_feats={given} but the model config loads {load_dim} features per point (load_dim)",
-                            hint="use the model config the data was converted for, or fix load_dim in its test pipeline")
+            raise DataError(
+                f"{where}: lidar_points.num_pts_feats={given} but the model config loads {load_dim} features per point (load_dim)",
+                hint="use the model config the data was converted for, or fix load_dim in its test pipeline",
+            )
         return load_dim
 
     def _sweeps(self, entry: Mapping[str, Any], where: str) -> list[SweepPoints] | None:
@@ -183,20 +256,26 @@ class CenterPointDataLoader(BaseDataLoader):
 
     def load_sample(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
-            raise DataError(f"sample index {index} out of range (0..{len(self) - 1})", hint="use a smaller runtime_io.sample_idx")
+            raise DataError(
+                f"sample index {index} out of range (0..{len(self) - 1})", hint="use a smaller runtime_io.sample_idx"
+            )
         entry = self.data_list[index]
         where = f"{self.info_path}: data_list[{index}]"
         lp = entry["lidar_points"]
         path = self._path(lp["lidar_path"], where)
         nfeat = self._num_feats(lp, self.loading.load_dim, where)
         if max(self.loading.use_dim) >= nfeat:
-            raise DataError(f"{path}: the model reads point columns {list(self.loading.use_dim)} but the file has {nfeat} per point",
-                            hint="make the model config's use_dim name columns that exist")
+            raise DataError(
+                f"{path}: the model reads point columns {list(self.loading.use_dim)} but the file has {nfeat} per point",
+                hint="make the model config's use_dim name columns that exist",
+            )
         ts = entry.get("timestamp")
         try:
             ts = None if ts is None else float(ts)
         except (TypeError, ValueError):
-            raise DataError(f"{where}: timestamp={ts!r} is not a number", hint="timestamps are seconds (mmdet3d v1.x infos)") from None
+            raise DataError(
+                f"{where}: timestamp={ts!r} is not a number", hint="timestamps are seconds (mmdet3d v1.x infos)"
+            ) from None
         points = merge_points(read_bin(path, nfeat), self.loading, ts, self._sweeps(entry, where), where)
         boxes, labels, vels = self._gt(entry, where)
         return {

@@ -28,9 +28,17 @@ class CenterPointEvaluator(BaseEvaluator):
     def add(self, prediction: dict[str, Any], sample: dict[str, Any]) -> None:
         token = str(sample.get("token", prediction.get("token")))
         self._tokens.append(token)
-        self._gts += boxes_from_arrays(token, sample["gt_bboxes_3d"], sample["gt_labels_3d"], self.class_names, velocity=sample.get("gt_velocity"))
-        self._preds += boxes_from_arrays(token, prediction["bboxes_3d"], prediction["labels_3d"], self.class_names,
-                                         scores=prediction["scores_3d"], z_is_bottom=True)
+        self._gts += boxes_from_arrays(
+            token, sample["gt_bboxes_3d"], sample["gt_labels_3d"], self.class_names, velocity=sample.get("gt_velocity")
+        )
+        self._preds += boxes_from_arrays(
+            token,
+            prediction["bboxes_3d"],
+            prediction["labels_3d"],
+            self.class_names,
+            scores=prediction["scores_3d"],
+            z_is_bottom=True,
+        )
 
     def compute(self) -> dict[str, Any]:
         m = detection_metrics(self._gts, self._preds, self._tokens, self.class_names)

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from modeldeploy.errors import DataError
 from modeldeploy.core.timing import StageTimer
+from modeldeploy.errors import DataError
 from modeldeploy.projects.centerpoint import fixed_ops as fx
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
 from modeldeploy.projects.centerpoint.pipeline import (
@@ -42,8 +42,15 @@ class FastCenterPointPipeline(CenterPointPipeline):
             pts = check_points(sample["points"], s.in_channels).to(device=self.device, dtype=torch.float32)
             vox = fx.voxelize_fixed(pts, s.voxel_size, s.point_cloud_range, s.max_num_points, s.max_voxels)
             feats = fx.decorate_fixed(
-                pts, vox, s.voxel_size, s.point_cloud_range, with_cluster_center=s.with_cluster_center,
-                with_voxel_center=s.with_voxel_center, voxel_center_dims=s.voxel_center_dims, with_distance=s.with_distance, legacy=s.legacy,
+                pts,
+                vox,
+                s.voxel_size,
+                s.point_cloud_range,
+                with_cluster_center=s.with_cluster_center,
+                with_voxel_center=s.with_voxel_center,
+                voxel_center_dims=s.voxel_center_dims,
+                with_distance=s.with_distance,
+                legacy=s.legacy,
             )
         return {"input_features": feats, "coors": vox.coors, "num_points": vox.num_points, "voxel_count": vox.count}
 
@@ -51,7 +58,9 @@ class FastCenterPointPipeline(CenterPointPipeline):
         s = self.settings
         ny, nx = s.output_shape
         with timer.stage("voxel_encoder"):
-            pillars = self.backends[VOXEL_ENCODER].infer({"input_features": inputs["input_features"]})["pillar_features"]
+            pillars = self.backends[VOXEL_ENCODER].infer({"input_features": inputs["input_features"]})[
+                "pillar_features"
+            ]
         with timer.stage("scatter"):
             spatial = fx.scatter_fixed(pillars.to(self.device), inputs["coors"], inputs["voxel_count"], ny, nx)
             if self.device.type != "cuda":  # CPU convolutions take NCHW (and then match the reference bit for bit)
@@ -62,7 +71,9 @@ class FastCenterPointPipeline(CenterPointPipeline):
 
     def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> dict[str, Any]:
         with self.stage("decode_nms"):
-            per_task = split_task_outputs({k: v.to(self.device) for k, v in raw.items()}, self.settings.task_num_classes)
+            per_task = split_task_outputs(
+                {k: v.to(self.device) for k, v in raw.items()}, self.settings.task_num_classes
+            )
             det = fx.decode_and_nms_fixed(per_task, self.settings).compact().to("cpu")
         return {
             "token": sample.get("token", str(sample.get("sample_idx", ""))),

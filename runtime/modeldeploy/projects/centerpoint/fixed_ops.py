@@ -57,7 +57,9 @@ def _const(values: Sequence[float | int], dtype: torch.dtype, device: torch.devi
     return t
 
 
-def voxel_keys(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float]) -> tuple[torch.Tensor, int, tuple[int, int, int]]:
+def voxel_keys(
+    points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float]
+) -> tuple[torch.Tensor, int, tuple[int, int, int]]:
     """Flat cell id per point ((z·ny + y)·nx + x, as the reference), ``G`` for out-of-range points."""
     dev = points.device
     gx, gy, gz = grid_size(voxel_size, pc_range)
@@ -71,8 +73,14 @@ def voxel_keys(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequ
     return key, big, (gx, gy, gz)
 
 
-def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], max_points: int, max_voxels: int,
-                   use_triton: bool | None = None) -> FixedVoxels:
+def voxelize_fixed(
+    points: torch.Tensor,
+    voxel_size: Sequence[float],
+    pc_range: Sequence[float],
+    max_points: int,
+    max_voxels: int,
+    use_triton: bool | None = None,
+) -> FixedVoxels:
     """mmcv hard voxelization into fixed-size outputs, no host synchronisation.
 
     One stable sort by cell id groups each voxel's points in arrival order: the position in
@@ -128,23 +136,41 @@ def voxelize_fixed(points: torch.Tensor, voxel_size: Sequence[float], pc_range: 
 
 
 def decorate_fixed(
-    points: torch.Tensor, vox: FixedVoxels, voxel_size: Sequence[float], pc_range: Sequence[float], *,
-    with_cluster_center: bool = True, with_voxel_center: bool = True, voxel_center_dims: int = 3,
-    with_distance: bool = False, legacy: bool = False, out_dtype: torch.dtype = torch.float32, use_triton: bool | None = None,
+    points: torch.Tensor,
+    vox: FixedVoxels,
+    voxel_size: Sequence[float],
+    pc_range: Sequence[float],
+    *,
+    with_cluster_center: bool = True,
+    with_voxel_center: bool = True,
+    voxel_center_dims: int = 3,
+    with_distance: bool = False,
+    legacy: bool = False,
+    out_dtype: torch.dtype = torch.float32,
+    use_triton: bool | None = None,
 ) -> torch.Tensor:
     """PillarFeatureNet decoration of every row (padding rows come out all zero): [V, P, F]."""
-    flags = {"with_cluster_center": with_cluster_center, "with_voxel_center": with_voxel_center,
-             "voxel_center_dims": voxel_center_dims, "with_distance": with_distance, "legacy": legacy}
+    flags = {
+        "with_cluster_center": with_cluster_center,
+        "with_voxel_center": with_voxel_center,
+        "voxel_center_dims": voxel_center_dims,
+        "with_distance": with_distance,
+        "legacy": legacy,
+    }
     if use_triton is None:
         use_triton = points.is_cuda
     if use_triton:
         from modeldeploy.projects.centerpoint.triton_kernels import decorate_triton
 
-        return decorate_triton(points, vox.point_index, vox.num_points, vox.coors, voxel_size, pc_range, out_dtype=out_dtype, **flags)
+        return decorate_triton(
+            points, vox.point_index, vox.num_points, vox.coors, voxel_size, pc_range, out_dtype=out_dtype, **flags
+        )
     return decorate(vox.voxels(points), vox.num_points, vox.coors, voxel_size, pc_range, **flags).to(out_dtype)
 
 
-def scatter_fixed(pillar_features: torch.Tensor, coors: torch.Tensor, count: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
+def scatter_fixed(
+    pillar_features: torch.Tensor, coors: torch.Tensor, count: torch.Tensor, ny: int, nx: int
+) -> torch.Tensor:
     """PointPillarsScatter of the first ``count`` rows → [1, C, ny, nx] in channels_last memory.
 
     The canvas is written as [ny·nx + V, C] (scratch rows for padding voxels), so the
@@ -250,8 +276,15 @@ def _upper(k: int, device: torch.device) -> torch.Tensor:
 
 
 def decode_task_fixed(
-    heatmap: torch.Tensor, reg: torch.Tensor, height: torch.Tensor, dim: torch.Tensor, rot: torch.Tensor, vel: torch.Tensor,
-    s: CenterPointSettings, task_id: int, use_triton: bool | None = None,
+    heatmap: torch.Tensor,
+    reg: torch.Tensor,
+    height: torch.Tensor,
+    dim: torch.Tensor,
+    rot: torch.Tensor,
+    vel: torch.Tensor,
+    s: CenterPointSettings,
+    task_id: int,
+    use_triton: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One task, fixed size: (boxes [K, 9] gravity-centre z, scores [K], class [K], keep [K])."""
     _, _, h, w = heatmap.shape
@@ -302,12 +335,16 @@ def decode_task_fixed(
     return boxes, top, cls, keep
 
 
-def decode_and_nms_fixed(per_task: Sequence[Mapping[str, torch.Tensor]], s: CenterPointSettings, use_triton: bool | None = None) -> FixedDetections:
+def decode_and_nms_fixed(
+    per_task: Sequence[Mapping[str, torch.Tensor]], s: CenterPointSettings, use_triton: bool | None = None
+) -> FixedDetections:
     """All tasks → padded detections; ``.compact()`` equals ``boxes.decode_and_nms``."""
     bs, ss, ls, ks = [], [], [], []
     offset = 0
     for t, out in enumerate(per_task):
-        b, sc, c, k = decode_task_fixed(out["heatmap"], out["reg"], out["height"], out["dim"], out["rot"], out["vel"], s, t, use_triton)
+        b, sc, c, k = decode_task_fixed(
+            out["heatmap"], out["reg"], out["height"], out["dim"], out["rot"], out["vel"], s, t, use_triton
+        )
         bs.append(b)
         ss.append(sc)
         ls.append(c + offset)
@@ -344,8 +381,14 @@ def fold_pfn(encoder: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]
 
 
 def encode_fixed(
-    points: torch.Tensor, vox: FixedVoxels, encoder: torch.nn.Module, s: CenterPointSettings, *,
-    folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None, out_dtype: torch.dtype = torch.float32, use_triton: bool | None = None,
+    points: torch.Tensor,
+    vox: FixedVoxels,
+    encoder: torch.nn.Module,
+    s: CenterPointSettings,
+    *,
+    folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    out_dtype: torch.dtype = torch.float32,
+    use_triton: bool | None = None,
 ) -> torch.Tensor:
     """Pillar features [V, U] of every voxel row (rows ≥ count are padding for the scatter to skip).
 
@@ -355,15 +398,30 @@ def encode_fixed(
     """
     if use_triton is None:
         use_triton = points.is_cuda
-    flags = {"with_cluster_center": s.with_cluster_center, "with_voxel_center": s.with_voxel_center,
-             "voxel_center_dims": s.voxel_center_dims, "with_distance": s.with_distance, "legacy": s.legacy}
+    flags = {
+        "with_cluster_center": s.with_cluster_center,
+        "with_voxel_center": s.with_voxel_center,
+        "voxel_center_dims": s.voxel_center_dims,
+        "with_distance": s.with_distance,
+        "legacy": s.legacy,
+    }
     if folded is None:
         folded = fold_pfn(encoder)
     if use_triton and folded is not None:
         from modeldeploy.projects.centerpoint.triton_kernels import pfn_triton
 
         layers = [(w.to(points.device), b.to(points.device)) for w, b in folded]
-        return pfn_triton(points, vox.point_index, vox.num_points, vox.coors, layers, s.voxel_size, s.point_cloud_range, out_dtype=out_dtype, **flags)
+        return pfn_triton(
+            points,
+            vox.point_index,
+            vox.num_points,
+            vox.coors,
+            layers,
+            s.voxel_size,
+            s.point_cloud_range,
+            out_dtype=out_dtype,
+            **flags,
+        )
     feats = decorate_fixed(points, vox, s.voxel_size, s.point_cloud_range, use_triton=use_triton, **flags)
     out = encoder.forward_decorated(feats)
     return out.reshape(out.shape[0], out.shape[-1]).to(out_dtype)

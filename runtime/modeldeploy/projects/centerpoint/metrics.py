@@ -55,7 +55,9 @@ def _angle_diff(a: float, b: float) -> float:
     return abs(d)
 
 
-def match_class(gts: Sequence[Box], preds: Sequence[Box], name: str, dist_th: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def match_class(
+    gts: Sequence[Box], preds: Sequence[Box], name: str, dist_th: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Greedy centre-distance matching as the devkit's ``accumulate``: (tp, fp, heading_acc, npos)."""
     by_token: dict[str, list[Box]] = {}
     for g in gts:
@@ -96,7 +98,7 @@ def interpolated_ap(tp: np.ndarray, fp: np.ndarray, npos: int, tp_weight: np.nda
     prec = num / (ctp + cfp)
     rec = ctp / float(npos)
     prec_i = np.interp(np.linspace(0, 1, 101), rec, prec, right=0)
-    prec_i = prec_i[round(100 * MIN_RECALL) + 1:] - MIN_PRECISION
+    prec_i = prec_i[round(100 * MIN_RECALL) + 1 :] - MIN_PRECISION
     prec_i[prec_i < 0] = 0
     return float(np.mean(prec_i)) / (1.0 - MIN_PRECISION)
 
@@ -113,7 +115,11 @@ def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int, points: int = 41) -> dic
     else:
         ctp, cfp = np.cumsum(tp), np.cumsum(fp)
         prec = np.interp(rec_levels, ctp / float(npos), ctp / (ctp + cfp), right=0)
-    return {"distance_m": PR_CURVE_DIST_TH, "recall": [round(float(r), 4) for r in rec_levels], "precision": [round(float(p), 4) for p in prec]}
+    return {
+        "distance_m": PR_CURVE_DIST_TH,
+        "recall": [round(float(r), 4) for r in rec_levels],
+        "precision": [round(float(p), 4) for p in prec],
+    }
 
 
 def devkit_available() -> bool:
@@ -131,31 +137,48 @@ def _devkit_boxes(boxes: Sequence[Box], tokens: Sequence[str]) -> Any:
     eb = EvalBoxes()
     grouped: dict[str, list[Any]] = {t: [] for t in tokens}
     for b in boxes:
-        grouped.setdefault(b.token, []).append(DetectionBox(
-            sample_token=b.token,
-            translation=tuple(float(v) for v in b.center),
-            size=(float(b.size[1]), float(b.size[0]), float(b.size[2])),  # nuScenes: w, l, h
-            rotation=(math.cos(b.yaw / 2), 0.0, 0.0, math.sin(b.yaw / 2)),
-            velocity=tuple(float(v) for v in b.velocity),
-            detection_name=b.name,
-            detection_score=float(b.score),
-            attribute_name="",
-        ))
+        grouped.setdefault(b.token, []).append(
+            DetectionBox(
+                sample_token=b.token,
+                translation=tuple(float(v) for v in b.center),
+                size=(float(b.size[1]), float(b.size[0]), float(b.size[2])),  # nuScenes: w, l, h
+                rotation=(math.cos(b.yaw / 2), 0.0, 0.0, math.sin(b.yaw / 2)),
+                velocity=tuple(float(v) for v in b.velocity),
+                detection_name=b.name,
+                detection_score=float(b.score),
+                attribute_name="",
+            )
+        )
     for t, lst in grouped.items():
         eb.add_boxes(t, lst)
     return eb
 
 
-def devkit_ap(gts: Sequence[Box], preds: Sequence[Box], tokens: Sequence[str], names: Sequence[str]) -> dict[str, dict[float, float]]:
+def devkit_ap(
+    gts: Sequence[Box], preds: Sequence[Box], tokens: Sequence[str], names: Sequence[str]
+) -> dict[str, dict[float, float]]:
     """AP per (class, threshold) computed by nuscenes-devkit's accumulate/calc_ap."""
     from nuscenes.eval.common.utils import center_distance
     from nuscenes.eval.detection.algo import accumulate, calc_ap
 
     gt_eb, pred_eb = _devkit_boxes(gts, tokens), _devkit_boxes(preds, tokens)
-    return {n: {th: float(calc_ap(accumulate(gt_eb, pred_eb, n, center_distance, th), MIN_RECALL, MIN_PRECISION)) for th in DIST_THS} for n in names}
+    return {
+        n: {
+            th: float(calc_ap(accumulate(gt_eb, pred_eb, n, center_distance, th), MIN_RECALL, MIN_PRECISION))
+            for th in DIST_THS
+        }
+        for n in names
+    }
 
 
-def detection_metrics(gts: Sequence[Box], preds: Sequence[Box], tokens: Sequence[str], class_names: Sequence[str], *, use_devkit: bool | None = None) -> dict[str, Any]:
+def detection_metrics(
+    gts: Sequence[Box],
+    preds: Sequence[Box],
+    tokens: Sequence[str],
+    class_names: Sequence[str],
+    *,
+    use_devkit: bool | None = None,
+) -> dict[str, Any]:
     """mAP, mAPH, per-class AP/APH per threshold, and which implementation computed AP."""
     present = [n for n in class_names if any(g.name == n for g in gts)]
     devkit_names: set[str] = set()
@@ -186,21 +209,47 @@ def detection_metrics(gts: Sequence[Box], preds: Sequence[Box], tokens: Sequence
     for n in present:
         tp, fp, _, npos = match_class(gts, preds, n, PR_CURVE_DIST_TH)
         curves[n] = pr_curve(tp, fp, npos)
-    impl = "nuscenes-devkit" if devkit_names == set(present) and present else ("mixed" if devkit_names else "modeldeploy")
-    return {"mAP": m_ap, "mAPH": m_aph, "AP": ap, "APH": aph, "distance_thresholds_m": list(DIST_THS), "ap_implementation": impl,
-            "pr_curves": curves}
+    impl = (
+        "nuscenes-devkit" if devkit_names == set(present) and present else ("mixed" if devkit_names else "modeldeploy")
+    )
+    return {
+        "mAP": m_ap,
+        "mAPH": m_aph,
+        "AP": ap,
+        "APH": aph,
+        "distance_thresholds_m": list(DIST_THS),
+        "ap_implementation": impl,
+        "pr_curves": curves,
+    }
 
 
-def boxes_from_arrays(token: str, boxes: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, scores: np.ndarray | None = None,
-                      velocity: np.ndarray | None = None, z_is_bottom: bool = False) -> list[Box]:
+def boxes_from_arrays(
+    token: str,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    scores: np.ndarray | None = None,
+    velocity: np.ndarray | None = None,
+    z_is_bottom: bool = False,
+) -> list[Box]:
     """Rows (x, y, z, l, w, h, yaw[, vx, vy]) → ``Box``es with geometric-centre z."""
     out = []
     for i in range(len(labels)):
         b = boxes[i]
         z = float(b[2]) + (float(b[5]) / 2 if z_is_bottom else 0.0)
         vel = velocity[i] if velocity is not None else (b[7:9] if len(b) >= 9 else (0.0, 0.0))
-        out.append(Box(token, (float(b[0]), float(b[1]), z), (float(b[3]), float(b[4]), float(b[5])), float(b[6]),
-                       (float(vel[0]), float(vel[1])), class_names[int(labels[i])], float(scores[i]) if scores is not None else -1.0))
+        out.append(
+            Box(
+                token,
+                (float(b[0]), float(b[1]), z),
+                (float(b[3]), float(b[4]), float(b[5])),
+                float(b[6]),
+                (float(vel[0]), float(vel[1])),
+                class_names[int(labels[i])],
+                float(scores[i]) if scores is not None else -1.0,
+            )
+        )
     return out
 
 
@@ -208,19 +257,30 @@ def to_submission(boxes: Sequence[Box], tokens: Sequence[str], *, is_gt: bool = 
     """nuScenes detection submission JSON (boxes in the LiDAR frame: the sample has no ego pose)."""
     results: dict[str, list[dict[str, Any]]] = {t: [] for t in tokens}
     for b in boxes:
-        results.setdefault(b.token, []).append({
-            "sample_token": b.token,
-            "translation": [b.center[0], b.center[1], b.center[2]],
-            "size": [b.size[1], b.size[0], b.size[2]],
-            "rotation": [math.cos(b.yaw / 2), 0.0, 0.0, math.sin(b.yaw / 2)],
-            "velocity": [b.velocity[0], b.velocity[1]],
-            "detection_name": b.name,
-            "detection_score": -1.0 if is_gt else b.score,
-            "attribute_name": "",
-        })
-    return {"meta": {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": False,
-                     "frame": "lidar", "box_convention": "nuScenes: translation = box centre, size = [w, l, h], rotation = [w, x, y, z] yaw about +z"},
-            "results": results}
+        results.setdefault(b.token, []).append(
+            {
+                "sample_token": b.token,
+                "translation": [b.center[0], b.center[1], b.center[2]],
+                "size": [b.size[1], b.size[0], b.size[2]],
+                "rotation": [math.cos(b.yaw / 2), 0.0, 0.0, math.sin(b.yaw / 2)],
+                "velocity": [b.velocity[0], b.velocity[1]],
+                "detection_name": b.name,
+                "detection_score": -1.0 if is_gt else b.score,
+                "attribute_name": "",
+            }
+        )
+    return {
+        "meta": {
+            "use_camera": False,
+            "use_lidar": True,
+            "use_radar": False,
+            "use_map": False,
+            "use_external": False,
+            "frame": "lidar",
+            "box_convention": "nuScenes: translation = box centre, size = [w, l, h], rotation = [w, x, y, z] yaw about +z",
+        },
+        "results": results,
+    }
 
 
 def summary_dict(metrics: Mapping[str, Any]) -> dict[str, float]:

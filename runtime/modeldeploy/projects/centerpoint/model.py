@@ -44,10 +44,10 @@ import torch
 from torch import nn
 
 from modeldeploy.core.awml_config import check_model_types
+from modeldeploy.core.model_config import to_plain
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.centerpoint.ops import decorate, scatter_to_bev
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse_settings
-from modeldeploy.core.model_config import to_plain
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
@@ -70,7 +70,9 @@ def build_norm(cfg: Mapping[str, Any] | None, channels: int, default: str) -> nn
 class PFNLayer(nn.Module):
     """mmdet3d PFNLayer (mode='max')."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm_cfg: Mapping[str, Any] | None, last_layer: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, norm_cfg: Mapping[str, Any] | None, last_layer: bool
+    ) -> None:
         super().__init__()
         self.last_vfe = last_layer
         self.units = out_channels if last_layer else out_channels // 2
@@ -112,14 +114,22 @@ class PillarFeatureNet(nn.Module):
         unused.pop("type", None)
         unused.pop("frozen_stages", None)
         if unused:
-            raise ConfigError(f"model config: pts_voxel_encoder keys {sorted(unused)} are not supported", hint="remove them")
+            raise ConfigError(
+                f"model config: pts_voxel_encoder keys {sorted(unused)} are not supported", hint="remove them"
+            )
         norm_cfg = norm_cfg or {"type": "BN1d", "eps": 1e-3, "momentum": 0.01}
         self.raw_channels = in_channels
-        self.with_distance, self.with_cluster_center, self.with_voxel_center = with_distance, with_cluster_center, with_voxel_center
+        self.with_distance, self.with_cluster_center, self.with_voxel_center = (
+            with_distance,
+            with_cluster_center,
+            with_voxel_center,
+        )
         self.legacy = legacy
         self.voxel_size = tuple(float(v) for v in voxel_size)
         self.point_cloud_range = tuple(float(v) for v in point_cloud_range)
-        self.in_channels = in_channels + 3 * with_cluster_center + self.voxel_center_dims * with_voxel_center + with_distance
+        self.in_channels = (
+            in_channels + 3 * with_cluster_center + self.voxel_center_dims * with_voxel_center + with_distance
+        )
         chans = [self.in_channels] + list(feat_channels)
         self.pfn_layers = nn.ModuleList(
             PFNLayer(chans[i], chans[i + 1], norm_cfg, last_layer=i >= len(chans) - 2) for i in range(len(chans) - 1)
@@ -127,9 +137,16 @@ class PillarFeatureNet(nn.Module):
 
     def decorate(self, voxels: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor) -> torch.Tensor:
         return decorate(
-            voxels, num_points, coors, self.voxel_size, self.point_cloud_range,
-            with_cluster_center=self.with_cluster_center, with_voxel_center=self.with_voxel_center,
-            voxel_center_dims=self.voxel_center_dims, with_distance=self.with_distance, legacy=self.legacy,
+            voxels,
+            num_points,
+            coors,
+            self.voxel_size,
+            self.point_cloud_range,
+            with_cluster_center=self.with_cluster_center,
+            with_voxel_center=self.with_voxel_center,
+            voxel_center_dims=self.voxel_center_dims,
+            with_distance=self.with_distance,
+            legacy=self.legacy,
         )
 
     def forward_decorated(self, features: torch.Tensor) -> torch.Tensor:
@@ -171,7 +188,10 @@ class SECOND(nn.Module):
     ) -> None:
         super().__init__()
         if not (len(out_channels) == len(layer_nums) == len(layer_strides)):
-            raise ConfigError("model config: pts_backbone out_channels/layer_nums/layer_strides lengths differ", hint="give one entry per stage")
+            raise ConfigError(
+                "model config: pts_backbone out_channels/layer_nums/layer_strides lengths differ",
+                hint="give one entry per stage",
+            )
         norm_cfg = norm_cfg or {"type": "BN", "eps": 1e-3, "momentum": 0.01}
         bias = bool((conv_cfg or {}).get("bias", False))
         in_filters = [in_channels, *out_channels[:-1]]
@@ -183,7 +203,11 @@ class SECOND(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             for _ in range(n):
-                layers += [nn.Conv2d(out_channels[i], out_channels[i], 3, padding=1, bias=bias), build_norm(norm_cfg, out_channels[i], "BN"), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(out_channels[i], out_channels[i], 3, padding=1, bias=bias),
+                    build_norm(norm_cfg, out_channels[i], "BN"),
+                    nn.ReLU(inplace=True),
+                ]
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
 
@@ -209,7 +233,10 @@ class SECONDFPN(nn.Module):
     ) -> None:
         super().__init__()
         if not (len(in_channels) == len(out_channels) == len(upsample_strides)):
-            raise ConfigError("model config: pts_neck in_channels/out_channels/upsample_strides lengths differ", hint="give one entry per level")
+            raise ConfigError(
+                "model config: pts_neck in_channels/out_channels/upsample_strides lengths differ",
+                hint="give one entry per level",
+            )
         norm_cfg = norm_cfg or {"type": "BN", "eps": 1e-3, "momentum": 0.01}
         up_bias = bool((upsample_cfg or {}).get("bias", False))
         conv_bias = bool((conv_cfg or {}).get("bias", False))
@@ -287,7 +314,10 @@ class CenterHead(nn.Module):
         common_heads = dict(common_heads or {})
         missing = [h for h in HEAD_OUTPUTS[1:] if h not in common_heads]
         if missing:
-            raise ConfigError(f"model config: pts_bbox_head.common_heads lacks {missing}", hint="common_heads=dict(reg=(2,2), height=(1,2), dim=(3,2), rot=(2,2), vel=(2,2))")
+            raise ConfigError(
+                f"model config: pts_bbox_head.common_heads lacks {missing}",
+                hint="common_heads=dict(reg=(2,2), height=(1,2), dim=(3,2), rot=(2,2), vel=(2,2))",
+            )
         sep = dict(separate_head or {"type": "SeparateHead", "init_bias": -2.19, "final_kernel": 3})
         sep_type = sep.pop("type", "SeparateHead")
         if sep_type not in ("SeparateHead", "CustomSeparateHead"):
@@ -318,7 +348,9 @@ def merge_task_outputs(per_task: Sequence[Mapping[str, torch.Tensor]]) -> tuple[
     return tuple(torch.cat([t[k] for t in per_task], dim=1) for k in HEAD_OUTPUTS)
 
 
-def split_task_outputs(outputs: Mapping[str, torch.Tensor], task_num_classes: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+def split_task_outputs(
+    outputs: Mapping[str, torch.Tensor], task_num_classes: Sequence[int]
+) -> list[dict[str, torch.Tensor]]:
     n_tasks = len(task_num_classes)
     per_task: list[dict[str, torch.Tensor]] = [{} for _ in range(n_tasks)]
     for k in HEAD_OUTPUTS:
@@ -336,7 +368,9 @@ class CenterPoint(nn.Module):
         super().__init__()
         self.settings = settings
         enc_cfg = dict(model["pts_voxel_encoder"])
-        enc_cls = {"PillarFeatureNet": PillarFeatureNet, "BackwardPillarFeatureNet": BackwardPillarFeatureNet}[enc_cfg.pop("type", "PillarFeatureNet")]
+        enc_cls = {"PillarFeatureNet": PillarFeatureNet, "BackwardPillarFeatureNet": BackwardPillarFeatureNet}[
+            enc_cfg.pop("type", "PillarFeatureNet")
+        ]
         enc_cfg.setdefault("voxel_size", settings.voxel_size)
         enc_cfg.setdefault("point_cloud_range", settings.point_cloud_range)
         self.pts_voxel_encoder = enc_cls(**enc_cfg)
@@ -345,21 +379,30 @@ class CenterPoint(nn.Module):
         self.pts_middle_encoder = PointPillarsScatter(**mid)
         bb = dict(model["pts_backbone"])
         if bb.pop("type", "SECOND") != "SECOND":
-            raise ConfigError(f"model config: pts_backbone.type={model['pts_backbone'].get('type')!r} unsupported", hint="use SECOND")
+            raise ConfigError(
+                f"model config: pts_backbone.type={model['pts_backbone'].get('type')!r} unsupported", hint="use SECOND"
+            )
         self.pts_backbone = SECOND(**bb)
         neck = dict(model["pts_neck"])
         if neck.pop("type", "SECONDFPN") != "SECONDFPN":
-            raise ConfigError(f"model config: pts_neck.type={model['pts_neck'].get('type')!r} unsupported", hint="use SECONDFPN")
+            raise ConfigError(
+                f"model config: pts_neck.type={model['pts_neck'].get('type')!r} unsupported", hint="use SECONDFPN"
+            )
         self.pts_neck = SECONDFPN(**neck)
         head = dict(model["pts_bbox_head"])
         if head.pop("type", "CenterHead") not in ("CenterHead", "CenterHeadONNX"):
-            raise ConfigError(f"model config: pts_bbox_head.type={model['pts_bbox_head'].get('type')!r} unsupported", hint="use CenterHead")
+            raise ConfigError(
+                f"model config: pts_bbox_head.type={model['pts_bbox_head'].get('type')!r} unsupported",
+                hint="use CenterHead",
+            )
         self.pts_bbox_head = CenterHead(**head)
 
     def backbone_neck_head(self, spatial_features: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return self.pts_bbox_head(self.pts_neck(self.pts_backbone(spatial_features)))
 
-    def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    def forward(
+        self, voxels: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor
+    ) -> list[dict[str, torch.Tensor]]:
         """Single-sample forward from hard voxels (coors in (z, y, x) order)."""
         pillars = self.pts_voxel_encoder(voxels, num_points, coors)
         return self.backbone_neck_head(self.pts_middle_encoder(pillars, coors))
@@ -418,4 +461,3 @@ def build_centerpoint(model_cfg: Any) -> CenterPoint:
     check_model_types(model_dict, AWML_TYPES, "centerpoint")
     settings = parse_settings(model_cfg)
     return CenterPoint(settings, to_plain(model_dict)).eval()
-

@@ -23,7 +23,9 @@ def grid_size(voxel_size: Sequence[float], pc_range: Sequence[float]) -> tuple[i
     return tuple(int(round((pc_range[i + 3] - pc_range[i]) / voxel_size[i])) for i in range(3))  # type: ignore[return-value]
 
 
-def voxelize(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], max_points: int, max_voxels: int) -> Voxels:
+def voxelize(
+    points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], max_points: int, max_voxels: int
+) -> Voxels:
     """Hard voxelization with mmcv ``Voxelization`` semantics.
 
     Points outside ``pc_range`` are dropped; voxels are numbered in the order their first
@@ -42,12 +44,18 @@ def voxelize(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequen
     n = int(idx.numel())
     C = points.shape[1]
     if n == 0:
-        return Voxels(points.new_zeros((0, max_points, C)), torch.zeros((0, 3), dtype=torch.int64, device=dev), torch.zeros((0,), dtype=torch.int64, device=dev))
+        return Voxels(
+            points.new_zeros((0, max_points, C)),
+            torch.zeros((0, 3), dtype=torch.int64, device=dev),
+            torch.zeros((0,), dtype=torch.int64, device=dev),
+        )
     key = (c[:, 2] * gy + c[:, 1]) * gx + c[:, 0]
     uniq, inv = torch.unique(key, return_inverse=True)
     u = int(uniq.numel())
     ar = torch.arange(n, device=dev)
-    first = torch.full((u,), n, dtype=torch.int64, device=dev).scatter_reduce_(0, inv, ar, reduce="amin", include_self=True)
+    first = torch.full((u,), n, dtype=torch.int64, device=dev).scatter_reduce_(
+        0, inv, ar, reduce="amin", include_self=True
+    )
     order = torch.argsort(first)  # first-appearance order (values are distinct)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(u, device=dev)

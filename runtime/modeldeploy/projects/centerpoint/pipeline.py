@@ -19,8 +19,8 @@ import torch
 
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.pipeline import BasePipeline
-from modeldeploy.errors import DataError
 from modeldeploy.core.timing import StageTimer
+from modeldeploy.errors import DataError
 from modeldeploy.projects.centerpoint.boxes import decode_and_nms
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
 from modeldeploy.projects.centerpoint.ops import decorate, scatter_to_bev, voxelize
@@ -33,10 +33,15 @@ STAGES = ("voxelize", "voxel_encoder", "scatter", "backbone_neck_head", "decode_
 
 def check_points(points: Any, in_channels: int) -> torch.Tensor:
     if not isinstance(points, torch.Tensor):
-        raise DataError(f"sample 'points' is a {type(points).__name__}, not a torch.Tensor", hint="load samples with the centerpoint data loader")
+        raise DataError(
+            f"sample 'points' is a {type(points).__name__}, not a torch.Tensor",
+            hint="load samples with the centerpoint data loader",
+        )
     if points.ndim != 2 or points.shape[1] != in_channels:
-        raise DataError(f"points must be an N×{in_channels} tensor (the features the model config's test pipeline selects), got shape {tuple(points.shape)}",
-                        hint="load samples with the centerpoint data loader; check use_dim in the model config's LoadPointsFromFile/LoadPointsFromMultiSweeps")
+        raise DataError(
+            f"points must be an N×{in_channels} tensor (the features the model config's test pipeline selects), got shape {tuple(points.shape)}",
+            hint="load samples with the centerpoint data loader; check use_dim in the model config's LoadPointsFromFile/LoadPointsFromMultiSweeps",
+        )
     if not points.is_floating_point():
         raise DataError(f"points have dtype {points.dtype}, expected float", hint="store .bin points as float32")
     return points
@@ -47,15 +52,24 @@ def preprocess_points(points: torch.Tensor, s: CenterPointSettings, device: torc
     pts = check_points(points, s.in_channels).to(device=device, dtype=torch.float32)
     vox = voxelize(pts, s.voxel_size, s.point_cloud_range, s.max_num_points, s.max_voxels)
     feats = decorate(
-        vox.voxels, vox.num_points, vox.coors, s.voxel_size, s.point_cloud_range,
-        with_cluster_center=s.with_cluster_center, with_voxel_center=s.with_voxel_center,
-        voxel_center_dims=s.voxel_center_dims, with_distance=s.with_distance, legacy=s.legacy,
+        vox.voxels,
+        vox.num_points,
+        vox.coors,
+        s.voxel_size,
+        s.point_cloud_range,
+        with_cluster_center=s.with_cluster_center,
+        with_voxel_center=s.with_voxel_center,
+        voxel_center_dims=s.voxel_center_dims,
+        with_distance=s.with_distance,
+        legacy=s.legacy,
     )
     return {"input_features": feats, "coors": vox.coors, "num_points": vox.num_points}
 
 
 class CenterPointPipeline(BasePipeline):
-    def __init__(self, backends: dict[str, BaseBackend], settings: CenterPointSettings, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, backends: dict[str, BaseBackend], settings: CenterPointSettings, device: str | torch.device = "cpu"
+    ) -> None:
         missing = [n for n in (VOXEL_ENCODER, BACKBONE_NECK_HEAD) if n not in backends]
         if missing:
             raise ValueError(f"CenterPointPipeline needs backends for {missing}")
@@ -100,7 +114,9 @@ class CenterPointPipeline(BasePipeline):
 
     def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> dict[str, Any]:
         with self.stage("decode_nms"):
-            per_task = split_task_outputs({k: v.to(self.device) for k, v in raw.items()}, self.settings.task_num_classes)
+            per_task = split_task_outputs(
+                {k: v.to(self.device) for k, v in raw.items()}, self.settings.task_num_classes
+            )
             det = decode_and_nms(per_task, self.settings).to("cpu")
         return {
             "token": sample.get("token", str(sample.get("sample_idx", ""))),

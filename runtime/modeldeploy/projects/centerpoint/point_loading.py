@@ -51,11 +51,26 @@ import numpy as np
 from modeldeploy.errors import ConfigError, DataError
 
 # Test-time transforms that leave the points alone (annotations, packing, GT-only filters).
-_POINT_NEUTRAL = frozenset({
-    "Pack3DDetInputs", "LoadAnnotations3D", "ObjectRangeFilter", "ObjectNameFilter", "ObjectMinPointsFilter",
-    "ObjectRangeMinPointsFilter", "DefaultFormatBundle3D", "Collect3D", "PointShuffle",
-})
-_SUPPORTED = ("LoadPointsFromFile", "LoadPointsFromMultiSweeps", "PointsRangeFilter", "MultiScaleFlipAug3D", *sorted(_POINT_NEUTRAL))
+_POINT_NEUTRAL = frozenset(
+    {
+        "Pack3DDetInputs",
+        "LoadAnnotations3D",
+        "ObjectRangeFilter",
+        "ObjectNameFilter",
+        "ObjectMinPointsFilter",
+        "ObjectRangeMinPointsFilter",
+        "DefaultFormatBundle3D",
+        "Collect3D",
+        "PointShuffle",
+    }
+)
+_SUPPORTED = (
+    "LoadPointsFromFile",
+    "LoadPointsFromMultiSweeps",
+    "PointsRangeFilter",
+    "MultiScaleFlipAug3D",
+    *sorted(_POINT_NEUTRAL),
+)
 REMOVE_CLOSE_RADIUS = 1.0  # mmdet3d's default radius for remove_close
 MAX_TIME_LAG_S = 10.0  # sweeps are tenths of a second apart; more means timestamps are not in seconds
 
@@ -91,16 +106,25 @@ class PointLoading:
         return max(self.load_dim or 0, self.sweeps.load_dim if self.sweeps else 0)
 
     def describe(self) -> str:
-        sw = (f", {self.sweeps.sweeps_num} sweep(s) (load_dim={self.sweeps.load_dim}, use_dim={list(self.sweeps.use_dim)}, "
-              f"remove_close={self.sweeps.remove_close}, pad_empty_sweeps={self.sweeps.pad_empty_sweeps})") if self.sweeps else ", no sweeps"
+        sw = (
+            (
+                f", {self.sweeps.sweeps_num} sweep(s) (load_dim={self.sweeps.load_dim}, use_dim={list(self.sweeps.use_dim)}, "
+                f"remove_close={self.sweeps.remove_close}, pad_empty_sweeps={self.sweeps.pad_empty_sweeps})"
+            )
+            if self.sweeps
+            else ", no sweeps"
+        )
         return f"points from {self.source}: load_dim={self.load_dim}, use_dim={list(self.use_dim)}{sw}"
 
 
 def awml_default(point_cloud_range: Sequence[float] | None = None) -> PointLoading:
     """AWML's T4 CenterPoint test pipeline (base/1.x and 2.x configs, commit 7a6ec07c)."""
     return PointLoading(
-        load_dim=5, use_dim=(0, 1, 2, 3, 4),
-        sweeps=SweepLoading(sweeps_num=1, load_dim=5, use_dim=(0, 1, 2, 4), pad_empty_sweeps=True, remove_close=True, test_mode=True),
+        load_dim=5,
+        use_dim=(0, 1, 2, 3, 4),
+        sweeps=SweepLoading(
+            sweeps_num=1, load_dim=5, use_dim=(0, 1, 2, 4), pad_empty_sweeps=True, remove_close=True, test_mode=True
+        ),
         range_filter=tuple(float(v) for v in point_cloud_range) if point_cloud_range is not None else None,
         source="AWML's T4 defaults (the model config has no test pipeline)",
     )
@@ -117,12 +141,25 @@ def _err(where: str, msg: str, hint: str) -> ConfigError:
 
 def _dims(value: Any, where: str, key: str) -> tuple[int, ...]:
     if isinstance(value, bool):
-        raise _err(where, f"{key}={value!r} is not a column list", hint=f"write {key}=[0, 1, 2, ...] or an int n for the first n columns")
+        raise _err(
+            where,
+            f"{key}={value!r} is not a column list",
+            hint=f"write {key}=[0, 1, 2, ...] or an int n for the first n columns",
+        )
     if isinstance(value, int) and value > 0:
         return tuple(range(value))
-    if isinstance(value, Sequence) and not isinstance(value, str) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
         return tuple(value)
-    raise _err(where, f"{key}={value!r} is not a column list", hint=f"write {key}=[0, 1, 2, ...] or an int n for the first n columns")
+    raise _err(
+        where,
+        f"{key}={value!r} is not a column list",
+        hint=f"write {key}=[0, 1, 2, ...] or an int n for the first n columns",
+    )
 
 
 def _int(t: Mapping[str, Any], key: str, default: int, where: str, minimum: int) -> int:
@@ -157,8 +194,11 @@ def parse_point_loading(cfg: Mapping[str, Any], point_cloud_range: Sequence[floa
     pipeline, where = find_test_pipeline(cfg)
     if pipeline is None:
         if cfg.get("point_use_dims") is not None:  # this project's own earlier vocabulary
-            return from_use_dims(_dims(cfg["point_use_dims"], "point_use_dims", "point_use_dims"),
-                                 cfg.get("point_load_dim"), source="point_use_dims (no test pipeline)")
+            return from_use_dims(
+                _dims(cfg["point_use_dims"], "point_use_dims", "point_use_dims"),
+                cfg.get("point_load_dim"),
+                source="point_use_dims (no test pipeline)",
+            )
         return awml_default(point_cloud_range)
     return _parse_transforms(pipeline, where)
 
@@ -172,17 +212,33 @@ def _parse_transforms(pipeline: list[Any], where: str) -> PointLoading:
             if spec is not None:
                 raise _err(at, "a second LoadPointsFromFile", hint="load the key frame once")
             if str(t.get("coord_type", "")).upper() != "LIDAR":
-                raise _err(at, f"LoadPointsFromFile.coord_type={t.get('coord_type')!r}; CenterPoint runs on LiDAR points", hint="use coord_type='LIDAR'")
+                raise _err(
+                    at,
+                    f"LoadPointsFromFile.coord_type={t.get('coord_type')!r}; CenterPoint runs on LiDAR points",
+                    hint="use coord_type='LIDAR'",
+                )
             for flag in ("shift_height", "use_color"):
                 if t.get(flag):
-                    raise _err(at, f"LoadPointsFromFile.{flag}=True is not supported by the centerpoint runtime", hint=f"remove {flag}")
+                    raise _err(
+                        at,
+                        f"LoadPointsFromFile.{flag}=True is not supported by the centerpoint runtime",
+                        hint=f"remove {flag}",
+                    )
             load_dim = _int(t, "load_dim", 6, at, 3)  # mmdet3d's defaults: load_dim=6, use_dim=[0, 1, 2]
             use_dim = _dims(t.get("use_dim", [0, 1, 2]), at, "LoadPointsFromFile.use_dim")
             if max(use_dim) >= load_dim:
-                raise _err(at, f"LoadPointsFromFile.use_dim={list(use_dim)} needs columns the load_dim={load_dim} points do not have", hint="make every use_dim < load_dim")
+                raise _err(
+                    at,
+                    f"LoadPointsFromFile.use_dim={list(use_dim)} needs columns the load_dim={load_dim} points do not have",
+                    hint="make every use_dim < load_dim",
+                )
             norm = bool(t.get("norm_intensity", False))
             if norm and len(use_dim) < 4:
-                raise _err(at, "norm_intensity=True needs an intensity column (use_dim with >= 4 columns)", hint="add column 3 to use_dim")
+                raise _err(
+                    at,
+                    "norm_intensity=True needs an intensity column (use_dim with >= 4 columns)",
+                    hint="add column 3 to use_dim",
+                )
             spec = PointLoading(load_dim=load_dim, use_dim=use_dim, norm_intensity=norm, source=where)
         elif typ == "LoadPointsFromMultiSweeps":
             if spec is None:
@@ -192,26 +248,52 @@ def _parse_transforms(pipeline: list[Any], where: str) -> PointLoading:
             sw_load = _int(t, "load_dim", 5, at, 5)
             sw_use = _dims(t.get("use_dim", [0, 1, 2, 4]), at, "LoadPointsFromMultiSweeps.use_dim")
             if max(sw_use) >= sw_load:
-                raise _err(at, f"LoadPointsFromMultiSweeps.use_dim={list(sw_use)} needs columns the load_dim={sw_load} sweep points do not have", hint="make every use_dim < load_dim")
+                raise _err(
+                    at,
+                    f"LoadPointsFromMultiSweeps.use_dim={list(sw_use)} needs columns the load_dim={sw_load} sweep points do not have",
+                    hint="make every use_dim < load_dim",
+                )
             if len(spec.use_dim) != sw_load:
-                raise _err(at, f"the key frame keeps {len(spec.use_dim)} columns (LoadPointsFromFile.use_dim={list(spec.use_dim)}) but sweeps are loaded "
-                               f"with load_dim={sw_load}; mmdet3d concatenates them, so they must agree", hint=f"set LoadPointsFromFile.use_dim={sw_load} (AWML: use_dim=point_load_dim)")
-            spec = replace(spec, sweeps=SweepLoading(
-                sweeps_num=_int(t, "sweeps_num", 10, at, 0), load_dim=sw_load, use_dim=sw_use,
-                pad_empty_sweeps=bool(t.get("pad_empty_sweeps", False)), remove_close=bool(t.get("remove_close", False)),
-                test_mode=bool(t.get("test_mode", False)),
-            ))
+                raise _err(
+                    at,
+                    f"the key frame keeps {len(spec.use_dim)} columns (LoadPointsFromFile.use_dim={list(spec.use_dim)}) but sweeps are loaded "
+                    f"with load_dim={sw_load}; mmdet3d concatenates them, so they must agree",
+                    hint=f"set LoadPointsFromFile.use_dim={sw_load} (AWML: use_dim=point_load_dim)",
+                )
+            spec = replace(
+                spec,
+                sweeps=SweepLoading(
+                    sweeps_num=_int(t, "sweeps_num", 10, at, 0),
+                    load_dim=sw_load,
+                    use_dim=sw_use,
+                    pad_empty_sweeps=bool(t.get("pad_empty_sweeps", False)),
+                    remove_close=bool(t.get("remove_close", False)),
+                    test_mode=bool(t.get("test_mode", False)),
+                ),
+            )
         elif typ == "PointsRangeFilter":
             pcr = t.get("point_cloud_range")
             if not isinstance(pcr, Sequence) or len(pcr) != 6:
-                raise _err(at, f"PointsRangeFilter.point_cloud_range={pcr!r} must be 6 numbers", hint="use the model's point_cloud_range")
+                raise _err(
+                    at,
+                    f"PointsRangeFilter.point_cloud_range={pcr!r} must be 6 numbers",
+                    hint="use the model's point_cloud_range",
+                )
             if spec is None:
                 raise _err(at, "PointsRangeFilter before LoadPointsFromFile", hint="load the points first")
             spec = replace(spec, range_filter=tuple(float(v) for v in pcr))
         elif typ not in _POINT_NEUTRAL:
-            raise _err(at, f"test pipeline transform {typ!r} is not reproduced by the centerpoint runtime", hint=f"use only {', '.join(_SUPPORTED)}")
+            raise _err(
+                at,
+                f"test pipeline transform {typ!r} is not reproduced by the centerpoint runtime",
+                hint=f"use only {', '.join(_SUPPORTED)}",
+            )
     if spec is None:
-        raise _err(where, "the test pipeline has no LoadPointsFromFile", hint="add dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5)")
+        raise _err(
+            where,
+            "the test pipeline has no LoadPointsFromFile",
+            hint="add dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5)",
+        )
     return spec
 
 
@@ -220,14 +302,20 @@ def _flatten(pipeline: list[Any], where: str) -> list[Mapping[str, Any]]:
     out: list[Mapping[str, Any]] = []
     for i, t in enumerate(pipeline):
         if not isinstance(t, Mapping) or not isinstance(t.get("type"), str):
-            raise _err(f"{where}[{i}]", f"pipeline entry {t!r} is not a dict with a 'type'", hint="write dict(type=..., ...)")
+            raise _err(
+                f"{where}[{i}]", f"pipeline entry {t!r} is not a dict with a 'type'", hint="write dict(type=..., ...)"
+            )
         if t["type"] != "MultiScaleFlipAug3D":
             out.append(t)
             continue
         scales = t.get("pts_scale_ratio", 1)
         scales = list(scales) if isinstance(scales, Sequence) else [scales]
         if t.get("flip") or any(float(v) != 1.0 for v in scales):
-            raise _err(f"{where}[{i}]", "MultiScaleFlipAug3D with flip or scale test-time augmentation is not supported", hint="set flip=False, pts_scale_ratio=1")
+            raise _err(
+                f"{where}[{i}]",
+                "MultiScaleFlipAug3D with flip or scale test-time augmentation is not supported",
+                hint="set flip=False, pts_scale_ratio=1",
+            )
         for j, inner in enumerate(t.get("transforms") or []):
             at = f"{where}[{i}].transforms[{j}]"
             if not isinstance(inner, Mapping):
@@ -235,9 +323,16 @@ def _flatten(pipeline: list[Any], where: str) -> list[Mapping[str, Any]]:
             if inner.get("type") == "RandomFlip3D":
                 continue  # inside MultiScaleFlipAug3D the flip flags come from the wrapper (flip=False here)
             if inner.get("type") == "GlobalRotScaleTrans":
-                if any(float(v) != 0.0 for v in inner.get("rot_range", [0, 0])) or any(float(v) != 1.0 for v in inner.get("scale_ratio_range", [1, 1])) \
-                        or any(float(v) != 0.0 for v in inner.get("translation_std", [0, 0, 0])):
-                    raise _err(at, "GlobalRotScaleTrans at test time must be the identity", hint="rot_range=[0, 0], scale_ratio_range=[1.0, 1.0], translation_std=[0, 0, 0]")
+                if (
+                    any(float(v) != 0.0 for v in inner.get("rot_range", [0, 0]))
+                    or any(float(v) != 1.0 for v in inner.get("scale_ratio_range", [1, 1]))
+                    or any(float(v) != 0.0 for v in inner.get("translation_std", [0, 0, 0]))
+                ):
+                    raise _err(
+                        at,
+                        "GlobalRotScaleTrans at test time must be the identity",
+                        hint="rot_range=[0, 0], scale_ratio_range=[1.0, 1.0], translation_std=[0, 0, 0]",
+                    )
                 continue
             out.append(inner)
     return out
@@ -258,7 +353,10 @@ def _matrix(value: Any, what: str, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         m = np.zeros(0)
     if m.size == 0 or not np.isfinite(m).all():
-        raise DataError(f"{where}: {what} is not a finite numeric matrix", hint="regenerate the info file (mmdet3d v1.x / AWML T4 converter)")
+        raise DataError(
+            f"{where}: {what} is not a finite numeric matrix",
+            hint="regenerate the info file (mmdet3d v1.x / AWML T4 converter)",
+        )
     return m
 
 
@@ -268,17 +366,26 @@ def sweep_to_key_frame(xyz: np.ndarray, sweep: Mapping[str, Any], where: str) ->
     if lp.get("lidar2sensor") is not None:  # mmdet3d v1.x / AWML T4: xyz @ L[:3, :3] - L[:3, 3]
         m = _matrix(lp["lidar2sensor"], "lidar_points.lidar2sensor", where)
         if m.ndim != 2 or m.shape[1] != 4 or m.shape[0] not in (3, 4):
-            raise DataError(f"{where}: lidar_points.lidar2sensor has shape {m.shape}, expected 4x4", hint="regenerate the info file")
+            raise DataError(
+                f"{where}: lidar_points.lidar2sensor has shape {m.shape}, expected 4x4", hint="regenerate the info file"
+            )
         rotated = (xyz.astype(np.float64) @ m[:3, :3]).astype(np.float32)
         return (rotated.astype(np.float64) - m[:3, 3]).astype(np.float32)
-    if sweep.get("sensor2lidar_rotation") is not None and sweep.get("sensor2lidar_translation") is not None:  # mmdet3d v0.x infos
+    if (
+        sweep.get("sensor2lidar_rotation") is not None and sweep.get("sensor2lidar_translation") is not None
+    ):  # mmdet3d v0.x infos
         r = _matrix(sweep["sensor2lidar_rotation"], "sensor2lidar_rotation", where)
         t = _matrix(sweep["sensor2lidar_translation"], "sensor2lidar_translation", where).reshape(-1)
         if r.shape != (3, 3) or t.shape != (3,):
-            raise DataError(f"{where}: sensor2lidar_rotation/translation have shapes {r.shape}/{t.shape}, expected (3, 3)/(3,)", hint="regenerate the info file")
+            raise DataError(
+                f"{where}: sensor2lidar_rotation/translation have shapes {r.shape}/{t.shape}, expected (3, 3)/(3,)",
+                hint="regenerate the info file",
+            )
         return (xyz.astype(np.float64) @ r.T + t).astype(np.float32)
-    raise DataError(f"{where}: the sweep has no lidar_points.lidar2sensor (nor sensor2lidar_rotation/translation) to move it into the key frame",
-                    hint="regenerate the info file with AWML's T4 converter (it writes lidar_sweeps[].lidar_points.lidar2sensor)")
+    raise DataError(
+        f"{where}: the sweep has no lidar_points.lidar2sensor (nor sensor2lidar_rotation/translation) to move it into the key frame",
+        hint="regenerate the info file with AWML's T4 converter (it writes lidar_sweeps[].lidar_points.lidar2sensor)",
+    )
 
 
 def choose_sweeps(num_available: int, spec: SweepLoading) -> list[int]:
@@ -295,8 +402,13 @@ class SweepPoints:
     where: str
 
 
-def merge_points(key_raw: np.ndarray, spec: PointLoading, key_timestamp: float | None,
-                 sweeps: Sequence[SweepPoints] | None, where: str = "sample") -> np.ndarray:
+def merge_points(
+    key_raw: np.ndarray,
+    spec: PointLoading,
+    key_timestamp: float | None,
+    sweeps: Sequence[SweepPoints] | None,
+    where: str = "sample",
+) -> np.ndarray:
     """Key frame [N, load_dim] (+ its chosen sweeps) → the model's point features, float32.
 
     ``sweeps`` None means the info entry has no ``lidar_sweeps`` key (mmdet3d then pads
@@ -315,7 +427,10 @@ def merge_points(key_raw: np.ndarray, spec: PointLoading, key_timestamp: float |
                 parts += [remove_close(key) if sw.remove_close else key] * sw.sweeps_num
         elif sweeps:
             if key_timestamp is None:
-                raise DataError(f"{where}: the frame has lidar_sweeps but no 'timestamp'", hint="add the key frame's timestamp in seconds (mmdet3d v1.x infos)")
+                raise DataError(
+                    f"{where}: the frame has lidar_sweeps but no 'timestamp'",
+                    hint="add the key frame's timestamp in seconds (mmdet3d v1.x infos)",
+                )
             for s in sweeps:
                 p = np.array(s.points, dtype=np.float32)
                 if sw.remove_close:
@@ -324,16 +439,28 @@ def merge_points(key_raw: np.ndarray, spec: PointLoading, key_timestamp: float |
                 try:
                     lag = float(key_timestamp) - float(s.info["timestamp"])
                 except (KeyError, TypeError, ValueError):
-                    raise DataError(f"{s.where}: the sweep has no numeric 'timestamp'", hint="add the sweep's timestamp in seconds (mmdet3d v1.x infos)") from None
+                    raise DataError(
+                        f"{s.where}: the sweep has no numeric 'timestamp'",
+                        hint="add the sweep's timestamp in seconds (mmdet3d v1.x infos)",
+                    ) from None
                 if not math.isfinite(lag) or abs(lag) > MAX_TIME_LAG_S:
-                    raise DataError(f"{s.where}: time lag {lag} s between the key frame and this sweep; sweeps are at most a few seconds old, "
-                                    "so the timestamps are not in seconds", hint="write timestamps in seconds (mmdet3d v1.x infos divide T4 microseconds by 1e6)")
+                    raise DataError(
+                        f"{s.where}: time lag {lag} s between the key frame and this sweep; sweeps are at most a few seconds old, "
+                        "so the timestamps are not in seconds",
+                        hint="write timestamps in seconds (mmdet3d v1.x infos divide T4 microseconds by 1e6)",
+                    )
                 p[:, 4] = lag
                 parts.append(p)
         out = np.concatenate(parts)[:, list(sw.use_dim)]
     if spec.range_filter is not None:
         r = spec.range_filter
-        inside = ((out[:, 0] > r[0]) & (out[:, 1] > r[1]) & (out[:, 2] > r[2])
-                  & (out[:, 0] < r[3]) & (out[:, 1] < r[4]) & (out[:, 2] < r[5]))
+        inside = (
+            (out[:, 0] > r[0])
+            & (out[:, 1] > r[1])
+            & (out[:, 2] > r[2])
+            & (out[:, 0] < r[3])
+            & (out[:, 1] < r[4])
+            & (out[:, 2] < r[5])
+        )
         out = out[inside]
     return np.ascontiguousarray(out)

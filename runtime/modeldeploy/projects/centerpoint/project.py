@@ -21,14 +21,25 @@ import torch
 
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.core.project import BaseProject, register_project
 from modeldeploy.errors import ConfigError
-from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader, bundled_sample_of
 from modeldeploy.projects.centerpoint.evaluator import CenterPointEvaluator
-from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, build_centerpoint
+from modeldeploy.projects.centerpoint.model import (
+    HEAD_OUTPUTS,
+    BackboneNeckHeadExport,
+    CenterPoint,
+    VoxelEncoderExport,
+    build_centerpoint,
+)
 from modeldeploy.projects.centerpoint.ops import scatter_to_bev
-from modeldeploy.projects.centerpoint.pipeline import BACKBONE_NECK_HEAD, VOXEL_ENCODER, CenterPointPipeline, preprocess_points
+from modeldeploy.projects.centerpoint.pipeline import (
+    BACKBONE_NECK_HEAD,
+    VOXEL_ENCODER,
+    CenterPointPipeline,
+    preprocess_points,
+)
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -55,7 +66,9 @@ def export_components_for(model: CenterPoint, sample: dict[str, Any]) -> list[Ex
     if feats.shape[0] == 0:
         from modeldeploy.errors import DataError
 
-        raise DataError("the export sample has no point inside point_cloud_range", hint="choose another runtime_io.sample_idx")
+        raise DataError(
+            "the export sample has no point inside point_cloud_range", hint="choose another runtime_io.sample_idx"
+        )
     enc = VoxelEncoderExport(model.pts_voxel_encoder).eval()
     head = BackboneNeckHeadExport(model).eval()
     with torch.inference_mode():
@@ -63,12 +76,18 @@ def export_components_for(model: CenterPoint, sample: dict[str, Any]) -> list[Ex
         spatial = scatter_to_bev(pillars, pre["coors"], *s.output_shape)
     return [
         ExportComponent(
-            name=VOXEL_ENCODER, module=enc, input_names=["input_features"], output_names=["pillar_features"],
+            name=VOXEL_ENCODER,
+            module=enc,
+            input_names=["input_features"],
+            output_names=["pillar_features"],
             sample_inputs={"input_features": feats.clone()},
             dynamic_axes={"input_features": {0: "num_voxels"}, "pillar_features": {0: "num_voxels"}},
         ),
         ExportComponent(
-            name=BACKBONE_NECK_HEAD, module=head, input_names=["spatial_features"], output_names=list(HEAD_OUTPUTS),
+            name=BACKBONE_NECK_HEAD,
+            module=head,
+            input_names=["spatial_features"],
+            output_names=list(HEAD_OUTPUTS),
             sample_inputs={"spatial_features": spatial.clone()},
         ),
     ]
@@ -82,30 +101,44 @@ class CenterPointProject(BaseProject):
     def build_model(self, model_cfg: Any) -> torch.nn.Module:
         return build_centerpoint(model_cfg)
 
-    def build_data_loader(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointDataLoader:
+    def build_data_loader(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> CenterPointDataLoader:
         s = parse_settings(model_cfg)
         log_point_loading(s)
-        return CenterPointDataLoader.from_runtime_io(cfg.runtime_io.info_file, cfg.runtime_io.data_root, s.class_names, s.point_loading,
-                                                     bundled_sample_of(model_cfg_dict(model_cfg)))
+        return CenterPointDataLoader.from_runtime_io(
+            cfg.runtime_io.info_file,
+            cfg.runtime_io.data_root,
+            s.class_names,
+            s.point_loading,
+            bundled_sample_of(model_cfg_dict(model_cfg)),
+        )
 
-    def has_data(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> bool:
+    def has_data(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> bool:
         """A configured dataset, or the bundled synthetic sample for a model config that opts in
         (the tiny demo does; AWML-size configs do not — synthetic mAP would mean nothing there)."""
         rio = cfg.runtime_io
         return bool(rio.info_file) or bool(rio.data_root) or bundled_sample_of(model_cfg_dict(model_cfg)) is not None
 
-    def example_sample(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> dict[str, Any]:
+    def example_sample(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> dict[str, Any]:
         """An export example without any dataset: one synthetic scene (with sweeps) turned into
         the model's point features by the model config's own loading pipeline, in memory —
         nothing is written. Same structure as ``CenterPointDataLoader.load_sample``."""
-        from modeldeploy.projects.centerpoint.synthetic import BUNDLED_SEED, CLASSES, NUM_SWEEPS, frame_points, frame_with_sweeps
+        from modeldeploy.projects.centerpoint.synthetic import (
+            BUNDLED_SEED,
+            CLASSES,
+            NUM_SWEEPS,
+            frame_points,
+            frame_with_sweeps,
+        )
 
         s = parse_settings(model_cfg)
         log_point_loading(s)
         frame = frame_with_sweeps(BUNDLED_SEED, 0, NUM_SWEEPS)
         points = frame_points(frame, s.point_loading)
-        keep = [(inst, s.class_names.index(CLASSES[inst["bbox_label_3d"]])) for inst in frame["entry"]["instances"]
-                if CLASSES[inst["bbox_label_3d"]] in s.class_names]
+        keep = [
+            (inst, s.class_names.index(CLASSES[inst["bbox_label_3d"]]))
+            for inst in frame["entry"]["instances"]
+            if CLASSES[inst["bbox_label_3d"]] in s.class_names
+        ]
         return {
             "points": torch.from_numpy(points),
             "token": frame["entry"]["token"],
@@ -116,15 +149,22 @@ class CenterPointProject(BaseProject):
             "gt_velocity": np.asarray([inst["velocity"] for inst, _ in keep], dtype=np.float32).reshape(-1, 2),
         }
 
-    def build_evaluator(self, cfg: "BaseDeploymentConfig", model_cfg: Any) -> CenterPointEvaluator:
+    def build_evaluator(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> CenterPointEvaluator:
         return CenterPointEvaluator(parse_settings(model_cfg).class_names)
 
-    def export_components(self, model: torch.nn.Module, cfg: "BaseDeploymentConfig", model_cfg: Any, sample: dict[str, Any]) -> list[ExportComponent]:
+    def export_components(
+        self, model: torch.nn.Module, cfg: BaseDeploymentConfig, model_cfg: Any, sample: dict[str, Any]
+    ) -> list[ExportComponent]:
         if not isinstance(model, CenterPoint):
-            raise ConfigError(f"centerpoint export needs the project's CenterPoint model, got {type(model).__name__}", hint="use build_model / load_model_fn returning CenterPoint")
+            raise ConfigError(
+                f"centerpoint export needs the project's CenterPoint model, got {type(model).__name__}",
+                hint="use build_model / load_model_fn returning CenterPoint",
+            )
         return export_components_for(model, sample)
 
-    def build_pipeline(self, backends: dict[str, BaseBackend], cfg: "BaseDeploymentConfig", model_cfg: Any, device: torch.device) -> CenterPointPipeline:
+    def build_pipeline(
+        self, backends: dict[str, BaseBackend], cfg: BaseDeploymentConfig, model_cfg: Any, device: torch.device
+    ) -> CenterPointPipeline:
         return CenterPointPipeline(backends, parse_settings(model_cfg), device)
 
     def compare_predictions(self, reference: Any, test: Any, model_cfg: Any) -> dict[str, Any]:
@@ -133,4 +173,3 @@ class CenterPointProject(BaseProject):
         from modeldeploy.projects.centerpoint.box_compare import compare_box_sets
 
         return compare_box_sets(reference, test, score_threshold=parse_settings(model_cfg).score_threshold)
-

@@ -76,13 +76,18 @@ class CenterPointSettings:
 
 def _get(d: Mapping[str, Any], key: str, where: str) -> Any:
     if not isinstance(d, Mapping) or key not in d:
-        raise ConfigError(f"model config: missing '{where}.{key}'", hint=f"add {key}=... to {where} (mmdet3d CenterPoint vocabulary)")
+        raise ConfigError(
+            f"model config: missing '{where}.{key}'", hint=f"add {key}=... to {where} (mmdet3d CenterPoint vocabulary)"
+        )
     return d[key]
 
 
 def _floats(v: Any, n: int, where: str) -> tuple[float, ...]:
     if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != n:
-        raise ConfigError(f"model config: '{where}' must be a list of {n} numbers, got {v!r}", hint=f"write {where}=[...] with {n} values")
+        raise ConfigError(
+            f"model config: '{where}' must be a list of {n} numbers, got {v!r}",
+            hint=f"write {where}=[...] with {n} values",
+        )
     try:
         return tuple(float(x) for x in v)
     except (TypeError, ValueError):
@@ -94,7 +99,10 @@ def _model_dict(model_cfg: Any) -> Mapping[str, Any]:
     if model is None:
         raise ConfigError("model config has no 'model' dict", hint="write model = dict(type='CenterPoint', ...)")
     if model.get("type", "CenterPoint") not in ("CenterPoint", "CenterPointONNX"):
-        raise ConfigError(f"model config: model.type={model.get('type')!r} is not CenterPoint", hint="use the centerpoint project only with CenterPoint configs")
+        raise ConfigError(
+            f"model config: model.type={model.get('type')!r} is not CenterPoint",
+            hint="use the centerpoint project only with CenterPoint configs",
+        )
     return model
 
 
@@ -102,22 +110,32 @@ def _task_classes(tasks: Any, top_level: Any) -> tuple[tuple[str, ...], ...]:
     """Per-task class names. The head's labels index the tasks' names in order; AWML writes
     them from the top-level ``class_names``, which the evaluation and info-file label mapping
     use too, so the two must agree (a task without names takes its ``num_class`` from them)."""
-    top = tuple(str(c) for c in top_level) if isinstance(top_level, Sequence) and not isinstance(top_level, str) else None
+    top = (
+        tuple(str(c) for c in top_level) if isinstance(top_level, Sequence) and not isinstance(top_level, str) else None
+    )
     out, used = [], 0
     for i, t in enumerate(tasks if isinstance(tasks, Sequence) else []):
         names = t.get("class_names") if isinstance(t, Mapping) else None
         if names is None and top is not None and isinstance(t, Mapping) and isinstance(t.get("num_class"), int):
-            names = top[used: used + t["num_class"]]
+            names = top[used : used + t["num_class"]]
         if not names:
-            raise ConfigError(f"model config: pts_bbox_head.tasks[{i}] has no class_names", hint="tasks=[dict(num_class=5, class_names=[...])]")
+            raise ConfigError(
+                f"model config: pts_bbox_head.tasks[{i}] has no class_names",
+                hint="tasks=[dict(num_class=5, class_names=[...])]",
+            )
         out.append(tuple(str(c) for c in names))
         used += len(names)
     if not out:
-        raise ConfigError("model config: pts_bbox_head.tasks must list class_names", hint="tasks=[dict(num_class=5, class_names=[...])]")
+        raise ConfigError(
+            "model config: pts_bbox_head.tasks must list class_names",
+            hint="tasks=[dict(num_class=5, class_names=[...])]",
+        )
     flat = tuple(c for t in out for c in t)
     if top is not None and top != flat:
-        raise ConfigError(f"model config: class_names {list(top)} differ from the head's task classes {list(flat)}",
-                          hint="write tasks=[dict(num_class=len(class_names), class_names=class_names)] as AWML does")
+        raise ConfigError(
+            f"model config: class_names {list(top)} differ from the head's task classes {list(flat)}",
+            hint="write tasks=[dict(num_class=len(class_names), class_names=class_names)] as AWML does",
+        )
     return tuple(out)
 
 
@@ -128,7 +146,10 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
     voxel_layer = dp.get("voxel_layer") if isinstance(dp, Mapping) else None
     voxel_layer = voxel_layer or model.get("pts_voxel_layer")
     if not voxel_layer:
-        raise ConfigError("model config: no voxel layer settings", hint="add model.data_preprocessor.voxel_layer (or model.pts_voxel_layer)")
+        raise ConfigError(
+            "model config: no voxel layer settings",
+            hint="add model.data_preprocessor.voxel_layer (or model.pts_voxel_layer)",
+        )
     enc = _get(model, "pts_voxel_encoder", "model")
     voxel_size = _floats(voxel_layer.get("voxel_size", enc.get("voxel_size")), 3, "voxel_layer.voxel_size")
     pcr = voxel_layer.get("point_cloud_range", enc.get("point_cloud_range"))
@@ -137,22 +158,35 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
     mv = _get(voxel_layer, "max_voxels", "voxel_layer")
     max_voxels = int(mv[-1] if isinstance(mv, Sequence) else mv)
     if max_points < 1 or max_voxels < 1:
-        raise ConfigError(f"model config: max_num_points={max_points}, max_voxels={mv!r} must be positive", hint="use positive limits")
+        raise ConfigError(
+            f"model config: max_num_points={max_points}, max_voxels={mv!r} must be positive", hint="use positive limits"
+        )
     grid = tuple(int(round((pcr[i + 3] - pcr[i]) / voxel_size[i])) for i in range(3))
     if min(grid) < 1:
-        raise ConfigError(f"model config: point_cloud_range {pcr} with voxel_size {voxel_size} gives an empty grid {grid}", hint="range max must exceed min")
+        raise ConfigError(
+            f"model config: point_cloud_range {pcr} with voxel_size {voxel_size} gives an empty grid {grid}",
+            hint="range max must exceed min",
+        )
     for i, nm in ((0, "x"), (1, "y")):
         if abs((pcr[i + 3] - pcr[i]) / voxel_size[i] - grid[i]) > 1e-3:
-            raise ConfigError(f"model config: {nm} range {pcr[i]}..{pcr[i + 3]} is not a whole number of {voxel_size[i]} m voxels", hint="make (max - min) / voxel_size an integer")
+            raise ConfigError(
+                f"model config: {nm} range {pcr[i]}..{pcr[i + 3]} is not a whole number of {voxel_size[i]} m voxels",
+                hint="make (max - min) / voxel_size an integer",
+            )
 
     etype = enc.get("type", "PillarFeatureNet")
     if etype not in VOXEL_ENCODERS:
-        raise ConfigError(f"model config: pts_voxel_encoder.type={etype!r} is not supported", hint=f"use one of {VOXEL_ENCODERS}")
+        raise ConfigError(
+            f"model config: pts_voxel_encoder.type={etype!r} is not supported", hint=f"use one of {VOXEL_ENCODERS}"
+        )
     in_channels = int(enc.get("in_channels", 4))
     loading = parse_point_loading(model_cfg_dict(model_cfg), pcr)
     if len(loading.out_dims) != in_channels:
-        raise ConfigError(f"model config: the loading pipeline ({loading.source}) gives {len(loading.out_dims)} point features (use_dim={list(loading.out_dims)}) "
-                          f"but pts_voxel_encoder.in_channels={in_channels}", hint="make the test pipeline's use_dim and in_channels agree")
+        raise ConfigError(
+            f"model config: the loading pipeline ({loading.source}) gives {len(loading.out_dims)} point features (use_dim={list(loading.out_dims)}) "
+            f"but pts_voxel_encoder.in_channels={in_channels}",
+            hint="make the test pipeline's use_dim and in_channels agree",
+        )
     wcc = bool(enc.get("with_cluster_center", True))
     wvc = bool(enc.get("with_voxel_center", True))
     wd = bool(enc.get("with_distance", False))
@@ -164,7 +198,9 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
 
     mid = _get(model, "pts_middle_encoder", "model")
     if mid.get("type", "PointPillarsScatter") != "PointPillarsScatter":
-        raise ConfigError(f"model config: pts_middle_encoder.type={mid.get('type')!r} unsupported", hint="use PointPillarsScatter")
+        raise ConfigError(
+            f"model config: pts_middle_encoder.type={mid.get('type')!r} unsupported", hint="use PointPillarsScatter"
+        )
     out_shape = tuple(int(x) for x in _get(mid, "output_shape", "pts_middle_encoder"))
     if out_shape != (grid[1], grid[0]):
         raise ConfigError(
@@ -172,7 +208,10 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
             hint="set output_shape to the grid from point_cloud_range / voxel_size",
         )
     if int(mid.get("in_channels", feat[-1])) != int(feat[-1]):
-        raise ConfigError(f"model config: pts_middle_encoder.in_channels={mid.get('in_channels')} != last feat_channels {feat[-1]}", hint="make them agree")
+        raise ConfigError(
+            f"model config: pts_middle_encoder.in_channels={mid.get('in_channels')} != last feat_channels {feat[-1]}",
+            hint="make them agree",
+        )
 
     head = _get(model, "pts_bbox_head", "model")
     tasks = _get(head, "tasks", "pts_bbox_head")
@@ -186,7 +225,10 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
     mr = test_cfg.get("min_radius", [1.0] * len(task_classes))
     mr = tuple(float(x) for x in (mr if isinstance(mr, Sequence) else [mr] * len(task_classes)))
     if len(mr) < len(task_classes):
-        raise ConfigError(f"model config: test_cfg.pts.min_radius has {len(mr)} entries for {len(task_classes)} tasks", hint="give one radius per task")
+        raise ConfigError(
+            f"model config: test_cfg.pts.min_radius has {len(mr)} entries for {len(task_classes)} tasks",
+            hint="give one radius per task",
+        )
     pcr_post = coder.get("post_center_range", test_cfg.get("post_center_limit_range"))
     score_thr = coder.get("score_threshold", test_cfg.get("score_threshold", 0.1))
     return CenterPointSettings(

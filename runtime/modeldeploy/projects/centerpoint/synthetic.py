@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from modeldeploy.core.bundled import materialize_dataset
 from modeldeploy.projects.centerpoint.point_loading import PointLoading, SweepPoints, choose_sweeps, merge_points
 
@@ -74,7 +75,9 @@ SPECS = {
 }
 
 
-def _face_points(rng: np.random.Generator, l: float, w: float, h: float, center: np.ndarray, yaw: float, n_scale: float) -> np.ndarray:
+def _face_points(
+    rng: np.random.Generator, l: float, w: float, h: float, center: np.ndarray, yaw: float, n_scale: float
+) -> np.ndarray:
     """Points on the faces of a box that face the sensor at the origin, in the LiDAR frame."""
     c, s = math.cos(yaw), math.sin(yaw)
     rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -108,8 +111,16 @@ def _ring(xyz: np.ndarray) -> np.ndarray:
     return np.clip(np.floor((elev + 25.0) / 40.0 * 32), 0, 31)
 
 
-def generate_frame(seed: int, index: int, *, object_range: float = 24.0, ground_range: float = 40.0,
-                   min_objects: int = 8, max_objects: int = 16, n_scale: float = 4000.0) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def generate_frame(
+    seed: int,
+    index: int,
+    *,
+    object_range: float = 24.0,
+    ground_range: float = 40.0,
+    min_objects: int = 8,
+    max_objects: int = 16,
+    n_scale: float = 4000.0,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """One scene: points [N, 5] float32 and its instances (info-file dicts)."""
     rng = np.random.default_rng([seed, index])
     names = list(SPECS)
@@ -142,13 +153,15 @@ def generate_frame(seed: int, index: int, *, object_range: float = 24.0, ground_
         inten = np.clip(rng.normal(*spec.intensity, len(pts)), 0, 255)
         clouds.append(np.column_stack([pts, inten, _ring(pts)]))
         placed.append((x, y, rad))
-        instances.append({
-            "bbox_3d": [float(x), float(y), float(z), float(l), float(w), float(h), yaw],
-            "bbox_label_3d": CLASSES.index(name),
-            "velocity": [speed * math.cos(yaw), speed * math.sin(yaw)],
-            "num_lidar_pts": int(len(pts)),
-            "bbox_3d_isvalid": True,
-        })
+        instances.append(
+            {
+                "bbox_3d": [float(x), float(y), float(z), float(l), float(w), float(h), yaw],
+                "bbox_label_3d": CLASSES.index(name),
+                "velocity": [speed * math.cos(yaw), speed * math.sin(yaw)],
+                "num_lidar_pts": int(len(pts)),
+                "bbox_3d_isvalid": True,
+            }
+        )
     for _ in range(int(rng.integers(3, 8))):  # unlabeled clutter: poles and bushes
         x, y = rng.uniform(-object_range, object_range, 2)
         if math.hypot(x, y) < 3 or any(math.hypot(x - px, y - py) < pr + 1.0 for px, py, pr in placed):
@@ -200,8 +213,9 @@ def _inside(points: np.ndarray, box: list[float], margin: float = 0.1) -> np.nda
     return (np.abs(u) < l / 2 + margin) & (np.abs(v) < w / 2 + margin) & (np.abs(points[:, 2] - z) < h / 2 + margin)
 
 
-def generate_sweeps(seed: int, index: int, points: np.ndarray, instances: list[dict[str, Any]],
-                    num_sweeps: int = NUM_SWEEPS) -> list[dict[str, Any]]:
+def generate_sweeps(
+    seed: int, index: int, points: np.ndarray, instances: list[dict[str, Any]], num_sweeps: int = NUM_SWEEPS
+) -> list[dict[str, Any]]:
     """Earlier sweeps of a frame: ``points`` (float32 [M, 5], in the sweep's sensor frame),
     ``sensor2lidar`` (4x4, sweep → key LiDAR) and ``time_lag`` (seconds, > 0).
 
@@ -223,7 +237,9 @@ def generate_sweeps(seed: int, index: int, points: np.ndarray, instances: list[d
         keep = rng.random(len(points)) < 0.85
         key_xyz = key_xyz[keep] + rng.normal(0.0, 0.01, (int(keep.sum()), 3))
         yaw = -yaw_rate * lag  # the sweep sensor's heading in the key frame
-        trans = np.array([-speed * lag * math.cos(yaw / 2), -speed * lag * math.sin(yaw / 2), float(rng.normal(0.0, 0.01))])
+        trans = np.array(
+            [-speed * lag * math.cos(yaw / 2), -speed * lag * math.sin(yaw / 2), float(rng.normal(0.0, 0.01))]
+        )
         rot = _rot_z(yaw)
         sensor_xyz = (key_xyz - trans) @ rot  # p_sweep = Rᵀ (p_key − t), row-vector form
         pts = np.column_stack([sensor_xyz, points[keep, 3:]]).astype(np.float32)
@@ -244,7 +260,11 @@ def frame_with_sweeps(seed: int, index: int, num_sweeps: int = NUM_SWEEPS, **fra
         "token": token,
         "timestamp": timestamp,
         "ego2global": ego2global.tolist(),
-        "lidar_points": {"lidar_path": f"samples/LIDAR_TOP/{token}.bin", "num_pts_feats": NUM_PTS_FEATS, "lidar2ego": np.eye(4).tolist()},
+        "lidar_points": {
+            "lidar_path": f"samples/LIDAR_TOP/{token}.bin",
+            "num_pts_feats": NUM_PTS_FEATS,
+            "lidar2ego": np.eye(4).tolist(),
+        },
         "lidar_sweeps": [
             {
                 "lidar_points": {
@@ -275,8 +295,14 @@ def frame_points(frame: dict[str, Any], loading: PointLoading) -> np.ndarray:
     entry = frame["entry"]
     sweeps = None
     if loading.sweeps is not None:
-        sweeps = [SweepPoints(padded(frame["sweeps"][j])[:, : loading.sweeps.load_dim], entry["lidar_sweeps"][j], f"{entry['token']} sweep {j}")
-                  for j in choose_sweeps(len(frame["sweeps"]), loading.sweeps)]
+        sweeps = [
+            SweepPoints(
+                padded(frame["sweeps"][j])[:, : loading.sweeps.load_dim],
+                entry["lidar_sweeps"][j],
+                f"{entry['token']} sweep {j}",
+            )
+            for j in choose_sweeps(len(frame["sweeps"]), loading.sweeps)
+        ]
     key = padded(frame["points"])[:, : loading.load_dim or NUM_PTS_FEATS]
     return merge_points(key, loading, entry["timestamp"], sweeps, entry["token"])
 
@@ -295,8 +321,13 @@ def generate_dataset(root: str | Path, num_frames: int, seed: int, **frame_kwarg
             pts.tofile(root / sw["lidar_points"]["lidar_path"])
         data_list.append(entry)
     info = {
-        "metainfo": {"classes": list(CLASSES), "categories": {c: i for i, c in enumerate(CLASSES)},
-                     "dataset": "modeldeploy-synthetic-t4", "version": FORMAT_VERSION, "info_version": "1.1"},
+        "metainfo": {
+            "classes": list(CLASSES),
+            "categories": {c: i for i, c in enumerate(CLASSES)},
+            "dataset": "modeldeploy-synthetic-t4",
+            "version": FORMAT_VERSION,
+            "info_version": "1.1",
+        },
         "data_list": data_list,
     }
     info_path = root / INFO_FILE_NAME
@@ -309,6 +340,7 @@ def bundled_dataset(num_frames: int = BUNDLED_FRAMES, seed: int = BUNDLED_SEED, 
     """Generate the deterministic sample once into the cache; return its info file."""
     name = f"centerpoint-synthetic-{FORMAT_VERSION}-s{seed}-n{num_frames}"
     return materialize_dataset(name, INFO_FILE_NAME, lambda d: generate_dataset(d, num_frames, seed), root)
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -22,13 +22,13 @@ from modeldeploy.projects.centerpoint.settings import CenterPointSettings
 def gaussian_radius(height: float, width: float, min_overlap: float) -> float:
     a1, b1 = 1.0, height + width
     c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
+    r1 = (b1 + math.sqrt(b1**2 - 4 * a1 * c1)) / 2
     a2, b2 = 4.0, 2 * (height + width)
     c2 = (1 - min_overlap) * width * height
-    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * a2 * c2)) / 2
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
     a3, b3 = 4 * min_overlap, -2 * min_overlap * (height + width)
     c3 = (min_overlap - 1) * width * height
-    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
     return min(r1, r2, r3)
 
 
@@ -41,11 +41,13 @@ def draw_gaussian(heatmap: torch.Tensor, cx: int, cy: int, radius: int) -> None:
     g[g < torch.finfo(torch.float32).eps * g.max()] = 0
     l, r = min(cx, radius), min(w - cx, radius + 1)
     t, b = min(cy, radius), min(h - cy, radius + 1)
-    region = heatmap[cy - t:cy + b, cx - l:cx + r]
-    torch.maximum(region, g[radius - t:radius + b, radius - l:radius + r], out=region)
+    region = heatmap[cy - t : cy + b, cx - l : cx + r]
+    torch.maximum(region, g[radius - t : radius + b, radius - l : radius + r], out=region)
 
 
-def build_targets(boxes: np.ndarray, labels: np.ndarray, vels: np.ndarray, s: CenterPointSettings, train_cfg: Mapping[str, float]) -> list[dict[str, torch.Tensor]]:
+def build_targets(
+    boxes: np.ndarray, labels: np.ndarray, vels: np.ndarray, s: CenterPointSettings, train_cfg: Mapping[str, float]
+) -> list[dict[str, torch.Tensor]]:
     """One sample's targets per task. ``boxes`` rows: (x, y, z_centre, l, w, h, yaw)."""
     H, W = s.head_grid
     osf = s.out_size_factor
@@ -76,7 +78,20 @@ def build_targets(boxes: np.ndarray, labels: np.ndarray, vels: np.ndarray, s: Ce
             draw_gaussian(hm[c], ix, iy, radius)
             ind[k] = iy * W + ix
             mask[k] = True
-            anno[k] = torch.tensor([fx - ix, fy - iy, z, math.log(l), math.log(w), math.log(h), math.sin(yaw), math.cos(yaw), float(v[0]), float(v[1])])
+            anno[k] = torch.tensor(
+                [
+                    fx - ix,
+                    fy - iy,
+                    z,
+                    math.log(l),
+                    math.log(w),
+                    math.log(h),
+                    math.sin(yaw),
+                    math.cos(yaw),
+                    float(v[0]),
+                    float(v[1]),
+                ]
+            )
             k += 1
         out.append({"heatmap": hm, "ind": ind, "mask": mask, "anno_box": anno})
         offset += n
@@ -91,7 +106,12 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return loss / pos.sum().clamp(min=1)
 
 
-def task_loss(pred: Mapping[str, torch.Tensor], tgt: Mapping[str, torch.Tensor], code_weights: Sequence[float], bbox_weight: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+def task_loss(
+    pred: Mapping[str, torch.Tensor],
+    tgt: Mapping[str, torch.Tensor],
+    code_weights: Sequence[float],
+    bbox_weight: float = 0.25,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(heatmap loss, weighted regression loss) for one task over a batch."""
     hm_loss = focal_loss(pred["heatmap"], tgt["heatmap"])
     box = torch.cat([pred["reg"], pred["height"], pred["dim"], pred["rot"], pred["vel"]], dim=1)

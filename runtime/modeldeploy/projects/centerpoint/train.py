@@ -35,7 +35,13 @@ from modeldeploy.projects.centerpoint.model import CenterPoint, build_centerpoin
 from modeldeploy.projects.centerpoint.ops import scatter_to_bev
 from modeldeploy.projects.centerpoint.pipeline import preprocess_points
 from modeldeploy.projects.centerpoint.point_loading import PointLoading
-from modeldeploy.projects.centerpoint.synthetic import BUNDLED_SEED, CLASSES, NUM_SWEEPS, frame_points, frame_with_sweeps
+from modeldeploy.projects.centerpoint.synthetic import (
+    BUNDLED_SEED,
+    CLASSES,
+    NUM_SWEEPS,
+    frame_points,
+    frame_with_sweeps,
+)
 from modeldeploy.projects.centerpoint.targets import build_targets, task_loss
 
 PKG = Path(__file__).resolve().parent
@@ -43,7 +49,9 @@ CONFIG = PKG / "configs" / "centerpoint_tiny.py"
 TRAIN_SEED = 7
 
 
-def augment(points: np.ndarray, boxes: np.ndarray, vels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def augment(
+    points: np.ndarray, boxes: np.ndarray, vels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pts, bx, vl = points.copy(), boxes.copy(), vels.copy()
     if rng.random() < 0.5:  # flip across the x axis (y → -y)
         pts[:, 1] *= -1
@@ -95,7 +103,9 @@ def evaluate(model: CenterPoint, frames: list[tuple[np.ndarray, np.ndarray, np.n
         tok = f"val-{i}"
         tokens.append(tok)
         gts += boxes_from_arrays(tok, boxes, labels, s.class_names, velocity=vels)
-        preds += boxes_from_arrays(tok, det.bboxes.numpy(), det.labels.numpy(), s.class_names, scores=det.scores.numpy(), z_is_bottom=True)
+        preds += boxes_from_arrays(
+            tok, det.bboxes.numpy(), det.labels.numpy(), s.class_names, scores=det.scores.numpy(), z_is_bottom=True
+        )
     return detection_metrics(gts, preds, tokens, s.class_names)
 
 
@@ -106,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-frames", type=int, default=16, help="frames of the bundled sample (seed 2024) scored at the end")
+    ap.add_argument(
+        "--eval-frames", type=int, default=16, help="frames of the bundled sample (seed 2024) scored at the end"
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -143,17 +155,30 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         sched.step()
         if step % 50 == 0 or step == a.steps - 1:
-            print(f"step {step:4d}  loss {loss.item():.3f} (heatmap {loss_hm.item():.3f}, box {loss_box.item():.3f})  {time.monotonic() - t0:.0f}s", flush=True)
+            print(
+                f"step {step:4d}  loss {loss.item():.3f} (heatmap {loss_hm.item():.3f}, box {loss_box.item():.3f})  {time.monotonic() - t0:.0f}s",
+                flush=True,
+            )
     train_s = time.monotonic() - t0
     val = [frame_arrays(BUNDLED_SEED, i, s.point_loading) for i in range(a.eval_frames)]
     metrics = evaluate(model, val)
     per_class = ", ".join(f"{k}: {v['mean']:.3f}" for k, v in metrics["AP"].items() if v)
-    print(f"trained in {train_s:.0f}s; bundled-sample mAP {metrics['mAP']:.3f}, mAPH {metrics['mAPH']:.3f} ({per_class})", flush=True)
+    print(
+        f"trained in {train_s:.0f}s; bundled-sample mAP {metrics['mAP']:.3f}, mAPH {metrics['mAPH']:.3f} ({per_class})",
+        flush=True,
+    )
     model.eval()
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    meta = {"config": "builtin:centerpoint/centerpoint_tiny.py", "steps": a.steps, "batch": a.batch,
-            "train_seed": TRAIN_SEED, "train_seconds": round(train_s, 1), "bundled_mAP": round(metrics["mAP"], 4),
-            "bundled_mAPH": round(metrics["mAPH"], 4), "torch": str(torch.__version__)}
+    meta = {
+        "config": "builtin:centerpoint/centerpoint_tiny.py",
+        "steps": a.steps,
+        "batch": a.batch,
+        "train_seed": TRAIN_SEED,
+        "train_seconds": round(train_s, 1),
+        "bundled_mAP": round(metrics["mAP"], 4),
+        "bundled_mAPH": round(metrics["mAPH"], 4),
+        "torch": str(torch.__version__),
+    }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": sd, "meta": meta}, out)

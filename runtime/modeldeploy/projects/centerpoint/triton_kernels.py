@@ -22,8 +22,26 @@ import triton.language as tl
 
 
 @triton.jit
-def _feature(k: tl.constexpr, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has,
-             C: tl.constexpr, CLUSTER: tl.constexpr, CENTER: tl.constexpr, VCD: tl.constexpr, DIST: tl.constexpr, LEGACY: tl.constexpr):
+def _feature(
+    k: tl.constexpr,
+    x,
+    y,
+    z,
+    ex,
+    ey,
+    ez,
+    mx,
+    my,
+    mz,
+    base_pt,
+    has,
+    C: tl.constexpr,
+    CLUSTER: tl.constexpr,
+    CENTER: tl.constexpr,
+    VCD: tl.constexpr,
+    DIST: tl.constexpr,
+    LEGACY: tl.constexpr,
+):
     """Decorated channel ``k`` of each slot, in PillarFeatureNet order (raw, cluster, centre, distance)."""
     OFF_CL: tl.constexpr = C
     OFF_CE: tl.constexpr = C + 3 * CLUSTER
@@ -70,7 +88,9 @@ def _feature(k: tl.constexpr, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has,
 
 
 @triton.jit
-def _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C: tl.constexpr, P: tl.constexpr):
+def _slot_points(
+    pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C: tl.constexpr, P: tl.constexpr
+):
     """Each slot's point (gathered through the index table), centre offsets and cluster means.
 
     ``v`` and ``p`` come already broadcastable ([BV, 1] × [1, PP], or with a trailing unit
@@ -100,15 +120,36 @@ def _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, o
 
 @triton.jit
 def _decorate_kernel(
-    pts_ptr, tab_ptr, num_ptr, coor_ptr, out_ptr, V,
-    vx, vy, vz, ox, oy, oz,
-    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BV: tl.constexpr,
-    CLUSTER: tl.constexpr, CENTER: tl.constexpr, VCD: tl.constexpr, DIST: tl.constexpr, LEGACY: tl.constexpr,
+    pts_ptr,
+    tab_ptr,
+    num_ptr,
+    coor_ptr,
+    out_ptr,
+    V,
+    vx,
+    vy,
+    vz,
+    ox,
+    oy,
+    oz,
+    C: tl.constexpr,
+    P: tl.constexpr,
+    PP: tl.constexpr,
+    F: tl.constexpr,
+    FP: tl.constexpr,
+    BV: tl.constexpr,
+    CLUSTER: tl.constexpr,
+    CENTER: tl.constexpr,
+    VCD: tl.constexpr,
+    DIST: tl.constexpr,
+    LEGACY: tl.constexpr,
 ):
     v = (tl.program_id(0) * BV + tl.arange(0, BV))[:, None, None]
     p = tl.arange(0, PP)[None, :, None]
     f = tl.arange(0, FP)[None, None, :]
-    slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
+    slot, m, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(
+        pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P
+    )
     out = tl.zeros([BV, PP, FP], dtype=tl.float32)
     for k in tl.static_range(F):
         val = _feature(k, x, y, z, ex, ey, ez, mx, my, mz, base_pt, has, C, CLUSTER, CENTER, VCD, DIST, LEGACY)
@@ -119,17 +160,44 @@ def _decorate_kernel(
 
 @triton.jit
 def _pfn_kernel(
-    pts_ptr, tab_ptr, num_ptr, coor_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, V,
-    vx, vy, vz, ox, oy, oz,
-    C: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, F: tl.constexpr, BV: tl.constexpr, U1: tl.constexpr, U2: tl.constexpr,
-    TWO: tl.constexpr, IEEE: tl.constexpr,
-    CLUSTER: tl.constexpr, CENTER: tl.constexpr, VCD: tl.constexpr, DIST: tl.constexpr, LEGACY: tl.constexpr,
+    pts_ptr,
+    tab_ptr,
+    num_ptr,
+    coor_ptr,
+    w1_ptr,
+    b1_ptr,
+    w2_ptr,
+    b2_ptr,
+    out_ptr,
+    V,
+    vx,
+    vy,
+    vz,
+    ox,
+    oy,
+    oz,
+    C: tl.constexpr,
+    P: tl.constexpr,
+    PP: tl.constexpr,
+    F: tl.constexpr,
+    BV: tl.constexpr,
+    U1: tl.constexpr,
+    U2: tl.constexpr,
+    TWO: tl.constexpr,
+    IEEE: tl.constexpr,
+    CLUSTER: tl.constexpr,
+    CENTER: tl.constexpr,
+    VCD: tl.constexpr,
+    DIST: tl.constexpr,
+    LEGACY: tl.constexpr,
 ):
     v1 = tl.program_id(0) * BV + tl.arange(0, BV)
     v = v1[:, None, None]
     p = tl.arange(0, PP)[None, :, None]
     u = tl.arange(0, U1)[None, None, :]
-    _, _, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P)
+    _, _, has, base_pt, x, y, z, ex, ey, ez, mx, my, mz = _slot_points(
+        pts_ptr, tab_ptr, num_ptr, coor_ptr, v, p, V, vx, vy, vz, ox, oy, oz, C, P
+    )
     # layer 1: linear (BatchNorm folded) on the decorated features, built in registers
     acc = tl.zeros([BV, PP, U1], dtype=tl.float32) + tl.load(b1_ptr + u)
     for k in tl.static_range(F):
@@ -164,9 +232,18 @@ def _pfn_kernel(
 
 
 def decorate_triton(
-    points: torch.Tensor, point_index: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor,
-    voxel_size: Sequence[float], pc_range: Sequence[float], *, with_cluster_center: bool = True,
-    with_voxel_center: bool = True, voxel_center_dims: int = 3, with_distance: bool = False, legacy: bool = False,
+    points: torch.Tensor,
+    point_index: torch.Tensor,
+    num_points: torch.Tensor,
+    coors: torch.Tensor,
+    voxel_size: Sequence[float],
+    pc_range: Sequence[float],
+    *,
+    with_cluster_center: bool = True,
+    with_voxel_center: bool = True,
+    voxel_center_dims: int = 3,
+    with_distance: bool = False,
+    legacy: bool = False,
     out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """[V, P, F] decorated features in mmdet3d's PillarFeatureNet channel order; empty slots zero."""
@@ -180,20 +257,49 @@ def decorate_triton(
     pp = triton.next_power_of_2(p)
     bv = max(1, 128 // pp)
     _decorate_kernel[(triton.cdiv(v, bv),)](
-        pts, point_index.contiguous(), num_points.contiguous(), coors.contiguous(), out, v,
-        float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]),
-        float(voxel_size[0] / 2 + pc_range[0]), float(voxel_size[1] / 2 + pc_range[1]), float(voxel_size[2] / 2 + pc_range[2]),
-        C=c, P=p, PP=pp, F=f, FP=triton.next_power_of_2(f), BV=bv, CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
-        VCD=int(voxel_center_dims), DIST=bool(with_distance), LEGACY=bool(legacy), num_warps=4,
+        pts,
+        point_index.contiguous(),
+        num_points.contiguous(),
+        coors.contiguous(),
+        out,
+        v,
+        float(voxel_size[0]),
+        float(voxel_size[1]),
+        float(voxel_size[2]),
+        float(voxel_size[0] / 2 + pc_range[0]),
+        float(voxel_size[1] / 2 + pc_range[1]),
+        float(voxel_size[2] / 2 + pc_range[2]),
+        C=c,
+        P=p,
+        PP=pp,
+        F=f,
+        FP=triton.next_power_of_2(f),
+        BV=bv,
+        CLUSTER=bool(with_cluster_center),
+        CENTER=bool(with_voxel_center),
+        VCD=int(voxel_center_dims),
+        DIST=bool(with_distance),
+        LEGACY=bool(legacy),
+        num_warps=4,
     )
     return out
 
 
 def pfn_triton(
-    points: torch.Tensor, point_index: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor,
-    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], voxel_size: Sequence[float], pc_range: Sequence[float], *,
-    with_cluster_center: bool = True, with_voxel_center: bool = True, voxel_center_dims: int = 3,
-    with_distance: bool = False, legacy: bool = False, out_dtype: torch.dtype = torch.float32,
+    points: torch.Tensor,
+    point_index: torch.Tensor,
+    num_points: torch.Tensor,
+    coors: torch.Tensor,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    voxel_size: Sequence[float],
+    pc_range: Sequence[float],
+    *,
+    with_cluster_center: bool = True,
+    with_voxel_center: bool = True,
+    voxel_center_dims: int = 3,
+    with_distance: bool = False,
+    legacy: bool = False,
+    out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Decoration + one or two PFN layers (linear with eval BatchNorm folded in, ReLU, max over
     slots; a first layer's output concatenated with its max, as mmdet3d) → [V, U_last].
@@ -217,19 +323,45 @@ def pfn_triton(
     pp = triton.next_power_of_2(p)
     bv = max(1, 128 // pp)
     _pfn_kernel[(triton.cdiv(v, bv),)](
-        pts, point_index.contiguous(), num_points.contiguous(), coors.contiguous(), w1, b1, w2, b2, out, v,
-        float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]),
-        float(voxel_size[0] / 2 + pc_range[0]), float(voxel_size[1] / 2 + pc_range[1]), float(voxel_size[2] / 2 + pc_range[2]),
-        C=c, P=p, PP=pp, F=f, BV=bv, U1=u1, U2=u2, TWO=two, IEEE=out_dtype == torch.float32,
-        CLUSTER=bool(with_cluster_center), CENTER=bool(with_voxel_center),
-        VCD=int(voxel_center_dims), DIST=bool(with_distance), LEGACY=bool(legacy), num_warps=4,
+        pts,
+        point_index.contiguous(),
+        num_points.contiguous(),
+        coors.contiguous(),
+        w1,
+        b1,
+        w2,
+        b2,
+        out,
+        v,
+        float(voxel_size[0]),
+        float(voxel_size[1]),
+        float(voxel_size[2]),
+        float(voxel_size[0] / 2 + pc_range[0]),
+        float(voxel_size[1] / 2 + pc_range[1]),
+        float(voxel_size[2] / 2 + pc_range[2]),
+        C=c,
+        P=p,
+        PP=pp,
+        F=f,
+        BV=bv,
+        U1=u1,
+        U2=u2,
+        TWO=two,
+        IEEE=out_dtype == torch.float32,
+        CLUSTER=bool(with_cluster_center),
+        CENTER=bool(with_voxel_center),
+        VCD=int(voxel_center_dims),
+        DIST=bool(with_distance),
+        LEGACY=bool(legacy),
+        num_warps=4,
     )
     return out
 
 
 @triton.jit
-def _voxel_key_kernel(pts_ptr, key_ptr, n, lox, loy, loz, vsx, vsy, vsz, gx, gy, gz, BIG,
-                      C: tl.constexpr, BLOCK: tl.constexpr):
+def _voxel_key_kernel(
+    pts_ptr, key_ptr, n, lox, loy, loz, vsx, vsy, vsz, gx, gy, gz, BIG, C: tl.constexpr, BLOCK: tl.constexpr
+):
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = i < n
     base = pts_ptr + i.to(tl.int64) * C
@@ -242,7 +374,9 @@ def _voxel_key_kernel(pts_ptr, key_ptr, n, lox, loy, loz, vsx, vsy, vsz, gx, gy,
     tl.store(key_ptr + i, key.to(key_ptr.dtype.element_ty), mask=m)
 
 
-def voxel_keys_triton(points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], grid: Sequence[int]) -> torch.Tensor:
+def voxel_keys_triton(
+    points: torch.Tensor, voxel_size: Sequence[float], pc_range: Sequence[float], grid: Sequence[int]
+) -> torch.Tensor:
     """Flat cell id per point ((z·ny + y)·nx + x), ``nx·ny·nz`` for points outside the range:
     one kernel instead of a dozen elementwise ones; int32 (the caller checks it fits)."""
     pts = points.contiguous().float()
@@ -253,8 +387,22 @@ def voxel_keys_triton(points: torch.Tensor, voxel_size: Sequence[float], pc_rang
         return out
     block = 1024
     _voxel_key_kernel[(triton.cdiv(n, block),)](
-        pts, out, n, float(pc_range[0]), float(pc_range[1]), float(pc_range[2]),
-        float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2]), gx, gy, gz, gx * gy * gz, C=pts.shape[1], BLOCK=block, num_warps=4,
+        pts,
+        out,
+        n,
+        float(pc_range[0]),
+        float(pc_range[1]),
+        float(pc_range[2]),
+        float(voxel_size[0]),
+        float(voxel_size[1]),
+        float(voxel_size[2]),
+        gx,
+        gy,
+        gz,
+        gx * gy * gz,
+        C=pts.shape[1],
+        BLOCK=block,
+        num_warps=4,
     )
     return out
 
@@ -275,7 +423,9 @@ def _greedy_kernel(sup_ptr, valid_ptr, keep_ptr, K, BK: tl.constexpr, BI: tl.con
             rows = i0 + tl.arange(0, BI)
             rm = rows < K
             kr = tl.load(keep_ptr + rows, mask=rm, other=0, volatile=True).to(tl.int32)
-            tile = tl.load(sup_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], mask=rm[:, None] & cm[None, :], other=0)
+            tile = tl.load(
+                sup_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], mask=rm[:, None] & cm[None, :], other=0
+            )
             hit += tl.sum(tile.to(tl.int32) * kr[:, None], axis=0)
         new = valid & (hit == 0)
         changed = tl.sum((new != cur).to(tl.int32), axis=0)
@@ -294,5 +444,13 @@ def greedy_nms_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor
         return keep.bool()
     bk = triton.next_power_of_2(k)
     bi = max(1, min(32, 8192 // bk))  # 16 rows a step at K=500: measured faster than 32 (H200)
-    _greedy_kernel[(1,)](suppress.contiguous().view(torch.uint8), valid.contiguous().view(torch.uint8), keep, k, BK=bk, BI=bi, num_warps=8)
+    _greedy_kernel[(1,)](
+        suppress.contiguous().view(torch.uint8),
+        valid.contiguous().view(torch.uint8),
+        keep,
+        k,
+        BK=bk,
+        BI=bi,
+        num_warps=8,
+    )
     return keep.bool()

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +31,19 @@ SCORE_ATOL = 1e-4
 
 def to_coco_results(image_id: int, det: dict[str, Any], category_ids: Sequence[int]) -> list[dict[str, Any]]:
     out = []
-    for (x1, y1, x2, y2), s, lab in zip(np.asarray(det["boxes"]).reshape(-1, 4).tolist(), np.asarray(det["scores"]).tolist(), np.asarray(det["labels"]).tolist()):
-        out.append({"image_id": int(image_id), "category_id": int(category_ids[int(lab)]),
-                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)], "score": round(float(s), 6)})
+    for (x1, y1, x2, y2), s, lab in zip(
+        np.asarray(det["boxes"]).reshape(-1, 4).tolist(),
+        np.asarray(det["scores"]).tolist(),
+        np.asarray(det["labels"]).tolist(),
+    ):
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_ids[int(lab)]),
+                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                "score": round(float(s), 6),
+            }
+        )
     return out
 
 
@@ -41,9 +51,11 @@ def detections_agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
     sa, sb = np.asarray(a["scores"]), np.asarray(b["scores"])
     if sa.shape != sb.shape:
         return False
-    return bool(np.array_equal(np.asarray(a["labels"]), np.asarray(b["labels"]))
-                and np.allclose(sa, sb, atol=SCORE_ATOL, rtol=0)
-                and np.allclose(np.asarray(a["boxes"]), np.asarray(b["boxes"]), atol=BOX_ATOL, rtol=0))
+    return bool(
+        np.array_equal(np.asarray(a["labels"]), np.asarray(b["labels"]))
+        and np.allclose(sa, sb, atol=SCORE_ATOL, rtol=0)
+        and np.allclose(np.asarray(a["boxes"]), np.asarray(b["boxes"]), atol=BOX_ATOL, rtol=0)
+    )
 
 
 def _coco_gt(gt: Path | Mapping[str, Any]) -> Any:
@@ -57,13 +69,23 @@ def _coco_gt(gt: Path | Mapping[str, Any]) -> Any:
     return coco
 
 
-def coco_metrics(gt_json: Path | Mapping[str, Any], results: list[dict[str, Any]], image_ids: list[int], class_names: Sequence[str],
-                 category_ids: Sequence[int]) -> dict[str, Any]:
+def coco_metrics(
+    gt_json: Path | Mapping[str, Any],
+    results: list[dict[str, Any]],
+    image_ids: list[int],
+    class_names: Sequence[str],
+    category_ids: Sequence[int],
+) -> dict[str, Any]:
     from pycocotools.cocoeval import COCOeval
 
     keys = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
     if not results:
-        return {**{k: 0.0 for k in keys}, "AR_100": 0.0, "per_class": {n: 0.0 for n in class_names}, "num_detections": 0}
+        return {
+            **{k: 0.0 for k in keys},
+            "AR_100": 0.0,
+            "per_class": {n: 0.0 for n in class_names},
+            "num_detections": 0,
+        }
     with contextlib.redirect_stdout(io.StringIO()):
         gt = _coco_gt(gt_json)
         dt = gt.loadRes(copy.deepcopy(results))  # loadRes adds area/id/segmentation in place
@@ -96,15 +118,24 @@ def _pr_curves(ev: Any, class_names: Sequence[str], category_ids: Sequence[int])
     for name, cid in zip(class_names, category_ids):
         p = precision[0, ::5, ev.params.catIds.index(cid), 0, -1]
         if (p > -1).any():
-            out[name] = {"iou": 0.5, "recall": [round(float(r), 4) for r in recall[::5]], "precision": [round(max(float(v), 0.0), 4) for v in p]}
+            out[name] = {
+                "iou": 0.5,
+                "recall": [round(float(r), 4) for r in recall[::5]],
+                "precision": [round(max(float(v), 0.0), 4) for v in p],
+            }
     return out
 
 
 class CocoDetectionEvaluator(BaseEvaluator):
     headline_metric = "mAP"
 
-    def __init__(self, gt_json: str | Path, class_names: Sequence[str], category_ids: Sequence[int],
-                 gt_doc: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        gt_json: str | Path,
+        class_names: Sequence[str],
+        category_ids: Sequence[int],
+        gt_doc: Mapping[str, Any] | None = None,
+    ) -> None:
         """``gt_doc``: the ground truth as a COCO dict when ``gt_json`` is not COCO (an AWML T4
         2D info file); it is scored in memory and written as ``ground_truth.json`` beside the
         predictions, so they can be re-scored by anyone with pycocotools."""
@@ -124,7 +155,7 @@ class CocoDetectionEvaluator(BaseEvaluator):
         image_id = int(sample["image_id"])
         self._image_ids.append(image_id)
         self._results += to_coco_results(image_id, prediction, self.category_ids)
-        graph: Optional[dict[str, Any]] = prediction.get("graph")
+        graph: dict[str, Any] | None = prediction.get("graph")
         if graph is not None:
             self._graph_results += to_coco_results(image_id, graph, self.category_ids)
             self._agree.append(detections_agree(prediction, graph))
@@ -138,8 +169,13 @@ class CocoDetectionEvaluator(BaseEvaluator):
         metrics["gt_json"] = str(self.gt_json)
         if self._agree:
             g = coco_metrics(gt, self._graph_results, self._image_ids, self.class_names, self.category_ids)
-            metrics["graph_nms"] = {"mAP": g["mAP"], "mAP_50": g["mAP_50"], "mAP_75": g["mAP_75"], "num_detections": g["num_detections"],
-                                    "images_identical_to_python_postprocess": float(np.mean(self._agree))}
+            metrics["graph_nms"] = {
+                "mAP": g["mAP"],
+                "mAP_50": g["mAP_50"],
+                "mAP_75": g["mAP_75"],
+                "num_detections": g["num_detections"],
+                "images_identical_to_python_postprocess": float(np.mean(self._agree)),
+            }
         return metrics
 
     def write_predictions(self, path: Path) -> Path | None:

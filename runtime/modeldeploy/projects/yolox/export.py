@@ -56,7 +56,9 @@ class _NonMaxSuppression(torch.autograd.Function):
     ``NonMaxSuppression`` (center_point_box=0). Returns ``[M, 3]`` int64 (batch, class, box)."""
 
     @staticmethod
-    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, max_per_class: int, iou_thr: float, score_thr: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx, boxes: torch.Tensor, scores: torch.Tensor, max_per_class: int, iou_thr: float, score_thr: float
+    ) -> torch.Tensor:  # type: ignore[override]
         rows = []
         num_classes, k = scores.shape[1], scores.shape[2]
         for b in range(boxes.shape[0]):
@@ -74,7 +76,9 @@ class _NonMaxSuppression(torch.autograd.Function):
     @staticmethod
     def symbolic(g, boxes, scores, max_per_class: int, iou_thr: float, score_thr: float):  # type: ignore[no-untyped-def]
         return g.op(
-            "NonMaxSuppression", boxes, scores,
+            "NonMaxSuppression",
+            boxes,
+            scores,
             g.op("Constant", value_t=torch.tensor([max_per_class], dtype=torch.long)),
             g.op("Constant", value_t=torch.tensor([iou_thr], dtype=torch.float)),
             g.op("Constant", value_t=torch.tensor([score_thr], dtype=torch.float)),
@@ -95,14 +99,25 @@ class YOLOXWithNMS(nn.Module):
         cand_boxes, cand_scores, cand_labels = top_candidates(cxcywh_to_xyxy(boxes), out[..., 4:], self.pre_nms)
         k = cand_scores.shape[1]
         classes = torch.arange(self.model.num_classes, device=images.device)
-        per_class = torch.where(cand_labels[:, None, :] == classes[None, :, None], cand_scores[:, None, :], torch.zeros_like(cand_scores[:, None, :]))
+        per_class = torch.where(
+            cand_labels[:, None, :] == classes[None, :, None],
+            cand_scores[:, None, :],
+            torch.zeros_like(cand_scores[:, None, :]),
+        )
         sel = _NonMaxSuppression.apply(cand_boxes, per_class, self.max_per_img, self.iou_thr, self.score_thr)
         flat = sel[:, 0] * k + sel[:, 2]
         # every candidate has exactly one class, so a [B, k] map of kept scores (−1 elsewhere) suffices
-        dense = torch.full_like(cand_scores, -1.0).reshape(-1).scatter(0, flat, cand_scores.reshape(-1)[flat]).reshape(cand_scores.shape)
+        dense = (
+            torch.full_like(cand_scores, -1.0)
+            .reshape(-1)
+            .scatter(0, flat, cand_scores.reshape(-1)[flat])
+            .reshape(cand_scores.shape)
+        )
         det_scores, det_idx = topk_stable(dense, min(self.max_per_img, k))
         valid = det_scores > -0.5
-        det_boxes = torch.gather(cand_boxes, 1, det_idx[..., None].expand(-1, -1, 4)) * valid[..., None].to(cand_boxes.dtype)
+        det_boxes = torch.gather(cand_boxes, 1, det_idx[..., None].expand(-1, -1, 4)) * valid[..., None].to(
+            cand_boxes.dtype
+        )
         det_classes = torch.where(valid, torch.gather(cand_labels, 1, det_idx), torch.full_like(det_idx, -1))
         det_scores = torch.where(valid, det_scores, torch.zeros_like(det_scores))
         return valid.sum(1), det_boxes, det_scores, det_classes

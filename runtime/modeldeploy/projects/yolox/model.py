@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class Swish(nn.Module):
         return x * torch.sigmoid(x)
 
 
-def build_activation(act_cfg: Optional[Mapping[str, Any]]) -> nn.Module:
+def build_activation(act_cfg: Mapping[str, Any] | None) -> nn.Module:
     if act_cfg is None:
         return nn.Identity()
     cfg = dict(act_cfg)
@@ -77,22 +77,36 @@ def build_activation(act_cfg: Optional[Mapping[str, Any]]) -> nn.Module:
         return nn.LeakyReLU(float(cfg.get("negative_slope", 0.01)))
     if kind == "Sigmoid":
         return nn.Sigmoid()
-    raise ConfigError(f"model config: activation type {kind!r} is not supported", hint="use ReLU, ReLU6, Swish/SiLU, LeakyReLU or Sigmoid")
+    raise ConfigError(
+        f"model config: activation type {kind!r} is not supported",
+        hint="use ReLU, ReLU6, Swish/SiLU, LeakyReLU or Sigmoid",
+    )
 
 
-def _bn(channels: int, norm_cfg: Optional[Mapping[str, Any]]) -> nn.BatchNorm2d:
+def _bn(channels: int, norm_cfg: Mapping[str, Any] | None) -> nn.BatchNorm2d:
     cfg = dict(norm_cfg or DEFAULT_NORM)
     kind = str(cfg.get("type", "BN")).split(".")[-1]
     if kind not in ("BN", "BN2d", "SyncBN"):
-        raise ConfigError(f"model config: norm type {kind!r} is not supported", hint="use norm_cfg=dict(type='BN', momentum=0.03, eps=0.001)")
+        raise ConfigError(
+            f"model config: norm type {kind!r} is not supported",
+            hint="use norm_cfg=dict(type='BN', momentum=0.03, eps=0.001)",
+        )
     return nn.BatchNorm2d(channels, eps=float(cfg.get("eps", 1e-5)), momentum=float(cfg.get("momentum", 0.1)))
 
 
 class ConvModule(nn.Module):
     """mmcv ``ConvModule`` (conv → bn → activate) with mmcv's attribute names."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: Optional[int] = None,
-                 norm_cfg: Optional[Mapping[str, Any]] = None, act_cfg: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int | None = None,
+        norm_cfg: Mapping[str, Any] | None = None,
+        act_cfg: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         pad = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad, bias=False)
@@ -120,7 +134,9 @@ class Stem(nn.Module):
 class DarknetBottleneckOpt(nn.Module):
     """Two 3x3 ConvModules (expansion 1.0) with an optional residual."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, add_identity: bool, norm_cfg: Any, act_cfg: Any) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, add_identity: bool, norm_cfg: Any, act_cfg: Any
+    ) -> None:
         super().__init__()
         self.conv1 = ConvModule(in_channels, out_channels, kernel_size, 1, 1, norm_cfg, act_cfg)
         self.conv2 = ConvModule(out_channels, out_channels, kernel_size, 1, 1, norm_cfg, act_cfg)
@@ -134,14 +150,25 @@ class DarknetBottleneckOpt(nn.Module):
 class ELAN(nn.Module):
     """AWML ELAN: short 1x1 branch + every intermediate of a bottleneck chain, concatenated."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, expand_ratio: float = 1.0, num_blocks: int = 3,
-                 add_identity: bool = True, norm_cfg: Any = None, act_cfg: Any = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        expand_ratio: float = 1.0,
+        num_blocks: int = 3,
+        add_identity: bool = True,
+        norm_cfg: Any = None,
+        act_cfg: Any = None,
+    ) -> None:
         super().__init__()
         mid = int(out_channels * expand_ratio)
         self.main_conv = ConvModule(in_channels, mid, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.short_conv = ConvModule(in_channels, mid, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.final_conv = ConvModule((num_blocks + 1) * mid, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.blocks = nn.Sequential(*[DarknetBottleneckOpt(mid, mid, kernel_size, add_identity, norm_cfg, act_cfg) for _ in range(num_blocks)])
+        self.blocks = nn.Sequential(
+            *[DarknetBottleneckOpt(mid, mid, kernel_size, add_identity, norm_cfg, act_cfg) for _ in range(num_blocks)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [self.short_conv(x)]
@@ -153,12 +180,23 @@ class ELAN(nn.Module):
 
 
 class ELANDarknet(nn.Module):
-    def __init__(self, arch: str = "P5", deepen_factor: float = 2.0, widen_factor: float = 1.0, out_indices: Sequence[int] = (2, 3, 4),
-                 use_depthwise: bool = False, arch_overwrite: Optional[Sequence[Sequence[Any]]] = None,
-                 norm_cfg: Any = None, act_cfg: Any = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        arch: str = "P5",
+        deepen_factor: float = 2.0,
+        widen_factor: float = 1.0,
+        out_indices: Sequence[int] = (2, 3, 4),
+        use_depthwise: bool = False,
+        arch_overwrite: Sequence[Sequence[Any]] | None = None,
+        norm_cfg: Any = None,
+        act_cfg: Any = None,
+        **_ignored: Any,
+    ) -> None:
         super().__init__()
         if use_depthwise:
-            raise ConfigError("model config: 'model.backbone.use_depthwise=True' is not supported", hint="set use_depthwise=False")
+            raise ConfigError(
+                "model config: 'model.backbone.use_depthwise=True' is not supported", hint="set use_depthwise=False"
+            )
         if arch != "P5" and not arch_overwrite:
             raise ConfigError(f"model config: 'model.backbone.arch' = {arch!r} is not supported", hint="use arch='P5'")
         settings = [tuple(s) for s in (arch_overwrite or ARCH_P5)]
@@ -191,12 +229,23 @@ class ELANDarknet(nn.Module):
         return tuple(outs)
 
 
-class YOLOXPAFPN_ELAN(nn.Module):  # noqa: N801 - AWML's class name
-    def __init__(self, in_channels: Sequence[int], out_channels: int, num_elan_blocks: int = 2, use_depthwise: bool = False,
-                 upsample_cfg: Optional[Mapping[str, Any]] = None, norm_cfg: Any = None, act_cfg: Any = None, **_ignored: Any) -> None:
+class YOLOXPAFPN_ELAN(nn.Module):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        num_elan_blocks: int = 2,
+        use_depthwise: bool = False,
+        upsample_cfg: Mapping[str, Any] | None = None,
+        norm_cfg: Any = None,
+        act_cfg: Any = None,
+        **_ignored: Any,
+    ) -> None:
         super().__init__()
         if use_depthwise:
-            raise ConfigError("model config: 'model.neck.use_depthwise=True' is not supported", hint="set use_depthwise=False")
+            raise ConfigError(
+                "model config: 'model.neck.use_depthwise=True' is not supported", hint="set use_depthwise=False"
+            )
         norm_cfg = norm_cfg or DEFAULT_NORM
         act_cfg = act_cfg or {"type": "Swish"}
         up = dict(upsample_cfg or {"scale_factor": 2, "mode": "nearest"})
@@ -207,13 +256,19 @@ class YOLOXPAFPN_ELAN(nn.Module):  # noqa: N801 - AWML's class name
         self.top_down_blocks = nn.ModuleList()
         for idx in range(len(c) - 1, 0, -1):
             self.reduce_layers.append(ConvModule(c[idx], c[idx - 1], 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
-            self.top_down_blocks.append(ELAN(c[idx - 1] * 2, c[idx - 1], 3, 0.5, num_elan_blocks, False, norm_cfg, act_cfg))
+            self.top_down_blocks.append(
+                ELAN(c[idx - 1] * 2, c[idx - 1], 3, 0.5, num_elan_blocks, False, norm_cfg, act_cfg)
+            )
         self.downsamples = nn.ModuleList()
         self.bottom_up_blocks = nn.ModuleList()
         for idx in range(len(c) - 1):
             self.downsamples.append(ConvModule(c[idx], c[idx], 3, 2, 1, norm_cfg, act_cfg))
-            self.bottom_up_blocks.append(ELAN(c[idx] * 2, c[idx + 1], 3, 0.5, num_elan_blocks, False, norm_cfg, act_cfg))
-        self.out_convs = nn.ModuleList([ConvModule(ci, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg) for ci in c])
+            self.bottom_up_blocks.append(
+                ELAN(c[idx] * 2, c[idx + 1], 3, 0.5, num_elan_blocks, False, norm_cfg, act_cfg)
+            )
+        self.out_convs = nn.ModuleList(
+            [ConvModule(ci, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg) for ci in c]
+        )
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         n = len(self.in_channels) - 1
@@ -232,21 +287,42 @@ class YOLOXPAFPN_ELAN(nn.Module):  # noqa: N801 - AWML's class name
 class YOLOXHead(nn.Module):
     """mmdet ``YOLOXHead`` (inference part): decoupled cls / reg+obj branches per level."""
 
-    def __init__(self, num_classes: int, in_channels: int, feat_channels: int = 256, stacked_convs: int = 2,
-                 strides: Sequence[int] = (8, 16, 32), use_depthwise: bool = False, dcn_on_last_conv: bool = False,
-                 conv_bias: Any = "auto", norm_cfg: Any = None, act_cfg: Any = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 2,
+        strides: Sequence[int] = (8, 16, 32),
+        use_depthwise: bool = False,
+        dcn_on_last_conv: bool = False,
+        conv_bias: Any = "auto",
+        norm_cfg: Any = None,
+        act_cfg: Any = None,
+        **_ignored: Any,
+    ) -> None:
         super().__init__()
         if use_depthwise or dcn_on_last_conv:
-            raise ConfigError("model config: YOLOXHead use_depthwise / dcn_on_last_conv are not supported", hint="set both to False")
+            raise ConfigError(
+                "model config: YOLOXHead use_depthwise / dcn_on_last_conv are not supported", hint="set both to False"
+            )
         if conv_bias not in ("auto", False):
-            raise ConfigError(f"model config: 'model.bbox_head.conv_bias' = {conv_bias!r} is not supported", hint="use conv_bias='auto'")
+            raise ConfigError(
+                f"model config: 'model.bbox_head.conv_bias' = {conv_bias!r} is not supported",
+                hint="use conv_bias='auto'",
+            )
         norm_cfg = norm_cfg or DEFAULT_NORM
         act_cfg = act_cfg or {"type": "Swish"}
         self.num_classes = int(num_classes)
         self.strides = tuple(int(s) for s in strides)
 
         def stack() -> nn.Sequential:
-            return nn.Sequential(*[ConvModule(in_channels if i == 0 else feat_channels, feat_channels, 3, 1, 1, norm_cfg, act_cfg) for i in range(stacked_convs)])
+            return nn.Sequential(
+                *[
+                    ConvModule(in_channels if i == 0 else feat_channels, feat_channels, 3, 1, 1, norm_cfg, act_cfg)
+                    for i in range(stacked_convs)
+                ]
+            )
 
         self.multi_level_cls_convs = nn.ModuleList([stack() for _ in self.strides])
         self.multi_level_reg_convs = nn.ModuleList([stack() for _ in self.strides])
@@ -260,7 +336,9 @@ class YOLOXHead(nn.Module):
         for conv in list(self.multi_level_conv_cls) + list(self.multi_level_conv_obj):
             nn.init.constant_(conv.bias, b)
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: Sequence[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         cls_scores, bbox_preds, objectnesses = [], [], []
         for i, x in enumerate(feats):
             c = self.multi_level_cls_convs[i](x)
@@ -292,27 +370,77 @@ class YOLOX(nn.Module):
         return self.bbox_head(self.neck(self.backbone(images)))
 
 
-_BACKBONE_KEYS = {"arch", "deepen_factor", "widen_factor", "out_indices", "frozen_stages", "use_depthwise", "aspp_dilations",
-                  "arch_overwrite", "conv_cfg", "norm_cfg", "act_cfg", "norm_eval", "init_cfg"}
-_NECK_KEYS = {"in_channels", "out_channels", "num_elan_blocks", "use_depthwise", "upsample_cfg", "conv_cfg", "norm_cfg", "act_cfg", "init_cfg"}
-_HEAD_KEYS = {"num_classes", "in_channels", "feat_channels", "stacked_convs", "strides", "use_depthwise", "dcn_on_last_conv",
-              "conv_bias", "conv_cfg", "norm_cfg", "act_cfg", "loss_cls", "loss_bbox", "loss_obj", "loss_l1", "train_cfg",
-              "test_cfg", "init_cfg"}
+_BACKBONE_KEYS = {
+    "arch",
+    "deepen_factor",
+    "widen_factor",
+    "out_indices",
+    "frozen_stages",
+    "use_depthwise",
+    "aspp_dilations",
+    "arch_overwrite",
+    "conv_cfg",
+    "norm_cfg",
+    "act_cfg",
+    "norm_eval",
+    "init_cfg",
+}
+_NECK_KEYS = {
+    "in_channels",
+    "out_channels",
+    "num_elan_blocks",
+    "use_depthwise",
+    "upsample_cfg",
+    "conv_cfg",
+    "norm_cfg",
+    "act_cfg",
+    "init_cfg",
+}
+_HEAD_KEYS = {
+    "num_classes",
+    "in_channels",
+    "feat_channels",
+    "stacked_convs",
+    "strides",
+    "use_depthwise",
+    "dcn_on_last_conv",
+    "conv_bias",
+    "conv_cfg",
+    "norm_cfg",
+    "act_cfg",
+    "loss_cls",
+    "loss_bbox",
+    "loss_obj",
+    "loss_l1",
+    "train_cfg",
+    "test_cfg",
+    "init_cfg",
+}
 
 
 def _section(cfg: Mapping[str, Any], key: str, types: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
     sub = cfg.get(key)
     if not isinstance(sub, Mapping):
-        raise ConfigError(f"model config: 'model.{key}' is missing", hint=f"add model.{key} = dict(type='{types[0]}', ...)")
+        raise ConfigError(
+            f"model config: 'model.{key}' is missing", hint=f"add model.{key} = dict(type='{types[0]}', ...)"
+        )
     sub = dict(sub)
     kind = str(sub.pop("type", "")).split(".")[-1]
     if kind not in types:
-        raise ConfigError(f"model config: 'model.{key}.type' = {kind!r} is not supported by the yolox project", hint=f"use {types[0]!r}")
+        raise ConfigError(
+            f"model config: 'model.{key}.type' = {kind!r} is not supported by the yolox project",
+            hint=f"use {types[0]!r}",
+        )
     unknown = sorted(set(sub) - allowed)
     if unknown:
-        raise ConfigError(f"model config: unknown key 'model.{key}.{unknown[0]}'", hint=f"known keys: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"model config: unknown key 'model.{key}.{unknown[0]}'", hint=f"known keys: {', '.join(sorted(allowed))}"
+        )
     if sub.get("conv_cfg") not in (None, {"type": "Conv2d"}, {"type": "Conv"}):
-        raise ConfigError(f"model config: 'model.{key}.conv_cfg' = {sub['conv_cfg']!r} is not supported", hint="remove conv_cfg (plain Conv2d)")
+        raise ConfigError(
+            f"model config: 'model.{key}.conv_cfg' = {sub['conv_cfg']!r} is not supported",
+            hint="remove conv_cfg (plain Conv2d)",
+        )
     return sub
 
 
@@ -346,7 +474,10 @@ def build_yolox(model: Mapping[str, Any]) -> YOLOX:
     check_model_types(model, AWML_TYPES, "yolox")
     model = copy.deepcopy(dict(model))
     if str(model.get("type", "")).split(".")[-1] != "YOLOX":
-        raise ConfigError(f"model config: 'model.type' = {model.get('type')!r}; the yolox project builds type='YOLOX'", hint="use AWML's YOLOX_opt_elan model config")
+        raise ConfigError(
+            f"model config: 'model.type' = {model.get('type')!r}; the yolox project builds type='YOLOX'",
+            hint="use AWML's YOLOX_opt_elan model config",
+        )
     b = _section(model, "backbone", ("ELANDarknet",), _BACKBONE_KEYS)
     n = _section(model, "neck", ("YOLOXPAFPN_ELAN",), _NECK_KEYS)
     h = _section(model, "bbox_head", ("YOLOXHead",), _HEAD_KEYS)
@@ -358,17 +489,26 @@ def build_yolox(model: Mapping[str, Any]) -> YOLOX:
         h.pop(k, None)
     backbone = ELANDarknet(**b)
     if list(n.get("in_channels", [])) != backbone.out_channels:
-        raise ConfigError(f"model config: 'model.neck.in_channels' = {list(n.get('in_channels', []))} but the backbone outputs {backbone.out_channels}",
-                          hint=f"set neck.in_channels={backbone.out_channels} (backbone channels × widen_factor)")
+        raise ConfigError(
+            f"model config: 'model.neck.in_channels' = {list(n.get('in_channels', []))} but the backbone outputs {backbone.out_channels}",
+            hint=f"set neck.in_channels={backbone.out_channels} (backbone channels × widen_factor)",
+        )
     neck = YOLOXPAFPN_ELAN(**n)
     if int(h.get("in_channels", -1)) != int(n["out_channels"]):
-        raise ConfigError(f"model config: 'model.bbox_head.in_channels' = {h.get('in_channels')} but the neck outputs {n['out_channels']}",
-                          hint=f"set bbox_head.in_channels={n['out_channels']}")
+        raise ConfigError(
+            f"model config: 'model.bbox_head.in_channels' = {h.get('in_channels')} but the neck outputs {n['out_channels']}",
+            hint=f"set bbox_head.in_channels={n['out_channels']}",
+        )
     if int(h.get("num_classes", 0)) < 1:
-        raise ConfigError(f"model config: 'model.bbox_head.num_classes' = {h.get('num_classes')!r}", hint="set num_classes >= 1")
+        raise ConfigError(
+            f"model config: 'model.bbox_head.num_classes' = {h.get('num_classes')!r}", hint="set num_classes >= 1"
+        )
     head = YOLOXHead(**h)
     if len(head.strides) != len(neck.in_channels):
-        raise ConfigError(f"model config: {len(head.strides)} head strides for {len(neck.in_channels)} neck levels", hint="use strides=(8, 16, 32)")
+        raise ConfigError(
+            f"model config: {len(head.strides)} head strides for {len(neck.in_channels)} neck levels",
+            hint="use strides=(8, 16, 32)",
+        )
     return YOLOX(backbone, neck, head).eval()
 
 

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 
-def flatten_head_outputs(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor],
-                         objectnesses: Sequence[torch.Tensor]) -> torch.Tensor:
+def flatten_head_outputs(
+    cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor], objectnesses: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Per-level maps → ``[B, anchors, 4 + 1 + C]``: raw box regression, sigmoid objectness,
     sigmoid class scores; anchors level by level, row-major (AWML/Tier4 YOLOX layout)."""
     levels = [torch.cat([r, o.sigmoid(), c.sigmoid()], 1) for c, r, o in zip(cls_scores, bbox_preds, objectnesses)]
@@ -32,13 +33,23 @@ def flatten_head_outputs(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequenc
     return torch.cat(flat, dim=2).permute(0, 2, 1)
 
 
-def priors_for(shapes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def priors_for(
+    shapes: Sequence[tuple[int, int]],
+    strides: Sequence[int],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """``[anchors, 3]`` of (x, y, stride): mmdet's MlvlPointGenerator with offset 0."""
     out = []
     for (h, w), s in zip(shapes, strides):
-        ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij")
-        out.append(torch.stack([xs.reshape(-1) * s, ys.reshape(-1) * s, torch.full((h * w,), float(s), device=device, dtype=dtype)], 1))
+        ys, xs = torch.meshgrid(
+            torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"
+        )
+        out.append(
+            torch.stack(
+                [xs.reshape(-1) * s, ys.reshape(-1) * s, torch.full((h * w,), float(s), device=device, dtype=dtype)], 1
+            )
+        )
     return torch.cat(out, 0)
 
 
@@ -123,7 +134,9 @@ def topk_stable(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return s[..., :k], i[..., :k]
 
 
-def top_candidates(boxes_xyxy: torch.Tensor, obj_cls: torch.Tensor, pre_nms: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def top_candidates(
+    boxes_xyxy: torch.Tensor, obj_cls: torch.Tensor, pre_nms: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: best class per anchor (mmdet YOLOX: score = obj · max cls), then the
     ``pre_nms`` best anchors. ``obj_cls`` is ``[B, N, 1 + C]`` (sigmoid objectness, classes)."""
     scores, labels = (obj_cls[..., 1:] * obj_cls[..., :1]).max(-1)
@@ -132,8 +145,15 @@ def top_candidates(boxes_xyxy: torch.Tensor, obj_cls: torch.Tensor, pre_nms: int
     return top_b, top_s, torch.gather(labels, 1, top_i)
 
 
-def select_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, *, score_thr: float, iou_thr: float,
-                      max_per_img: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def select_detections(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    score_thr: float,
+    iou_thr: float,
+    max_per_img: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One image's candidates → (boxes, scores, labels) after threshold, NMS and top-k."""
     cand = scores > score_thr
     b, s, lab = boxes[cand], scores[cand], labels[cand]

@@ -18,9 +18,15 @@ import torch
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.pipeline import BasePipeline, PipelineOutput
 from modeldeploy.core.timing import StageTimer
-from modeldeploy.projects.yolox.ops import cxcywh_to_xyxy, decode_cxcywh, level_shapes, priors_for, select_detections, top_candidates
-from modeldeploy.projects.yolox.preprocess import letterbox, letterbox_geometry, to_original
-from modeldeploy.projects.yolox.preprocess import Normalize
+from modeldeploy.projects.yolox.ops import (
+    cxcywh_to_xyxy,
+    decode_cxcywh,
+    level_shapes,
+    priors_for,
+    select_detections,
+    top_candidates,
+)
+from modeldeploy.projects.yolox.preprocess import Normalize, letterbox, letterbox_geometry, to_original
 from modeldeploy.projects.yolox.settings import PostprocessSettings
 
 MAIN_COMPONENT = "yolox"
@@ -28,9 +34,20 @@ NMS_COMPONENT = "yolox_nms"
 
 
 class YOLOXPipeline(BasePipeline):
-    def __init__(self, backends: dict[str, BaseBackend], device: str | torch.device, *, img_scale: tuple[int, int], pad_val: float,
-                 norm: Normalize, post: PostprocessSettings, strides: tuple[int, ...], decoded_output: bool,
-                 input_name: str = "images", output_name: str = "output") -> None:
+    def __init__(
+        self,
+        backends: dict[str, BaseBackend],
+        device: str | torch.device,
+        *,
+        img_scale: tuple[int, int],
+        pad_val: float,
+        norm: Normalize,
+        post: PostprocessSettings,
+        strides: tuple[int, ...],
+        decoded_output: bool,
+        input_name: str = "images",
+        output_name: str = "output",
+    ) -> None:
         super().__init__(backends, device)
         self.img_scale, self.pad_val, self.norm, self.post = img_scale, pad_val, norm, post
         self.decoded_output = decoded_output
@@ -66,13 +83,25 @@ class YOLOXPipeline(BasePipeline):
         out = raw[self.output_name].to(self.device).float()
         boxes = out[..., :4] if self.decoded_output else decode_cxcywh(out[..., :4], self.priors.to(out.device))
         cand_b, cand_s, cand_l = top_candidates(cxcywh_to_xyxy(boxes), out[..., 4:], self.post.pre_nms)
-        return [select_detections(cand_b[i], cand_s[i], cand_l[i], score_thr=self.post.score_thr, iou_thr=self.post.iou_thr,
-                                  max_per_img=self.post.max_per_img) for i in range(out.shape[0])]
+        return [
+            select_detections(
+                cand_b[i],
+                cand_s[i],
+                cand_l[i],
+                score_thr=self.post.score_thr,
+                iou_thr=self.post.iou_thr,
+                max_per_img=self.post.max_per_img,
+            )
+            for i in range(out.shape[0])
+        ]
 
     @staticmethod
     def graph_detections(raw: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         n = raw["num_dets"].reshape(-1).long().tolist()
-        return [(raw["det_boxes"][i, :k].float(), raw["det_scores"][i, :k].float(), raw["det_classes"][i, :k].long()) for i, k in enumerate(n)]
+        return [
+            (raw["det_boxes"][i, :k].float(), raw["det_scores"][i, :k].float(), raw["det_classes"][i, :k].long())
+            for i, k in enumerate(n)
+        ]
 
     def postprocess(self, raw: dict[str, torch.Tensor], sample: dict[str, Any]) -> dict[str, Any]:
         lb = letterbox_geometry(sample["image"].shape[:2], self.img_scale)
@@ -84,4 +113,3 @@ class YOLOXPipeline(BasePipeline):
         pred = pack(self.detections(raw)[0])
         pred["graph"] = pack(self.graph_detections(raw)[0]) if "num_dets" in raw else None
         return pred
-

@@ -11,20 +11,18 @@ so nothing is normalised unless the model config says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 
-
 @dataclass(frozen=True)
 class Normalize:
     """From the model's ``data_preprocessor`` (see settings.normalize_settings)."""
 
-    mean: Optional[tuple[float, float, float]]
-    std: Optional[tuple[float, float, float]]
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
     bgr_to_rgb: bool
 
 
@@ -41,8 +39,9 @@ def resized_shape(h: int, w: int, img_scale: tuple[int, int]) -> tuple[int, int]
     return min(int(h * s + 0.5), out_h), min(int(w * s + 0.5), out_w)
 
 
-def letterbox(image: np.ndarray, img_scale: tuple[int, int], pad_val: float, norm: Normalize,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, Letterbox]:
+def letterbox(
+    image: np.ndarray, img_scale: tuple[int, int], pad_val: float, norm: Normalize, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, Letterbox]:
     """HxWx3 uint8 BGR → ``[1, 3, H_in, W_in]`` float32 on ``device`` (img_scale is (w, h))."""
     h, w = image.shape[:2]
     nh, nw = resized_shape(h, w, img_scale)

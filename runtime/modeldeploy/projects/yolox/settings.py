@@ -10,15 +10,15 @@ the *deploy* config's ``yolox = dict(...)`` section, validated like every other 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modeldeploy.config.deploy_config import PROJECT_SECTIONS
 from modeldeploy.config.sections import Section
+from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.yolox.preprocess import Normalize
-from modeldeploy.core.model_config import model_cfg_dict  # noqa: F401 - also this module's public name
 
 # TensorRT's TopK accepts K <= 3840; the pre-NMS cap is a TopK in the NMS graph.
 MAX_TOPK = 3840
@@ -29,9 +29,9 @@ class YOLOXDeploySection(Section):
 
     nms_in_graph: bool = False  # also export <save_file stem>_nms.onnx with ONNX NonMaxSuppression
     replace_relu6: bool = True  # AWML rewrites ReLU6 → ReLU before export
-    score_thr: Optional[float] = Field(None, ge=0.0, lt=1.0)  # None: model test_cfg.score_thr
-    iou_threshold: Optional[float] = Field(None, gt=0.0, le=1.0)  # None: model test_cfg.nms.iou_threshold
-    max_per_img: Optional[int] = Field(None, ge=1, le=MAX_TOPK)  # None: model test_cfg.max_per_img (100)
+    score_thr: float | None = Field(None, ge=0.0, lt=1.0)  # None: model test_cfg.score_thr
+    iou_threshold: float | None = Field(None, gt=0.0, le=1.0)  # None: model test_cfg.nms.iou_threshold
+    max_per_img: int | None = Field(None, ge=1, le=MAX_TOPK)  # None: model test_cfg.max_per_img (100)
     pre_nms: int = Field(1000, ge=1, le=MAX_TOPK)  # best-scoring anchors handed to NMS (both paths)
 
 
@@ -52,7 +52,7 @@ class BundledSample(_Strict):
 class YOLOXDataSettings(_Strict):
     img_scale: tuple[int, int] = (960, 960)  # mmdet Resize scale (width, height), keep_ratio
     pad_val: float = 114.0
-    class_names: Optional[tuple[str, ...]] = None  # None: top-level `classes` / metainfo (see model_class_names)
+    class_names: tuple[str, ...] | None = None  # None: top-level `classes` / metainfo (see model_class_names)
     bundled_sample: BundledSample = BundledSample()
 
 
@@ -65,8 +65,11 @@ class PostprocessSettings:
 
 
 def _test_pipeline(cfg: dict[str, Any]) -> list[Any]:
-    for pipeline in (cfg.get("test_pipeline"), ((cfg.get("test_dataloader") or {}).get("dataset") or {}).get("pipeline"),
-                     ((cfg.get("val_dataloader") or {}).get("dataset") or {}).get("pipeline")):
+    for pipeline in (
+        cfg.get("test_pipeline"),
+        ((cfg.get("test_dataloader") or {}).get("dataset") or {}).get("pipeline"),
+        ((cfg.get("val_dataloader") or {}).get("dataset") or {}).get("pipeline"),
+    ):
         if isinstance(pipeline, (list, tuple)) and pipeline:
             return [step for step in pipeline if isinstance(step, dict)]
     return []
@@ -80,10 +83,14 @@ def _from_test_pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
         kind = str(step.get("type", "")).split(".")[-1]
         if kind == "Resize" and step.get("scale") is not None:
             if not step.get("keep_ratio", False):
-                raise ConfigError("model config: the test pipeline's Resize has keep_ratio=False; the yolox project letterboxes (keep_ratio=True, as AWML)",
-                                  hint="use dict(type='Resize', scale=IMG_SCALE, keep_ratio=True) or set yolox_data.img_scale")
+                raise ConfigError(
+                    "model config: the test pipeline's Resize has keep_ratio=False; the yolox project letterboxes (keep_ratio=True, as AWML)",
+                    hint="use dict(type='Resize', scale=IMG_SCALE, keep_ratio=True) or set yolox_data.img_scale",
+                )
             scale = step["scale"]
-            out["img_scale"] = (int(scale), int(scale)) if isinstance(scale, (int, float)) else tuple(int(v) for v in scale)
+            out["img_scale"] = (
+                (int(scale), int(scale)) if isinstance(scale, (int, float)) else tuple(int(v) for v in scale)
+            )
         elif kind == "Pad":
             pad = step.get("pad_val", 0)
             values = pad.get("img", 0) if isinstance(pad, dict) else pad
@@ -108,26 +115,36 @@ def data_settings(model_cfg: Any) -> YOLOXDataSettings:
         err = exc.errors(include_url=False)[0]
         key = ".".join(["yolox_data", *(str(p) for p in err["loc"])])
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"model config: unknown key '{key}'", hint=f"known keys: {', '.join(YOLOXDataSettings.model_fields)}") from None
-        raise ConfigError(f"model config: invalid value for '{key}': {err.get('input')!r} ({err['msg']})", hint="see the yolox configs for examples") from None
+            raise ConfigError(
+                f"model config: unknown key '{key}'", hint=f"known keys: {', '.join(YOLOXDataSettings.model_fields)}"
+            ) from None
+        raise ConfigError(
+            f"model config: invalid value for '{key}': {err.get('input')!r} ({err['msg']})",
+            hint="see the yolox configs for examples",
+        ) from None
     w, h = s.img_scale
     if w % 32 or h % 32 or w < 64 or h < 64:
-        raise ConfigError(f"model config: 'yolox_data.img_scale' = {s.img_scale}: width and height must be multiples of 32 (>= 64)",
-                          hint="the network downsamples by 32; use e.g. (960, 960) or (256, 256)")
+        raise ConfigError(
+            f"model config: 'yolox_data.img_scale' = {s.img_scale}: width and height must be multiples of 32 (>= 64)",
+            hint="the network downsamples by 32; use e.g. (960, 960) or (256, 256)",
+        )
     if s.bundled_sample.min_size > s.bundled_sample.max_size:
         raise ConfigError("model config: 'yolox_data.bundled_sample.min_size' > max_size", hint="swap them")
     return s
 
 
-def _class_tuple(value: Any, key: str) -> Optional[tuple[str, ...]]:
+def _class_tuple(value: Any, key: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"model config: '{key}' must be a non-empty list of class names, got {value!r:.120}", hint="e.g. classes = ('car', 'truck', ...)")
+        raise ConfigError(
+            f"model config: '{key}' must be a non-empty list of class names, got {value!r:.120}",
+            hint="e.g. classes = ('car', 'truck', ...)",
+        )
     return tuple(value)
 
 
-def model_class_names(model_cfg: Any) -> Optional[tuple[str, ...]]:
+def model_class_names(model_cfg: Any) -> tuple[str, ...] | None:
     """The classes the checkpoint predicts, in label order, from the model config.
 
     Why from the model config: the head's channel ``i`` means whatever class ``i`` was at
@@ -136,20 +153,29 @@ def model_class_names(model_cfg: Any) -> Optional[tuple[str, ...]]:
     it. ``yolox_data.class_names`` (this project's older key) wins when set. None: the
     config names no classes (then only ``bbox_head.num_classes`` is known)."""
     cfg = model_cfg_dict(model_cfg)
-    candidates: list[tuple[str, Any]] = [("yolox_data.class_names", (cfg.get("yolox_data") or {}).get("class_names")),
-                                         ("classes", cfg.get("classes")),
-                                         ("metainfo.classes", (cfg.get("metainfo") or {}).get("classes"))]
+    candidates: list[tuple[str, Any]] = [
+        ("yolox_data.class_names", (cfg.get("yolox_data") or {}).get("class_names")),
+        ("classes", cfg.get("classes")),
+        ("metainfo.classes", (cfg.get("metainfo") or {}).get("classes")),
+    ]
     for loader in ("test_dataloader", "val_dataloader"):
         dataset = (cfg.get(loader) or {}).get("dataset") or {}
-        candidates.append((f"{loader}.dataset.metainfo.classes", (dataset.get("metainfo") or {}).get("classes") if isinstance(dataset, dict) else None))
+        candidates.append(
+            (
+                f"{loader}.dataset.metainfo.classes",
+                (dataset.get("metainfo") or {}).get("classes") if isinstance(dataset, dict) else None,
+            )
+        )
     for key, value in candidates:
         names = _class_tuple(value, key)
         if names is None:
             continue
         num = ((cfg.get("model") or {}).get("bbox_head") or {}).get("num_classes")
         if num is not None and int(num) != len(names):
-            raise ConfigError(f"model config: '{key}' lists {len(names)} classes {list(names)} but model.bbox_head.num_classes = {num}",
-                              hint="make the class list and num_classes agree (the head predicts num_classes scores)")
+            raise ConfigError(
+                f"model config: '{key}' lists {len(names)} classes {list(names)} but model.bbox_head.num_classes = {num}",
+                hint="make the class list and num_classes agree (the head predicts num_classes scores)",
+            )
         return names
     return None
 
@@ -165,27 +191,40 @@ def normalize_settings(model_cfg: Any) -> Normalize:
     dp = dict((model_cfg_dict(model_cfg).get("model") or {}).get("data_preprocessor") or {})
     mean, std = dp.get("mean"), dp.get("std")
     if (mean is None) != (std is None):
-        raise ConfigError("model config: 'model.data_preprocessor' sets only one of mean/std", hint="set both or neither")
+        raise ConfigError(
+            "model config: 'model.data_preprocessor' sets only one of mean/std", hint="set both or neither"
+        )
     if mean is not None and (len(mean) != 3 or len(std) != 3 or any(float(v) <= 0 for v in std)):
-        raise ConfigError(f"model config: 'model.data_preprocessor' mean/std must be 3 values (std > 0), got {mean}/{std}", hint="e.g. mean=[0, 0, 0], std=[1, 1, 1]")
-    return Normalize(tuple(map(float, mean)) if mean is not None else None, tuple(map(float, std)) if std is not None else None,
-                     bool(dp.get("bgr_to_rgb", False)))
+        raise ConfigError(
+            f"model config: 'model.data_preprocessor' mean/std must be 3 values (std > 0), got {mean}/{std}",
+            hint="e.g. mean=[0, 0, 0], std=[1, 1, 1]",
+        )
+    return Normalize(
+        tuple(map(float, mean)) if mean is not None else None,
+        tuple(map(float, std)) if std is not None else None,
+        bool(dp.get("bgr_to_rgb", False)),
+    )
 
 
-def postprocess_settings(model_cfg: Any, section: Optional[YOLOXDeploySection]) -> PostprocessSettings:
+def postprocess_settings(model_cfg: Any, section: YOLOXDeploySection | None) -> PostprocessSettings:
     """Deploy-section overrides over the model's ``test_cfg`` (mmdet YOLOX defaults otherwise)."""
     model = model_cfg_dict(model_cfg).get("model") or {}
     test_cfg = dict(model.get("test_cfg") or {})
     nms = dict(test_cfg.get("nms") or {})
     if nms.get("type", "nms") != "nms":
-        raise ConfigError(f"model config: 'model.test_cfg.nms.type' = {nms.get('type')!r} is not supported", hint="use nms=dict(type='nms', iou_threshold=...)")
+        raise ConfigError(
+            f"model config: 'model.test_cfg.nms.type' = {nms.get('type')!r} is not supported",
+            hint="use nms=dict(type='nms', iou_threshold=...)",
+        )
     sec = section or YOLOXDeploySection()
     score = sec.score_thr if sec.score_thr is not None else float(test_cfg.get("score_thr", 0.01))
     iou = sec.iou_threshold if sec.iou_threshold is not None else float(nms.get("iou_threshold", 0.65))
     max_det = sec.max_per_img if sec.max_per_img is not None else int(test_cfg.get("max_per_img", 100))
     if not (0.0 <= score < 1.0 and 0.0 < iou <= 1.0 and 1 <= max_det <= MAX_TOPK):
-        raise ConfigError(f"model config: test_cfg score_thr={score}, iou_threshold={iou}, max_per_img={max_det} out of range",
-                          hint=f"need 0 <= score_thr < 1, 0 < iou_threshold <= 1, 1 <= max_per_img <= {MAX_TOPK}")
+        raise ConfigError(
+            f"model config: test_cfg score_thr={score}, iou_threshold={iou}, max_per_img={max_det} out of range",
+            hint=f"need 0 <= score_thr < 1, 0 < iou_threshold <= 1, 1 <= max_per_img <= {MAX_TOPK}",
+        )
     return PostprocessSettings(score, iou, max_det, sec.pre_nms)
 
 

@@ -24,13 +24,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from modeldeploy.core.bundled import materialize_dataset
 
 FORMAT_VERSION = "v1"
 ANNOTATION_FILE = "annotations.json"
 CLASSES = ("ellipse", "triangle", "rectangle", "cross")
-
-
 
 
 def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> tuple[int, int, int]:
@@ -46,7 +45,11 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     c0, c1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
     t = np.linspace(0, 1, w if rng.random() < 0.5 else h)
     grad = c0[None, :] * (1 - t[:, None]) + c1[None, :] * t[:, None]
-    img = np.broadcast_to(grad[None, :, :], (h, w, 3)) if grad.shape[0] == w else np.broadcast_to(grad[:, None, :], (h, w, 3))
+    img = (
+        np.broadcast_to(grad[None, :, :], (h, w, 3))
+        if grad.shape[0] == w
+        else np.broadcast_to(grad[:, None, :], (h, w, 3))
+    )
     img = img.astype(np.float32).copy()
     if rng.random() < 0.5:  # low-contrast stripes
         period, phase = rng.uniform(6, 30), rng.uniform(0, 2 * math.pi)
@@ -62,16 +65,39 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
-def _draw(img: np.ndarray, rng: np.random.Generator, cls: int, cx: float, cy: float, bw: float, bh: float, colour: tuple[int, int, int]) -> list[float]:
+def _draw(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    cls: int,
+    cx: float,
+    cy: float,
+    bw: float,
+    bh: float,
+    colour: tuple[int, int, int],
+) -> list[float]:
     """Draw one object inside the box (cx, cy, bw, bh); return its exact [x, y, w, h]."""
     x0, y0, x1, y1 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
     if CLASSES[cls] == "ellipse":
-        cv2.ellipse(img, (int(round(cx)), int(round(cy))), (int(round(bw / 2)), int(round(bh / 2))), 0, 0, 360, colour, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            (int(round(cx)), int(round(cy))),
+            (int(round(bw / 2)), int(round(bh / 2))),
+            0,
+            0,
+            360,
+            colour,
+            -1,
+            cv2.LINE_AA,
+        )
         a, b = int(round(bw / 2)), int(round(bh / 2))
         x0, y0, x1, y1 = round(cx) - a, round(cy) - b, round(cx) + a + 1, round(cy) + b + 1
     elif CLASSES[cls] == "triangle":
         apex = x0 + rng.uniform(0.2, 0.8) * bw
-        pts = np.array([[apex, y0], [x1, y1], [x0, y1]]) if rng.random() < 0.5 else np.array([[apex, y1], [x1, y0], [x0, y0]])
+        pts = (
+            np.array([[apex, y0], [x1, y1], [x0, y1]])
+            if rng.random() < 0.5
+            else np.array([[apex, y1], [x1, y0], [x0, y0]])
+        )
         ipts = np.round(pts).astype(np.int32)
         cv2.fillPoly(img, [ipts], colour, cv2.LINE_AA)
         x0, y0 = ipts.min(0)
@@ -108,7 +134,9 @@ def _overlap(a: list[float], b: list[float]) -> float:
     return ix * iy / min(a[2] * a[3], b[2] * b[3])
 
 
-def render_image(seed: int, index: int, min_size: int = 200, max_size: int = 320) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
+def render_image(
+    seed: int, index: int, min_size: int = 200, max_size: int = 320
+) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
     """Image ``index`` of the ``seed`` set → (BGR uint8 image, [(class index, [x, y, w, h])])."""
     rng = np.random.default_rng([seed, index])
     h, w = int(rng.integers(min_size, max_size + 1)), int(rng.integers(min_size, max_size + 1))
@@ -140,20 +168,36 @@ def generate_dataset(out: str | Path, num_images: int, seed: int, min_size: int 
         cv2.imwrite(str(root / name), img)
         images.append({"id": i + 1, "file_name": name, "height": int(img.shape[0]), "width": int(img.shape[1])})
         for cls, box in objects:
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": cls + 1, "bbox": [round(v, 2) for v in box],
-                                "area": round(box[2] * box[3], 2), "iscrowd": 0})
-    doc = {"info": {"description": f"modeldeploy yolox synthetic shapes {FORMAT_VERSION}, seed {seed}"},
-           "images": images, "annotations": annotations,
-           "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": cls + 1,
+                    "bbox": [round(v, 2) for v in box],
+                    "area": round(box[2] * box[3], 2),
+                    "iscrowd": 0,
+                }
+            )
+    doc = {
+        "info": {"description": f"modeldeploy yolox synthetic shapes {FORMAT_VERSION}, seed {seed}"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
+    }
     path = root / ANNOTATION_FILE
     path.write_text(json.dumps(doc))
     return path
 
 
-def bundled_dataset(num_images: int, seed: int, min_size: int = 200, max_size: int = 320, root: Path | None = None) -> Path:
+def bundled_dataset(
+    num_images: int, seed: int, min_size: int = 200, max_size: int = 320, root: Path | None = None
+) -> Path:
     """Generate the deterministic sample once into the cache; return its annotation file."""
     name = f"yolox-synthetic-{FORMAT_VERSION}-s{seed}-n{num_images}-{min_size}-{max_size}"
-    return materialize_dataset(name, ANNOTATION_FILE, lambda d: generate_dataset(d, num_images, seed, min_size, max_size), root)
+    return materialize_dataset(
+        name, ANNOTATION_FILE, lambda d: generate_dataset(d, num_images, seed, min_size, max_size), root
+    )
+
 
 def example_image_sample(settings: Any, seed: int = 0) -> dict[str, Any]:
     """A sample in the data loader's format, rendered in memory at ``settings.img_scale``
@@ -161,8 +205,15 @@ def example_image_sample(settings: Any, seed: int = 0) -> dict[str, Any]:
     w, h = settings.img_scale
     image, _ = render_image(seed, 0, min_size=160, max_size=160)  # objects drawn on a small canvas, scaled up
     image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-    return {"image": image, "image_id": 0, "file_name": "<synthesised example input>", "ori_shape": (h, w),
-            "gt_boxes": np.zeros((0, 4), np.float32), "gt_labels": np.zeros((0,), np.int64), "index": 0}
+    return {
+        "image": image,
+        "image_id": 0,
+        "file_name": "<synthesised example input>",
+        "ori_shape": (h, w),
+        "gt_boxes": np.zeros((0, 4), np.float32),
+        "gt_labels": np.zeros((0,), np.int64),
+        "index": 0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,9 @@ CONFIG = HERE / "configs" / "yolox_tiny_256.py"
 DEFAULT_OUT = HERE / "assets" / "yolox_tiny_256.pth"
 
 
-def build_train_set(num: int, seed: int, img_scale: tuple[int, int], pad_val: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def build_train_set(
+    num: int, seed: int, img_scale: tuple[int, int], pad_val: float
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Render and letterbox ``num`` images once: uint8 [num, 3, H, W] + per-image [n, 5] (label, xyxy)."""
     images, targets = [], []
     norm = Normalize(None, None, False)
@@ -44,16 +46,27 @@ def build_train_set(num: int, seed: int, img_scale: tuple[int, int], pad_val: fl
         img, objs = render_image(seed, i)
         x, _ = letterbox(img, img_scale, pad_val, norm)
         lb = letterbox_geometry(img.shape[:2], img_scale)
-        t = torch.tensor([[c, b[0] * lb.scale_w, b[1] * lb.scale_h, (b[0] + b[2]) * lb.scale_w, (b[1] + b[3]) * lb.scale_h] for c, b in objs],
-                         dtype=torch.float32).reshape(-1, 5)
+        t = torch.tensor(
+            [
+                [c, b[0] * lb.scale_w, b[1] * lb.scale_h, (b[0] + b[2]) * lb.scale_w, (b[1] + b[3]) * lb.scale_h]
+                for c, b in objs
+            ],
+            dtype=torch.float32,
+        ).reshape(-1, 5)
         images.append(x[0].to(torch.uint8))
         targets.append(t)
     return torch.stack(images), targets
 
 
 @torch.no_grad()
-def simota(cls_prob: torch.Tensor, boxes: torch.Tensor, priors: torch.Tensor, gt: torch.Tensor, num_classes: int,
-           radius: float = 2.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def simota(
+    cls_prob: torch.Tensor,
+    boxes: torch.Tensor,
+    priors: torch.Tensor,
+    gt: torch.Tensor,
+    num_classes: int,
+    radius: float = 2.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One image → (positive anchor mask [N], assigned gt index per positive, IoU per positive)."""
     n = priors.shape[0]
     centres = priors[:, :2] + priors[:, 2:3] * 0.5
@@ -69,7 +82,9 @@ def simota(cls_prob: torch.Tensor, boxes: torch.Tensor, priors: torch.Tensor, gt
     ious = box_iou(boxes[vi], gt_boxes)  # [V, G]
     p = cls_prob[vi].clamp(1e-6, 1 - 1e-6)  # [V, C]
     onehot = F.one_hot(gt_labels, num_classes).float()  # [G, C]
-    cls_cost = F.binary_cross_entropy(p[:, None, :].expand(-1, len(gt_labels), -1), onehot[None].expand(len(vi), -1, -1), reduction="none").sum(-1)
+    cls_cost = F.binary_cross_entropy(
+        p[:, None, :].expand(-1, len(gt_labels), -1), onehot[None].expand(len(vi), -1, -1), reduction="none"
+    ).sum(-1)
     cost = cls_cost + 3.0 * -torch.log(ious + 1e-8) + 1e5 * (~(in_box[vi] & in_ctr[vi])).float()
     k = torch.clamp(ious.topk(min(10, len(vi)), dim=0).values.sum(0).int(), min=1)
     match = torch.zeros_like(cost, dtype=torch.bool)
@@ -87,7 +102,9 @@ def simota(cls_prob: torch.Tensor, boxes: torch.Tensor, priors: torch.Tensor, gt
     return pos, assigned, ious[pos_v, assigned]
 
 
-def yolox_loss(model: YOLOX, images: torch.Tensor, targets: list[torch.Tensor], priors: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def yolox_loss(
+    model: YOLOX, images: torch.Tensor, targets: list[torch.Tensor], priors: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
     cls_s, reg_s, obj_s = model(images)
     b = images.shape[0]
     cls = torch.cat([c.flatten(2) for c in cls_s], 2).permute(0, 2, 1)
@@ -149,7 +166,9 @@ def read_config(path: Path) -> dict[str, Any]:
     return Config.fromfile(str(path)).to_dict()
 
 
-def train(out: Path, iters: int, batch: int, num_train: int, seed: int, lr: float, threads: int, log_every: int = 50) -> dict[str, Any]:
+def train(
+    out: Path, iters: int, batch: int, num_train: int, seed: int, lr: float, threads: int, log_every: int = 50
+) -> dict[str, Any]:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     cfg = read_config(CONFIG)
@@ -159,18 +178,22 @@ def train(out: Path, iters: int, batch: int, num_train: int, seed: int, lr: floa
     model.train()
     t0 = time.perf_counter()
     images, targets = build_train_set(num_train, seed, img_scale, float(cfg["yolox_data"]["pad_val"]))
-    print(f"rendered {num_train} training images in {time.perf_counter() - t0:.1f}s; {sum(p.numel() for p in model.parameters())} parameters")
+    print(
+        f"rendered {num_train} training images in {time.perf_counter() - t0:.1f}s; {sum(p.numel() for p in model.parameters())} parameters"
+    )
     w, h = img_scale
     priors = priors_for(level_shapes((h, w), model.strides), model.strides)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     warm = max(1, iters // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, iters) / iters))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, iters) / iters)))
+    )
     ema = ExpMomentumEMA(model, momentum=0.01, gamma=max(50.0, iters / 10))
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(num_train) for _ in range(iters * batch // num_train + 1)])
     t0 = time.perf_counter()
     for it in range(iters):
-        idx = order[it * batch:(it + 1) * batch]
+        idx = order[it * batch : (it + 1) * batch]
         x = images[idx].float()
         tg = [targets[j].clone() for j in idx]
         flip = rng.random(len(idx)) < 0.5
@@ -188,15 +211,30 @@ def train(out: Path, iters: int, batch: int, num_train: int, seed: int, lr: floa
         sched.step()
         ema.update(model)
         if it % log_every == 0 or it == iters - 1:
-            print(f"iter {it:5d}/{iters} loss {loss.item():.3f} obj {parts['obj']:.3f} cls {parts['cls']:.3f} iou {parts['iou']:.3f} "
-                  f"pos/img {parts['pos']:.1f} lr {sched.get_last_lr()[0]:.2e} {time.perf_counter() - t0:.0f}s", flush=True)
+            print(
+                f"iter {it:5d}/{iters} loss {loss.item():.3f} obj {parts['obj']:.3f} cls {parts['cls']:.3f} iou {parts['iou']:.3f} "
+                f"pos/img {parts['pos']:.1f} lr {sched.get_last_lr()[0]:.2e} {time.perf_counter() - t0:.0f}s",
+                flush=True,
+            )
     train_s = time.perf_counter() - t0
     raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
     ckpt = {
-        "meta": {"config": "yolox_tiny_256.py", "iters": iters, "batch": batch, "num_train": num_train, "seed": seed, "lr": lr,
-                 "threads": threads, "train_seconds": round(train_s, 1), "ema": "ExpMomentumEMA(momentum=0.01)"},
+        "meta": {
+            "config": "yolox_tiny_256.py",
+            "iters": iters,
+            "batch": batch,
+            "num_train": num_train,
+            "seed": seed,
+            "lr": lr,
+            "threads": threads,
+            "train_seconds": round(train_s, 1),
+            "ema": "ExpMomentumEMA(momentum=0.01)",
+        },
         "state_dict": ema.avg,
-        "ema_state_dict": {**{f"module.{k}": v for k, v in raw.items()}, "steps": torch.tensor(ema.steps, dtype=torch.long)},
+        "ema_state_dict": {
+            **{f"module.{k}": v for k, v in raw.items()},
+            "steps": torch.tensor(ema.steps, dtype=torch.long),
+        },
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, out)

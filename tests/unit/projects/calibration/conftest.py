@@ -9,7 +9,6 @@ import pytest
 from modeldeploy.projects.calibration.synthetic import bundled_dataset, generate_dataset
 
 
-
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 samples, seed 7 (read-only: tests that corrupt data copy it first)."""

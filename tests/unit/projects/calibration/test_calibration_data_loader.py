@@ -52,7 +52,9 @@ def test_missing_image_names_the_file(dataset: Path) -> None:
 def test_wrong_channel_count_is_a_data_error(dataset: Path, bad: str) -> None:
     path = dataset.parent / "images" / "000001.png"
     img = cv2.imread(str(path))
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if bad == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(
+        str(path), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if bad == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    )
     with pytest.raises(DataError, match=r"000001\.png has (1|4) channel\(s\).*expected 3-channel"):
         _load(dataset, 1)
 
@@ -104,9 +106,16 @@ def test_awml_nested_info_entries_are_read(dataset: Path, tmp_path: Path) -> Non
     root = dataset.parent
     flat = pickle.loads(dataset.read_bytes())["data_list"][0]
     calib = json.loads((root / flat["calib_path"]).read_text())
-    entry = {"sample_idx": 0, "image": {"img_path": flat["img_path"], "cam2img": np.asarray(calib["cam2img"]),
-                                        "lidar2cam": np.asarray(calib["lidar2cam"]), "distortion_coefficients": np.zeros(5)},
-             "lidar_points": {"lidar_path": flat["lidar_path"], "num_pts_feats": 4}}
+    entry = {
+        "sample_idx": 0,
+        "image": {
+            "img_path": flat["img_path"],
+            "cam2img": np.asarray(calib["cam2img"]),
+            "lidar2cam": np.asarray(calib["lidar2cam"]),
+            "distortion_coefficients": np.zeros(5),
+        },
+        "lidar_points": {"lidar_path": flat["lidar_path"], "num_pts_feats": 4},
+    }
     info = tmp_path / "t4dataset_infos_test.pkl"
     info.write_bytes(pickle.dumps({"metainfo": {"version": "t4"}, "data_list": [entry]}))
     nested = CalibrationDataLoader(info, data_root=root).load_sample(0)
@@ -126,7 +135,9 @@ def test_labels_and_perturbations_are_deterministic_per_index(dataset: Path) -> 
 
 
 def test_perturbation_magnitudes_respect_the_settings() -> None:
-    s = MiscalibrationSettings(probability=1.0, min_rotation_deg=2.0, max_rotation_deg=4.0, min_translation_m=0.1, max_translation_m=0.3)
+    s = MiscalibrationSettings(
+        probability=1.0, min_rotation_deg=2.0, max_rotation_deg=4.0, min_translation_m=0.1, max_translation_m=0.3
+    )
     for i in range(50):
         m = draw_miscalibration(i, s)
         assert m.label == 0

@@ -18,8 +18,14 @@ Y_PRED = [1, 1, 0, 0, 0, 1]
 def _filled() -> CalibrationEvaluator:
     ev = CalibrationEvaluator()
     for i, (t, p) in enumerate(zip(Y_TRUE, Y_PRED)):
-        ev.add({"label": p, "score": 0.5 + i / 20, "probs": [1 - (0.5 + i / 20), 0.5 + i / 20] if p else [0.5 + i / 20, 0.5 - i / 20]},
-               {"gt_label": t, "sample_idx": 10 + i})
+        ev.add(
+            {
+                "label": p,
+                "score": 0.5 + i / 20,
+                "probs": [1 - (0.5 + i / 20), 0.5 + i / 20] if p else [0.5 + i / 20, 0.5 - i / 20],
+            },
+            {"gt_label": t, "sample_idx": 10 + i},
+        )
     return ev
 
 
@@ -28,8 +34,18 @@ def test_metrics_match_the_hand_computed_confusion_matrix() -> None:
     assert m["confusion_matrix"]["matrix"] == [[1, 1], [2, 2]]
     assert m["accuracy"] == pytest.approx(3 / 6)
     mis, cal = m["per_class"]["miscalibrated"], m["per_class"]["calibrated"]
-    assert (mis["precision"], mis["recall"], mis["f1"], mis["support"]) == (pytest.approx(1 / 3), pytest.approx(1 / 2), pytest.approx(0.4), 2)
-    assert (cal["precision"], cal["recall"], cal["f1"], cal["support"]) == (pytest.approx(2 / 3), pytest.approx(1 / 2), pytest.approx(4 / 7), 4)
+    assert (mis["precision"], mis["recall"], mis["f1"], mis["support"]) == (
+        pytest.approx(1 / 3),
+        pytest.approx(1 / 2),
+        pytest.approx(0.4),
+        2,
+    )
+    assert (cal["precision"], cal["recall"], cal["f1"], cal["support"]) == (
+        pytest.approx(2 / 3),
+        pytest.approx(1 / 2),
+        pytest.approx(4 / 7),
+        4,
+    )
     assert mis["accuracy"] == pytest.approx(1 / 2) and cal["accuracy"] == pytest.approx(2 / 4)
     assert m["precision_macro"] == pytest.approx((1 / 3 + 2 / 3) / 2)
     assert m["f1_macro"] == pytest.approx((0.4 + 4 / 7) / 2)

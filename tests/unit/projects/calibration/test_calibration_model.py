@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import copy
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,29 +20,55 @@ CONFIG_DIR = Path(calibration_pkg.__file__).parent / "configs"
 
 AWML_MODEL = dict(
     type="mmpretrain.ImageClassifier",
-    backbone=dict(type="ResNet", depth=18, in_channels=5, num_stages=4, out_indices=(3,), frozen_stages=-1,
-                  style="pytorch", norm_cfg=dict(type="BN", requires_grad=True)),
+    backbone=dict(
+        type="ResNet",
+        depth=18,
+        in_channels=5,
+        num_stages=4,
+        out_indices=(3,),
+        frozen_stages=-1,
+        style="pytorch",
+        norm_cfg=dict(type="BN", requires_grad=True),
+    ),
     neck=dict(type="GlobalAveragePooling"),
-    head=dict(type="LinearClsHead", num_classes=2, in_channels=512,
-              loss=dict(type="LabelSmoothLoss", loss_weight=1.0, label_smooth_val=0.1, reduction="mean"), topk=(1,)),
+    head=dict(
+        type="LinearClsHead",
+        num_classes=2,
+        in_channels=512,
+        loss=dict(type="LabelSmoothLoss", loss_weight=1.0, label_smooth_val=0.1, reduction="mean"),
+        topk=(1,),
+    ),
 )
 
 # Names copied from an mmpretrain ResNet-18 ImageClassifier state dict (spot checks).
 MMPRETRAIN_KEYS = [
     "backbone.conv1.weight",
-    "backbone.bn1.weight", "backbone.bn1.bias", "backbone.bn1.running_mean", "backbone.bn1.running_var",
+    "backbone.bn1.weight",
+    "backbone.bn1.bias",
+    "backbone.bn1.running_mean",
+    "backbone.bn1.running_var",
     "backbone.bn1.num_batches_tracked",
-    "backbone.layer1.0.conv1.weight", "backbone.layer1.0.bn1.weight", "backbone.layer1.0.bn1.running_var",
-    "backbone.layer1.0.conv2.weight", "backbone.layer1.0.bn2.bias", "backbone.layer1.1.bn2.num_batches_tracked",
-    "backbone.layer2.0.conv1.weight", "backbone.layer2.0.downsample.0.weight", "backbone.layer2.0.downsample.1.weight",
-    "backbone.layer2.0.downsample.1.running_mean", "backbone.layer2.0.downsample.1.num_batches_tracked",
-    "backbone.layer3.1.conv2.weight", "backbone.layer4.0.downsample.0.weight", "backbone.layer4.1.bn2.running_var",
-    "head.fc.weight", "head.fc.bias",
+    "backbone.layer1.0.conv1.weight",
+    "backbone.layer1.0.bn1.weight",
+    "backbone.layer1.0.bn1.running_var",
+    "backbone.layer1.0.conv2.weight",
+    "backbone.layer1.0.bn2.bias",
+    "backbone.layer1.1.bn2.num_batches_tracked",
+    "backbone.layer2.0.conv1.weight",
+    "backbone.layer2.0.downsample.0.weight",
+    "backbone.layer2.0.downsample.1.weight",
+    "backbone.layer2.0.downsample.1.running_mean",
+    "backbone.layer2.0.downsample.1.num_batches_tracked",
+    "backbone.layer3.1.conv2.weight",
+    "backbone.layer4.0.downsample.0.weight",
+    "backbone.layer4.1.bn2.running_var",
+    "head.fc.weight",
+    "head.fc.bias",
 ]
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def mmpretrain_resnet18_state_dict(in_channels: int = 5, num_classes: int = 2) -> "OrderedDict[str, torch.Tensor]":
+def mmpretrain_resnet18_state_dict(in_channels: int = 5, num_classes: int = 2) -> OrderedDict[str, torch.Tensor]:
     """An independent enumeration of mmpretrain's ResNet-18 naming and shapes (as in an AWML checkpoint)."""
     g = torch.Generator().manual_seed(0)
     sd: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -132,15 +157,19 @@ def test_unsupported_model_config_is_a_config_error(path: tuple[str, ...], value
 
 
 def test_project_rejects_wrong_channel_or_class_count() -> None:
-    for key, value, needle in (("backbone", dict(AWML_MODEL["backbone"], in_channels=3), "in_channels"),
-                               ("head", dict(AWML_MODEL["head"], num_classes=3), "num_classes")):
+    for key, value, needle in (
+        ("backbone", dict(AWML_MODEL["backbone"], in_channels=3), "in_channels"),
+        ("head", dict(AWML_MODEL["head"], num_classes=3), "num_classes"),
+    ):
         with pytest.raises(ConfigError, match=needle):
             CalibrationProject().build_model({"model": dict(AWML_MODEL, **{key: value})})
 
 
 def test_bad_data_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="calibration_data.miscalibration"):
-        CalibrationProject().build_model({"model": AWML_MODEL, "calibration_data": dict(miscalibration=dict(min_rotation_deg=5, max_rotation_deg=1))})
+        CalibrationProject().build_model(
+            {"model": AWML_MODEL, "calibration_data": dict(miscalibration=dict(min_rotation_deg=5, max_rotation_deg=1))}
+        )
     with pytest.raises(ConfigError, match="unknown key 'calibration_data.max_dept'"):
         CalibrationProject().build_model({"model": AWML_MODEL, "calibration_data": dict(max_dept=10)})
 

@@ -34,8 +34,16 @@ def test_onnx_export_matches_pytorch(tmp_path: Path, tiny_dataset: Path) -> None
     (comp,) = project.export_components(model, deploy_cfg, model_cfg, loader.load_sample(0))
     path = tmp_path / comp.file_name
     with torch.no_grad():
-        torch.onnx.export(comp.module, comp.ordered_inputs(comp.sample_inputs), str(path), input_names=comp.input_names,
-                          output_names=comp.output_names, dynamic_axes=comp.dynamic_axes, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            comp.module,
+            comp.ordered_inputs(comp.sample_inputs),
+            str(path),
+            input_names=comp.input_names,
+            output_names=comp.output_names,
+            dynamic_axes=comp.dynamic_axes,
+            opset_version=17,
+            dynamo=False,
+        )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["input"] and [o.name for o in sess.get_outputs()] == ["output"]
 

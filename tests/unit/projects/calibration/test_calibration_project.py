@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeldeploy.backends.base import BaseBackend
 import modeldeploy.projects.calibration as calibration_pkg
+from modeldeploy.backends.base import BaseBackend
 from modeldeploy.config import BaseDeploymentConfig, load_mmengine_config
-from modeldeploy.projects import get_project
 from modeldeploy.errors import ConfigError
+from modeldeploy.projects import get_project
 from modeldeploy.projects.calibration.data_loader import CalibrationDataLoader
 from modeldeploy.projects.calibration.project import COMPONENT_NAME, CalibrationProject
 
@@ -61,9 +61,13 @@ def test_registered_under_its_name() -> None:
 def test_deploy_demo_config_is_valid_and_as_documented(deploy_cfg: BaseDeploymentConfig) -> None:
     assert deploy_cfg.project == "calibration" and deploy_cfg.task_type == "classification"
     assert deploy_cfg.checkpoint_path == "builtin:calibration/resnet18_5ch_tiny.pth"
-    assert deploy_cfg.onnx_config.opset_version == 17 and deploy_cfg.onnx_config.save_file == "calibration_classifier.onnx"
+    assert (
+        deploy_cfg.onnx_config.opset_version == 17 and deploy_cfg.onnx_config.save_file == "calibration_classifier.onnx"
+    )
     assert deploy_cfg.verification.tolerance == 1e-3
-    assert [(s.ref_backend, s.test_backend) for s in deploy_cfg.verification_scenarios()] == [("pytorch", "onnxruntime")]
+    assert [(s.ref_backend, s.test_backend) for s in deploy_cfg.verification_scenarios()] == [
+        ("pytorch", "onnxruntime")
+    ]
     assert sorted(deploy_cfg.evaluation_backends()) == ["onnxruntime", "pytorch"]
     (profile,) = deploy_cfg.backend_config.model_inputs
     assert profile.input_shapes["input"].opt_shape == (1, *deploy_cfg.model_io.input_shape)
@@ -102,7 +106,9 @@ def test_fixed_batch_and_bad_io_config(model_cfg, tiny_dataset: Path) -> None:
 def test_pipeline_over_backend_test_double(deploy_cfg, model_cfg, tiny_dataset: Path) -> None:
     project = CalibrationProject()
     model = project.build_model(model_cfg)
-    pipe = project.build_pipeline({COMPONENT_NAME: ModuleBackendDouble(model)}, deploy_cfg, model_cfg, torch.device("cpu"))
+    pipe = project.build_pipeline(
+        {COMPONENT_NAME: ModuleBackendDouble(model)}, deploy_cfg, model_cfg, torch.device("cpu")
+    )
     loader = CalibrationDataLoader(tiny_dataset)
     sample = loader.load_sample(1)
     out = pipe(sample)

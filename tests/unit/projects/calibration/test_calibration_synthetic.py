@@ -29,7 +29,10 @@ def test_sample_depends_only_on_seed_and_index() -> None:
 
 
 def test_cli_writes_the_documented_layout(tmp_path) -> None:
-    assert synthetic.main([str(tmp_path / "ds"), "--num-samples", "2", "--seed", "1", "--height", "48", "--width", "80"]) == 0
+    assert (
+        synthetic.main([str(tmp_path / "ds"), "--num-samples", "2", "--seed", "1", "--height", "48", "--width", "80"])
+        == 0
+    )
     info = pickle.loads((tmp_path / "ds" / "calibration_infos.pkl").read_bytes())
     assert info["metainfo"]["classes"] == ["miscalibrated", "calibrated"]
     e = info["data_list"][1]
@@ -37,7 +40,7 @@ def test_cli_writes_the_documented_layout(tmp_path) -> None:
     img = cv2.imread(str(tmp_path / "ds" / e["img_path"]), cv2.IMREAD_UNCHANGED)
     assert img.shape == (48, 80, 3) and img.dtype == np.uint8
     pts = np.fromfile(tmp_path / "ds" / e["lidar_path"], dtype=np.float32).reshape(-1, 4)
-    assert len(pts) > 1000 and np.isfinite(pts).all() and 0 <= pts[:, 3].min() and pts[:, 3].max() <= 255
+    assert len(pts) > 1000 and np.isfinite(pts).all() and pts[:, 3].min() >= 0 and pts[:, 3].max() <= 255
     calib = json.loads((tmp_path / "ds" / e["calib_path"]).read_text())
     assert np.asarray(calib["cam2img"]).shape == (3, 3) and np.asarray(calib["lidar2cam"]).shape == (4, 4)
     assert (calib["height"], calib["width"]) == (48, 80)
@@ -75,4 +78,6 @@ def test_bundled_dataset_is_generated_once_atomically(tmp_path) -> None:
     assert info.parent.name == "calibration-synthetic-v1-s0-n3"
     stamp = info.stat().st_mtime_ns
     assert bundled_dataset(3, 0, root=tmp_path) == info and info.stat().st_mtime_ns == stamp
-    assert [p.name for p in (tmp_path / "datasets").iterdir()] == ["calibration-synthetic-v1-s0-n3"]  # no temp dirs left
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == [
+        "calibration-synthetic-v1-s0-n3"
+    ]  # no temp dirs left

@@ -15,7 +15,9 @@ def mmcv_hard_voxelize(points: np.ndarray, voxel_size, pc_range, max_points: int
     voxels = np.zeros((max_voxels, max_points, points.shape[1]), dtype=points.dtype)
     coors, counts = [], []
     for p in points:
-        c = [int(math.floor((np.float32(p[j]) - np.float32(pc_range[j])) / np.float32(voxel_size[j]))) for j in range(3)]
+        c = [
+            int(math.floor((np.float32(p[j]) - np.float32(pc_range[j])) / np.float32(voxel_size[j]))) for j in range(3)
+        ]
         if any(c[j] < 0 or c[j] >= grid[j] for j in range(3)):
             continue
         key = (c[2], c[1], c[0])

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
-
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from modeldeploy.projects.centerpoint.boxes import circle_nms, decode_and_nms, greedy_keep, rotate_nms, rotated_iou_pairs
+from modeldeploy.projects.centerpoint.boxes import (
+    circle_nms,
+    decode_and_nms,
+    greedy_keep,
+    rotate_nms,
+    rotated_iou_pairs,
+)
 from modeldeploy.projects.centerpoint.model import HEAD_OUTPUTS, split_task_outputs
 from modeldeploy.projects.centerpoint.settings import parse_settings
 
@@ -37,18 +42,27 @@ def test_rotated_iou_known_cases_and_against_sampling() -> None:
     a = torch.tensor([[0, 0, 2, 2, 0.0], [0, 0, 2, 2, 0.0], [0, 0, 2, 2, 0.0], [1, 2, 4, 1.5, 0.3]])
     b = torch.tensor([[1, 0, 2, 2, 0.0], [0, 0, 2, 2, math.pi / 4], [5, 5, 1, 1, 0.0], [1, 2, 4, 1.5, 0.3]])
     iou = rotated_iou_pairs(a, b)
-    torch.testing.assert_close(iou, torch.tensor([1 / 3, 8 * (math.sqrt(2) - 1) / (8 - 8 * (math.sqrt(2) - 1)), 0.0, 1.0]))
+    torch.testing.assert_close(
+        iou, torch.tensor([1 / 3, 8 * (math.sqrt(2) - 1) / (8 - 8 * (math.sqrt(2) - 1)), 0.0, 1.0])
+    )
     rng = np.random.default_rng(0)
     for _ in range(6):
-        p = torch.tensor(np.concatenate([rng.uniform(-1, 1, 2), rng.uniform(1, 4, 2), rng.uniform(-3, 3, 1)]), dtype=torch.float32)
-        q = torch.tensor(np.concatenate([rng.uniform(-1, 1, 2), rng.uniform(1, 4, 2), rng.uniform(-3, 3, 1)]), dtype=torch.float32)
+        p = torch.tensor(
+            np.concatenate([rng.uniform(-1, 1, 2), rng.uniform(1, 4, 2), rng.uniform(-3, 3, 1)]), dtype=torch.float32
+        )
+        q = torch.tensor(
+            np.concatenate([rng.uniform(-1, 1, 2), rng.uniform(1, 4, 2), rng.uniform(-3, 3, 1)]), dtype=torch.float32
+        )
         assert abs(float(rotated_iou_pairs(p[None], q[None])[0]) - brute_force_iou(p, q)) < 0.02
 
 
 def test_rotate_nms_equals_greedy_over_all_pair_ious() -> None:
     rng = np.random.default_rng(3)
     k = 40
-    bev = torch.tensor(np.column_stack([rng.uniform(-6, 6, (k, 2)), rng.uniform(1, 4, (k, 2)), rng.uniform(-3, 3, k)]), dtype=torch.float32)
+    bev = torch.tensor(
+        np.column_stack([rng.uniform(-6, 6, (k, 2)), rng.uniform(1, 4, (k, 2)), rng.uniform(-3, 3, k)]),
+        dtype=torch.float32,
+    )
     ii, jj = torch.triu_indices(k, k, 1)
     sup = np.zeros((k, k), dtype=bool)
     sup[ii.numpy(), jj.numpy()] = (rotated_iou_pairs(bev[ii], bev[jj]) > 0.2).numpy()
@@ -77,14 +91,19 @@ def test_decode_formulas_match_centerpoint_bbox_coder(tiny_cfg) -> None:
     assert det.labels.tolist() == [0, 4]
     step = s.out_size_factor * s.voxel_size[0]
     b = det.bboxes[0]
-    torch.testing.assert_close(b[:2], torch.tensor([(20 + 0.25) * step + s.point_cloud_range[0], (10 + 0.75) * step + s.point_cloud_range[1]]))
+    torch.testing.assert_close(
+        b[:2], torch.tensor([(20 + 0.25) * step + s.point_cloud_range[0], (10 + 0.75) * step + s.point_cloud_range[1]])
+    )
     torch.testing.assert_close(b[2:], torch.tensor([0.5 - 0.75, 4.0, 2.0, 1.5, 0.3, 1.0, -2.0]))  # z: bottom centre
     torch.testing.assert_close(det.scores, torch.sigmoid(torch.tensor([3.0, 1.0])))
 
 
 def test_multi_task_labels_are_offset_and_outputs_split(tiny_cfg) -> None:
     cfg = copy.deepcopy(tiny_cfg)  # session fixture: never mutate it
-    cfg.model.pts_bbox_head.tasks = [dict(num_class=2, class_names=["car", "truck"]), dict(num_class=3, class_names=["bus", "bicycle", "pedestrian"])]
+    cfg.model.pts_bbox_head.tasks = [
+        dict(num_class=2, class_names=["car", "truck"]),
+        dict(num_class=3, class_names=["bus", "bicycle", "pedestrian"]),
+    ]
     cfg.model.test_cfg.pts.min_radius = [1.0, 0.5]
     s = parse_settings(cfg)
     one = _head_outputs(s, [(1, 10, 10, 2.0), (3, 30, 30, 2.0)])

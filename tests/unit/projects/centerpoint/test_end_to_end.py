@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.artifacts.fetch import fetch
+from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.projects.centerpoint.pipeline import STAGES
 from modeldeploy.runners import DeploymentRunner
 
@@ -17,14 +17,26 @@ def test_builtin_tiny_deploy_exports_verifies_and_scores(tmp_path: Path, monkeyp
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path / "cache"))
     cfg = BaseDeploymentConfig.fromfile(
         fetch("builtin:centerpoint/deploy_tiny.py"),
-        {"evaluation.num_samples": 4, "evaluation.warmup": 1, "verification.num_verify_samples": 2, "export.work_dir": str(tmp_path / "work")},
+        {
+            "evaluation.num_samples": 4,
+            "evaluation.warmup": 1,
+            "verification.num_verify_samples": 2,
+            "export.work_dir": str(tmp_path / "work"),
+        },
     )
     out = DeploymentRunner(cfg, "builtin:centerpoint/centerpoint_tiny.py").run()
     assert out.exit_code == 0, out.results["failure"]
     res = json.loads(out.results_path.read_text())
     names = {Path(a["uri"]).name for a in res["artifacts"] if a["kind"] == "onnx"}
     assert names == {"pts_voxel_encoder.onnx", "pts_backbone_neck_head.onnx"}
-    assert res["verification"]["passed"] and {c["output"] for c in res["verification"]["comparisons"]} == {"heatmap", "reg", "height", "dim", "rot", "vel"}
+    assert res["verification"]["passed"] and {c["output"] for c in res["verification"]["comparisons"]} == {
+        "heatmap",
+        "reg",
+        "height",
+        "dim",
+        "rot",
+        "vel",
+    }
     ev = res["evaluation"]
     assert set(ev) == {"pytorch:cpu", "onnxruntime:cpu"}
     for e in ev.values():

@@ -45,7 +45,9 @@ def _model_cfg_path(tmp_path: Path) -> Path:
     return path
 
 
-def test_example_sample_has_the_loader_structure_and_the_model_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, awml_cfg) -> None:
+def test_example_sample_has_the_loader_structure_and_the_model_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, awml_cfg
+) -> None:
     from modeldeploy.projects.centerpoint.project import CenterPointProject
     from modeldeploy.projects.centerpoint.settings import parse_settings
 
@@ -71,7 +73,9 @@ def test_has_data_only_with_a_dataset_or_the_bundled_opt_in(tmp_path: Path, tiny
     assert CenterPointProject().has_data(with_data, awml_cfg)
 
 
-def test_run_exports_onnx_from_a_synthesised_example_without_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_exports_onnx_from_a_synthesised_example_without_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnxruntime as ort
 
     from modeldeploy.runners import DeploymentRunner
@@ -92,7 +96,9 @@ def test_run_exports_onnx_from_a_synthesised_example_without_data(tmp_path: Path
     from modeldeploy.projects.centerpoint.model import VoxelEncoderExport, build_centerpoint
 
     model = load_weights(build_centerpoint(Config.fromfile(str(_model_cfg_path(tmp_path)))), str(CHECKPOINT)).eval()
-    sess = ort.InferenceSession(str(tmp_path / "work" / "onnx" / "pts_voxel_encoder.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(tmp_path / "work" / "onnx" / "pts_voxel_encoder.onnx"), providers=["CPUExecutionProvider"]
+    )
     feats = torch.randn(37, 20, 10)
     got = sess.run(["pillar_features"], {"input_features": feats.numpy()})[0]
     with torch.no_grad():

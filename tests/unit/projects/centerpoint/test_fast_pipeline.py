@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from modeldeploy.backends.pytorch import PyTorchBackend
 from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader
 from modeldeploy.projects.centerpoint.fast_pipeline import FastCenterPointPipeline
@@ -20,7 +21,9 @@ from .helpers import randomized_model
 @pytest.fixture(scope="module")
 def pipelines(tiny_cfg, synthetic_root: Path):
     model = randomized_model(tiny_cfg)
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading)
+    loader = CenterPointDataLoader(
+        synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading
+    )
     comps = export_components_for(model, loader.load_sample(0))
     backends = {c.name: PyTorchBackend(c) for c in comps}
     return CenterPointPipeline(backends, model.settings), FastCenterPointPipeline(backends, model.settings), loader
@@ -45,7 +48,9 @@ def test_fast_pipeline_runs_the_encoder_on_a_fixed_number_of_rows(pipelines) -> 
     s = fast_pipe.settings
     a = fast_pipe.preprocess(loader.load_sample(0))
     b = fast_pipe.preprocess({"points": torch.full((10, s.in_channels), 500.0)})  # nothing in range
-    assert a["input_features"].shape == b["input_features"].shape == (s.max_voxels, s.max_num_points, s.decorated_channels)
+    assert (
+        a["input_features"].shape == b["input_features"].shape == (s.max_voxels, s.max_num_points, s.decorated_channels)
+    )
     assert int(b["voxel_count"]) == 0
     out = fast_pipe({"points": torch.full((10, s.in_channels), 500.0), "token": "empty"})
     ref = pipelines[0]({"points": torch.full((10, s.in_channels), 500.0), "token": "empty"})

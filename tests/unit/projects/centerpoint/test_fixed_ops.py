@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from modeldeploy.projects.centerpoint import fixed_ops as fx
 from modeldeploy.projects.centerpoint.boxes import decode_and_nms
 from modeldeploy.projects.centerpoint.model import (
@@ -56,7 +57,11 @@ def test_voxelize_fixed_equals_mmcv_hard_voxelization(max_points: int, max_voxel
     assert out.coors[:m].tolist() == ref_c.tolist()
     assert out.num_points[:m].tolist() == ref_n.tolist()
     # padding rows are empty and say so
-    assert bool((out.point_index[m:] == -1).all()) and bool((out.num_points[m:] == 0).all()) and bool((out.coors[m:] == 0).all())
+    assert (
+        bool((out.point_index[m:] == -1).all())
+        and bool((out.num_points[m:] == 0).all())
+        and bool((out.coors[m:] == 0).all())
+    )
 
 
 def test_voxelize_fixed_empty_and_out_of_range_inputs() -> None:
@@ -66,8 +71,15 @@ def test_voxelize_fixed_empty_and_out_of_range_inputs() -> None:
     assert int(out.count) == 0 and out.coors.shape == (10, 3)
 
 
-@pytest.mark.parametrize("kw", [{}, {"legacy": True}, {"voxel_center_dims": 2, "with_distance": True},
-                                {"with_cluster_center": False, "legacy": True, "with_distance": True, "voxel_center_dims": 2}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"legacy": True},
+        {"voxel_center_dims": 2, "with_distance": True},
+        {"with_cluster_center": False, "legacy": True, "with_distance": True, "voxel_center_dims": 2},
+    ],
+)
 def test_decorate_fixed_equals_reference_and_zeroes_padding(kw: dict) -> None:
     p = torch.from_numpy(random_points(500, seed=3))
     ref = voxelize(p, VS, PCR, 5, 200)
@@ -101,23 +113,40 @@ def test_greedy_keep_masked_equals_sequential_greedy(seed: int) -> None:
     # an invalid box neither survives nor suppresses: the reference drops it before NMS
     sub = np.flatnonzero(valid)
     want = sub[sequential_greedy(sup[np.ix_(sub, sub)])]
-    got = fx.greedy_keep_masked(torch.from_numpy(sup), torch.from_numpy(valid), use_triton=False).nonzero().squeeze(1).numpy()
+    got = (
+        fx.greedy_keep_masked(torch.from_numpy(sup), torch.from_numpy(valid), use_triton=False)
+        .nonzero()
+        .squeeze(1)
+        .numpy()
+    )
     assert np.array_equal(got, want)
 
 
 def _heads(s, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     h, w = s.head_grid
-    out = {k: torch.randn(1, c, h, w, generator=g) for k, c in zip(HEAD_OUTPUTS, (sum(s.task_num_classes), 2, 1, 3, 2, 2))}
+    out = {
+        k: torch.randn(1, c, h, w, generator=g) for k, c in zip(HEAD_OUTPUTS, (sum(s.task_num_classes), 2, 1, 3, 2, 2))
+    }
     out["heatmap"] = out["heatmap"] * 1.5 - 1.0
     out["heatmap"][0, 0, 5:9, 5:9] = 30.0  # sigmoid saturates to exactly 1.0: ties broken by index
     out["dim"] = out["dim"] * 0.3 + 1.0
     return out
 
 
-@pytest.mark.parametrize("nms_type,post_max,pre_max", [("circle", 100, 1000), ("circle", 25, 1000), ("rotate", 100, 60), ("rotate", 20, 1000)])
+@pytest.mark.parametrize(
+    "nms_type,post_max,pre_max",
+    [("circle", 100, 1000), ("circle", 25, 1000), ("rotate", 100, 60), ("rotate", 20, 1000)],
+)
 def test_decode_and_nms_fixed_equals_reference(tiny_cfg, nms_type: str, post_max: int, pre_max: int) -> None:
-    s = dataclasses.replace(parse_settings(tiny_cfg), nms_type=nms_type, min_radius=(4.0,), post_max_size=post_max, pre_max_size=pre_max, nms_thr=0.1)
+    s = dataclasses.replace(
+        parse_settings(tiny_cfg),
+        nms_type=nms_type,
+        min_radius=(4.0,),
+        post_max_size=post_max,
+        pre_max_size=pre_max,
+        nms_thr=0.1,
+    )
     for seed in range(2):
         per_task = split_task_outputs(_heads(s, seed), s.task_num_classes)
         ref = decode_and_nms(per_task, s)
@@ -125,14 +154,21 @@ def test_decode_and_nms_fixed_equals_reference(tiny_cfg, nms_type: str, post_max
         assert fixed.keep.shape[0] == s.max_num  # fixed size whatever the data
         got = fixed.compact()
         assert len(ref) > 0
-        assert torch.equal(got.labels, ref.labels) and torch.equal(got.scores, ref.scores) and torch.equal(got.bboxes, ref.bboxes)
+        assert (
+            torch.equal(got.labels, ref.labels)
+            and torch.equal(got.scores, ref.scores)
+            and torch.equal(got.bboxes, ref.bboxes)
+        )
 
 
 def test_decode_and_nms_fixed_multi_task_equals_reference(tiny_cfg) -> None:
     import copy
 
     cfg = copy.deepcopy(tiny_cfg)
-    cfg.model.pts_bbox_head.tasks = [{"num_class": 2, "class_names": ["car", "truck"]}, {"num_class": 3, "class_names": ["bus", "bicycle", "pedestrian"]}]
+    cfg.model.pts_bbox_head.tasks = [
+        {"num_class": 2, "class_names": ["car", "truck"]},
+        {"num_class": 3, "class_names": ["bus", "bicycle", "pedestrian"]},
+    ]
     cfg.model.test_cfg.pts.min_radius = [1.0, 0.5]
     s = parse_settings(cfg)
     one = _heads(s, 5)
@@ -169,7 +205,9 @@ def test_fold_pfn_and_encode_fixed_match_the_encoder_module(config: str, request
                 mod.bias.uniform_(-0.5, 0.5)
     rng = np.random.default_rng(1)
     lo, hi = np.array(s.point_cloud_range[:3]), np.array(s.point_cloud_range[3:])
-    pts = torch.from_numpy(np.concatenate([rng.uniform(lo - 1, hi + 1, (2000, 3)), rng.uniform(0, 1, (2000, 1))], 1).astype(np.float32))
+    pts = torch.from_numpy(
+        np.concatenate([rng.uniform(lo - 1, hi + 1, (2000, 3)), rng.uniform(0, 1, (2000, 1))], 1).astype(np.float32)
+    )
     pts[:500, :2] = torch.from_numpy(rng.normal(0, 0.2, (500, 2)).astype(np.float32))  # full voxels
     vox = fx.voxelize_fixed(pts, s.voxel_size, s.point_cloud_range, s.max_num_points, 600)
     m = int(vox.count)
@@ -237,7 +275,9 @@ def test_triton_kernels_under_the_interpreter_match_the_torch_path() -> None:
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     root = Path(__file__).resolve().parents[4]
     env["PYTHONPATH"] = os.pathsep.join([str(root / "runtime"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res.pop("nms_equal") is True

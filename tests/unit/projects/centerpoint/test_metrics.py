@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from modeldeploy.projects.centerpoint.evaluator import GT_FILE_NAME, CenterPointEvaluator
-from modeldeploy.projects.centerpoint.metrics import Box, DIST_THS, detection_metrics, devkit_ap, devkit_available, interpolated_ap, match_class
+from modeldeploy.projects.centerpoint.metrics import (
+    DIST_THS,
+    Box,
+    detection_metrics,
+    devkit_ap,
+    devkit_available,
+    interpolated_ap,
+    match_class,
+)
 
 CLASSES = ("car", "truck", "bus", "bicycle", "pedestrian")
 
@@ -28,15 +36,36 @@ def scene(seed: int, n_samples: int = 6) -> tuple[list[Box], list[Box], list[str
             if rng.random() < 0.8:  # detected, with centre noise spanning the thresholds and heading noise
                 off = rng.normal(0, 1.2, 2)
                 lab = name if rng.random() < 0.9 else CLASSES[int(rng.integers(0, 5))]
-                preds.append(Box(tok, (c[0] + off[0], c[1] + off[1], 0.0), (4.0, 2.0, 1.5), yaw + float(rng.normal(0, 0.6)), (0.0, 0.0), lab,
-                                 float(np.round(rng.uniform(0.05, 1.0), 2))))  # rounded → score ties
+                preds.append(
+                    Box(
+                        tok,
+                        (c[0] + off[0], c[1] + off[1], 0.0),
+                        (4.0, 2.0, 1.5),
+                        yaw + float(rng.normal(0, 0.6)),
+                        (0.0, 0.0),
+                        lab,
+                        float(np.round(rng.uniform(0.05, 1.0), 2)),
+                    )
+                )  # rounded → score ties
         for _ in range(int(rng.integers(0, 4))):  # false positives
-            preds.append(Box(tok, (float(rng.uniform(-30, 30)), float(rng.uniform(-30, 30)), 0.0), (1.0, 1.0, 1.0), 0.0, (0.0, 0.0),
-                             CLASSES[int(rng.integers(0, 5))], float(np.round(rng.uniform(0.05, 0.6), 2))))
+            preds.append(
+                Box(
+                    tok,
+                    (float(rng.uniform(-30, 30)), float(rng.uniform(-30, 30)), 0.0),
+                    (1.0, 1.0, 1.0),
+                    0.0,
+                    (0.0, 0.0),
+                    CLASSES[int(rng.integers(0, 5))],
+                    float(np.round(rng.uniform(0.05, 0.6), 2)),
+                )
+            )
     return gts, preds, tokens
 
 
-@pytest.mark.skipif(not devkit_available(), reason="nuscenes-devkit not installed (pip install --no-deps nuscenes-devkit pyquaternion; pip install tqdm cachetools)")
+@pytest.mark.skipif(
+    not devkit_available(),
+    reason="nuscenes-devkit not installed (pip install --no-deps nuscenes-devkit pyquaternion; pip install tqdm cachetools)",
+)
 @pytest.mark.parametrize("seed", range(4))
 def test_own_ap_matches_nuscenes_devkit(seed: int) -> None:
     gts, preds, tokens = scene(seed)
@@ -70,17 +99,34 @@ def test_class_without_ground_truth_is_null_and_left_out_of_the_mean() -> None:
 
 def test_evaluator_writes_nuscenes_submission_and_ground_truth(tmp_path) -> None:
     ev = CenterPointEvaluator(CLASSES)
-    sample = {"token": "tok0", "gt_bboxes_3d": np.array([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.5]], dtype=np.float32),
-              "gt_labels_3d": np.array([0]), "gt_velocity": np.array([[1.0, 0.0]], dtype=np.float32)}
-    pred = {"token": "tok0", "bboxes_3d": np.array([[1.1, 2.0, -1.75, 4.0, 2.0, 1.5, 0.5, 1.0, 0.0]], dtype=np.float32),
-            "scores_3d": np.array([0.7], dtype=np.float32), "labels_3d": np.array([0])}
+    sample = {
+        "token": "tok0",
+        "gt_bboxes_3d": np.array([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.5]], dtype=np.float32),
+        "gt_labels_3d": np.array([0]),
+        "gt_velocity": np.array([[1.0, 0.0]], dtype=np.float32),
+    }
+    pred = {
+        "token": "tok0",
+        "bboxes_3d": np.array([[1.1, 2.0, -1.75, 4.0, 2.0, 1.5, 0.5, 1.0, 0.0]], dtype=np.float32),
+        "scores_3d": np.array([0.7], dtype=np.float32),
+        "labels_3d": np.array([0]),
+    }
     ev.add(pred, sample)
     m = ev.compute()
     assert m["mAP"] == pytest.approx(1.0) and m["num_predictions"] == 1
     path = ev.write_predictions(tmp_path / "predictions" / "pytorch_cpu.json")
     sub = json.loads(path.read_text())
     (box,) = sub["results"]["tok0"]
-    assert set(box) == {"sample_token", "translation", "size", "rotation", "velocity", "detection_name", "detection_score", "attribute_name"}
+    assert set(box) == {
+        "sample_token",
+        "translation",
+        "size",
+        "rotation",
+        "velocity",
+        "detection_name",
+        "detection_score",
+        "attribute_name",
+    }
     assert box["translation"][2] == pytest.approx(-1.0)  # bottom z -1.75 + h/2 → centre
     assert box["size"] == pytest.approx([2.0, 4.0, 1.5])  # nuScenes w, l, h
     assert box["rotation"] == pytest.approx([math.cos(0.25), 0, 0, math.sin(0.25)])

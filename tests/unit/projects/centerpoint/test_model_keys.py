@@ -8,7 +8,6 @@ derived from our model, so a renamed or reordered module fails this test.
 from __future__ import annotations
 
 import copy
-
 from collections import OrderedDict
 
 import pytest
@@ -47,7 +46,7 @@ EXPECTED_SHAPES = {
 EXPECTED_TOTAL = 180  # 12 PFN + 96 SECOND + 18 SECONDFPN + 6 shared conv + 48 task head
 
 
-def mmdet3d_awml_state_dict() -> "OrderedDict[str, torch.Tensor]":
+def mmdet3d_awml_state_dict() -> OrderedDict[str, torch.Tensor]:
     """What mmdet3d builds for the AWML config, in its registration order."""
     sd: OrderedDict[str, torch.Tensor] = OrderedDict()
 
@@ -58,7 +57,9 @@ def mmdet3d_awml_state_dict() -> "OrderedDict[str, torch.Tensor]":
     for i, (cin, units) in enumerate([(10, 16), (32, 32)]):
         sd[f"pts_voxel_encoder.pfn_layers.{i}.norm.weight"] = torch.rand(units)
         for n in BN[1:]:
-            sd[f"pts_voxel_encoder.pfn_layers.{i}.norm.{n}"] = torch.tensor(0) if n == "num_batches_tracked" else torch.rand(units) + 0.5
+            sd[f"pts_voxel_encoder.pfn_layers.{i}.norm.{n}"] = (
+                torch.tensor(0) if n == "num_batches_tracked" else torch.rand(units) + 0.5
+            )
         sd[f"pts_voxel_encoder.pfn_layers.{i}.linear.weight"] = torch.randn(units, cin)
     cin = 32
     for b, (cout, n) in enumerate(zip([64, 128, 256], [3, 5, 5])):
@@ -92,13 +93,19 @@ def test_awml_state_dict_keys_and_shapes_match_mmdet3d(awml_cfg) -> None:
     ref = mmdet3d_awml_state_dict()
     assert list(ref) == list(ours), "key names or registration order differ from mmdet3d"
     model.load_state_dict(ref, strict=True)
-    assert torch.equal(model.pts_bbox_head.task_heads[0].heatmap[1].bias, ref["pts_bbox_head.task_heads.0.heatmap.1.bias"])
+    assert torch.equal(
+        model.pts_bbox_head.task_heads[0].heatmap[1].bias, ref["pts_bbox_head.task_heads.0.heatmap.1.bias"]
+    )
 
 
 def test_awml_runner_checkpoint_loads_strict_through_framework(awml_cfg, tmp_path) -> None:
     """An mmengine-Runner-shaped checkpoint (meta + state_dict + optimizer) loads via load_weights."""
     ref = mmdet3d_awml_state_dict()
-    ckpt = {"meta": {"epoch": 50, "mmdet3d_version": "1.4.0"}, "state_dict": ref, "optimizer": {"state": {}, "param_groups": []}}
+    ckpt = {
+        "meta": {"epoch": 50, "mmdet3d_version": "1.4.0"},
+        "state_dict": ref,
+        "optimizer": {"state": {}, "param_groups": []},
+    }
     path = tmp_path / "epoch_50.pth"
     torch.save(ckpt, path)
     model = load_weights(build_centerpoint(awml_cfg), path)
@@ -127,7 +134,15 @@ def test_backward_pillar_feature_net_has_nine_input_features(awml_cfg) -> None:
 def test_committed_tiny_checkpoint_loads_weights_only_and_strict(tiny_cfg) -> None:
     from pathlib import Path
 
-    ckpt = Path(__file__).resolve().parents[4] / "runtime" / "modeldeploy" / "projects" / "centerpoint" / "assets" / "centerpoint_tiny.pth"
+    ckpt = (
+        Path(__file__).resolve().parents[4]
+        / "runtime"
+        / "modeldeploy"
+        / "projects"
+        / "centerpoint"
+        / "assets"
+        / "centerpoint_tiny.pth"
+    )
     assert ckpt.stat().st_size < 5_000_000
     meta = torch.load(ckpt, weights_only=True)["meta"]
     model = load_weights(build_centerpoint(tiny_cfg), ckpt)

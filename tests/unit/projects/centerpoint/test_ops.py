@@ -35,7 +35,9 @@ def test_voxelize_matches_mmcv_hard_voxelization(max_points: int, max_voxels: in
 
 
 def test_voxelize_drops_points_outside_range_and_is_deterministic() -> None:
-    pts = torch.tensor([[10.0, 0, 0, 1], [0.1, 0.1, 0.0, 2], [-4.0, -4.0, -2.0, 3], [4.0, 0, 0, 4]])  # x=4.0 is outside [min, max)
+    pts = torch.tensor(
+        [[10.0, 0, 0, 1], [0.1, 0.1, 0.0, 2], [-4.0, -4.0, -2.0, 3], [4.0, 0, 0, 4]]
+    )  # x=4.0 is outside [min, max)
     a = voxelize(pts, VS, PCR, 4, 10)
     b = voxelize(pts, VS, PCR, 4, 10)
     assert a.coors.tolist() == [[0, 8, 8], [0, 0, 0]]  # (z, y, x), first-come order

@@ -20,7 +20,9 @@ from .helpers import randomized_model
 @pytest.fixture(scope="module")
 def pipeline_and_loader(tiny_cfg, synthetic_root: Path):
     model = randomized_model(tiny_cfg)
-    loader = CenterPointDataLoader(synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading)
+    loader = CenterPointDataLoader(
+        synthetic_root / INFO_FILE_NAME, synthetic_root, CLASSES, model.settings.point_loading
+    )
     comps = export_components_for(model, loader.load_sample(0))
     return CenterPointPipeline({c.name: PyTorchBackend(c) for c in comps}, model.settings), loader
 
@@ -31,7 +33,9 @@ def test_pipeline_times_every_stage_and_returns_boxes(pipeline_and_loader) -> No
     assert set(out.stage_ms) == {"preprocess", "postprocess", *STAGES}
     assert all(v >= 0 for v in out.stage_ms.values()) and out.total_ms >= out.stage_ms["backbone_neck_head"]
     pred = out.prediction
-    assert pred["bboxes_3d"].shape[1] == 9 and len(pred["scores_3d"]) == len(pred["labels_3d"]) == len(pred["bboxes_3d"])
+    assert pred["bboxes_3d"].shape[1] == 9 and len(pred["scores_3d"]) == len(pred["labels_3d"]) == len(
+        pred["bboxes_3d"]
+    )
     assert set(out.raw_outputs) == {"heatmap", "reg", "height", "dim", "rot", "vel"}
 
 

@@ -14,7 +14,10 @@ from modeldeploy.projects.centerpoint.synthetic import INFO_FILE_NAME, generate_
 from modeldeploy.runners import DeploymentRunner
 
 ROOT = Path(__file__).resolve().parents[4]
-AWML_TINY = ROOT / "tests/fixtures/awml/centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py"
+AWML_TINY = (
+    ROOT
+    / "tests/fixtures/awml/centerpoint/projects/CenterPoint/configs/t4dataset/Centerpoint/pillar_032_tiny_secfpn_1xb2_25m_base.py"
+)
 CHECKPOINT = ROOT / "runtime/modeldeploy/projects/centerpoint/assets/centerpoint_tiny.pth"
 
 DEPLOY = """
@@ -35,7 +38,9 @@ def _cfg(tmp_path: Path, data: Path, name: str) -> BaseDeploymentConfig:
     return BaseDeploymentConfig.fromfile(str(path))
 
 
-def test_run_awml_style_model_config_on_a_t4_info_file_with_sweeps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_awml_style_model_config_on_a_t4_info_file_with_sweeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "t4"
     generate_dataset(data, num_frames=3, seed=31)

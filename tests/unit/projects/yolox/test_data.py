@@ -13,7 +13,7 @@ import pytest
 
 from modeldeploy.errors import DataError
 from modeldeploy.projects.yolox.data_loader import CocoDetectionDataLoader
-from modeldeploy.projects.yolox.synthetic import CLASSES, generate_dataset, render_image
+from modeldeploy.projects.yolox.synthetic import CLASSES, render_image
 
 
 def test_synthetic_images_are_deterministic_and_labelled() -> None:
@@ -25,9 +25,9 @@ def test_synthetic_images_are_deterministic_and_labelled() -> None:
     assert a.shape != c.shape or not np.array_equal(a, c)  # another seed, another image
     for cls, (x, y, w, h) in objs_a:
         assert 0 <= cls < len(CLASSES) and w >= 7 and h >= 7
-        assert 0 <= x and 0 <= y and x + w <= a.shape[1] and y + h <= a.shape[0]
+        assert x >= 0 and y >= 0 and x + w <= a.shape[1] and y + h <= a.shape[0]
         # the object is drawn: its box differs from a flat patch of the background
-        assert a[int(y):int(y + h), int(x):int(x + w)].std() > 0
+        assert a[int(y) : int(y + h), int(x) : int(x + w)].std() > 0
 
 
 def test_loader_reads_the_generated_coco_dataset(coco_dir: Path) -> None:
@@ -70,12 +70,15 @@ def test_empty_dataset_is_a_data_error(coco_dir: Path, tmp_path: Path) -> None:
         CocoDetectionDataLoader(_copy(coco_dir, tmp_path, empty), coco_dir)
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d["annotations"][0].__setitem__("bbox", [1, 2, 3]), "bbox must be 4 finite numbers"),
-    (lambda d: d["annotations"][0].__setitem__("category_id", 99), "category_id 99"),
-    (lambda d: d["annotations"][0].__setitem__("image_id", 12345), "image_id 12345"),
-    (lambda d: d["images"][0].pop("file_name"), "images\\[0\\] needs"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda d: d["annotations"][0].__setitem__("bbox", [1, 2, 3]), "bbox must be 4 finite numbers"),
+        (lambda d: d["annotations"][0].__setitem__("category_id", 99), "category_id 99"),
+        (lambda d: d["annotations"][0].__setitem__("image_id", 12345), "image_id 12345"),
+        (lambda d: d["images"][0].pop("file_name"), "images\\[0\\] needs"),
+    ],
+)
 def test_bad_annotation_entries_are_data_errors(coco_dir: Path, tmp_path: Path, mutate, needle: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DataError, match=needle):
         CocoDetectionDataLoader(_copy(coco_dir, tmp_path, mutate), coco_dir)

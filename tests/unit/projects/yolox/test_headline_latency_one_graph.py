@@ -45,11 +45,25 @@ class SleepingFakeGraph(BaseBackend):
 def _pipeline(with_nms_graph: bool) -> YOLOXPipeline:
     backends: dict[str, BaseBackend] = {"yolox": SleepingFakeGraph(5, {"output": torch.zeros(1, ANCHORS, 4 + 1 + 2)})}
     if with_nms_graph:
-        backends["yolox_nms"] = SleepingFakeGraph(60, {"num_dets": torch.zeros(1, 1), "det_boxes": torch.zeros(1, 1, 4),
-                                                       "det_scores": torch.zeros(1, 1), "det_classes": torch.zeros(1, 1)})
-    return YOLOXPipeline(backends, "cpu", img_scale=(64, 64), pad_val=114.0, norm=Normalize(None, None, False),
-                         post=PostprocessSettings(score_thr=0.5, iou_thr=0.5, max_per_img=10, pre_nms=20),
-                         strides=(8, 16, 32), decoded_output=False)
+        backends["yolox_nms"] = SleepingFakeGraph(
+            60,
+            {
+                "num_dets": torch.zeros(1, 1),
+                "det_boxes": torch.zeros(1, 1, 4),
+                "det_scores": torch.zeros(1, 1),
+                "det_classes": torch.zeros(1, 1),
+            },
+        )
+    return YOLOXPipeline(
+        backends,
+        "cpu",
+        img_scale=(64, 64),
+        pad_val=114.0,
+        norm=Normalize(None, None, False),
+        post=PostprocessSettings(score_thr=0.5, iou_thr=0.5, max_per_img=10, pre_nms=20),
+        strides=(8, 16, 32),
+        decoded_output=False,
+    )
 
 
 def test_total_latency_leaves_the_alternative_nms_graph_out() -> None:

@@ -15,15 +15,21 @@ from modeldeploy.projects.yolox.model import build_yolox, replace_relu6
 def conv_module(p: str, cin: int, cout: int, k: int) -> dict[str, tuple[int, ...]]:
     return {
         f"{p}.conv.weight": (cout, cin, k, k),
-        f"{p}.bn.weight": (cout,), f"{p}.bn.bias": (cout,), f"{p}.bn.running_mean": (cout,),
-        f"{p}.bn.running_var": (cout,), f"{p}.bn.num_batches_tracked": (),
+        f"{p}.bn.weight": (cout,),
+        f"{p}.bn.bias": (cout,),
+        f"{p}.bn.running_mean": (cout,),
+        f"{p}.bn.running_var": (cout,),
+        f"{p}.bn.num_batches_tracked": (),
     }
 
 
 def elan(p: str, cin: int, cout: int, expand: float, n: int) -> dict[str, tuple[int, ...]]:
     mid = int(cout * expand)
-    keys = {**conv_module(f"{p}.main_conv", cin, mid, 1), **conv_module(f"{p}.short_conv", cin, mid, 1),
-            **conv_module(f"{p}.final_conv", (n + 1) * mid, cout, 1)}
+    keys = {
+        **conv_module(f"{p}.main_conv", cin, mid, 1),
+        **conv_module(f"{p}.short_conv", cin, mid, 1),
+        **conv_module(f"{p}.final_conv", (n + 1) * mid, cout, 1),
+    }
     for j in range(n):
         keys |= conv_module(f"{p}.blocks.{j}.conv1", mid, mid, 3) | conv_module(f"{p}.blocks.{j}.conv2", mid, mid, 3)
     return keys
@@ -33,12 +39,18 @@ def awml_expected_keys(num_classes: int = 8) -> dict[str, tuple[int, ...]]:
     """ELANDarknet(P5, deepen 2, widen 1) + YOLOXPAFPN_ELAN([128,256,512]→128, 2 blocks) + YOLOXHead(128, 128)."""
     keys = conv_module("backbone.stem.conv.0", 3, 32, 3) | conv_module("backbone.stem.conv.1", 32, 32, 3)
     for i, (cin, cout, n) in enumerate([(32, 64, 1), (64, 128, 3), (128, 256, 3), (256, 512, 1)], start=1):
-        keys |= conv_module(f"backbone.stage{i}.0", cin, cout, 3) | elan(f"backbone.stage{i}.1", cout, cout, 0.5, max(round(n * 2), 1))
+        keys |= conv_module(f"backbone.stage{i}.0", cin, cout, 3) | elan(
+            f"backbone.stage{i}.1", cout, cout, 0.5, max(round(n * 2), 1)
+        )
     c = [128, 256, 512]
     for j, idx in enumerate([2, 1]):  # top-down, from the deepest level
-        keys |= conv_module(f"neck.reduce_layers.{j}", c[idx], c[idx - 1], 1) | elan(f"neck.top_down_blocks.{j}", c[idx - 1] * 2, c[idx - 1], 0.5, 2)
+        keys |= conv_module(f"neck.reduce_layers.{j}", c[idx], c[idx - 1], 1) | elan(
+            f"neck.top_down_blocks.{j}", c[idx - 1] * 2, c[idx - 1], 0.5, 2
+        )
     for idx in range(2):
-        keys |= conv_module(f"neck.downsamples.{idx}", c[idx], c[idx], 3) | elan(f"neck.bottom_up_blocks.{idx}", c[idx] * 2, c[idx + 1], 0.5, 2)
+        keys |= conv_module(f"neck.downsamples.{idx}", c[idx], c[idx], 3) | elan(
+            f"neck.bottom_up_blocks.{idx}", c[idx] * 2, c[idx + 1], 0.5, 2
+        )
     for i in range(3):
         keys |= conv_module(f"neck.out_convs.{i}", c[i], 128, 1)
     for lvl in range(3):
@@ -64,10 +76,14 @@ def test_awml_config_has_exactly_the_awml_state_dict(awml_cfg) -> None:
 def test_awml_named_state_dict_loads_strictly(awml_cfg) -> None:
     model = build_yolox(awml_cfg.model)
     gen = torch.Generator().manual_seed(0)
-    sd = {k: (torch.zeros((), dtype=torch.long) if k.endswith("num_batches_tracked") else torch.randn(s, generator=gen))
-          for k, s in awml_expected_keys().items()}
+    sd = {
+        k: (torch.zeros((), dtype=torch.long) if k.endswith("num_batches_tracked") else torch.randn(s, generator=gen))
+        for k, s in awml_expected_keys().items()
+    }
     model.load_state_dict(sd, strict=True)
-    assert torch.equal(model.state_dict()["bbox_head.multi_level_conv_cls.2.bias"], sd["bbox_head.multi_level_conv_cls.2.bias"])
+    assert torch.equal(
+        model.state_dict()["bbox_head.multi_level_conv_cls.2.bias"], sd["bbox_head.multi_level_conv_cls.2.bias"]
+    )
 
 
 def test_awml_model_feature_shapes_at_960(awml_cfg) -> None:
@@ -84,14 +100,17 @@ def test_relu6_replacement_counts_and_changes_only_large_activations(tiny_cfg) -
     assert not any(isinstance(m, torch.nn.ReLU6) for m in model.modules())
 
 
-@pytest.mark.parametrize("path,value,needle", [
-    (("backbone", "type"), "CSPDarknet", "model.backbone.type"),
-    (("neck", "in_channels"), [64, 128, 256], "model.neck.in_channels"),
-    (("bbox_head", "in_channels"), 64, "model.bbox_head.in_channels"),
-    (("backbone", "use_depthwise"), True, "use_depthwise"),
-    (("bbox_head", "act_cfg"), {"type": "GELU"}, "GELU"),
-    (("neck", "bogus"), 1, "model.neck.bogus"),
-])
+@pytest.mark.parametrize(
+    "path,value,needle",
+    [
+        (("backbone", "type"), "CSPDarknet", "model.backbone.type"),
+        (("neck", "in_channels"), [64, 128, 256], "model.neck.in_channels"),
+        (("bbox_head", "in_channels"), 64, "model.bbox_head.in_channels"),
+        (("backbone", "use_depthwise"), True, "use_depthwise"),
+        (("bbox_head", "act_cfg"), {"type": "GELU"}, "GELU"),
+        (("neck", "bogus"), 1, "model.neck.bogus"),
+    ],
+)
 def test_bad_model_config_is_a_config_error(tiny_cfg, path, value, needle) -> None:
     cfg = tiny_cfg.model.to_dict()
     cfg[path[0]][path[1]] = value

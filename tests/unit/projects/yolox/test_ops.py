@@ -27,7 +27,7 @@ def greedy_reference(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     keep: list[int] = []
     for i in order:
-        if all(labels[j] != labels[i] or float(ops.box_iou(boxes[i:i + 1], boxes[j:j + 1])) <= thr for j in keep):
+        if all(labels[j] != labels[i] or float(ops.box_iou(boxes[i : i + 1], boxes[j : j + 1])) <= thr for j in keep):
             keep.append(i)
     return keep
 
@@ -75,7 +75,17 @@ def test_eager_nms_op_matches_onnxruntime_nonmaxsuppression(tmp_path) -> None:
     path = tmp_path / "nms.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_NMSOnly(), (b, s), str(path), input_names=["boxes", "scores"], output_names=["selected"], opset_version=17, dynamo=False)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"boxes": b.numpy(), "scores": s.numpy()})[0]
+        torch.onnx.export(
+            _NMSOnly(),
+            (b, s),
+            str(path),
+            input_names=["boxes", "scores"],
+            output_names=["selected"],
+            opset_version=17,
+            dynamo=False,
+        )
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"boxes": b.numpy(), "scores": s.numpy()}
+    )[0]
     as_set = lambda rows: {tuple(r) for r in np.asarray(rows).tolist()}  # noqa: E731
     assert len(got) > 20 and as_set(got) == as_set(ref.numpy())

@@ -46,7 +46,10 @@ def test_ground_truth_as_predictions_scores_map_1_and_file_rescores(coco_dir: Pa
     from pycocotools.cocoeval import COCOeval
 
     loader = CocoDetectionDataLoader(coco_dir / "annotations.json")
-    perfect = lambda s: {"boxes": s["gt_boxes"], "scores": np.ones(len(s["gt_labels"])), "labels": s["gt_labels"], "graph": None}  # noqa: E731
+
+    def perfect(s):
+        return {"boxes": s["gt_boxes"], "scores": np.ones(len(s["gt_labels"])), "labels": s["gt_labels"], "graph": None}
+
     metrics, ev = _evaluate(loader, perfect)
     assert metrics["mAP"] > 0.99 and metrics["mAP_50"] > 0.99 and set(metrics["per_class"]) == set(loader.class_names)
     assert metrics["gt_json"] == str(loader.ann_file) and "graph_nms" not in metrics

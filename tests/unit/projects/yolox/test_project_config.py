@@ -17,8 +17,10 @@ CONFIGS = Path(__file__).resolve().parents[4] / "runtime" / "modeldeploy" / "pro
 
 
 def test_yolox_section_is_known_in_a_fresh_process() -> None:
-    code = ("from modeldeploy.config import BaseDeploymentConfig as C; "
-            f"c = C.fromfile({str(CONFIGS / 'deploy_tiny.py')!r}); print(c.sections['yolox'].nms_in_graph)")
+    code = (
+        "from modeldeploy.config import BaseDeploymentConfig as C; "
+        f"c = C.fromfile({str(CONFIGS / 'deploy_tiny.py')!r}); print(c.sections['yolox'].nms_in_graph)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "True"
@@ -33,8 +35,13 @@ def test_unknown_key_in_yolox_section_is_a_config_error() -> None:
 
 
 def _cfg(**yolox: object) -> BaseDeploymentConfig:
-    return BaseDeploymentConfig.from_dict({"project": "yolox", "model_io": {"input_name": "images", "dynamic_axes": {"images": {0: "b"}, "output": {0: "b"}}},
-                                           "yolox": yolox})
+    return BaseDeploymentConfig.from_dict(
+        {
+            "project": "yolox",
+            "model_io": {"input_name": "images", "dynamic_axes": {"images": {0: "b"}, "output": {0: "b"}}},
+            "yolox": yolox,
+        }
+    )
 
 
 def test_components_follow_the_section(tiny_cfg, coco_dir) -> None:
@@ -59,7 +66,14 @@ def test_nms_in_graph_needs_the_legacy_exporter(tiny_cfg, coco_dir) -> None:
     from modeldeploy.projects.yolox.data_loader import CocoDetectionDataLoader
     from modeldeploy.projects.yolox.project import YOLOXProject
 
-    cfg = BaseDeploymentConfig.from_dict({"project": "yolox", "onnx_config": {"exporter": "dynamo"}, "yolox": {"nms_in_graph": True}})
+    cfg = BaseDeploymentConfig.from_dict(
+        {"project": "yolox", "onnx_config": {"exporter": "dynamo"}, "yolox": {"nms_in_graph": True}}
+    )
     proj = YOLOXProject()
     with pytest.raises(ConfigError, match="exporter='legacy'"):
-        proj.export_components(proj.build_model(tiny_cfg), cfg, tiny_cfg, CocoDetectionDataLoader(coco_dir / "annotations.json").load_sample(0))
+        proj.export_components(
+            proj.build_model(tiny_cfg),
+            cfg,
+            tiny_cfg,
+            CocoDetectionDataLoader(coco_dir / "annotations.json").load_sample(0),
+        )

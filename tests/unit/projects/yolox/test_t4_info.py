@@ -41,19 +41,34 @@ def _write_t4(root: Path, classes: list[str] = AWML_CLASSES, absolute_first: boo
             cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (30 * label % 255, 200, 60), -1)
         assert cv2.imwrite(str(root / "images" / name), img)
         rel = f"images/{name}"
-        data_list.append({
-            "img_id": i,
-            # AWML's converter writes absolute paths; relative ones are relative to data_root
-            "img_path": str((root / rel).resolve()) if (absolute_first and i == 0) else rel,
-            "width": w,
-            "height": h,
-            "instances": [{"bbox": [x1, y1, x2, y2], "bbox_label": label, "mask": [[x1, y1], [x1 + 1, y1]],
-                           "extra_anns": ["vehicle_state.parked"] if label == 1 else [], "ignore_flag": ig}
-                          for x1, y1, x2, y2, label, ig in insts],
-        })
+        data_list.append(
+            {
+                "img_id": i,
+                # AWML's converter writes absolute paths; relative ones are relative to data_root
+                "img_path": str((root / rel).resolve()) if (absolute_first and i == 0) else rel,
+                "width": w,
+                "height": h,
+                "instances": [
+                    {
+                        "bbox": [x1, y1, x2, y2],
+                        "bbox_label": label,
+                        "mask": [[x1, y1], [x1 + 1, y1]],
+                        "extra_anns": ["vehicle_state.parked"] if label == 1 else [],
+                        "ignore_flag": ig,
+                    }
+                    for x1, y1, x2, y2, label, ig in insts
+                ],
+            }
+        )
     path = root / "yolox_infos_val.json"
-    path.write_text(json.dumps({"metainfo": {"dataset_type": "yolox", "task_name": "detection_task", "classes": classes},
-                                "data_list": data_list}))
+    path.write_text(
+        json.dumps(
+            {
+                "metainfo": {"dataset_type": "yolox", "task_name": "detection_task", "classes": classes},
+                "data_list": data_list,
+            }
+        )
+    )
     return path
 
 
@@ -76,7 +91,9 @@ def test_loader_reads_t4_info_boxes_labels_and_ignores(t4_info: Path) -> None:
 
 def test_t4_ground_truth_scores_perfect_predictions_and_is_written_as_coco(t4_info: Path, tmp_path: Path) -> None:
     loader = CocoDetectionDataLoader(t4_info, t4_info.parent)
-    ev = CocoDetectionEvaluator(loader.ann_file, loader.class_names, loader.coco.category_ids, gt_doc=loader.coco.gt_doc)
+    ev = CocoDetectionEvaluator(
+        loader.ann_file, loader.class_names, loader.coco.category_ids, gt_doc=loader.coco.gt_doc
+    )
     for i in range(len(loader)):
         s = loader.load_sample(i)
         boxes, labels = s["gt_boxes"], s["gt_labels"]
@@ -95,7 +112,9 @@ def test_t4_ground_truth_scores_perfect_predictions_and_is_written_as_coco(t4_in
 
 def test_a_wrong_prediction_lowers_the_t4_map(t4_info: Path) -> None:
     loader = CocoDetectionDataLoader(t4_info, t4_info.parent)
-    ev = CocoDetectionEvaluator(loader.ann_file, loader.class_names, loader.coco.category_ids, gt_doc=loader.coco.gt_doc)
+    ev = CocoDetectionEvaluator(
+        loader.ann_file, loader.class_names, loader.coco.category_ids, gt_doc=loader.coco.gt_doc
+    )
     for i in range(len(loader)):
         s = loader.load_sample(i)
         labels = (s["gt_labels"] + 1) % len(AWML_CLASSES)  # every class wrong
@@ -108,14 +127,19 @@ def test_awml_size_config_predicts_awml_classes(awml_cfg) -> None:  # type: igno
 
 
 def test_classes_from_an_awml_style_dataloader_metainfo() -> None:
-    cfg = {"model": {"bbox_head": {"num_classes": 2}}, "test_dataloader": {"dataset": {"type": "T4Dataset", "metainfo": {"classes": ("car", "bus")}}}}
+    cfg = {
+        "model": {"bbox_head": {"num_classes": 2}},
+        "test_dataloader": {"dataset": {"type": "T4Dataset", "metainfo": {"classes": ("car", "bus")}}},
+    }
     assert model_class_names(cfg) == ("car", "bus")
     with pytest.raises(ConfigError, match=r"lists 2 classes .* but model.bbox_head.num_classes = 3"):
         model_class_names({"model": {"bbox_head": {"num_classes": 3}}, "classes": ("car", "bus")})
 
 
 def _cfg(info: Path) -> BaseDeploymentConfig:
-    return BaseDeploymentConfig.from_dict({"project": "yolox", "runtime_io": {"info_file": str(info), "data_root": str(info.parent)}})
+    return BaseDeploymentConfig.from_dict(
+        {"project": "yolox", "runtime_io": {"info_file": str(info), "data_root": str(info.parent)}}
+    )
 
 
 def test_project_reads_t4_info_with_the_model_classes(awml_cfg, t4_info: Path) -> None:  # type: ignore[no-untyped-def]
@@ -130,7 +154,16 @@ def test_project_reads_t4_info_with_the_model_classes(awml_cfg, t4_info: Path) -
 def test_data_with_other_classes_is_one_line_naming_both_lists(awml_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from modeldeploy.projects.yolox.project import YOLOXProject
 
-    other = ["unknown", "car", "truck", "bus", "trailer", "bicycle", "pedestrian", "motorcycle"]  # same size, other order
+    other = [
+        "unknown",
+        "car",
+        "truck",
+        "bus",
+        "trailer",
+        "bicycle",
+        "pedestrian",
+        "motorcycle",
+    ]  # same size, other order
     info = _write_t4(tmp_path / "other", classes=other)
     with pytest.raises(DataError) as exc:
         YOLOXProject().build_data_loader(_cfg(info), awml_cfg)
@@ -148,13 +181,19 @@ def test_t4_info_without_metainfo_takes_the_model_classes(tmp_path: Path) -> Non
         CocoDetectionDataLoader(info, info.parent)
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d["data_list"][0]["instances"][0].__setitem__("bbox_label", 8), r"bbox_label 8 is not a class index 0\.\.7"),
-    (lambda d: d["data_list"][0]["instances"][0].__setitem__("bbox", [40, 12, 10, 50]), r"x2 >= x1"),
-    (lambda d: d["data_list"][1].pop("img_path"), r"data_list\[1\] needs an 'img_path'"),
-    (lambda d: d["data_list"][1].__setitem__("width", "80"), r"data_list\[1\]\.width must be a positive int"),
-    (lambda d: d.__setitem__("data_list", []), r"lists no images"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (
+            lambda d: d["data_list"][0]["instances"][0].__setitem__("bbox_label", 8),
+            r"bbox_label 8 is not a class index 0\.\.7",
+        ),
+        (lambda d: d["data_list"][0]["instances"][0].__setitem__("bbox", [40, 12, 10, 50]), r"x2 >= x1"),
+        (lambda d: d["data_list"][1].pop("img_path"), r"data_list\[1\] needs an 'img_path'"),
+        (lambda d: d["data_list"][1].__setitem__("width", "80"), r"data_list\[1\]\.width must be a positive int"),
+        (lambda d: d.__setitem__("data_list", []), r"lists no images"),
+    ],
+)
 def test_bad_t4_entries_are_data_errors(t4_info: Path, mutate, needle: str) -> None:  # type: ignore[no-untyped-def]
     doc = json.loads(t4_info.read_text())
     mutate(doc)
@@ -174,8 +213,11 @@ def test_t4_image_of_the_wrong_size_is_a_data_error(t4_info: Path) -> None:
 def test_letterbox_size_and_pad_come_from_the_awml_test_pipeline() -> None:
     from modeldeploy.projects.yolox.settings import data_settings
 
-    pipeline = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(640, 480), keep_ratio=True),
-                dict(type="Pad", pad_to_square=True, pad_val=dict(img=(100.0, 100.0, 100.0)))]
+    pipeline = [
+        dict(type="LoadImageFromFile"),
+        dict(type="Resize", scale=(640, 480), keep_ratio=True),
+        dict(type="Pad", pad_to_square=True, pad_val=dict(img=(100.0, 100.0, 100.0))),
+    ]
     s = data_settings({"IMG_SCALE": (960, 960), "test_dataloader": {"dataset": {"pipeline": pipeline}}})
     assert s.img_scale == (640, 480) and s.pad_val == 100.0  # the pipeline wins over the IMG_SCALE variable
     assert data_settings({"test_pipeline": pipeline, "yolox_data": {"img_scale": (320, 320)}}).img_scale == (320, 320)

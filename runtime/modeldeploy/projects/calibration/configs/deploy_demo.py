@@ -30,7 +30,11 @@ backend_config = dict(
     type="tensorrt",
     common_config=dict(precision_policy="auto", max_workspace_size=1 << 30),
     model_inputs=[
-        dict(input_shapes=dict(input=dict(min_shape=(1, 5, 64, 96), opt_shape=(1, 5, 96, 160), max_shape=(8, 5, 192, 320)))),
+        dict(
+            input_shapes=dict(
+                input=dict(min_shape=(1, 5, 64, 96), opt_shape=(1, 5, 96, 160), max_shape=(8, 5, 192, 320))
+            )
+        ),
     ],
 )
 

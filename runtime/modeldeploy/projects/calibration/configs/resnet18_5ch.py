@@ -30,8 +30,14 @@ calibration_data = dict(
     max_depth=128.0,  # AWML lidar_range
     dilation_size=1,
     normalize=dict(mean=(0.0, 0.0, 0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0, 255.0, 255.0)),
-    miscalibration=dict(probability=0.5, min_rotation_deg=1.0, max_rotation_deg=10.0,
-                        min_translation_m=0.05, max_translation_m=0.2, seed=0),
+    miscalibration=dict(
+        probability=0.5,
+        min_rotation_deg=1.0,
+        max_rotation_deg=10.0,
+        min_translation_m=0.05,
+        max_translation_m=0.2,
+        seed=0,
+    ),
     # without a dataset the bundled synthetic sample is small; point runtime_io at real
     # T4 calibration info files for full-resolution evaluation.
     bundled_sample=dict(num_samples=200, seed=0, height=96, width=160),

@@ -15,9 +15,23 @@ point_load_dim = 5
 sweeps_num = 1
 lidar_sweep_dims = [0, 1, 2, 4]
 test_pipeline = [
-    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=point_load_dim, use_dim=point_load_dim, backend_args=None),
-    dict(type="LoadPointsFromMultiSweeps", sweeps_num=sweeps_num, load_dim=point_load_dim, use_dim=lidar_sweep_dims,
-         pad_empty_sweeps=True, remove_close=True, backend_args=None, test_mode=True),
+    dict(
+        type="LoadPointsFromFile",
+        coord_type="LIDAR",
+        load_dim=point_load_dim,
+        use_dim=point_load_dim,
+        backend_args=None,
+    ),
+    dict(
+        type="LoadPointsFromMultiSweeps",
+        sweeps_num=sweeps_num,
+        load_dim=point_load_dim,
+        use_dim=lidar_sweep_dims,
+        pad_empty_sweeps=True,
+        remove_close=True,
+        backend_args=None,
+        test_mode=True,
+    ),
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
     dict(type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"]),
 ]

@@ -19,10 +19,20 @@ backend_config = dict(
     type="tensorrt",
     common_config=dict(precision_policy="auto", max_workspace_size=2 << 30),
     model_inputs=[
-        dict(component="pts_voxel_encoder",
-             input_shapes=dict(input_features=dict(min_shape=(1000, 32, 10), opt_shape=(40000, 32, 10), max_shape=(96000, 32, 10)))),
-        dict(component="pts_backbone_neck_head",
-             input_shapes=dict(spatial_features=dict(min_shape=(1, 32, 1020, 1020), opt_shape=(1, 32, 1020, 1020), max_shape=(1, 32, 1020, 1020)))),
+        dict(
+            component="pts_voxel_encoder",
+            input_shapes=dict(
+                input_features=dict(min_shape=(1000, 32, 10), opt_shape=(40000, 32, 10), max_shape=(96000, 32, 10))
+            ),
+        ),
+        dict(
+            component="pts_backbone_neck_head",
+            input_shapes=dict(
+                spatial_features=dict(
+                    min_shape=(1, 32, 1020, 1020), opt_shape=(1, 32, 1020, 1020), max_shape=(1, 32, 1020, 1020)
+                )
+            ),
+        ),
     ],
 )
 

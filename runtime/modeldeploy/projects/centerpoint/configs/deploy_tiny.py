@@ -19,10 +19,20 @@ backend_config = dict(
     type="tensorrt",
     common_config=dict(precision_policy="auto", max_workspace_size=1 << 30),
     model_inputs=[
-        dict(component="pts_voxel_encoder",
-             input_shapes=dict(input_features=dict(min_shape=(1, 20, 10), opt_shape=(4000, 20, 10), max_shape=(12000, 20, 10)))),
-        dict(component="pts_backbone_neck_head",
-             input_shapes=dict(spatial_features=dict(min_shape=(1, 16, 160, 160), opt_shape=(1, 16, 160, 160), max_shape=(1, 16, 160, 160)))),
+        dict(
+            component="pts_voxel_encoder",
+            input_shapes=dict(
+                input_features=dict(min_shape=(1, 20, 10), opt_shape=(4000, 20, 10), max_shape=(12000, 20, 10))
+            ),
+        ),
+        dict(
+            component="pts_backbone_neck_head",
+            input_shapes=dict(
+                spatial_features=dict(
+                    min_shape=(1, 16, 160, 160), opt_shape=(1, 16, 160, 160), max_shape=(1, 16, 160, 160)
+                )
+            ),
+        ),
     ],
 )
 

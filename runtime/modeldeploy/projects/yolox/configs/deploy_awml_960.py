@@ -30,12 +30,26 @@ backend_config = dict(
     type="tensorrt",
     common_config=dict(precision_policy="fp16", max_workspace_size=2 << 30),
     model_inputs=[
-        dict(component="yolox", input_shapes=dict(images=dict(min_shape=(1, 3, 960, 960), opt_shape=(1, 3, 960, 960), max_shape=(6, 3, 960, 960)))),
-        dict(component="yolox_nms", input_shapes=dict(images=dict(min_shape=(1, 3, 960, 960), opt_shape=(1, 3, 960, 960), max_shape=(6, 3, 960, 960)))),
+        dict(
+            component="yolox",
+            input_shapes=dict(
+                images=dict(min_shape=(1, 3, 960, 960), opt_shape=(1, 3, 960, 960), max_shape=(6, 3, 960, 960))
+            ),
+        ),
+        dict(
+            component="yolox_nms",
+            input_shapes=dict(
+                images=dict(min_shape=(1, 3, 960, 960), opt_shape=(1, 3, 960, 960), max_shape=(6, 3, 960, 960))
+            ),
+        ),
     ],
 )
 
 verification = dict(enabled=True, num_verify_samples=3, tolerance=1e-2)
 
-evaluation = dict(enabled=True, num_samples=-1, warmup=5,
-                  backends=dict(pytorch=dict(device="cuda:0"), onnxruntime=dict(device="cuda:0"), tensorrt=dict(device="cuda:0")))
+evaluation = dict(
+    enabled=True,
+    num_samples=-1,
+    warmup=5,
+    backends=dict(pytorch=dict(device="cuda:0"), onnxruntime=dict(device="cuda:0"), tensorrt=dict(device="cuda:0")),
+)

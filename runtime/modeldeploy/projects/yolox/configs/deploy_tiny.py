@@ -49,8 +49,18 @@ backend_config = dict(
     type="tensorrt",
     common_config=dict(precision_policy="auto", max_workspace_size=1 << 30),
     model_inputs=[
-        dict(component="yolox", input_shapes=dict(images=dict(min_shape=(1, 3, 256, 256), opt_shape=(1, 3, 256, 256), max_shape=(8, 3, 256, 256)))),
-        dict(component="yolox_nms", input_shapes=dict(images=dict(min_shape=(1, 3, 256, 256), opt_shape=(1, 3, 256, 256), max_shape=(8, 3, 256, 256)))),
+        dict(
+            component="yolox",
+            input_shapes=dict(
+                images=dict(min_shape=(1, 3, 256, 256), opt_shape=(1, 3, 256, 256), max_shape=(8, 3, 256, 256))
+            ),
+        ),
+        dict(
+            component="yolox_nms",
+            input_shapes=dict(
+                images=dict(min_shape=(1, 3, 256, 256), opt_shape=(1, 3, 256, 256), max_shape=(8, 3, 256, 256))
+            ),
+        ),
     ],
 )
 

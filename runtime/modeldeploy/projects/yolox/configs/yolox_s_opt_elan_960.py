@@ -9,8 +9,16 @@ model = dict(
     type="YOLOX",
     # no mean/std: the network sees BGR 0-255 (DetDataPreprocessor without normalisation)
     data_preprocessor=dict(type="DetDataPreprocessor", pad_size_divisor=32),
-    backbone=dict(type="ELANDarknet", deepen_factor=2, widen_factor=1, out_indices=(2, 3, 4), act_cfg=dict(type=activation)),
-    neck=dict(type="YOLOXPAFPN_ELAN", in_channels=[128, 256, 512], out_channels=128, num_elan_blocks=2, act_cfg=dict(type=activation)),
+    backbone=dict(
+        type="ELANDarknet", deepen_factor=2, widen_factor=1, out_indices=(2, 3, 4), act_cfg=dict(type=activation)
+    ),
+    neck=dict(
+        type="YOLOXPAFPN_ELAN",
+        in_channels=[128, 256, 512],
+        out_channels=128,
+        num_elan_blocks=2,
+        act_cfg=dict(type=activation),
+    ),
     bbox_head=dict(type="YOLOXHead", num_classes=8, in_channels=128, feat_channels=128, act_cfg=dict(type=activation)),
     train_cfg=dict(assigner=dict(type="SimOTAAssigner", center_radius=2.5)),
     test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),

@@ -8,8 +8,16 @@ activation = "ReLU6"
 model = dict(
     type="YOLOX",
     data_preprocessor=dict(type="DetDataPreprocessor", pad_size_divisor=32),
-    backbone=dict(type="ELANDarknet", deepen_factor=0.33, widen_factor=0.25, out_indices=(2, 3, 4), act_cfg=dict(type=activation)),
-    neck=dict(type="YOLOXPAFPN_ELAN", in_channels=[32, 64, 128], out_channels=32, num_elan_blocks=1, act_cfg=dict(type=activation)),
+    backbone=dict(
+        type="ELANDarknet", deepen_factor=0.33, widen_factor=0.25, out_indices=(2, 3, 4), act_cfg=dict(type=activation)
+    ),
+    neck=dict(
+        type="YOLOXPAFPN_ELAN",
+        in_channels=[32, 64, 128],
+        out_channels=32,
+        num_elan_blocks=1,
+        act_cfg=dict(type=activation),
+    ),
     bbox_head=dict(type="YOLOXHead", num_classes=4, in_channels=32, feat_channels=32, act_cfg=dict(type=activation)),
     train_cfg=dict(assigner=dict(type="SimOTAAssigner", center_radius=2.5)),
     test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65), max_per_img=100),
