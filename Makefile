@@ -29,9 +29,10 @@ demo: setup
 	$(VENV)/bin/modeldeploy run builtin:calibration/deploy_demo.py builtin:calibration/resnet18_5ch_tiny.py \
 		--work-dir work_dirs/demo
 
-## Everything CI runs: unit, integration (moto S3), cluster (real control plane), gpu (skips
-## visibly without a GPU).
-test: setup cluster-build tools
+## Everything CI runs: lint first (ruff, mypy, import floors, hadolint, chart), then unit,
+## integration (moto S3), cluster (real control plane), node (images + a real kubelet), e2e,
+## gpu (skips visibly without a GPU).
+test: setup cluster-build tools lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: setup
