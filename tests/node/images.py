@@ -122,7 +122,15 @@ def image_exists(ref: str) -> bool:
 
 def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: dict[str, str], base_ref: str,
                 use_pip_cache: bool = False, timeout: float = 3600) -> BuiltImage:
-    """Build (or reuse) localhost/modeldeploy/<name>:<content hash>."""
+    """Build (or reuse) localhost/modeldeploy/<name>:<content hash>.
+
+    ``MODELDEPLOY_TEST_IMAGE_<NAME>=<ref>`` (debugging only) uses an image already in podman's
+    store instead, e.g. one built a few commits ago, to skip a rebuild + re-import."""
+    pinned = os.environ.get(f"MODELDEPLOY_TEST_IMAGE_{name.upper()}")
+    if pinned:
+        if not image_exists(pinned):
+            raise ImageBuildError(f"MODELDEPLOY_TEST_IMAGE_{name.upper()}={pinned} is not in podman's store")
+        return BuiltImage(name, pinned, image_id(pinned), image_size(pinned), 0.0, True)
     tag = content_hash(dockerfile, target, build_args, image_id(base_ref))
     ref = f"localhost/modeldeploy/{name}:{tag}"
     record = cache_dir() / f"{name}-{tag}.json"
