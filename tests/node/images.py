@@ -158,18 +158,9 @@ def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: 
     seconds = time.monotonic() - t0
     built = BuiltImage(name, ref, image_id(ref), image_size(ref), seconds, False)
     record.write_text(json.dumps({**built.__dict__, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
-    _remove_older_tags(ref)
+    # Older tags are kept: they share all but the source layer (~10 MB) with this one, and
+    # another checkout's test run (same podman store) may be saving one right now.
     return built
-
-
-def _remove_older_tags(ref: str) -> None:
-    """Older content-hash tags of the same repository are garbage (the disk is shared)."""
-    repo = ref.rsplit(":", 1)[0]
-    out = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", repo],
-                         capture_output=True, text=True).stdout.split()
-    for old in out:
-        if old != ref and old.startswith(repo + ":"):
-            subprocess.run(["podman", "rmi", old], capture_output=True)
 
 
 def build_project_images() -> dict[str, BuiltImage]:
