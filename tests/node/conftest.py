@@ -70,28 +70,35 @@ def hostnetwork_policy(node_name: str) -> list[dict[str, Any]]:
     real node in the host network namespace."""
     return [
         {
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicy",
             "metadata": {"name": POLICY},
             "spec": {
                 "failurePolicy": "Fail",
                 "reinvocationPolicy": "Never",
                 "matchConstraints": {
-                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                                       "resources": ["pods"]}],
+                    "resourceRules": [
+                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+                    ],
                     "namespaceSelector": {"matchLabels": {NODE_LABEL: "hostnetwork"}},
                 },
                 # JSONPatch: nodeSelector is an atomic map, which ApplyConfiguration may not mutate.
-                "mutations": [{
-                    "patchType": "JSONPatch",
-                    "jsonPatch": {"expression": (
-                        '[JSONPatch{op: "add", path: "/spec/hostNetwork", value: true}, '
-                        f'JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"kubernetes.io/hostname": "{node_name}"}}}}]'
-                    )},
-                }],
+                "mutations": [
+                    {
+                        "patchType": "JSONPatch",
+                        "jsonPatch": {
+                            "expression": (
+                                '[JSONPatch{op: "add", path: "/spec/hostNetwork", value: true}, '
+                                f'JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"kubernetes.io/hostname": "{node_name}"}}}}]'
+                            )
+                        },
+                    }
+                ],
             },
         },
         {
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
             "metadata": {"name": POLICY},
             "spec": {"policyName": POLICY},
         },
@@ -101,11 +108,19 @@ def hostnetwork_policy(node_name: str) -> list[dict[str, Any]]:
 def install_hostnetwork_policy(cp: Any, node_name: str, timeout: float = 60.0) -> None:
     """Apply the policy and wait until the API server applies it (policies load asynchronously):
     a server-side dry-run pod in a labelled namespace must come back with hostNetwork."""
-    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                     "items": hostnetwork_policy(node_name)}))
+    cp.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hostnetwork_policy(node_name)}),
+    )
     probe_ns = cp.create_namespace(f"node-policy-probe-{uuid.uuid4().hex[:5]}", labels={NODE_LABEL: "hostnetwork"})
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": probe_ns},
-           "spec": {"containers": [{"name": "c", "image": "localhost/none"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": probe_ns},
+        "spec": {"containers": [{"name": "c", "image": "localhost/none"}]},
+    }
     last = ""
 
     def mutated() -> bool:
@@ -116,32 +131,48 @@ def install_hostnetwork_policy(cp: Any, node_name: str, timeout: float = 60.0) -
             return False
         spec = json.loads(proc.stdout)["spec"]
         return spec.get("hostNetwork") is True and spec.get("nodeSelector") == {"kubernetes.io/hostname": node_name}
+
     try:
-        wait_for(mutated, timeout, "the hostNetwork MutatingAdmissionPolicy to take effect", interval=1,
-                 on_timeout=lambda: last)
+        wait_for(
+            mutated,
+            timeout,
+            "the hostNetwork MutatingAdmissionPolicy to take effect",
+            interval=1,
+            on_timeout=lambda: last,
+        )
     finally:
         cp.kubectl("delete", "namespace", probe_ns, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")
-def real_node(control_plane: Any, project_images: dict[str, BuiltImage], tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[RealNode]:
+def real_node(
+    control_plane: Any, project_images: dict[str, BuiltImage], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealNode]:
     _skip_if_incapable()
     if control_plane.external:
-        pytest.skip("the real node needs a control plane started by this run (it signs the kubelet's "
-                    "client certificate with the cluster CA); unset MODELDEPLOY_KUBECONFIG_EXISTING")
+        pytest.skip(
+            "the real node needs a control plane started by this run (it signs the kubelet's "
+            "client certificate with the cluster CA); unset MODELDEPLOY_KUBECONFIG_EXISTING"
+        )
     kubelet = ensure_kubelet()
     _python_base, pause = ensure_base_images()
     node = RealNode(control_plane, tmp_path_factory.mktemp("real-node"), kubelet_bin=kubelet, pause_image=pause)
     with node:
         # Only the runtime image: this tier runs the operator as a local process.
         node.import_seconds = {"runtime": node.load_image(project_images["runtime"].ref)}
-        print(f"\nreal node {node.name}: ready in {node.started_in_s:.0f}s, image import "
-              + ", ".join(f"{k} {v:.0f}s" for k, v in node.import_seconds.items()))
+        print(
+            f"\nreal node {node.name}: ready in {node.started_in_s:.0f}s, image import "
+            + ", ".join(f"{k} {v:.0f}s" for k, v in node.import_seconds.items())
+        )
         install_hostnetwork_policy(control_plane, node.name)
         yield node
-        control_plane.kubectl("delete", "mutatingadmissionpolicybinding,mutatingadmissionpolicy", POLICY,
-                              "--ignore-not-found", check=False)
+        control_plane.kubectl(
+            "delete",
+            "mutatingadmissionpolicybinding,mutatingadmissionpolicy",
+            POLICY,
+            "--ignore-not-found",
+            check=False,
+        )
 
 
 @pytest.fixture

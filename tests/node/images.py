@@ -39,8 +39,8 @@ class ImageBuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class BuiltImage:
-    name: str            # "runtime" / "operator"
-    ref: str             # localhost/modeldeploy/<name>:<tag>
+    name: str  # "runtime" / "operator"
+    ref: str  # localhost/modeldeploy/<name>:<tag>
     image_id: str
     size_bytes: int
     build_seconds: float  # 0.0 when reused from the cache
@@ -92,7 +92,12 @@ def context_files() -> list[Path]:
             continue
         for f in sorted(p.rglob("*")):
             parts = set(f.relative_to(REPO).parts)
-            if not f.is_file() or parts & SKIP_PARTS or f.suffix == ".pyc" or any(x.endswith(".egg-info") for x in parts):
+            if (
+                not f.is_file()
+                or parts & SKIP_PARTS
+                or f.suffix == ".pyc"
+                or any(x.endswith(".egg-info") for x in parts)
+            ):
                 continue
             files.append(f)
     return files
@@ -113,15 +118,25 @@ def image_id(ref: str) -> str:
 
 
 def image_size(ref: str) -> int:
-    return int(_run(["podman", "image", "inspect", "--format", "{{.Size}}", ref], timeout=60, what=f"inspect {ref}").strip())
+    return int(
+        _run(["podman", "image", "inspect", "--format", "{{.Size}}", ref], timeout=60, what=f"inspect {ref}").strip()
+    )
 
 
 def image_exists(ref: str) -> bool:
     return subprocess.run(["podman", "image", "exists", ref], capture_output=True).returncode == 0
 
 
-def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: dict[str, str], base_ref: str,
-                use_pip_cache: bool = False, timeout: float = 3600) -> BuiltImage:
+def build_image(
+    name: str,
+    *,
+    dockerfile: Path,
+    target: str | None,
+    build_args: dict[str, str],
+    base_ref: str,
+    use_pip_cache: bool = False,
+    timeout: float = 3600,
+) -> BuiltImage:
     """Build (or reuse) localhost/modeldeploy/<name>:<content hash>.
 
     ``MODELDEPLOY_TEST_IMAGE_<NAME>=<ref>`` (debugging only) uses an image already in podman's
@@ -138,7 +153,19 @@ def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: 
         return BuiltImage(name, ref, image_id(ref), image_size(ref), 0.0, True)
     # --layers: a source-only change reuses the dependency layer (pyproject.toml unchanged).
     # --format docker: honour SHELL like `docker build` (the OCI format ignores it).
-    argv = ["buildah", "bud", "--isolation", "chroot", "--layers", "--format", "docker", "-f", str(dockerfile), "-t", ref]
+    argv = [
+        "buildah",
+        "bud",
+        "--isolation",
+        "chroot",
+        "--layers",
+        "--format",
+        "docker",
+        "-f",
+        str(dockerfile),
+        "-t",
+        ref,
+    ]
     if target:
         argv += ["--target", target]
     for k, v in build_args.items():
@@ -157,7 +184,9 @@ def build_image(name: str, *, dockerfile: Path, target: str | None, build_args: 
     _run(argv, timeout=timeout, log=cache_dir() / "logs" / f"{name}-{tag}.log", what=f"buildah bud {dockerfile}")
     seconds = time.monotonic() - t0
     built = BuiltImage(name, ref, image_id(ref), image_size(ref), seconds, False)
-    record.write_text(json.dumps({**built.__dict__, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+    record.write_text(
+        json.dumps({**built.__dict__, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2)
+    )
     # Older tags are kept: they share all but the source layer (~10 MB) with this one, and
     # another checkout's test run (same podman store) may be saving one right now.
     return built
@@ -168,18 +197,26 @@ def build_project_images() -> dict[str, BuiltImage]:
     ensure_prereqs()
     python_base, _pause = ensure_base_images()
     runtime = build_image(
-        "runtime", dockerfile=REPO / "images/runtime/Dockerfile", target="cpu-test",
+        "runtime",
+        dockerfile=REPO / "images/runtime/Dockerfile",
+        target="cpu-test",
         build_args={"CPU_BASE_IMAGE": python_base},
-        base_ref=python_base, use_pip_cache=True,
+        base_ref=python_base,
+        use_pip_cache=True,
     )
     operator = build_image(
-        "operator", dockerfile=REPO / "images/operator/Dockerfile", target=None,
-        build_args={"PYTHON_IMAGE": python_base}, base_ref=python_base,
+        "operator",
+        dockerfile=REPO / "images/operator/Dockerfile",
+        target=None,
+        build_args={"PYTHON_IMAGE": python_base},
+        base_ref=python_base,
     )
     return {"runtime": runtime, "operator": operator}
 
 
-def podman_run(ref: str, *args: str, entrypoint: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def podman_run(
+    ref: str, *args: str, entrypoint: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`podman run --runtime runc` (crun cannot run on this hybrid cgroup host)."""
     argv = ["podman", "--runtime", "runc", "run", "--rm", "--network", "none"]
     if entrypoint is not None:

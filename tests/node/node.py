@@ -51,8 +51,14 @@ NODE_NAME = "localhost"
 # The kubelet sets these host sysctls when it starts (container manager "kernel tunables";
 # only protectKernelDefaults=true avoids it, by refusing to start). The node restores the
 # values it found when it stops.
-KUBELET_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-                   "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 SYSCTL_FILE = "sysctls-before-kubelet.json"
@@ -145,8 +151,11 @@ def kubelet_config(sock: Path, port: int, healthz_port: int, ca_path: Path, pod_
         "cgroupDriver": "cgroupfs",
         "failCgroupV1": False,
         "failSwapOn": False,
-        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False},
-                           "x509": {"clientCAFile": str(ca_path)}},
+        "authentication": {
+            "anonymous": {"enabled": True},
+            "webhook": {"enabled": False},
+            "x509": {"clientCAFile": str(ca_path)},
+        },
         "authorization": {"mode": "AlwaysAllow"},
         "clusterDomain": "cluster.local",
         "resolvConf": "/etc/resolv.conf",
@@ -156,8 +165,12 @@ def kubelet_config(sock: Path, port: int, healthz_port: int, ca_path: Path, pod_
         # The shared disk is never ours to clean: no image GC, evict only when truly full.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                         "nodefs.inodesFree": "1%"},
+        "evictionHard": {
+            "memory.available": "50Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
         "maxPods": 30,
         "nodeStatusUpdateFrequency": "5s",
         "syncFrequency": "5s",
@@ -171,8 +184,9 @@ def kubelet_config(sock: Path, port: int, healthz_port: int, ca_path: Path, pod_
 class RealNode:
     """kubelet + containerd for the node ``localhost`` of ``control_plane``."""
 
-    def __init__(self, control_plane: Any, work_dir: Path, *, kubelet_bin: Path, pause_image: str,
-                 start_timeout: float = 180.0):
+    def __init__(
+        self, control_plane: Any, work_dir: Path, *, kubelet_bin: Path, pause_image: str, start_timeout: float = 180.0
+    ):
         self.cp = control_plane
         self.work_dir = Path(work_dir)
         self.kubelet_bin = Path(kubelet_bin)
@@ -191,7 +205,7 @@ class RealNode:
         self.started_in_s = 0.0
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "RealNode":
+    def __enter__(self) -> RealNode:
         try:
             self.start()
         except BaseException:
@@ -202,7 +216,7 @@ class RealNode:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "RealNode":
+    def start(self) -> RealNode:
         t0 = time.monotonic()
         self.cache.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.cache / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
@@ -217,23 +231,37 @@ class RealNode:
         cni_dir.mkdir()
         (cni_dir / "10-loopback-only.conflist").write_text(json.dumps(LOOPBACK_ONLY_CNI))
         cfg = self.run_dir / "containerd.toml"
-        cfg.write_text(containerd_config(self.cache / "containerd", self.run_dir / "state", self.sock, cni_dir,
-                                         self.pause_image))
+        cfg.write_text(
+            containerd_config(self.cache / "containerd", self.run_dir / "state", self.sock, cni_dir, self.pause_image)
+        )
         self._spawn("containerd", ["containerd", "--config", str(cfg)])
-        self._wait(lambda: self.sock.exists() and self.ctr("version", check=False).returncode == 0,
-                   "containerd", t0 + self.start_timeout)
+        self._wait(
+            lambda: self.sock.exists() and self.ctr("version", check=False).returncode == 0,
+            "containerd",
+            t0 + self.start_timeout,
+        )
         self.load_image(self.pause_image)
 
         self._sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
         (self.cache / SYSCTL_FILE).write_text(json.dumps(self._sysctls))  # for a run killed before stop()
         kcfg = self.run_dir / "kubelet.yaml"
-        kcfg.write_text(yaml.safe_dump(kubelet_config(self.sock, self.kubelet_port, free_port(), self.cp.ca_path,
-                                                       self.log_dir / "pods")))
-        self._spawn("kubelet", [
-            str(self.kubelet_bin), f"--config={kcfg}", f"--kubeconfig={self.cp.node_kubeconfig(self.name)}",
-            f"--hostname-override={self.name}", f"--root-dir={self.run_dir / 'kubelet'}",
-            f"--cert-dir={self.run_dir / 'kubelet-pki'}", "--v=1",
-        ])
+        kcfg.write_text(
+            yaml.safe_dump(
+                kubelet_config(self.sock, self.kubelet_port, free_port(), self.cp.ca_path, self.log_dir / "pods")
+            )
+        )
+        self._spawn(
+            "kubelet",
+            [
+                str(self.kubelet_bin),
+                f"--config={kcfg}",
+                f"--kubeconfig={self.cp.node_kubeconfig(self.name)}",
+                f"--hostname-override={self.name}",
+                f"--root-dir={self.run_dir / 'kubelet'}",
+                f"--cert-dir={self.run_dir / 'kubelet-pki'}",
+                "--v=1",
+            ],
+        )
         self._wait(self._ready, "kubelet (node Ready)", t0 + self.start_timeout)
         self.started_in_s = time.monotonic() - t0
         return self
@@ -241,8 +269,15 @@ class RealNode:
     def stop(self) -> None:
         """Delete what runs on the node, then stop kubelet and containerd (by PID)."""
         if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
-            self.cp.kubectl("delete", "pods", "-A", f"--field-selector=spec.nodeName={self.name}", "--wait=false",
-                            "--grace-period=1", check=False)
+            self.cp.kubectl(
+                "delete",
+                "pods",
+                "-A",
+                f"--field-selector=spec.nodeName={self.name}",
+                "--wait=false",
+                "--grace-period=1",
+                check=False,
+            )
         kubelet = self._procs.pop("kubelet", None)
         if kubelet is not None:
             terminate_pid(kubelet.pid, popen=kubelet)
@@ -260,8 +295,9 @@ class RealNode:
 
     # ------------------------------------------------------------------ images
     def ctr(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["ctr", "--address", str(self.sock), "-n", "k8s.io", *args],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            ["ctr", "--address", str(self.sock), "-n", "k8s.io", *args], capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise NodeError(f"ctr {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
         return proc
@@ -277,15 +313,21 @@ class RealNode:
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self.cache) as td:
             archive = Path(td) / "image.tar"
-            proc = subprocess.run(["podman", "save", "--format", "oci-archive", "-o", str(archive), ref],
-                                  capture_output=True, text=True, timeout=1800)
+            proc = subprocess.run(
+                ["podman", "save", "--format", "oci-archive", "-o", str(archive), ref],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             if proc.returncode != 0:
                 raise NodeError(f"podman save {ref} failed: {proc.stderr.strip()[-2000:]}")
             # --base-name keeps the podman name (the archive's ref.name annotation holds only the tag)
             repo = ref.rsplit(":", 1)[0]
             self.ctr("images", "import", "--base-name", repo, str(archive))
         if not self.has_image(ref):
-            raise NodeError(f"ctr images import did not register {ref}; images: {self.ctr('images', 'ls', '-q').stdout}")
+            raise NodeError(
+                f"ctr images import did not register {ref}; images: {self.ctr('images', 'ls', '-q').stdout}"
+            )
         return time.monotonic() - t0
 
     # ------------------------------------------------------------------ helpers
@@ -295,8 +337,14 @@ class RealNode:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")
         try:
-            self._procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                 cwd=self.run_dir, preexec_fn=die_with_parent())
+            self._procs[name] = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.run_dir,
+                preexec_fn=die_with_parent(),
+            )
         finally:
             log.close()
 
@@ -308,8 +356,10 @@ class RealNode:
             if ok():
                 return
             if time.monotonic() > deadline:
-                raise NodeError(f"{what} not ready within {self.start_timeout:.0f}s:\n"
-                                + "\n".join(f"--- {n}:\n{self.log(n)}" for n in self._procs))
+                raise NodeError(
+                    f"{what} not ready within {self.start_timeout:.0f}s:\n"
+                    + "\n".join(f"--- {n}:\n{self.log(n)}" for n in self._procs)
+                )
             time.sleep(0.5)
 
     def _ready(self) -> bool:
@@ -354,8 +404,11 @@ class RealNode:
 
     def _unmount_run_dir(self) -> None:
         """Unmount anything containerd/kubelet left mounted under the run dir, then remove it."""
-        mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
-                  if ln.split()[1].startswith(str(self.run_dir) + "/")]
+        mounts = [
+            ln.split()[1]
+            for ln in Path("/proc/self/mounts").read_text().splitlines()
+            if ln.split()[1].startswith(str(self.run_dir) + "/")
+        ]
         for m in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)

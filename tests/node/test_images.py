@@ -65,8 +65,10 @@ def test_operator_image_imports_operator_without_torch(project_images: dict[str,
     help_ = podman_run(img.ref, "--help")
     assert help_.returncode == 0, help_.stderr[-2000:]
     assert "usage" in help_.stdout.lower()
-    code = ("import importlib.util as u, modeldeploy_operator.cli, kopf, kubernetes, prometheus_client\n"
-            "print([m for m in ('torch', 'onnx', 'onnxruntime') if u.find_spec(m)])")
+    code = (
+        "import importlib.util as u, modeldeploy_operator.cli, kopf, kubernetes, prometheus_client\n"
+        "print([m for m in ('torch', 'onnx', 'onnxruntime') if u.find_spec(m)])"
+    )
     proc = podman_run(img.ref, "-c", code, entrypoint="python")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]", proc.stdout
@@ -78,6 +80,8 @@ def test_image_sizes_are_recorded(project_images: dict[str, BuiltImage]) -> None
     """Sizes go to <cache>/sizes.json (tests/cluster/README.md quotes them); the bounds catch a
     second torch or CUDA stack in the runtime image, or torch in the operator image."""
     sizes = {name: img.size_bytes for name, img in project_images.items()}
-    (cache_dir() / "sizes.json").write_text(json.dumps({img.ref: img.size_bytes for img in project_images.values()}, indent=2))
+    (cache_dir() / "sizes.json").write_text(
+        json.dumps({img.ref: img.size_bytes for img in project_images.values()}, indent=2)
+    )
     assert sizes["operator"] < 500e6, sizes
     assert sizes["runtime"] < 8e9, sizes

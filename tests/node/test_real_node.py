@@ -50,22 +50,40 @@ def s3(moto: MotoServer) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1", aws_access_key_id=TEST_KEY_ID,
-                        aws_secret_access_key=TEST_SECRET, config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=TEST_KEY_ID,
+        aws_secret_access_key=TEST_SECRET,
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 @pytest.fixture
-def operator(control_plane: Any, node_namespace: str, project_images: dict[str, BuiltImage], moto: MotoServer,
-             tmp_path: Any) -> Iterator[OperatorProcess]:
+def operator(
+    control_plane: Any, node_namespace: str, project_images: dict[str, BuiltImage], moto: MotoServer, tmp_path: Any
+) -> Iterator[OperatorProcess]:
     kubeconfig = install_operator_rbac(control_plane, node_namespace)
-    control_plane.kubectl("-n", node_namespace, "create", "secret", "generic", SECRET,
-                          f"--from-literal=AWS_ACCESS_KEY_ID={TEST_KEY_ID}",
-                          f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
-                          f"--from-literal=AWS_ENDPOINT_URL={moto.endpoint}",
-                          "--from-literal=AWS_DEFAULT_REGION=us-east-1")
-    op = OperatorProcess(kubeconfig, node_namespace, tmp_path / "operator",
-                         extra_args=["--resync-interval", "2", "--log-format", "json"],
-                         env={"MODELDEPLOY_RUNTIME_IMAGE": project_images["runtime"].ref})
+    control_plane.kubectl(
+        "-n",
+        node_namespace,
+        "create",
+        "secret",
+        "generic",
+        SECRET,
+        f"--from-literal=AWS_ACCESS_KEY_ID={TEST_KEY_ID}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
+        f"--from-literal=AWS_ENDPOINT_URL={moto.endpoint}",
+        "--from-literal=AWS_DEFAULT_REGION=us-east-1",
+    )
+    op = OperatorProcess(
+        kubeconfig,
+        node_namespace,
+        tmp_path / "operator",
+        extra_args=["--resync-interval", "2", "--log-format", "json"],
+        env={"MODELDEPLOY_RUNTIME_IMAGE": project_images["runtime"].ref},
+    )
     op.start()
     yield op
     op.stop()
@@ -74,7 +92,8 @@ def operator(control_plane: Any, node_namespace: str, project_images: dict[str, 
 def calibration_cr(name: str, ns: str, image: str, bucket: str, **runtime: Any) -> dict[str, Any]:
     """A calibration deployment on CPU with the image's builtin config, checkpoint and sample."""
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": ns},
         "spec": {
             "project": "calibration",
@@ -86,9 +105,14 @@ def calibration_cr(name: str, ns: str, image: str, bucket: str, **runtime: Any) 
             "evaluation": {"enabled": True, "numSamples": 8},
             "output": {"uri": f"s3://{bucket}/modeldeploy/{name}"},
             "credentialsSecretRef": {"name": SECRET},
-            "runtime": {"image": image, "imagePullPolicy": "Never", "device": "cpu", "backoffLimit": 0,
-                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "3Gi"}},
-                        **runtime},
+            "runtime": {
+                "image": image,
+                "imagePullPolicy": "Never",
+                "device": "cpu",
+                "backoffLimit": 0,
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "3Gi"}},
+                **runtime,
+            },
         },
     }
 
@@ -120,13 +144,20 @@ def wait_terminal(cp: Any, ns: str, name: str, node: RealNode, op: OperatorProce
     def done() -> dict[str, Any] | None:
         st = status_of(cp, ns, name)
         return st if st.get("phase") in ("Succeeded", "Failed") else None
-    return wait_for(done, timeout, f"{name} Succeeded/Failed", interval=2,
-                    on_timeout=lambda: diagnostics(cp, ns, name, node, op))
+
+    return wait_for(
+        done, timeout, f"{name} Succeeded/Failed", interval=2, on_timeout=lambda: diagnostics(cp, ns, name, node, op)
+    )
 
 
-def test_deployment_runs_as_a_real_pod_and_publishes_to_s3(control_plane: Any, real_node: RealNode, node_namespace: str,
-                                                           operator: OperatorProcess, project_images: dict[str, BuiltImage],
-                                                           s3: Any) -> None:
+def test_deployment_runs_as_a_real_pod_and_publishes_to_s3(
+    control_plane: Any,
+    real_node: RealNode,
+    node_namespace: str,
+    operator: OperatorProcess,
+    project_images: dict[str, BuiltImage],
+    s3: Any,
+) -> None:
     cp, ns = control_plane, node_namespace
     bucket = f"node-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
@@ -146,7 +177,7 @@ def test_deployment_runs_as_a_real_pod_and_publishes_to_s3(control_plane: Any, r
     assert summary["results_uri"].startswith(prefix + "/") and summary["results_uri"].endswith("/results.json")
 
     # Credentials reached the pod only through the Secret (secretKeyRef env): the upload worked...
-    key = summary["results_uri"][len(f"s3://{bucket}/"):]
+    key = summary["results_uri"][len(f"s3://{bucket}/") :]
     results = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert results["status"] == "succeeded"
     manifest_key = key.rsplit("/", 1)[0] + "/manifest.json"
@@ -164,13 +195,23 @@ def test_deployment_runs_as_a_real_pod_and_publishes_to_s3(control_plane: Any, r
         assert TEST_SECRET not in text
 
 
-def test_memory_limit_kills_the_pod_and_the_cr_says_oomkilled(control_plane: Any, real_node: RealNode,
-                                                             node_namespace: str, operator: OperatorProcess,
-                                                             project_images: dict[str, BuiltImage], s3: Any) -> None:
+def test_memory_limit_kills_the_pod_and_the_cr_says_oomkilled(
+    control_plane: Any,
+    real_node: RealNode,
+    node_namespace: str,
+    operator: OperatorProcess,
+    project_images: dict[str, BuiltImage],
+    s3: Any,
+) -> None:
     cp, ns = control_plane, node_namespace
     name = "calib-oom"
-    body = calibration_cr(name, ns, project_images["runtime"].ref, "unused-bucket",
-                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "64Mi"}})
+    body = calibration_cr(
+        name,
+        ns,
+        project_images["runtime"].ref,
+        "unused-bucket",
+        resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "64Mi"}},
+    )
     apply(cp, body)
     st = wait_terminal(cp, ns, name, real_node, operator, 300)
     assert st["phase"] == "Failed", st
@@ -180,9 +221,14 @@ def test_memory_limit_kills_the_pod_and_the_cr_says_oomkilled(control_plane: Any
     assert term["reason"] == "OOMKilled" and term["exitCode"] == 137, term
 
 
-def test_active_deadline_ends_in_deadline_exceeded(control_plane: Any, real_node: RealNode, node_namespace: str,
-                                                   operator: OperatorProcess, project_images: dict[str, BuiltImage],
-                                                   s3: Any) -> None:
+def test_active_deadline_ends_in_deadline_exceeded(
+    control_plane: Any,
+    real_node: RealNode,
+    node_namespace: str,
+    operator: OperatorProcess,
+    project_images: dict[str, BuiltImage],
+    s3: Any,
+) -> None:
     cp, ns = control_plane, node_namespace
     name = "calib-deadline"
     apply(cp, calibration_cr(name, ns, project_images["runtime"].ref, "unused-bucket", activeDeadlineSeconds=8))
@@ -200,9 +246,12 @@ def job_pod(ns: str, image: str) -> dict[str, Any]:
     body["metadata"].update(uid=str(uuid.uuid4()), generation=1)
     job = jobsmod.build_job(body, specmod.spec_hash(body["spec"]), OperatorConfig())
     tmpl = job["spec"]["template"]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"probe-{uuid.uuid4().hex[:6]}", "namespace": ns,
-                                                            "labels": tmpl["metadata"]["labels"]},
-            "spec": tmpl["spec"]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"probe-{uuid.uuid4().hex[:6]}", "namespace": ns, "labels": tmpl["metadata"]["labels"]},
+        "spec": tmpl["spec"],
+    }
 
 
 def run_pod(cp: Any, node: RealNode, pod: dict[str, Any], timeout: float = 180) -> tuple[dict[str, Any], str]:
@@ -212,23 +261,34 @@ def run_pod(cp: Any, node: RealNode, pod: dict[str, Any], timeout: float = 180) 
     def finished() -> dict[str, Any] | None:
         p = kjson(cp, ns, "pod", name)
         return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
-    p = wait_for(finished, timeout, f"pod {name} to finish", interval=1,
-                 on_timeout=lambda: json.dumps(kjson(cp, ns, "pod", name)["status"]) + "\n" + node.log("kubelet"))
+
+    p = wait_for(
+        finished,
+        timeout,
+        f"pod {name} to finish",
+        interval=1,
+        on_timeout=lambda: json.dumps(kjson(cp, ns, "pod", name)["status"]) + "\n" + node.log("kubelet"),
+    )
     return p, cp.kubectl("-n", ns, "logs", name).stdout
 
 
-def test_job_pod_has_a_read_only_root_and_writable_emptydirs(control_plane: Any, real_node: RealNode,
-                                                            node_namespace: str,
-                                                            project_images: dict[str, BuiltImage]) -> None:
+def test_job_pod_has_a_read_only_root_and_writable_emptydirs(
+    control_plane: Any, real_node: RealNode, node_namespace: str, project_images: dict[str, BuiltImage]
+) -> None:
     pod = job_pod(node_namespace, project_images["runtime"].ref)
     c = pod["spec"]["containers"][0]
     c["command"] = ["bash", "-c"]
-    c["args"] = ["id -u; touch /opt/venv/x 2>&1 || true; touch /work/w /tmp/t && echo emptydirs-writable; "
-                 "cat /etc/modeldeploy/job/spec.json >/dev/null 2>&1 || echo no-configmap"]
+    c["args"] = [
+        "id -u; touch /opt/venv/x 2>&1 || true; touch /work/w /tmp/t && echo emptydirs-writable; "
+        "cat /etc/modeldeploy/job/spec.json >/dev/null 2>&1 || echo no-configmap"
+    ]
     # The ConfigMap volume the Job mounts must exist for the pod to start.
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": pod["spec"]["volumes"][0]["configMap"]["name"],
-                                                                "namespace": node_namespace},
-          "data": {"spec.json": "{}"}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": pod["spec"]["volumes"][0]["configMap"]["name"], "namespace": node_namespace},
+        "data": {"spec.json": "{}"},
+    }
     control_plane.kubectl("apply", "-f", "-", input=json.dumps(cm))
     p, logs = run_pod(control_plane, real_node, pod)
     assert p["status"]["phase"] == "Succeeded", (p["status"], logs)
@@ -238,8 +298,9 @@ def test_job_pod_has_a_read_only_root_and_writable_emptydirs(control_plane: Any,
     assert "emptydirs-writable" in logs and "no-configmap" not in logs, logs
 
 
-def test_kubelet_enforces_run_as_non_root(control_plane: Any, real_node: RealNode, node_namespace: str,
-                                          project_images: dict[str, BuiltImage]) -> None:
+def test_kubelet_enforces_run_as_non_root(
+    control_plane: Any, real_node: RealNode, node_namespace: str, project_images: dict[str, BuiltImage]
+) -> None:
     """runAsNonRoot with a root uid: the kubelet refuses to start the container."""
     pod = job_pod(node_namespace, project_images["runtime"].ref)
     pod["spec"]["volumes"] = []
@@ -257,6 +318,8 @@ def test_kubelet_enforces_run_as_non_root(control_plane: Any, real_node: RealNod
             if w.get("reason") == "CreateContainerConfigError":
                 return w
         return None
-    w = wait_for(refused, 120, f"pod {name} refused by the kubelet", interval=1,
-                 on_timeout=lambda: real_node.log("kubelet"))
+
+    w = wait_for(
+        refused, 120, f"pod {name} refused by the kubelet", interval=1, on_timeout=lambda: real_node.log("kubelet")
+    )
     assert "non-root" in w["message"], w
