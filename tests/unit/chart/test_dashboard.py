@@ -20,8 +20,8 @@ def _exprs(dash: dict) -> list[str]:
 
 def _operator_metric_names() -> set[str]:
     src = (REPO / "operator" / "modeldeploy_operator" / "metrics.py").read_text()
-    gauges = set(re.findall(r'GaugeMetricFamily\("(modeldeploy_[a-z_]+)"', src))
-    counters = {f"{n}_total" for n in re.findall(r'Counter\("(modeldeploy_[a-z_]+)"', src)}
+    gauges = set(re.findall(r'GaugeMetricFamily\(\s*"(modeldeploy_[a-z_]+)"', src))
+    counters = {f"{n}_total" for n in re.findall(r'Counter\(\s*"(modeldeploy_[a-z_]+)"', src)}
     return gauges | counters
 
 

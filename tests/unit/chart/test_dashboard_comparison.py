@@ -18,7 +18,7 @@ METRICS_SRC = (REPO / "operator" / "modeldeploy_operator" / "metrics.py").read_t
 def _labels_of(metric: str) -> set[str]:
     """Label names a GaugeMetricFamily is declared with in metrics.py (base + extra)."""
     base = set(re.search(r"base = \[([^\]]*)\]", METRICS_SRC).group(1).replace('"', "").replace(" ", "").split(","))
-    m = re.search(rf'GaugeMetricFamily\("{metric}",.*?labels=(base(?: \+ \[([^\]]*)\])?)\)', METRICS_SRC, re.S)
+    m = re.search(rf'GaugeMetricFamily\(\s*"{metric}",.*?labels=(base(?: \+ \[([^\]]*)\])?),?\s*\)', METRICS_SRC, re.S)
     assert m, f"{metric} not declared in metrics.py"
     extra = set(m.group(2).replace('"', "").replace(" ", "").split(",")) if m.group(2) else set()
     return base | extra
