@@ -153,6 +153,41 @@ def rotate_nms(bev: torch.Tensor, thresh: float, pre_max_size: int, post_max_siz
     return greedy_keep(suppress).nonzero().squeeze(1)[:post_max_size]
 
 
+def boxes_at(
+    inds: torch.Tensor,
+    h: int,
+    w: int,
+    reg: torch.Tensor,
+    height: torch.Tensor,
+    dim: torch.Tensor,
+    rot: torch.Tensor,
+    vel: torch.Tensor,
+    s: CenterPointSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes [K, 9] (gravity-centre z) and classes [K] at flat heatmap indices ``inds``
+    (class * H * W + pixel). Shared by the reference decode and the fixed-shape fast path so
+    the two cannot drift apart; one gather per map (concatenating the maps first copies them
+    whole, measured slower on the GPU)."""
+    cls = inds // (h * w)
+    pix = inds % (h * w)
+    ys = (pix // w).to(torch.float32)
+    xs = (pix % w).to(torch.float32)
+
+    def gather(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[1], -1)[:, pix].t().float()
+
+    r = gather(reg)
+    x = (xs + r[:, 0]) * s.out_size_factor * s.voxel_size[0] + s.point_cloud_range[0]
+    y = (ys + r[:, 1]) * s.out_size_factor * s.voxel_size[1] + s.point_cloud_range[1]
+    z = gather(height)[:, 0]
+    d = gather(dim)
+    d = torch.exp(d) if s.norm_bbox else d
+    ro = gather(rot)
+    yaw = torch.atan2(ro[:, 0], ro[:, 1])
+    v = gather(vel)
+    return torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1), cls
+
+
 def decode_task(
     heatmap: torch.Tensor,
     reg: torch.Tensor,
@@ -173,24 +208,7 @@ def decode_task(
     top, order = torch.sort(scores[cand], descending=True, stable=True)
     inds = cand[order[: s.max_num]]
     top = top[: s.max_num]
-    cls = inds // (h * w)
-    pix = inds % (h * w)
-    ys = (pix // w).to(torch.float32)
-    xs = (pix % w).to(torch.float32)
-
-    def gather(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(t.shape[1], -1)[:, pix].t().float()
-
-    r = gather(reg)
-    x = (xs + r[:, 0]) * s.out_size_factor * s.voxel_size[0] + s.point_cloud_range[0]
-    y = (ys + r[:, 1]) * s.out_size_factor * s.voxel_size[1] + s.point_cloud_range[1]
-    z = gather(height)[:, 0]
-    d = gather(dim)
-    d = torch.exp(d) if s.norm_bbox else d
-    ro = gather(rot)
-    yaw = torch.atan2(ro[:, 0], ro[:, 1])
-    v = gather(vel)
-    boxes = torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1)
+    boxes, cls = boxes_at(inds, h, w, reg, height, dim, rot, vel, s)
     if s.post_center_range is not None:
         pcr = torch.tensor(s.post_center_range, device=boxes.device, dtype=boxes.dtype)
         m = ((boxes[:, :3] >= pcr[:3]) & (boxes[:, :3] <= pcr[3:])).all(1)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from modeldeploy.projects.centerpoint.boxes import Detections, rotated_iou_pairs
+from modeldeploy.projects.centerpoint.boxes import Detections, boxes_at, rotated_iou_pairs
 from modeldeploy.projects.centerpoint.ops import decorate, grid_size
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings
 
@@ -291,25 +291,7 @@ def decode_task_fixed(
     scores = torch.sigmoid(heatmap.reshape(-1).float())
     top, inds = top_candidates_fixed(scores, s.max_num)
     valid = top > s.score_threshold if s.score_threshold > 0 else torch.ones_like(top, dtype=torch.bool)
-    cls = inds // (h * w)
-    pix = inds % (h * w)
-    ys = (pix // w).to(torch.float32)
-    xs = (pix % w).to(torch.float32)
-
-    def gather(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(t.shape[1], -1)[:, pix].t().float()
-
-    # one gather per map: concatenating the maps first copies them whole (measured slower)
-    r = gather(reg)
-    x = (xs + r[:, 0]) * s.out_size_factor * s.voxel_size[0] + s.point_cloud_range[0]
-    y = (ys + r[:, 1]) * s.out_size_factor * s.voxel_size[1] + s.point_cloud_range[1]
-    z = gather(height)[:, 0]
-    d = gather(dim)
-    d = torch.exp(d) if s.norm_bbox else d
-    ro = gather(rot)
-    yaw = torch.atan2(ro[:, 0], ro[:, 1])
-    v = gather(vel)
-    boxes = torch.cat([x[:, None], y[:, None], z[:, None], d, yaw[:, None], v], dim=1)
+    boxes, cls = boxes_at(inds, h, w, reg, height, dim, rot, vel, s)
     if s.post_center_range is not None:
         pcr = _const(s.post_center_range, boxes.dtype, boxes.device)
         valid = valid & ((boxes[:, :3] >= pcr[:3]) & (boxes[:, :3] <= pcr[3:])).all(1)
