@@ -38,6 +38,8 @@ def _override_flags(args: argparse.Namespace) -> dict[str, str]:
         flags["export.device"] = f"--device {args.device}"
     if getattr(args, "work_dir", None):
         flags["export.work_dir"] = f"--work-dir {args.work_dir}"
+    if getattr(args, "baseline", None):
+        flags["evaluation.gate.baseline.uri"] = f"--baseline {args.baseline}"
     return flags
 
 
@@ -68,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="KEY=VALUE",
         help="override deploy-config keys (dotted); values as mmengine's DictAction reads them, JSON for nested values (docs/configuration.md)",
+    )
+    r.add_argument(
+        "--baseline",
+        default=None,
+        metavar="RESULTS",
+        help="gate against this earlier good run: results.json, run dir, publication root or s3://… "
+        "(sets evaluation.gate.baseline.uri; limits: evaluation.gate.baseline.max_metric_drop / max_latency_ratio)",
     )
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -208,6 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.update(_device_overrides(args.device))
     if args.work_dir:
         options["export.work_dir"] = args.work_dir
+    if args.baseline:
+        options["evaluation.gate.baseline.uri"] = args.baseline
     try:
         cfg = _load_config(args.deploy_cfg, options, args.model_cfg, _override_flags(args))
         if args.device:

@@ -186,6 +186,24 @@ class VerificationGate(Section):
     )  # systematic drift the max-based tolerance misses
 
 
+class BaselineGate(Section):
+    """Limits against an earlier run's results.json (exit 3, RegressionDetected); None = off.
+
+    Why a second reference: ``max_metric_drop`` compares the backends of ONE run, so a worse
+    checkpoint or config (every backend degraded alike) passes it. The operator names the
+    last succeeded generation of a ModelDeployment here (``--baseline``); without a
+    ``uri`` (a first generation) the baseline gate passes and says so in the log.
+    """
+
+    uri: str | None = None  # results.json, a run dir, a publication root (current.json) or s3://…
+    max_metric_drop: float | None = Field(None, ge=0, allow_inf_nan=False)  # per backend, absolute, vs the baseline
+    max_latency_ratio: float | None = Field(None, gt=0, allow_inf_nan=False)  # latency p50 new / baseline
+
+    @property
+    def limits_set(self) -> bool:
+        return self.max_metric_drop is not None or self.max_latency_ratio is not None
+
+
 class EvaluationGate(Section):
     """Regression limits on each evaluated backend (exit 3, RegressionDetected); None = off."""
 
@@ -195,6 +213,7 @@ class EvaluationGate(Section):
     max_cv: float | None = Field(
         None, gt=0, allow_inf_nan=False
     )  # latency std/mean: flags a noisy (shared, throttled) node
+    baseline: BaselineGate = BaselineGate()  # the same backends of an earlier run (e.g. the last good generation)
 
 
 class VerificationSection(Section):

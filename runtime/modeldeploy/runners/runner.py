@@ -285,6 +285,9 @@ class DeploymentRunner:
             log.warning("%s", w)
         if gates_configured(self.cfg.verification.gate, self.cfg.evaluation.gate):
             check(self.results, self.cfg.verification.gate, self.cfg.evaluation.gate)
+        from modeldeploy.runners.baseline import check_baseline
+
+        check_baseline(self.results, self.cfg.evaluation.gate.baseline)  # vs an earlier good run (--baseline)
 
     # ------------------------------------------------------------------ stages
     def load(self) -> None:
