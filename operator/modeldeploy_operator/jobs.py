@@ -95,7 +95,14 @@ def build_configmap(body: Mapping[str, Any], hash_: str) -> dict[str, Any]:
     spec = body["spec"]
     data = {
         "spec.json": json.dumps(
-            specmod.rendered_spec(meta["namespace"], meta["name"], meta.get("generation", 1), spec, hash_),
+            specmod.rendered_spec(
+                meta["namespace"],
+                meta["name"],
+                meta.get("generation", 1),
+                spec,
+                hash_,
+                baseline=specmod.baseline_uri(spec, body.get("status")),
+            ),
             indent=2,
             sort_keys=True,
         )
@@ -206,6 +213,8 @@ def build_job(body: Mapping[str, Any], hash_: str, config: OperatorConfig) -> di
             namespace=body["metadata"]["namespace"],
             name=body["metadata"]["name"],
             generation=int(body["metadata"].get("generation", 1)),
+            # the last succeeded generation's results.json, read by the Job with its own credentials
+            baseline=specmod.baseline_uri(spec, body.get("status")),
         ),
         "env": _env(body, hash_),
         "resources": _resources(spec, config.runtime_resources_json),

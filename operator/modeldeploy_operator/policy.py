@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -34,6 +36,23 @@ RULE_MEMORY = "memory-maximum"
 RULE_VOLUME_TYPE = "volume-type-allow-list"
 RULE_RESERVED_ENV = "reserved-env-names"
 RULE_RESERVED_MOUNT = "reserved-mount-paths"
+RULE_PROJECT = "project-allow-list"
+RULE_GATE = "gate-limits"
+
+# spec.project: any registered project name (built-in or external, docs/adding-a-project.md);
+# the same pattern as the CRD's. A cluster may narrow it with policy allowedProjects.
+PROJECT_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# Bounds of the gate limits, the same as the CRD's (tests/unit/operator/test_gate_spec.py
+# compares them): (minimum, minimum is exclusive, maximum). All finite.
+GATE_BOUNDS: dict[str, tuple[float, bool, float]] = {
+    "verification.gate.maxMeanAbsDiff": (0.0, True, 1000.0),
+    "evaluation.gate.maxMetricDrop": (0.0, False, 1e6),
+    "evaluation.gate.maxLatencyMs": (0.0, True, 86_400_000.0),
+    "evaluation.gate.maxCV": (0.0, True, 100.0),
+    "evaluation.gate.baseline.maxMetricDrop": (0.0, False, 1e6),
+    "evaluation.gate.baseline.maxLatencyRatio": (0.0, True, 1000.0),
+}
+BACKEND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 # Volume sources spec.runtime.volumes may use at all (the CRD admits only these; no
 # hostPath, no CSI inline, no projected service-account tokens). The policy may narrow it.
@@ -78,6 +97,7 @@ class Policy:
     max_cpu: str | None = None
     max_memory: str | None = None
     volume_types: tuple[str, ...] | None = None  # None: every type in VOLUME_TYPES
+    projects: tuple[str, ...] | None = None  # None: any project the runtime image knows
 
     @property
     def enabled(self) -> bool:
@@ -106,7 +126,7 @@ def from_json(text: str) -> Policy:
     Keys (all optional): imagePrefixes [str], serviceAccounts [str] (absent: any),
     secretOptInLabel str, allowWildcardToleration bool, forbiddenSchedulingKeys [str],
     maxGpus int, maxCpu quantity, maxMemory quantity, allowedVolumeTypes [str] (absent:
-    every type of VOLUME_TYPES).
+    every type of VOLUME_TYPES), allowedProjects [str] (absent or empty: any project).
     """
     if not text.strip():
         return Policy()
@@ -126,6 +146,7 @@ def from_json(text: str) -> Policy:
         "maxCpu",
         "maxMemory",
         "allowedVolumeTypes",
+        "allowedProjects",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -156,6 +177,13 @@ def from_json(text: str) -> Policy:
             f"MODELDEPLOY_POLICY.allowedVolumeTypes may only name {list(VOLUME_TYPES)}, "
             f"got {sorted(set(volume_types) - set(VOLUME_TYPES))}"
         )
+    projects = strings("allowedProjects") or None  # the chart renders [] for "any"
+    bad_projects = [p for p in projects or () if not PROJECT_PATTERN.match(p)]
+    if bad_projects:
+        raise PolicyError(
+            f"MODELDEPLOY_POLICY.allowedProjects must hold project names ({PROJECT_PATTERN.pattern}), "
+            f"got {bad_projects}"
+        )
     label = doc.get("secretOptInLabel") or ""
     if not isinstance(label, str):
         raise PolicyError("MODELDEPLOY_POLICY.secretOptInLabel must be a string")
@@ -169,6 +197,7 @@ def from_json(text: str) -> Policy:
         max_cpu=quantity("maxCpu"),
         max_memory=quantity("maxMemory"),
         volume_types=volume_types,
+        projects=projects,
     )
 
 
@@ -219,6 +248,66 @@ def check(spec: Mapping[str, Any], policy: Policy) -> list[Violation]:
             if maximum is not None and rname in amounts and _over(amounts[rname], maximum):
                 out.append(Violation(rule, f"resources.{kind}.{rname}={amounts[rname]} exceeds the maximum {maximum}"))
     out += check_volumes_and_env(rt, policy)
+    out += check_project(spec, policy)
+    out += check_gates(spec)
+    return out
+
+
+def check_project(spec: Mapping[str, Any], policy: Policy) -> list[Violation]:
+    """spec.project: a project name (the CRD's pattern), and one of policy.projects when the
+    cluster narrows them (e.g. only the projects its runtime image ships)."""
+    project = str(spec.get("project") or "")
+    if not PROJECT_PATTERN.match(project):
+        return [Violation(RULE_PROJECT, f"project {project!r} is not a project name ({PROJECT_PATTERN.pattern})")]
+    if policy.projects is not None and project not in policy.projects:
+        return [Violation(RULE_PROJECT, f"project {project!r} is not allowed here; allowed: {list(policy.projects)}")]
+    return []
+
+
+def _gate_values(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate limits a spec sets, keyed like GATE_BOUNDS."""
+    ver = (spec.get("verification") or {}).get("gate") or {}
+    ev = (spec.get("evaluation") or {}).get("gate") or {}
+    base = ev.get("baseline") or {}
+    out: dict[str, Any] = {}
+    for prefix, src in (("verification.gate.", ver), ("evaluation.gate.", ev), ("evaluation.gate.baseline.", base)):
+        for key in GATE_BOUNDS:
+            field = key[len(prefix) :]
+            if key.startswith(prefix) and "." not in field and field in src:
+                out[key] = src[field]
+    return out
+
+
+def check_gates(spec: Mapping[str, Any]) -> list[Violation]:
+    """spec.verification.gate / spec.evaluation.gate: finite numbers within the CRD's bounds,
+    a backend name as reference, and a baseline with at least one limit. The CRD refuses the
+    same; re-checked here because the operator renders them into the Job's --cfg-options."""
+    out: list[Violation] = []
+    for key, value in _gate_values(spec).items():
+        lo, exclusive, hi = GATE_BOUNDS[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value > hi or value < lo or (exclusive and value == lo):
+            bound = f"{'>' if exclusive else '>='} {lo:g} and <= {hi:g}"
+            out.append(Violation(RULE_GATE, f"spec.{key} must be a number {bound}, got {value!r}"))
+    ev = (spec.get("evaluation") or {}).get("gate") or {}
+    ref = ev.get("reference")
+    if ref is not None and not (isinstance(ref, str) and BACKEND_PATTERN.match(ref)):
+        out.append(Violation(RULE_GATE, f"spec.evaluation.gate.reference must be a backend name, got {ref!r}"))
+    base = ev.get("baseline")
+    if base is not None:
+        if not isinstance(base, Mapping) or not ({"maxMetricDrop", "maxLatencyRatio"} & set(base)):
+            out.append(
+                Violation(
+                    RULE_GATE,
+                    "spec.evaluation.gate.baseline needs a limit: maxMetricDrop and/or maxLatencyRatio",
+                )
+            )
+        elif base.get("from", "lastSucceeded") != "lastSucceeded":
+            out.append(
+                Violation(
+                    RULE_GATE, f"spec.evaluation.gate.baseline.from must be lastSucceeded, got {base.get('from')!r}"
+                )
+            )
     return out
 
 

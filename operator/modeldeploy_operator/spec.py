@@ -112,11 +112,15 @@ def cfg_options(spec: Mapping[str, Any]) -> list[str]:
         pairs.append(("verification.tolerance", float(ver["tolerance"])))
     if "numSamples" in ver:
         pairs.append(("verification.num_verify_samples", int(ver["numSamples"])))
+    vgate = ver.get("gate") or {}
+    if "maxMeanAbsDiff" in vgate:
+        pairs.append(("verification.gate.max_mean_abs_diff", float(vgate["maxMeanAbsDiff"])))
     ev = spec.get("evaluation") or {}
     if "enabled" in ev:
         pairs.append(("evaluation.enabled", bool(ev["enabled"])))
     if "numSamples" in ev:
         pairs.append(("evaluation.num_samples", int(ev["numSamples"])))
+    pairs += _gate_pairs(ev.get("gate") or {})
     ds = spec.get("dataset") or {}
     if ds.get("uri"):
         pairs.append(("runtime_io.data_root", ds["uri"]))
@@ -128,6 +132,53 @@ def cfg_options(spec: Mapping[str, Any]) -> list[str]:
             raise ValueError(f"refusing to render cfg-option key {key!r}")
         out.append(f"{key}={_render_value(value)}")
     return out
+
+
+# spec.evaluation.gate field → runtime key (evaluation.gate.*, config/sections.py EvaluationGate)
+EVALUATION_GATE_KEYS = {
+    "reference": "reference",
+    "maxMetricDrop": "max_metric_drop",
+    "maxLatencyMs": "max_latency_ms",
+    "maxCV": "max_cv",
+}
+BASELINE_GATE_KEYS = {"maxMetricDrop": "max_metric_drop", "maxLatencyRatio": "max_latency_ratio"}
+
+
+def _gate_pairs(gate: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """spec.evaluation.gate → `evaluation.gate.*` overrides. Numbers go out as floats (the
+    CRD bounds them and policy.check_gates re-checks them); the reference is a backend name."""
+    pairs: list[tuple[str, Any]] = []
+    for field, key in EVALUATION_GATE_KEYS.items():
+        if field in gate:
+            value = str(gate[field]) if field == "reference" else float(gate[field])
+            pairs.append((f"evaluation.gate.{key}", value))
+    for field, key in BASELINE_GATE_KEYS.items():
+        if field in (gate.get("baseline") or {}):
+            pairs.append((f"evaluation.gate.baseline.{key}", float(gate["baseline"][field])))
+    return pairs
+
+
+# What the operator accepts as a baseline location recorded in status.lastSucceeded: the
+# results.json a succeeded run published (s3://, file:// or an absolute path, no whitespace).
+_BASELINE_RE = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+|file:///\S+|/\S+)/results\.json$")
+
+
+def baseline_uri(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> str | None:
+    """The `--baseline` of a new Job: the results.json of the last succeeded generation
+    (status.lastSucceeded.resultsUri) when spec.evaluation.gate.baseline asks for it.
+
+    None when the spec wants no baseline, or there is none yet (a first generation, or the
+    previous one never succeeded): the runtime's baseline gate then passes and logs why.
+    Only a location the operator itself recorded, of the recorded shape, is passed; the Job
+    reads it with the tenant's own credentials, the operator never reads it.
+    """
+    gate = ((spec.get("evaluation") or {}).get("gate") or {}).get("baseline")
+    if not gate or gate.get("from", "lastSucceeded") != "lastSucceeded":
+        return None
+    uri = ((status or {}).get("lastSucceeded") or {}).get("resultsUri")
+    if isinstance(uri, str) and len(uri) <= 4096 and _BASELINE_RE.match(uri) and ".." not in uri.split("/"):
+        return uri
+    return None
 
 
 CONFIG_FILES = {"deployConfig": "deploy_config.py", "modelConfig": "model_config.py"}
@@ -176,8 +227,9 @@ def runtime_args(
     namespace: str | None = None,
     name: str | None = None,
     generation: int | None = None,
+    baseline: str | None = None,
 ) -> list[str]:
-    """argv after `modeldeploy` (docs/contracts.md §1 and §4)."""
+    """argv after `modeldeploy` (docs/contracts.md §1 and §4); `baseline`: see baseline_uri."""
     args = ["run", config_location(spec, "deployConfig"), config_location(spec, "modelConfig")]
     ckpt = (spec.get("checkpoint") or {}).get("uri")
     if ckpt:
@@ -186,6 +238,8 @@ def runtime_args(
     uri = artifact_uri(spec, hash_, namespace, name, generation)
     if uri:
         args += ["--artifact-uri", uri]
+    if baseline:
+        args += ["--baseline", baseline]
     opts = cfg_options(spec)
     if opts:
         args += ["--cfg-options", *opts]
@@ -198,9 +252,16 @@ def command_line(args: list[str]) -> str:
     return shlex.join(["modeldeploy", *args])
 
 
-def rendered_spec(namespace: str, name: str, generation: int, spec: Mapping[str, Any], hash_: str) -> dict[str, Any]:
+def rendered_spec(
+    namespace: str,
+    name: str,
+    generation: int,
+    spec: Mapping[str, Any],
+    hash_: str,
+    baseline: str | None = None,
+) -> dict[str, Any]:
     """The document stored as spec.json in the Job's ConfigMap (for audit and debugging)."""
-    args = runtime_args(spec, hash_, namespace=namespace, name=name, generation=generation)
+    args = runtime_args(spec, hash_, namespace=namespace, name=name, generation=generation, baseline=baseline)
     return {
         "apiVersion": "modeldeploy.io/v1alpha1",
         "namespace": namespace,

@@ -450,9 +450,38 @@ def derive_status(
         "message": summ.text if summ and not summ.parsed and phase == "Succeeded" else None,
     }
     out.update(run_location(cr, job, pods if pods_known else None, summ.results_uri if summ else None))
+    if phase == "Succeeded":
+        last = last_succeeded(generation, prev.get("specHash"), out, job)
+        if last is not None:
+            out["lastSucceeded"] = last
     if stuck is not None:
         out["message"] = f"{stuck[0]}: {stuck[1]}"
     return out
+
+
+def last_succeeded(
+    generation: int, spec_hash: Any, status: Mapping[str, Any], job: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """status.lastSucceeded: the deployment's published result, kept across generations.
+
+    Why it is separate from resultsUri/artifactUri: those describe the CURRENT generation
+    and are cleared when the spec changes. lastSucceeded moves only when a generation
+    succeeds, so when a newer one fails (e.g. its gate trips) it still names the good
+    publication consumers should use, and it is the baseline the next Job is gated against
+    (spec.evaluation.gate.baseline, jobs.py). Only a run published to a store (the Job had
+    --artifact-uri) counts: a result left in the pod's emptyDir is gone with the pod.
+    """
+    results_uri = status.get("resultsUri")
+    if not job_artifact_uri(job) or not status.get("artifactUri") or not results_uri:
+        return None
+    return {
+        "generation": generation,
+        "specHash": spec_hash,
+        "runId": status.get("runId"),
+        "artifactUri": status.get("artifactUri"),
+        "resultsUri": results_uri,
+        "completedAt": status.get("completedAt"),
+    }
 
 
 def job_artifact_uri(job: Mapping[str, Any] | None) -> str | None:

@@ -22,6 +22,7 @@ operator/modeldeploy_operator/policy.py).
 {{- with $p.maxCpu }}{{- $_ := set $doc "maxCpu" (toString .) }}{{- end }}
 {{- with $p.maxMemory }}{{- $_ := set $doc "maxMemory" (toString .) }}{{- end }}
 {{- with $p.allowedVolumeTypes }}{{- $_ := set $doc "allowedVolumeTypes" . }}{{- end }}
+{{- with $p.allowedProjects }}{{- $_ := set $doc "allowedProjects" . }}{{- end }}
 {{- toJson $doc }}
 {{- end }}
 

@@ -35,7 +35,7 @@ def test_crd_identity_and_printer_columns():
     assert CRD["spec"]["names"]["plural"] == "modeldeployments" and "mdep" in CRD["spec"]["names"]["shortNames"]
     assert VERSION["name"] == "v1alpha1" and VERSION["subresources"] == {"status": {}}
     cols = [c["name"] for c in VERSION["additionalPrinterColumns"]]
-    assert cols == ["Phase", "Project", "Precision", "Latency p50", "Metric", "Age"]
+    assert cols == ["Phase", "Project", "Precision", "Latency p50", "Metric", "Published", "Age"]
 
 
 def test_status_keeps_kopf_fields_and_conditions_are_a_map_list():
@@ -63,7 +63,13 @@ def test_sample_spec_is_valid():
 @pytest.mark.parametrize(
     "mutate, needle",
     [
-        (lambda s: s.update(project="resnet"), "is not one of"),
+        (lambda s: s.update(project="My Project"), "does not match"),  # open, but a project name
+        (lambda s: s.update(project="a" * 64), "is too long"),
+        (lambda s: s.update(evaluation={"gate": {"maxMetricDrop": -0.1}}), "less than the minimum"),
+        (lambda s: s.update(evaluation={"gate": {"maxLatencyMs": 0}}), "less than or equal to the minimum"),
+        (lambda s: s.update(evaluation={"gate": {"maxCV": 101}}), "greater than the maximum"),
+        (lambda s: s.update(evaluation={"gate": {"baseline": {"from": "firstEver"}}}), "is not one of"),
+        (lambda s: s.update(verification={"gate": {"maxMeanAbsDiff": 0}}), "less than or equal to the minimum"),
         (lambda s: s["export"].update(opset=9), "less than the minimum"),
         (lambda s: s["export"].update(opset=24), "greater than the maximum"),
         (lambda s: s["export"].update(precision="int4"), "is not one of"),
