@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .constants import MANAGER
+from .kube import KubeClient
 from .summary import clip, redact
 
 log = logging.getLogger("modeldeploy_operator.events")
@@ -53,7 +54,7 @@ def event_body(ref: Mapping[str, Any], type_: str, reason: str, message: str, in
 
 
 class EventPoster:
-    def __init__(self, kube: Any, instance: str = "operator") -> None:
+    def __init__(self, kube: KubeClient, instance: str = "operator") -> None:
         self.kube = kube
         self.instance = instance
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -3,11 +3,14 @@
 Event sources:
 * ModelDeployment watch events (incl. the initial list at start-up) → metrics snapshots,
   the set of unfinished deployments, and — level-based, when ``wants_reconcile`` says the
-  status does not record the current spec yet — ``reconcile`` on the Reconciler pool.
+  status does not record the current spec yet — ``reconcile`` on the reconcile queue.
   No kopf change handlers (create/update/resume): those make kopf write its
   last-handled-configuration annotation on every CR, one more API write per apply;
   the spec hash in the status and the hash-named Job carry the same information.
-* Job watch events (server-side label selector: only our Jobs) → ``observe``.
+* Job watch events (server-side label selector: only our Jobs) → ``observe`` on the
+  observe queue. Both queues are :class:`workqueue.WorkQueue` (coalescing per CR, one pass
+  in flight per CR); what the operator remembers per CR and per Job is one record each
+  (:class:`CRRecord`, :class:`JobRecord` in :class:`Records`).
 * One operator-wide resync loop (every ``resync_interval_s``) → ``observe`` with pods for
   every unfinished deployment: the fallback for missed events and the clock for the
   Unschedulable threshold. A single loop instead of ``kopf.timer`` because kopf timers put
@@ -24,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
@@ -41,9 +44,17 @@ from .constants import (
     TERMINAL_PHASES,
     VERSION,
 )
+from .kube import KubeClient
 from .metrics import Metrics
+from .workqueue import WorkQueue
+
+if TYPE_CHECKING:
+    from .events import EventPoster
+    from .scrub import SecretCache
 
 log = logging.getLogger("modeldeploy_operator")
+
+Key = tuple[str, str]  # (namespace, name) of a ModelDeployment, or of a Job
 
 
 def _rv(body: Mapping[str, Any] | None) -> int:
@@ -51,33 +62,110 @@ def _rv(body: Mapping[str, Any] | None) -> int:
     return int(raw) if str(raw).isdigit() else -1
 
 
-class CRCache:
-    """Latest known body of each ModelDeployment: from the watch and from our own status
-    patches (whose responses are newer than the watch event that may still be in flight).
-    Lets Job-driven observations skip a GET of the CR."""
+@dataclasses.dataclass(slots=True)
+class CRRecord:
+    """What the operator knows about one ModelDeployment."""
+
+    # A reconcile and an observation of the same CR never interleave their
+    # read-compute-patch cycles (different CRs proceed in parallel).
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # Latest known body: from the watch and from our own status patches (whose responses
+    # are newer than the watch event that may still be in flight). Lets Job-driven
+    # observations skip a GET of the CR.
+    body: dict[str, Any] | None = None
+    on_watch: bool = False  # seen on the CR watch (and not deleted): the resync loop follows it
+    phase: str | None = None  # status.phase as last seen on the watch
+    last_observed: float = 0.0  # time.monotonic() of the last pass that looked at it
+
+
+@dataclasses.dataclass(slots=True)
+class JobRecord:
+    """One of our Jobs known to exist (Job watch, our own creates). Kept per Job, not per
+    CR: the Job watch may list a Job before the CR watch lists its CR."""
+
+    owner: str | None  # uid of the Job's controller
+    signature: tuple | None = None  # job_signature() of the last event that was observed
+
+
+class Records:
+    """The operator's memory of CRs and Jobs: one record per object, one lock for the tables.
+
+    Records are created on first use (a watch event, or a pass for a CR the watch has not
+    listed yet) and dropped on the object's DELETED event.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._crs: dict[Key, CRRecord] = {}
+        self._jobs: dict[Key, JobRecord] = {}
+
+    def cr(self, namespace: str, name: str) -> CRRecord:
+        with self._lock:
+            return self._crs.setdefault((namespace, name), CRRecord())
 
     def put(self, body: Mapping[str, Any] | None) -> None:
+        """Remember `body` unless the record holds a newer version of the same object."""
         if not body:
             return
         meta = body.get("metadata") or {}
-        key = (meta.get("namespace"), meta.get("name"))
+        key = (meta.get("namespace") or "", meta.get("name") or "")
         with self._lock:
-            cur = self._items.get(key)
+            record = self._crs.setdefault(key, CRRecord())
+            cur = record.body
             same_object = cur is not None and (cur.get("metadata") or {}).get("uid") == meta.get("uid")
             if not same_object or _rv(body) >= _rv(cur):
-                self._items[key] = dict(body)
+                record.body = dict(body)
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def body(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._items.get((namespace, name))
+            record = self._crs.get((namespace, name))
+            return None if record is None else record.body
 
     def drop(self, namespace: str, name: str) -> None:
         with self._lock:
-            self._items.pop((namespace, name), None)
+            self._crs.pop((namespace, name), None)
+
+    def watched(self) -> list[tuple[Key, CRRecord]]:
+        """CRs on the watch, for the resync loop (a snapshot: safe to iterate while passes run)."""
+        with self._lock:
+            return [(k, r) for k, r in self._crs.items() if r.on_watch]
+
+    def job(self, namespace: str, name: str) -> JobRecord | None:
+        with self._lock:
+            return self._jobs.get((namespace, name))
+
+    def job_owner(self, namespace: str, name: str) -> str | None:
+        job = self.job(namespace, name)
+        return None if job is None else job.owner
+
+    def put_job(self, namespace: str, name: str, owner: str | None) -> JobRecord:
+        with self._lock:
+            job = self._jobs.get((namespace, name))
+            if job is None:
+                job = self._jobs[(namespace, name)] = JobRecord(owner)
+            else:
+                job.owner = owner
+            return job
+
+    def drop_job(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._jobs.pop((namespace, name), None)
+
+
+@dataclasses.dataclass
+class ObserveRequest:
+    """What an observation of one CR was asked for; requests for a waiting CR merge."""
+
+    job: Mapping[str, Any] | None = None  # the Job body of the latest Job event (saves a read)
+    with_pods: bool = False  # list the Job's pods (the resync: Unschedulable detection)
+    may_reconcile: bool = False  # recreate a missing Job (resync, start-up listing)
+
+    def merge(self, new: ObserveRequest) -> ObserveRequest:
+        return ObserveRequest(
+            job=new.job or self.job,
+            with_pods=self.with_pods or new.with_pods,
+            may_reconcile=self.may_reconcile or new.may_reconcile,
+        )
 
 
 @dataclasses.dataclass
@@ -86,21 +174,15 @@ class State:
 
     config: OperatorConfig
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
-    kube: Any = None
-    locks: rec.KeyedLocks = dataclasses.field(default_factory=rec.KeyedLocks)
-    cache: CRCache = dataclasses.field(default_factory=CRCache)
-    phases: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
-    last_observed: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
-    job_signatures: dict[tuple[str, str], tuple] = dataclasses.field(default_factory=dict)
-    # (namespace, Job name) → uid of the Job's controller: Jobs known to exist (watch, own creates)
-    job_owners: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
+    kube: KubeClient = None  # type: ignore[assignment]  # set before any handler runs (start-up or tests)
+    records: Records = dataclasses.field(default_factory=Records)
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
     last_beat: float = dataclasses.field(default_factory=time.monotonic)
     resync_task: asyncio.Task | None = None
-    events: Any = None  # EventPoster, created at start-up
-    observer: Any = None  # Observer, created at start-up
-    reconciler: Any = None  # Reconciler, created at start-up
-    secrets: Any = None  # scrub.SecretCache over kube.get_secret, created at start-up
+    events: EventPoster | None = None  # created at start-up
+    observer: WorkQueue[Key, ObserveRequest] | None = None  # observe_queue(), created at start-up
+    reconciler: WorkQueue[Key, None] | None = None  # reconcile_queue(), created at start-up
+    secrets: SecretCache | None = None  # over kube.get_secret, created at start-up
 
     def healthy(self) -> bool:
         """Liveness: kopf is up and the resync loop ticked recently."""
@@ -141,7 +223,7 @@ def publish(state: State, ref: Mapping[str, Any], outcome: rec.Outcome) -> None:
         state.metrics.stale_jobs_deleted.inc(len(outcome.stale_deleted))
     if outcome.status_patch:
         state.metrics.status_updates.inc()
-    state.cache.put(outcome.cr_after)
+    state.records.put(outcome.cr_after)
 
 
 def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
@@ -152,8 +234,9 @@ def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
     ns, name = meta["namespace"], meta["name"]
     recorded = bool((body.get("status") or {}).get("specHash"))
     first_generation = int(meta.get("generation") or 1) == 1
+    record = state.records.cr(ns, name)
     try:
-        with state.locks(ns, name):
+        with record.lock:
             outcome = rec.reconcile(
                 state.kube,
                 body,
@@ -163,14 +246,14 @@ def do_reconcile(state: State, body: Mapping[str, Any]) -> None:
                 defer_initial_status=True,
             )
             if outcome.job_name:
-                state.job_owners[(ns, outcome.job_name)] = meta.get("uid")
+                state.records.put_job(ns, outcome.job_name, meta.get("uid"))
             if outcome.status_patch:
                 outcome.cr_after = state.kube.patch_deployment_status(ns, name, outcome.status_patch)
     except Exception:
         state.metrics.reconciles.labels(result="error").inc()
         raise
     state.metrics.reconciles.labels(result="success").inc()
-    state.last_observed[(ns, name)] = time.monotonic()
+    record.last_observed = time.monotonic()
     publish(state, object_ref(ns, name, meta.get("uid")), outcome)
 
 
@@ -184,9 +267,10 @@ def do_observe(
     may_reconcile: bool = False,
 ) -> None:
     """One observation. Event-driven passes use the cached CR; the resync reads it fresh."""
-    state.last_observed[(namespace, name)] = time.monotonic()
-    with state.locks(namespace, name):
-        cached = None if may_reconcile else state.cache.get(namespace, name)
+    record = state.records.cr(namespace, name)
+    record.last_observed = time.monotonic()
+    with record.lock:
+        cached = None if may_reconcile else record.body
         outcome = rec.observe(
             state.kube, namespace, name, state.config, job=job, with_pods=with_pods, cr=cached, secrets=state.secrets
         )
@@ -198,111 +282,56 @@ def do_observe(
     publish(state, object_ref(namespace, name, outcome.uid), outcome)
 
 
-class Observer:
-    """Runs observations on its own small pool, coalescing bursts per CR.
+def wants_reconcile(state: State, body: Mapping[str, Any]) -> bool:
+    """``reconcile.wants_reconcile`` with the Jobs this operator knows to exist."""
+    ns = (body.get("metadata") or {}).get("namespace") or ""
+    return rec.wants_reconcile(body, lambda job_name: state.records.job_owner(ns, job_name))
+
+
+def observe_queue(state: State, workers: int) -> WorkQueue[Key, ObserveRequest]:
+    """Observations on their own small pool, coalescing bursts per CR.
 
     Job events come in bursts (created, active, ready, succeeded, complete); while one
-    observation of a CR is queued, later requests only widen it (latest Job body, pods if
-    any asked). A separate pool keeps observations from starving the create handlers
-    that run on kopf's executor.
+    observation of a CR waits, later requests only widen it (latest Job body, pods if
+    any asked). A separate pool keeps observations from starving the reconciles. A failed
+    observation is not retried here: the next Job event or resync tick observes again.
     """
 
-    def __init__(self, state: State, workers: int) -> None:
-        import concurrent.futures
+    def process(key: Key, req: ObserveRequest) -> None:
+        do_observe(state, *key, job=req.job, with_pods=req.with_pods, may_reconcile=req.may_reconcile)
 
-        self.state = state
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="observe")
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+    def on_error(key: Key, e: Exception) -> None:
+        state.metrics.reconciles.labels(result="error").inc()
+        log.warning("observing %s/%s failed: %s: %s", key[0], key[1], type(e).__name__, e)
 
-    def submit(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        job: Mapping[str, Any] | None = None,
-        with_pods: bool = False,
-        may_reconcile: bool = False,
-    ) -> None:
-        key = (namespace, name)
-        with self._lock:
-            req = self._pending.get(key)
-            if req is not None:
-                req["job"] = job or req["job"]
-                req["with_pods"] |= with_pods
-                req["may_reconcile"] |= may_reconcile
-                return
-            self._pending[key] = {"job": job, "with_pods": with_pods, "may_reconcile": may_reconcile}
-        self.pool.submit(self._run, key)
-
-    def _run(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            req = self._pending.pop(key)
-        try:
-            do_observe(self.state, *key, **req)
-        except Exception as e:  # noqa: BLE001 - a worker thread must survive; the next Job event or resync tick retries
-            self.state.metrics.reconciles.labels(result="error").inc()
-            log.warning("observing %s/%s failed: %s: %s", key[0], key[1], type(e).__name__, e)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    return WorkQueue(process, workers=workers, name="observe", merge=ObserveRequest.merge, on_error=on_error)
 
 
-class Reconciler:
-    """Runs reconciles triggered by CR watch events on its own pool, coalescing per CR.
+def reconcile_queue(state: State, workers: int) -> WorkQueue[Key, None]:
+    """Reconciles triggered by CR watch events, coalescing per CR.
 
-    A queued request carries only the key: the pass reads the newest body from the CR
-    cache and re-checks ``wants_reconcile``, so a burst of events is one pass and a CR
-    deleted meanwhile is skipped. Failures are retried after a delay (2 s for a Job left
-    by an earlier CR of the same name, else 5 s), like kopf's handler backoff did.
+    A queued key carries no body: the pass reads the newest one from the CR record and
+    re-checks ``wants_reconcile``, so a burst of events is one pass and a CR deleted
+    meanwhile is skipped. Failures are retried after a delay (2 s for a Job left by an
+    earlier CR of the same name, else 5 s), like kopf's handler backoff did.
     """
 
-    def __init__(self, state: State, workers: int) -> None:
-        import concurrent.futures
-
-        self.state = state
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], float] = {}  # key → when it was queued
-        self._closed = False
-
-    def wanted(self, body: Mapping[str, Any]) -> bool:
-        ns = (body.get("metadata") or {}).get("namespace")
-        return rec.wants_reconcile(body, lambda job_name: self.state.job_owners.get((ns, job_name)))
-
-    def submit(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        with self._lock:
-            if key in self._pending or self._closed:
-                return
-            self._pending[key] = time.monotonic()
-        self.pool.submit(self._run, key)
-
-    def _run(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            queued = self._pending.pop(key)
-        self.state.metrics.reconcile_queue.observe(time.monotonic() - queued)
-        body = self.state.cache.get(*key)
-        if body is None or not self.wanted(body):
+    def process(key: Key, _: None) -> None:
+        body = state.records.body(*key)
+        if body is None or not wants_reconcile(state, body):
             return
-        try:
-            do_reconcile(self.state, body)
-        except rec.OrphanConflict as e:
+        do_reconcile(state, body)
+
+    def on_error(key: Key, e: Exception) -> float:
+        if isinstance(e, rec.OrphanConflict):
             log.info("%s/%s: %s", key[0], key[1], e)
-            self._retry(key, 2.0)
-        except Exception as e:  # noqa: BLE001 - a worker thread must survive; retried below
-            log.warning("reconciling %s/%s failed, retrying in 5 s: %s: %s", key[0], key[1], type(e).__name__, e)
-            self._retry(key, 5.0)
+            return 2.0
+        log.warning("reconciling %s/%s failed, retrying in 5 s: %s: %s", key[0], key[1], type(e).__name__, e)
+        return 5.0
 
-    def _retry(self, key: tuple[str, str], delay: float) -> None:
-        timer = threading.Timer(delay, self.submit, args=key)
-        timer.daemon = True
-        timer.start()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    return WorkQueue(
+        process, workers=workers, name="reconcile", on_error=on_error, on_start=state.metrics.reconcile_queue.observe
+    )
 
 
 def job_signature(job: Mapping[str, Any]) -> tuple:
@@ -327,14 +356,15 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
 async def resync_loop(state: State) -> None:
     """Every interval, queue an observation (with pods) of each unfinished deployment that
     no event-driven pass looked at during the last interval."""
+    assert state.observer is not None
     while True:
         state.last_beat = time.monotonic()
         now = time.monotonic()
-        for key, phase in list(state.phases.items()):
-            if phase in TERMINAL_PHASES:
+        for key, record in state.records.watched():
+            if record.phase in TERMINAL_PHASES:
                 continue
-            if now - state.last_observed.get(key, 0.0) >= state.config.resync_interval_s:
-                state.observer.submit(*key, with_pods=True, may_reconcile=True)
+            if now - record.last_observed >= state.config.resync_interval_s:
+                state.observer.add(key, ObserveRequest(with_pods=True, may_reconcile=True))
         await asyncio.sleep(state.config.resync_interval_s)
 
 
@@ -364,9 +394,9 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
 
             state.events = EventPoster(state.kube, instance=socket.gethostname())
         if state.observer is None:
-            state.observer = Observer(state, workers=max(2, state.config.max_workers // 4))
+            state.observer = observe_queue(state, workers=max(2, state.config.max_workers // 4))
         if state.reconciler is None:
-            state.reconciler = Reconciler(state, workers=state.config.max_workers)
+            state.reconciler = reconcile_queue(state, workers=state.config.max_workers)
         state.resync_task = asyncio.create_task(resync_loop(state))
 
     @kopf.on.cleanup(registry=registry)
@@ -382,44 +412,43 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def track_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
+        assert state.observer is not None and state.reconciler is not None
         meta = body.get("metadata") or {}
-        key = (meta.get("namespace"), meta.get("name"))
+        key: Key = (meta.get("namespace") or "", meta.get("name") or "")
         if type == "DELETED":
             state.metrics.status.remove(*key)
-            state.phases.pop(key, None)
-            state.last_observed.pop(key, None)
-            state.cache.drop(*key)
-            state.locks.discard(*key)
+            state.records.drop(*key)
             return
         snapshot = plain(body)
-        state.cache.put(snapshot)
+        state.records.put(snapshot)
         state.metrics.status.update(snapshot)
         phase = (snapshot.get("status") or {}).get("phase")
-        state.phases[key] = phase
-        if state.reconciler.wanted(snapshot):
-            state.reconciler.submit(*key)
+        record = state.records.cr(*key)
+        record.phase, record.on_watch = phase, True
+        if wants_reconcile(state, snapshot):
+            state.reconciler.add(key, None)
         elif type is None and phase not in TERMINAL_PHASES:
             # Initial listing (start-up): check that the Job of an unfinished deployment
             # still exists (it may have been deleted while the operator was down).
-            state.observer.submit(*key, may_reconcile=True)
+            state.observer.add(key, ObserveRequest(may_reconcile=True))
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER}, registry=registry)
     async def follow_job(type: str | None, body: kopf.Body, **_: Any) -> None:
+        assert state.observer is not None
         meta = body.get("metadata") or {}
-        jkey = (meta.get("namespace"), meta.get("name"))
+        ns, job_name = meta.get("namespace") or "", meta.get("name") or ""
         if type == "DELETED":
-            state.job_signatures.pop(jkey, None)
-            state.job_owners.pop(jkey, None)
+            state.records.drop_job(ns, job_name)
             return
-        state.job_owners[jkey] = next(
-            (r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None
+        record = state.records.put_job(
+            ns, job_name, next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
         )
         name = (meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT)
         job = plain(body)
         sig = job_signature(job)
-        if not name or state.job_signatures.get(jkey) == sig:
+        if not name or record.signature == sig:
             return
-        state.job_signatures[jkey] = sig
-        state.observer.submit(meta["namespace"], name, job=job)
+        record.signature = sig
+        state.observer.add((ns, name), ObserveRequest(job=job))
 
     return registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any
+from typing import Any, Protocol
 
 from .constants import GROUP, JOB_NAME_LABEL, LABEL_DEPLOYMENT, PLURAL, VERSION
 
@@ -25,8 +25,44 @@ class ApiError(Exception):
         self.body = body
 
 
+class KubeClient(Protocol):
+    """What the handlers, ``reconcile`` and the Event poster call: :class:`Kube` in the
+    operator, an in-memory double in the unit tests. Objects are plain dicts; absent
+    objects are None (404), and AlreadyExists (409) is an answer, not an error."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any: ...
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def patch_deployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]: ...
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]: ...
+
+    def list_jobs(self, namespace: str, deployment: str) -> list[dict[str, Any]]: ...
+
+    def delete_job(self, namespace: str, name: str) -> bool: ...
+
+    def create_configmap(self, namespace: str, body: dict[str, Any]) -> bool: ...
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]: ...
+
+
 class Kube:
-    """Sync API facade; one instance shared by all handler threads (urllib3 pools are thread-safe)."""
+    """Sync API facade (a :class:`KubeClient`); one instance shared by all handler threads (urllib3 pools are thread-safe)."""
 
     def __init__(self, api_client: Any = None, pool_size: int = 32) -> None:
         from kubernetes import client, config

@@ -15,8 +15,8 @@
   status, returning the transitions to announce as Events. For a CR whose status was
   never written it records the initial status too (see ``defer_initial_status``).
 
-Both take a ``kube`` object with the methods of :class:`modeldeploy_operator.kube.Kube`,
-so unit tests pass an in-memory double.
+Both take a :class:`~modeldeploy_operator.kube.KubeClient` (the operator's ``Kube``; unit
+tests pass an in-memory double).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +39,7 @@ from .constants import (
     LABEL_SPEC_HASH,
     TERMINAL_PHASES,
 )
+from .kube import KubeClient
 from .spec import HASH_LEN, child_name, spec_hash
 
 # Fault injection for the cluster test of an operator crash between the ConfigMap and the
@@ -72,23 +72,6 @@ class Outcome:
     cr_after: dict[str, Any] | None = None  # the CR as returned by our status patch
 
 
-class KeyedLocks:
-    """One lock per CR, so a reconcile and an observation of the same CR never interleave
-    their read-compute-patch cycles (different CRs proceed in parallel)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-
-    def __call__(self, namespace: str, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
-
-    def discard(self, namespace: str, name: str) -> None:
-        with self._guard:
-            self._locks.pop((namespace, name), None)
-
-
 def owned_by(child: Mapping[str, Any], uid: str) -> bool:
     return any(
         ref.get("uid") == uid and ref.get("controller")
@@ -104,7 +87,7 @@ def from_earlier_cr(child: Mapping[str, Any], name: str, uid: str) -> bool:
     """Controlled by another ModelDeployment of the same name: a deleted CR whose children
     the garbage collector has not removed yet (re-created CR). Anything else is foreign."""
     ref = controller_ref(child)
-    return bool(ref) and ref.get("kind") == KIND and ref.get("name") == name and ref.get("uid") != uid
+    return ref is not None and ref.get("kind") == KIND and ref.get("name") == name and ref.get("uid") != uid
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -142,7 +125,7 @@ def check_job(existing: Mapping[str, Any], uid: str, hash_: str) -> str | None:
     return None
 
 
-def policy_violations(kube: Any, body: Mapping[str, Any], config: OperatorConfig) -> list[pol.Violation]:
+def policy_violations(kube: KubeClient, body: Mapping[str, Any], config: OperatorConfig) -> list[pol.Violation]:
     """The chart's rules (also enforced at admission) + the Secret opt-in only the operator can check."""
     spec = body.get("spec") or {}
     out = pol.check(spec, config.policy)
@@ -197,7 +180,7 @@ def wants_reconcile(body: Mapping[str, Any], job_owner: Callable[[str], str | No
 
 
 def reconcile(
-    kube: Any,
+    kube: KubeClient,
     body: Mapping[str, Any],
     config: OperatorConfig,
     *,
@@ -264,7 +247,7 @@ def reconcile(
 
 
 def _ensure_children(
-    kube: Any, body: Mapping[str, Any], h: str, config: OperatorConfig, lookup_first: bool, out: Outcome
+    kube: KubeClient, body: Mapping[str, Any], h: str, config: OperatorConfig, lookup_first: bool, out: Outcome
 ) -> Mapping[str, Any]:
     """The Job of spec `h` (created with its ConfigMap if missing); raises Refused when the
     spec breaks the policy or a child name is squatted, OrphanConflict while an earlier
@@ -310,7 +293,7 @@ def _ensure_children(
 
 
 def observe(
-    kube: Any,
+    kube: KubeClient,
     namespace: str,
     name: str,
     config: OperatorConfig,
@@ -358,9 +341,9 @@ def observe(
     if job is None or not owned_by(job, cr["metadata"]["uid"]):
         out.needs_reconcile = True
         return out
-    pods: list[dict[str, Any]] | None = None
+    pods: list[Mapping[str, Any]] | None = None
     if with_pods or st.job_outcome(job) is not None:
-        pods = kube.list_job_pods(namespace, job_name)
+        pods = [*kube.list_job_pods(namespace, job_name)]
     if base is not None:
         seen = dict(cr)
         seen["status"] = {k: v for k, v in base.items() if v is not None}

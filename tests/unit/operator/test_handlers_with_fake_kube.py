@@ -1,4 +1,4 @@
-"""Reconciler / observation wiring (no kopf, no cluster) against the in-memory API double."""
+"""Reconcile / observe queue wiring (no kopf, no cluster) against the in-memory API double."""
 
 import threading
 import time
@@ -15,12 +15,12 @@ CFG = OperatorConfig(runtime_image="img:1", max_workers=4)
 
 def _state() -> h.State:
     state = h.State(config=CFG, kube=FakeKube())
-    state.reconciler = h.Reconciler(state, workers=2)
+    state.reconciler = h.reconcile_queue(state, workers=2)
     return state
 
 
 def _drain(state: h.State) -> None:
-    state.reconciler.pool.shutdown(wait=True)
+    assert state.reconciler.join(timeout=10)
 
 
 def _counter(state: h.State, name: str, **labels: str) -> float:
@@ -35,7 +35,7 @@ def test_burst_of_watch_events_for_a_new_cr_creates_one_job_and_writes_no_status
     state = _state()
     body = deployment()
     state.kube.crs[("ns", "demo")] = body
-    state.cache.put(body)
+    state.records.put(body)
     gate = threading.Event()
     orig = state.kube.create_configmap
 
@@ -45,13 +45,13 @@ def test_burst_of_watch_events_for_a_new_cr_creates_one_job_and_writes_no_status
 
     state.kube.create_configmap = slow_create_configmap
     for _ in range(5):
-        state.reconciler.submit("ns", "demo")
+        state.reconciler.add(("ns", "demo"), None)
     gate.set()
     _drain(state)
     job_name = child_name("demo", spec_hash(body["spec"]))
     assert state.kube.creates == 1 and state.kube.status_patches == []
-    assert state.job_owners[("ns", job_name)] == "uid-demo"
-    assert not state.reconciler.wanted(body)  # its Job is known: nothing more until the Job's first event
+    assert state.records.job_owner("ns", job_name) == "uid-demo"
+    assert not h.wants_reconcile(state, body)  # its Job is known: nothing more until the Job's first event
     assert _counter(state, "modeldeploy_jobs_created_total") == 1
 
 
@@ -59,23 +59,23 @@ def test_first_job_event_records_status_and_later_cr_events_are_no_ops():
     state = _state()
     body = deployment()
     state.kube.crs[("ns", "demo")] = body
-    state.cache.put(body)
-    state.reconciler.submit("ns", "demo")
+    state.records.put(body)
+    state.reconciler.add(("ns", "demo"), None)
     _drain(state)
     job_name = child_name("demo", spec_hash(body["spec"]))
     h.do_observe(state, "ns", "demo", job=state.kube.get_job("ns", job_name), with_pods=False)
     cr = state.kube.get_deployment("ns", "demo")
     assert cr["status"]["jobName"] == job_name and cr["status"]["phase"] == "Pending"
     assert len(state.kube.status_patches) == 1
-    state.job_owners.clear()  # e.g. after a restart, before the Job watch listed it
-    assert not state.reconciler.wanted(cr)  # the status alone says the spec is handled
+    state.records.drop_job("ns", job_name)  # e.g. after a restart, before the Job watch listed it
+    assert not h.wants_reconcile(state, cr)  # the status alone says the spec is handled
 
 
 def test_failed_reconcile_is_retried_after_a_delay():
     state = _state()
     body = deployment()
     state.kube.crs[("ns", "demo")] = body
-    state.cache.put(body)
+    state.records.put(body)
     orig = state.kube.create_job
     calls = {"n": 0}
 
@@ -87,8 +87,8 @@ def test_failed_reconcile_is_retried_after_a_delay():
 
     state.kube.create_job = create_job_fails_once
     delays = []
-    state.reconciler._retry = lambda key, delay: (delays.append(delay), state.reconciler.submit(*key))
-    state.reconciler.submit("ns", "demo")
+    state.reconciler._after = lambda delay, fn: (delays.append(delay), fn())  # retry at once, recording the delay
+    state.reconciler.add(("ns", "demo"), None)
     deadline = time.monotonic() + 5
     while state.kube.creates == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -99,7 +99,48 @@ def test_failed_reconcile_is_retried_after_a_delay():
 
 def test_deleted_cr_is_not_reconciled():
     state = _state()
-    state.reconciler.submit("ns", "gone")  # nothing in the cache: deleted before the pass ran
+    state.reconciler.add(("ns", "gone"), None)  # nothing in the cache: deleted before the pass ran
     _drain(state)
     assert state.kube.creates == 0
     assert _counter(state, "modeldeploy_reconcile_queue_seconds_count") == 1  # the wait for a thread is measured
+
+
+def test_burst_of_job_events_for_a_waiting_cr_is_one_observation_with_the_latest_job(monkeypatch):
+    state = h.State(config=CFG, kube=FakeKube())
+    state.observer = h.observe_queue(state, workers=1)
+    gate, started = threading.Event(), threading.Event()
+    calls = []
+
+    def do_observe_double(state, namespace, name, **request):  # records instead of calling the API
+        calls.append((name, request))
+        if name == "busy":
+            started.set()
+            gate.wait(5)
+
+    monkeypatch.setattr(h, "do_observe", do_observe_double)
+    state.observer.add(("ns", "busy"), h.ObserveRequest())
+    assert started.wait(5)  # the only worker is held: "demo" waits while its Job events arrive
+    for i, with_pods in enumerate((False, True, False)):
+        state.observer.add(("ns", "demo"), h.ObserveRequest(job={"rv": i}, with_pods=with_pods))
+    gate.set()
+    assert state.observer.join(timeout=10)
+    assert calls[1:] == [("demo", {"job": {"rv": 2}, "with_pods": True, "may_reconcile": False})]
+
+
+def test_cr_record_keeps_the_newest_body_and_is_dropped_with_the_cr():
+    records = h.Records()
+    newer = deployment()
+    newer["metadata"]["resourceVersion"] = "7"
+    older = deployment()
+    older["metadata"]["resourceVersion"] = "5"
+    records.put(newer)
+    records.put(older)  # a watch event still in flight after our own patch's response
+    assert records.body("ns", "demo")["metadata"]["resourceVersion"] == "7"
+    recreated = deployment()
+    recreated["metadata"].update(uid="uid-2", resourceVersion="3")
+    records.put(recreated)  # another object of the same name: replaces whatever its rv
+    assert records.body("ns", "demo")["metadata"]["uid"] == "uid-2"
+    records.cr("ns", "demo").on_watch = True
+    assert [k for k, _ in records.watched()] == [("ns", "demo")]
+    records.drop("ns", "demo")
+    assert records.body("ns", "demo") is None and records.watched() == []
