@@ -265,12 +265,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from modeldeploy.runners.report import print_console_summary
 
     if args.log_format == "text":
-        print_console_summary(outcome.results)
+        print_console_summary(outcome.run_results)
     if outcome.error is not None:
         print(f"modeldeploy: error: {outcome.error.one_line()}", file=sys.stderr)
     log.info("results: %s", outcome.results_path)
     report = next((p for p in (work_dir / "report.html", work_dir / "report.md") if p.is_file()), None)
-    line = reporter.closing(outcome.results, time.perf_counter() - t_start, str(report) if report else None)
+    line = reporter.closing(outcome.run_results, time.perf_counter() - t_start, str(report) if report else None)
     if args.log_level in ("WARNING", "ERROR"):
         print(line, file=sys.stderr)  # the log record was filtered out by --log-level; the closing line never is
     return outcome.exit_code

@@ -13,7 +13,10 @@ import logging
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modeldeploy.core.results import RunResults
 
 log = logging.getLogger("modeldeploy.progress")
 
@@ -97,12 +100,11 @@ class RunProgress:
     def step(self, task: str, i: int, n: int) -> None:
         self._step(task, i, n)
 
-    def closing(self, results: dict[str, Any], total_s: float, report: str | None) -> str:
-        status = results.get("status")
-        f = results.get("failure") or {}
-        verdict = "PASS" if status == "succeeded" else f"FAIL ({f.get('reason')} in {f.get('stage')})"
-        gate = results.get("gate")
-        if gate is not None and status == "succeeded":
+    def closing(self, results: RunResults, total_s: float, report: str | None) -> str:
+        status = results.status
+        f = results.failure
+        verdict = "PASS" if status == "succeeded" else f"FAIL ({f.reason if f else None} in {f.stage if f else None})"
+        if results.gate is not None and status == "succeeded":
             verdict += ", gate passed"
         line = f"modeldeploy: {status} in {total_s:.1f}s — verdict {verdict} — report {report or '(not written)'}"
         log.info(line, extra={"event": "end", "seconds": round(total_s, 3)})
@@ -120,11 +122,11 @@ def skip_note(stage: str, runner: Any) -> str | None:
         )
     if stage == "export_tensorrt" and not cfg.export.should_export_tensorrt:
         return f"skipped (export.mode={cfg.export.mode})"
-    if stage == "verify" and res.get("verification") is None:
+    if stage == "verify" and res.verification is None:
         return "skipped (no scenario for this export mode, or no data)"
-    if stage == "evaluate" and not res.get("evaluation"):
+    if stage == "evaluate" and not res.evaluation:
         return "skipped (evaluation disabled or no data)"
-    if stage == "gate" and res.get("gate") is None:
+    if stage == "gate" and res.gate is None:
         return "skipped (no verification.gate / evaluation.gate limits set)"
     return None
 

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.evaluator import BaseEvaluator
 from modeldeploy.core.pipeline import BasePipeline
+from modeldeploy.core.results import EvaluationResult, LatencyStats
 from modeldeploy.evaluation.latency import latency_stats
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RawLatency:
+    """Every timed sample, in order (ms). The caller keeps them in a sidecar file (report
+    plots, run comparison); results.json itself keeps only the statistics."""
+
+    total: list[float] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class BackendEvaluation:
+    """What evaluating one backend produced: its results.json entry, the raw timings and the
+    predictions file (both published beside results.json, not inside it)."""
+
+    result: EvaluationResult
+    raw_latency_ms: RawLatency
+    predictions: Path | None = None
 
 
 def evaluate_backend(
@@ -26,8 +46,11 @@ def evaluate_backend(
     on_sample: Callable[[int, int], None] | None = None,
     verbose: bool = False,
     label: str = "",
-) -> dict[str, Any]:
-    """Warm up (untimed, unscored), then score and time every sample.
+    precision: str = "fp32",
+) -> BackendEvaluation:
+    """``precision``: what the backend runs as, recorded with its numbers.
+
+    Warm up (untimed, unscored), then score and time every sample.
 
     ``verbose`` (evaluation.verbose): one INFO line per timed sample (dataset index, total and
     per-stage latency), to find the sample behind an outlier in the latency distribution.
@@ -65,20 +88,14 @@ def evaluate_backend(
             )
         if on_sample:
             on_sample(n + 1, len(indices))
-    metrics = evaluator.compute()
-    result: dict[str, Any] = {
-        "metrics": metrics,
-        "headline_metric": evaluator.headline_metric,
-        "num_samples": len(indices),
-        "warmup": min(warmup, len(indices)),
-        "latency_ms": latency_stats(totals),
-        "stage_latency_ms": {k: latency_stats(v) for k, v in stages.items()},
-        # every timed sample, in order: the caller keeps them in a sidecar file (report plots,
-        # run comparison); results.json itself keeps only the statistics
-        "raw_latency_ms": {"total": totals, "stages": stages},
-    }
-    if predictions_path is not None:
-        written = evaluator.write_predictions(predictions_path)
-        if written is not None:
-            result["predictions"] = str(written)
-    return result
+    result = EvaluationResult(
+        precision=precision,
+        metrics=evaluator.compute(),
+        headline_metric=evaluator.headline_metric,
+        num_samples=len(indices),
+        warmup=min(warmup, len(indices)),
+        latency_ms=LatencyStats(**latency_stats(totals)),
+        stage_latency_ms={k: LatencyStats(**latency_stats(v)) for k, v in stages.items()},
+    )
+    written = evaluator.write_predictions(predictions_path) if predictions_path is not None else None
+    return BackendEvaluation(result, RawLatency(totals, stages), Path(written) if written is not None else None)

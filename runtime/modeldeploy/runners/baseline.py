@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from modeldeploy.artifacts.fetch import SourceNotFoundError
 from modeldeploy.config.sections import BaselineGate
+from modeldeploy.core.results import BaselineRecord, GateResult, RunResults
 from modeldeploy.errors import DataError, ModelDeployError, RegressionDetected
 from modeldeploy.runners.compare import compare, load_results
 
@@ -36,22 +36,23 @@ def _missing(exc: ModelDeployError) -> bool:
 
 
 def check_baseline(
-    results: dict[str, Any],
+    results: RunResults,
     gate: BaselineGate,
-    load: Callable[[str], dict[str, Any]] = load_results,
-) -> dict[str, Any] | None:
-    """Record ``results['gate']['baseline']``; raise RegressionDetected when a limit trips.
+    load: Callable[[str], RunResults] = load_results,
+) -> BaselineRecord | None:
+    """Record ``results.gate.baseline``; raise RegressionDetected when a limit trips.
 
     Returns the record, or None when no baseline is configured at all (nothing recorded).
     """
     if gate.uri is None and not gate.limits_set:
         return None
-    limits = {"max_metric_drop": gate.max_metric_drop, "max_latency_ratio": gate.max_latency_ratio}
-    record: dict[str, Any] = {"uri": gate.uri, "passed": True, **limits}
-    verdict = results.setdefault("gate", {"passed": True, "violations": []})
-    verdict["baseline"] = record
+    record = BaselineRecord(
+        uri=gate.uri, passed=True, max_metric_drop=gate.max_metric_drop, max_latency_ratio=gate.max_latency_ratio
+    )
+    verdict = results.gate = results.gate or GateResult(passed=True)
+    verdict.baseline = record
     if gate.uri is None:
-        record["note"] = "no baseline run (a first generation has none)"
+        record.note = "no baseline run (a first generation has none)"
         log.info("evaluation.gate.baseline: no baseline run to compare with (a first generation has none); passes")
         return record
     try:
@@ -59,26 +60,24 @@ def check_baseline(
     except ModelDeployError as exc:
         if not _missing(exc):
             raise
-        record["note"] = f"baseline not found: {exc.one_line()}"
+        record.note = f"baseline not found: {exc.one_line()}"
         log.warning("evaluation.gate.baseline: %s is not there (%s); the baseline gate passes", gate.uri, exc)
         return record
-    if base.get("status") != "succeeded":
+    if not base.succeeded:
         raise DataError(
-            f"baseline {gate.uri} is a {base.get('status')} run, not a succeeded one",
+            f"baseline {gate.uri} is a {base.status} run, not a succeeded one",
             hint="name the results.json of a succeeded run (or its publication root) as the baseline",
         )
     cmp = compare(base, results, max_metric_drop=gate.max_metric_drop, max_latency_ratio=gate.max_latency_ratio)
-    record.update(
-        run_id=(base.get("run") or {}).get("id"),
-        rows=cmp.rows,
-        regressions=cmp.regressions,
-        notes=[n for n in cmp.notes if not n.startswith("run status")],  # this run is still running here
-    )
+    record.run_id = base.run.id if base.run else None
+    record.rows = cmp.rows
+    record.regressions = cmp.regressions
+    record.notes = [n for n in cmp.notes if not n.startswith("run status")]  # this run is still running here
     if not gate.limits_set:
         log.warning("evaluation.gate.baseline: compared with %s but no limit is set; recorded, not judged", gate.uri)
     if cmp.regressed:
-        record["passed"] = False
-        verdict["passed"] = False
+        record.passed = False
+        verdict.passed = False
         more = (
             f" (+{len(cmp.regressions) - 1} more, see results.json gate.baseline)" if len(cmp.regressions) > 1 else ""
         )

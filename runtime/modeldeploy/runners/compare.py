@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from modeldeploy.core.results import InputFile, Inputs, RunResults, number
 from modeldeploy.errors import DataError
 
 
@@ -29,7 +32,7 @@ class Comparison:
         return bool(self.regressions)
 
 
-def load_results(uri: str) -> dict[str, Any]:
+def load_results(uri: str) -> RunResults:
     """results.json from a path, run dir, publication root or s3:// URI; one clear error otherwise."""
     from modeldeploy.artifacts.fetch import fetch
 
@@ -51,11 +54,15 @@ def load_results(uri: str) -> dict[str, Any]:
             f"{uri}: not a modeldeploy results.json (no 'evaluation')",
             hint="pass the results.json a modeldeploy run wrote",
         )
-    return doc
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    try:
+        return RunResults.from_json(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DataError(
+            f"{uri}: not a modeldeploy results.json ({where}: {first['msg']})",
+            hint="pass the results.json a modeldeploy run wrote",
+        ) from None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -63,30 +70,32 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def compare(
-    a: dict[str, Any],
-    b: dict[str, Any],
+    a: RunResults,
+    b: RunResults,
     *,
     max_metric_drop: float | None = None,
     max_latency_ratio: float | None = None,
 ) -> Comparison:
-    ea, eb = a.get("evaluation") or {}, b.get("evaluation") or {}
+    ea, eb = a.evaluation, b.evaluation
     rows = []
     out = Comparison(rows, limits_given=max_metric_drop is not None or max_latency_ratio is not None)
     for backend in list(ea) + [k for k in eb if k not in ea]:
-        ra, rb = ea.get(backend) or {}, eb.get(backend) or {}
-        metric = ra.get("headline_metric") or rb.get("headline_metric")
-        ma, mb = _num((ra.get("metrics") or {}).get(metric)), _num((rb.get("metrics") or {}).get(metric))
-        la, lb = ra.get("latency_ms") or {}, rb.get("latency_ms") or {}
+        ra, rb = ea.get(backend), eb.get(backend)
+        either = ra or rb
+        assert either is not None  # the backend is a key of one of them
+        metric = either.headline_metric
+        ma = number(ra.metrics.get(metric)) if ra else None
+        mb = number(rb.metrics.get(metric)) if rb else None
         row = {
             "backend": backend,
             "metric": metric,
             "a": ma,
             "b": mb,
             "delta": (mb - ma) if ma is not None and mb is not None else None,
-            "p50_a": _num(la.get("p50")),
-            "p50_b": _num(lb.get("p50")),
-            "p99_a": _num(la.get("p99")),
-            "p99_b": _num(lb.get("p99")),
+            "p50_a": number(ra.latency_ms.p50) if ra else None,
+            "p50_b": number(rb.latency_ms.p50) if rb else None,
+            "p99_a": number(ra.latency_ms.p99) if ra else None,
+            "p99_b": number(rb.latency_ms.p99) if rb else None,
         }
         row["p50_ratio"] = _ratio(row["p50_a"], row["p50_b"])
         row["p99_ratio"] = _ratio(row["p99_a"], row["p99_b"])
@@ -102,15 +111,22 @@ def compare(
             out.regressions.append(
                 f"{backend}: latency p50 {row['p50_a']:.4g} → {row['p50_b']:.4g} ms (×{row['p50_ratio']:.2f} > ×{max_latency_ratio})"
             )
-    ia, ib = a.get("inputs") or {}, b.get("inputs") or {}
-    for k in ("deploy_config", "model_config", "checkpoint"):
-        ha, hb = (ia.get(k) or {}).get("sha256"), (ib.get(k) or {}).get("sha256")
+    for k, fa, fb in _input_pairs(a, b):
+        ha, hb = fa.sha256 if fa else None, fb.sha256 if fb else None
         if ha and hb and ha != hb:
             out.notes.append(f"the runs used different {k.replace('_', ' ')}s (sha256 {ha[:12]}… vs {hb[:12]}…)")
-    for k in ("status",):
-        if a.get(k) != "succeeded" or b.get(k) != "succeeded":
-            out.notes.append(f"run status: A {a.get(k)}, B {b.get(k)}")
+    if not a.succeeded or not b.succeeded:
+        out.notes.append(f"run status: A {a.status}, B {b.status}")
     return out
+
+
+def _input_pairs(a: RunResults, b: RunResults) -> list[tuple[str, InputFile | None, InputFile | None]]:
+    ia, ib = a.inputs or Inputs(), b.inputs or Inputs()
+    return [
+        ("deploy_config", ia.deploy_config, ib.deploy_config),
+        ("model_config", ia.model_cfg, ib.model_cfg),
+        ("checkpoint", ia.checkpoint, ib.checkpoint),
+    ]
 
 
 def _f(v: float | None, nd: int = 4) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modeldeploy.core.results import Environment
+
 
 def _version(module: str) -> str | None:
     try:
@@ -11,18 +13,18 @@ def _version(module: str) -> str | None:
     return getattr(mod, "__version__", None)
 
 
-def collect_environment() -> dict[str, str | None]:
+def collect_environment() -> Environment:
     import torch
 
     gpu = cuda = None
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
         cuda = torch.version.cuda
-    return {
-        "torch": torch.__version__,
-        "onnx": _version("onnx"),
-        "onnxruntime": _version("onnxruntime"),
-        "tensorrt": _version("tensorrt"),
-        "gpu": gpu,
-        "cuda": cuda,
-    }
+    return Environment(
+        torch=torch.__version__,
+        onnx=_version("onnx"),
+        onnxruntime=_version("onnxruntime"),
+        tensorrt=_version("tensorrt"),
+        gpu=gpu,
+        cuda=cuda,
+    )

@@ -8,12 +8,15 @@ figures backed by measurements. Figures are small (≈ 510×290 px) to keep repo
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from modeldeploy.core.results import EvaluationResult, VerificationResult
 
 SIZE = (6.4, 3.6)
 DPI = 80
@@ -46,9 +49,9 @@ def latency_distribution(raw: dict[str, list[float]]) -> bytes | None:
     return _png(fig)
 
 
-def stage_bars(evaluation: dict[str, Any]) -> bytes | None:
+def stage_bars(evaluation: Mapping[str, EvaluationResult]) -> bytes | None:
     """Stacked p50 per stage and backend: where the time goes (preprocess vs model vs postprocess)."""
-    rows = {k: e.get("stage_latency_ms") or {} for k, e in evaluation.items()}
+    rows = {k: e.stage_latency_ms for k, e in evaluation.items()}
     rows = {k: v for k, v in rows.items() if v}
     if not rows:
         return None
@@ -59,7 +62,7 @@ def stage_bars(evaluation: dict[str, Any]) -> bytes | None:
     labels = list(rows)
     bottom = [0.0] * len(labels)
     for s in stages:
-        vals = [float((rows[k].get(s) or {}).get("p50") or 0.0) for k in labels]
+        vals = [float(rows[k][s].p50) if s in rows[k] else 0.0 for k in labels]
         ax.bar(labels, vals, bottom=bottom, label=s)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("p50 latency (ms)")
@@ -69,14 +72,12 @@ def stage_bars(evaluation: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def accuracy_vs_latency(evaluation: dict[str, Any]) -> bytes | None:
+def accuracy_vs_latency(evaluation: Mapping[str, EvaluationResult]) -> bytes | None:
     pts = []
     for k, e in evaluation.items():
-        m = e.get("headline_metric")
-        v = (e.get("metrics") or {}).get(m) if m else None
-        p50 = (e.get("latency_ms") or {}).get("p50")
-        if isinstance(v, (int, float)) and isinstance(p50, (int, float)):
-            pts.append((k, e.get("precision") or "?", float(p50), float(v), m))
+        v, p50 = e.headline_value, e.latency_ms.p50
+        if v is not None and isinstance(p50, (int, float)):
+            pts.append((k, e.precision or "?", float(p50), v, e.headline_metric))
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=SIZE)
@@ -129,18 +130,17 @@ def confusion_matrix(label: str, cm: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def verification_errors(verification: dict[str, Any]) -> bytes | None:
+def verification_errors(verification: VerificationResult) -> bytes | None:
     """Histogram of the per-sample max |test − reference| per compared output, with the tolerance."""
     series = {
-        f"{c['test']} {c['output']}": [v for v in c.get("sample_max_abs_diff") or [] if v is not None]
-        for c in verification.get("comparisons", [])
+        f"{c.test} {c.output}": [v for v in c.sample_max_abs_diff or [] if v is not None] for c in verification.comparisons
     }
     series = {k: v for k, v in series.items() if v}
     if not series:
         return None
     import numpy as np
 
-    tol = verification.get("tolerance")
+    tol = verification.tolerance
     floor = 1e-12  # exact agreement (0.0) is drawn at the floor of the log axis
     vals = {k: [max(float(x), floor) for x in v] for k, v in series.items()}
     hi = max(max(max(v) for v in vals.values()), float(tol) if isinstance(tol, (int, float)) else 0.0)

@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.core.results import RunResults
 from modeldeploy.runners import plots
 from modeldeploy.runners.report import EVAL_HEADER, evaluation_rows
 from modeldeploy.runners.sidecars import read_sidecar
@@ -38,87 +39,82 @@ def _img(png: bytes | None, caption: str) -> str:
     return f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{b64}"><figcaption>{_e(caption)}</figcaption></figure>'
 
 
-def figures(results: dict[str, Any], base: Path) -> list[tuple[str, bytes]]:
+def figures(results: RunResults, base: Path) -> list[tuple[str, bytes]]:
     """(caption, PNG) for every figure the run's data supports; ``base`` is the run's directory."""
     out: list[tuple[str, bytes | None]] = []
-    ev = results.get("evaluation") or {}
+    ev = results.evaluation
     raw = {}
     for k, e in ev.items():
-        side = read_sidecar(base, e.get("latency_samples"))
+        side = read_sidecar(base, e.latency_samples)
         if side and side.get("total"):
             raw[k] = side["total"]
     out.append(("Latency distribution per backend", plots.latency_distribution(raw)))
     out.append(("Latency per stage", plots.stage_bars(ev)))
     out.append(("Accuracy vs latency", plots.accuracy_vs_latency(ev)))
     for k, e in ev.items():
-        side = read_sidecar(base, e.get("pr_curves"))
+        side = read_sidecar(base, e.pr_curves)
         if side and side.get("pr_curves"):
             out.append((f"PR curves, {k}", plots.pr_curves(k, side["pr_curves"])))
-        cm = (e.get("metrics") or {}).get("confusion_matrix")
+        cm = e.metrics.get("confusion_matrix")
         if isinstance(cm, dict):
             out.append((f"Confusion matrix, {k}", plots.confusion_matrix(k, cm)))
-    if results.get("verification"):
-        out.append(("Verification error per sample", plots.verification_errors(results["verification"])))
+    if results.verification:
+        out.append(("Verification error per sample", plots.verification_errors(results.verification)))
     return [(c, p) for c, p in out if p]
 
 
-def render_report_html(results: dict[str, Any], base: Path) -> str:
-    status = results.get("status")
+def render_report_html(results: RunResults, base: Path) -> str:
+    status = results.status
     cls = "ok" if status == "succeeded" else "bad"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>modeldeploy report — {_e(results.get('project'))}</title>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>modeldeploy report — {_e(results.project)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>modeldeploy report — {_e(results.get('project'))}</h1>",
+        f"<h1>modeldeploy report — {_e(results.project)}</h1>",
         f"<p>Status: <b class='{cls}'>{_e(status)}</b></p>",
     ]
-    f = results.get("failure")
+    f = results.failure
     if f:
         parts.append(
-            f"<p class='bad'>Failure: stage <code>{_e(f.get('stage'))}</code>, reason <code>{_e(f.get('reason'))}</code> — {_e(f.get('message'))}</p>"
+            f"<p class='bad'>Failure: stage <code>{_e(f.stage)}</code>, reason <code>{_e(f.reason)}</code> — {_e(f.message)}</p>"
         )
-    run = results.get("run") or {}
-    env = results.get("environment") or {}
+    run = results.run.to_dict() if results.run else {}
+    env = results.environment.to_dict()
     meta = [[k, v] for k, v in run.items()] + [[k, v] for k, v in env.items() if v]
-    for k, v in (results.get("inputs") or {}).items():
+    for k, v in (results.inputs.to_dict() if results.inputs else {}).items():
         if isinstance(v, dict):
             meta.append([k, f"{v.get('path')}  sha256 {str(v.get('sha256') or '—')[:16]}…"])
     if meta:
         parts += ["<h2>Run</h2>", _table(["key", "value"], meta)]
-    gate = results.get("gate")
+    gate = results.gate
     if gate:
         parts.append(
-            f"<h2>Gate — <span class='{'ok' if gate.get('passed') else 'bad'}'>{'passed' if gate.get('passed') else 'REGRESSION'}</span></h2>"
+            f"<h2>Gate — <span class='{'ok' if gate.passed else 'bad'}'>{'passed' if gate.passed else 'REGRESSION'}</span></h2>"
         )
-        if gate.get("violations"):
+        if gate.violations:
             parts.append(
                 _table(
                     ["backend", "metric", "value", "reference", "limit"],
-                    [
-                        [v.get("backend"), v.get("metric"), v.get("value"), v.get("reference"), v.get("limit")]
-                        for v in gate["violations"]
-                    ],
+                    [[v.backend, v.metric, v.value, v.reference, v.limit] for v in gate.violations],
                 )
             )
-    if results.get("evaluation"):
+    if results.evaluation:
         parts += ["<h2>Evaluation</h2>", _table(EVAL_HEADER, evaluation_rows(results))]
-    ver = results.get("verification")
+    ver = results.verification
     if ver:
-        parts.append(
-            f"<h2>Verification — {'passed' if ver.get('passed') else 'FAILED'} (tolerance {_e(ver.get('tolerance'))})</h2>"
-        )
+        parts.append(f"<h2>Verification — {'passed' if ver.passed else 'FAILED'} (tolerance {_e(ver.tolerance)})</h2>")
         parts.append(
             _table(
                 ["reference", "test", "output", "max abs diff", "mean abs diff", "verdict"],
                 [
                     [
-                        c.get("reference"),
-                        c.get("test"),
-                        c.get("output"),
-                        c.get("max_abs_diff"),
-                        c.get("mean_abs_diff"),
-                        "pass" if c.get("passed") else f"FAIL ({c.get('reason')})",
+                        c.reference,
+                        c.test,
+                        c.output,
+                        c.max_abs_diff,
+                        c.mean_abs_diff,
+                        "pass" if c.passed else f"FAIL ({c.reason})",
                     ]
-                    for c in ver.get("comparisons", [])
+                    for c in ver.comparisons
                 ],
             )
         )
@@ -126,7 +122,7 @@ def render_report_html(results: dict[str, Any], base: Path) -> str:
     if figs:
         parts.append("<h2>Figures</h2>")
         parts += [_img(png, caption) for caption, png in figs]
-    d = results.get("durations_s") or {}
+    d = results.durations_s
     if d:
         parts += ["<h2>Stage durations</h2>", _table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in d.items()])]
     parts.append("</body></html>")

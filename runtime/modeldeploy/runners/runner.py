@@ -44,6 +44,15 @@ from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
 from modeldeploy.core.project import BaseProject
+from modeldeploy.core.results import (
+    AccuracyDelta,
+    Artifact,
+    EvaluationResult,
+    Failure,
+    Inputs,
+    RunResults,
+    TensorRTBuild,
+)
 from modeldeploy.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -70,10 +79,15 @@ ResolveFn = Callable[[str], Path]
 
 @dataclass
 class RunOutcome:
-    results: dict[str, Any]
+    run_results: RunResults
     exit_code: int
     results_path: Path
     error: ModelDeployError | None = None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """results.json as written (the JSON document), for callers that read it as JSON."""
+        return self.run_results.to_dict()
 
 
 @dataclass
@@ -155,25 +169,15 @@ class DeploymentRunner:
         self._records: list[Any] = []
         self._late_error: ModelDeployError | None = None
         self.publication: dict[str, Any] = {}
-        self.results: dict[str, Any] = {
-            "schema_version": 1,
-            "project": self.project.name,
-            "status": "running",
-            "failure": None,
-            "environment": {},
-            "artifacts": [],
-            "verification": None,
-            "evaluation": {},
-            "durations_s": {},
-        }
+        self.results = RunResults(project=self.project.name)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> RunOutcome:
-        self.results["environment"] = collect_environment()
-        self.results["run"] = run_info(self.run_id)
-        self.results["inputs"] = {
-            "deploy_config": file_info(self.cfg.source if Path(self.cfg.source).is_file() else None)
-        }
+        self.results.environment = collect_environment()
+        run = self.results.run = run_info(self.run_id)
+        self.results.inputs = Inputs(
+            deploy_config=file_info(self.cfg.source if Path(self.cfg.source).is_file() else None)
+        )
         error: ModelDeployError | None = None
         stages: list[tuple[str, Callable[[], None]]] = [
             ("preflight", self.preflight),
@@ -201,11 +205,11 @@ class DeploymentRunner:
                     hint="this is a bug in modeldeploy or a project; see the log for the traceback",
                 )
             if error is not None:
-                self.results["failure"] = {"stage": name, "reason": error.reason, "message": error.one_line()}
+                self.results.failure = Failure(stage=name, reason=error.reason, message=error.one_line())
                 log.error("stage %s failed: %s", name, error.one_line(), extra={"event": "stage_failed", "stage": name})
                 break
-        self.results["status"] = "failed" if error else "succeeded"
-        self.results["run"]["finished_at"] = utc_now()
+        self.results.status = "failed" if error else "succeeded"
+        run.finished_at = utc_now()
         results_uri: str | None = None
         if self._run_store is not None:
             try:
@@ -219,16 +223,11 @@ class DeploymentRunner:
                 pub_error = exc if isinstance(exc, ModelDeployError) else storage_error(exc, "publishing")
                 log.error("publishing failed: %s", pub_error.one_line())
                 error = error or pub_error
-                self.results["status"] = "failed"
-                self.results["failure"] = self.results["failure"] or {
-                    "stage": "upload",
-                    "reason": pub_error.reason,
-                    "message": pub_error.one_line(),
-                }
+                self.results.fail("upload", pub_error.reason, pub_error.one_line())
                 results_uri = self._record_publish_failure()
         else:
             self._write_local_results_best_effort()
-        if error is None and self.results["status"] == "failed":  # e.g. a NaN found while writing results
+        if error is None and self.results.status == "failed":  # e.g. a NaN found while writing results
             error = self._late_error or ModelDeployError(
                 "the run's results hold non-finite numbers", reason="NonFinite"
             )
@@ -266,13 +265,13 @@ class DeploymentRunner:
             yield
             ok = True
         finally:
-            self.results["durations_s"][stage] = round(time.perf_counter() - t0, 4)
+            self.results.durations_s[stage] = round(time.perf_counter() - t0, 4)
             if self.reporter is not None:
                 from modeldeploy.progress import skip_note
 
                 self.reporter.stage_finished(
                     stage,
-                    self.results["durations_s"][stage],
+                    self.results.durations_s[stage],
                     failed=not ok,
                     note=skip_note(stage, self) if ok else None,
                 )
@@ -281,7 +280,7 @@ class DeploymentRunner:
         """verification.gate / evaluation.gate: a measurable regression fails the run (exit 3)."""
         from modeldeploy.evaluation.gate import check, gates_configured, stability_warnings
 
-        for w in stability_warnings(self.results.get("evaluation") or {}):
+        for w in stability_warnings(self.results.evaluation):
             log.warning("%s", w)
         if gates_configured(self.cfg.verification.gate, self.cfg.evaluation.gate):
             check(self.results, self.cfg.verification.gate, self.cfg.evaluation.gate)
@@ -297,10 +296,9 @@ class DeploymentRunner:
         with self._fetch_stage():
             model_cfg_file = self.resolve(self.model_cfg_path)
             ckpt = str(self.resolve(self.checkpoint)) if self.checkpoint else None
-        self.results.setdefault("inputs", {}).update(
-            model_config=file_info(model_cfg_file, str(self.model_cfg_path)),
-            checkpoint=file_info(ckpt, self.checkpoint),
-        )
+        inputs = self.results.inputs = self.results.inputs or Inputs()
+        inputs.model_cfg = file_info(model_cfg_file, str(self.model_cfg_path))
+        inputs.checkpoint = file_info(ckpt, self.checkpoint)
         self.state.model_cfg = read_mmengine_config(model_cfg_file)
         if self.load_model_fn is not None:
             model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
@@ -352,9 +350,9 @@ class DeploymentRunner:
             yield
             ok = True
         finally:
-            self.results["durations_s"]["fetch"] = round(time.perf_counter() - t0, 4)
+            self.results.durations_s["fetch"] = round(time.perf_counter() - t0, 4)
             if self.reporter is not None:
-                self.reporter.stage_finished("fetch", self.results["durations_s"]["fetch"], failed=not ok)
+                self.reporter.stage_finished("fetch", self.results.durations_s["fetch"], failed=not ok)
 
     def _refuse_requested_stages_without_data(self) -> None:
         """Without a dataset, a stage the deploy config configured (any key of its section
@@ -485,12 +483,10 @@ class DeploymentRunner:
             self._add_artifact(m.path, "engine")
             for f in m.extra_files:
                 self._add_artifact(f, _kind_of(f))
-            builds[name] = {
-                k: m.info.get(k)
-                for k in ("cache_hit", "cache_source", "precision", "build_seconds", "tensorrt", "compute_capability")
-                if k in m.info
-            }
-        self.results["tensorrt_builds"] = builds
+            builds[name] = TensorRTBuild.model_validate(
+                {k: m.info[k] for k in TensorRTBuild.model_fields if k in m.info}
+            )
+        self.results.tensorrt_builds = builds
 
     def verify(self) -> None:
         scenarios = self.cfg.verification_scenarios()
@@ -501,7 +497,7 @@ class DeploymentRunner:
         from modeldeploy.verification.runner import verify
 
         assert self.state.loader is not None
-        self.results["verification"] = verify(
+        ver = self.results.verification = verify(
             scenarios,
             self._pipeline,
             self.state.loader,
@@ -511,24 +507,24 @@ class DeploymentRunner:
             allow_nonfinite=self.cfg.verification.allow_nonfinite,
             on_step=(lambda i, n: self.progress("verification", i, n)) if self.progress else None,
         )
-        if not self.results["verification"]["passed"]:
-            failed_raw = [c for c in self.results["verification"]["comparisons"] if not c["passed"]]
+        if not ver.passed:
+            failed_raw = [c for c in ver.comparisons if not c.passed]
             if not failed_raw:
-                p = next(p for p in self.results["verification"]["predictions"] if not p["passed"])
+                p = next(p for p in ver.predictions or [] if not p.passed)
                 raise VerificationFailed(
-                    f"{p['test']} and {p['reference']} agree on raw outputs but their final predictions differ on sample {p['sample']}",
+                    f"{p.test} and {p.reference} agree on raw outputs but their final predictions differ on sample {p.sample}",
                     hint="inspect report.md / results.json verification.predictions (scores near the threshold flip detections)",
                 )
             bad = failed_raw[0]
-            if bad["reason"] == "NonFinite":
-                nf = bad.get("nonfinite") or {}
+            if bad.reason == "NonFinite":
+                nf = bad.nonfinite
                 raise VerificationFailed(
-                    f"{bad['test']} vs {bad['reference']}: output '{bad['output']}' holds NaN/Inf (NonFinite; {nf.get('reference', 0)} non-finite value(s) "
-                    f"in the reference, {nf.get('test', 0)} in the test) — NaN never counts as equal",
+                    f"{bad.test} vs {bad.reference}: output '{bad.output}' holds NaN/Inf (NonFinite; {nf.reference if nf else 0} non-finite value(s) "
+                    f"in the reference, {nf.test if nf else 0} in the test) — NaN never counts as equal",
                     hint="check the checkpoint for NaN/Inf weights and the export; list the output in verification.allow_nonfinite only if it legitimately carries NaN/Inf",
                 )
             raise VerificationFailed(
-                f"{bad['test']} differs from {bad['reference']} on output '{bad['output']}': {bad['reason']} (max abs diff {bad['max_abs_diff']}, tolerance {self.cfg.verification.tolerance})",
+                f"{bad.test} differs from {bad.reference} on output '{bad.output}': {bad.reason} (max abs diff {bad.max_abs_diff}, tolerance {self.cfg.verification.tolerance})",
                 hint="inspect report.md; a real regression must be fixed — raise verification.tolerance only with a measured reason",
             )
 
@@ -555,7 +551,7 @@ class DeploymentRunner:
             pred_path = self.work_dir / "predictions" / f"{label.replace(':', '_')}.json"
             pred_path.parent.mkdir(parents=True, exist_ok=True)
             log.info("evaluating %s (%s)", label, precision)
-            res = evaluate_backend(
+            done = evaluate_backend(
                 pipeline,
                 self.state.loader,
                 evaluator,
@@ -565,27 +561,28 @@ class DeploymentRunner:
                 on_sample=(lambda i, n, lbl=label: self.progress(f"evaluate {lbl}", i, n)) if self.progress else None,
                 verbose=self.cfg.evaluation.verbose,
                 label=label,
+                precision=precision,
             )
-            res = {"precision": precision, **res}
             from modeldeploy.runners.sidecars import write_eval_sidecars
 
-            for side in write_eval_sidecars(self.work_dir, label, res):
+            for side in write_eval_sidecars(self.work_dir, label, done.result, done.raw_latency_ms):
                 self._add_artifact(side, "latency" if side.parent.name == "latency" else "curves")
-            written = res.pop("predictions", None)
+            written = done.predictions
             bad_predictions: list[str] = []
             if written:
-                bad_predictions = sanitize_json_file(Path(written))  # strict JSON on disk, NaN → null
-                self._add_artifact(Path(written), "predictions")
-                gt = Path(written).parent / "ground_truth.json"  # detection projects write GT in the same format
+                bad_predictions = sanitize_json_file(written)  # strict JSON on disk, NaN → null
+                self._add_artifact(written, "predictions")
+                gt = written.parent / "ground_truth.json"  # detection projects write GT in the same format
                 if gt.is_file():
                     sanitize_json_file(gt)
                     self._add_artifact(gt, "predictions")
-            res, bad_numbers = sanitize_nonfinite(res)
-            self.results["evaluation"][label] = res
+            # NaN → null (the entry as written) and numpy scalars → numbers; a NaN fails the run below
+            entry, bad_numbers = sanitize_nonfinite(done.result.model_dump(mode="python", by_alias=True))
+            self.results.evaluation[label] = EvaluationResult.model_validate(entry)
             if bad_numbers or bad_predictions:
                 what = (
                     ", ".join(p.replace("$.", "") for p in bad_numbers[:4])
-                    or f"{len(bad_predictions)} prediction value(s) in {Path(written).name}"
+                    or f"{len(bad_predictions)} prediction value(s) in {written.name if written else ''}"
                 )
                 raise EvaluationFailed(
                     f"{label}: non-finite (NaN/Inf) {what}",
@@ -594,7 +591,7 @@ class DeploymentRunner:
                 )
             for pipe_backend in pipeline.backends.values():
                 pipe_backend.close()
-        if self.state.onnx_int8 and "onnxruntime:cpu" in self.results["evaluation"]:
+        if self.state.onnx_int8 and "onnxruntime:cpu" in self.results.evaluation:
             self._record_int8_delta()
 
     def _engine_precision(self) -> str:
@@ -603,14 +600,14 @@ class DeploymentRunner:
         return found.pop() if len(found) == 1 else self.cfg.precision_policy
 
     def _record_int8_delta(self) -> None:
-        ev = self.results["evaluation"]
+        ev = self.results.evaluation
         fp32 = next((v for k, v in ev.items() if k.startswith("onnxruntime:")), None)
         int8 = next((v for k, v in ev.items() if k.startswith("onnxruntime-int8:")), None)
         if fp32 and int8:
-            m = fp32["headline_metric"]
-            a, b = fp32["metrics"].get(m), int8["metrics"].get(m)
+            m = fp32.headline_metric
+            a, b = fp32.metrics.get(m), int8.metrics.get(m)
             if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-                int8["accuracy_delta_vs_fp32"] = {"metric": m, "fp32": a, "int8": b, "delta": b - a}
+                int8.accuracy_delta_vs_fp32 = AccuracyDelta(metric=m, fp32=a, int8=b, delta=b - a)
 
     # ------------------------------------------------------------------ backends & pipelines
     def _pipeline(self, backend: str, device: str, precision: str = "fp32") -> BasePipeline:
@@ -683,29 +680,26 @@ class DeploymentRunner:
         self.state.local_artifacts = [a for a in self.state.local_artifacts if a.name != name]
         self.state.local_artifacts.append(LocalArtifact(path, name, kind))
 
-    def _artifact_entries(self, store: ArtifactStore | None) -> list[dict[str, Any]]:
-        out = []
-        for a in self.state.local_artifacts:
-            uri = store.uri_for(a.name) if store else a.path.as_uri()
-            out.append(
-                {
-                    "name": a.name,
-                    "kind": a.kind,
-                    "uri": uri,
-                    "sha256": sha256_file(a.path),
-                    "bytes": a.path.stat().st_size,
-                }
+    def _artifact_entries(self, store: ArtifactStore | None) -> list[Artifact]:
+        return [
+            Artifact(
+                name=a.name,
+                kind=a.kind,
+                uri=store.uri_for(a.name) if store else a.path.as_uri(),
+                sha256=sha256_file(a.path),
+                bytes=a.path.stat().st_size,
             )
-        return out
+            for a in self.state.local_artifacts
+        ]
 
     def _write_local_results(self, store: ArtifactStore | None = None, report: bool = True) -> tuple[Path, Path]:
         """results.json (+ report.md) in the work dir: scrubbed, strict JSON, written atomically."""
-        if not self.results["artifacts"]:
-            self.results["artifacts"] = self._artifact_entries(store)
+        if not self.results.artifacts:
+            self.results.artifacts = self._artifact_entries(store)
         self._enforce_finite_results()
-        self.results = scrub_obj(self.results)
+        self.results = RunResults.from_json(scrub_obj(self.results.to_dict()))
         results_path = self.work_dir / "results.json"
-        self._atomic_write(results_path, json.dumps(self.results, indent=2, default=str, allow_nan=False))
+        self._atomic_write(results_path, self.results.to_json())
         report_path = self.work_dir / "report.md"
         if report:
             self._atomic_write(report_path, str(scrub(render_report_md(self.results))))
@@ -743,22 +737,18 @@ class DeploymentRunner:
 
     def _enforce_finite_results(self) -> None:
         """NaN/Inf anywhere in results → null, and a succeeded run becomes failed (NonFinite)."""
-        clean, found = sanitize_nonfinite(self.results)
+        clean, found = sanitize_nonfinite(self.results.to_dict())
         if not found:
             return
-        self.results = clean
-        if self.results["status"] == "succeeded":
+        self.results = RunResults.from_json(clean)
+        if self.results.status == "succeeded":
             self._late_error = EvaluationFailed(
                 f"non-finite numbers in results.json at {', '.join(found[:3])}",
                 reason="NonFinite",
                 hint="a stage produced NaN/Inf; see report.md",
             )
-            self.results["status"] = "failed"
-            self.results["failure"] = {
-                "stage": "results",
-                "reason": "NonFinite",
-                "message": self._late_error.one_line(),
-            }
+            self.results.status = "failed"
+            self.results.failure = Failure(stage="results", reason="NonFinite", message=self._late_error.one_line())
 
     def _write_local_results_best_effort(self) -> None:
         """The failure record when the work dir itself may be the problem: never raises."""
@@ -772,7 +762,7 @@ class DeploymentRunner:
         only for a succeeded run, move the ``current.json`` pointer (compare-and-swap)."""
         store, root = self._run_store, self._root_store
         assert store is not None and root is not None and self._run_rel is not None
-        self.results["artifacts"] = self._artifact_entries(store)
+        self.results.artifacts = self._artifact_entries(store)
         results_path, report_path = self._write_local_results(store)
         files = list(self.state.local_artifacts)
         files.append(LocalArtifact(report_path, "report.md", "report"))
@@ -790,23 +780,23 @@ class DeploymentRunner:
             self._records.append(store.put_file(f))
             if self.progress:
                 self.progress("upload", i + 1, len(files))
-        self.results["durations_s"]["upload"] = round(time.perf_counter() - t0, 4)
+        self.results.durations_s["upload"] = round(time.perf_counter() - t0, 4)
         results_path, _ = self._write_local_results(store, report=False)
         self._records.append(store.put_file(LocalArtifact(results_path, "results.json", "results")))
         by_name = {r.name: r for r in self._records}
-        for a in self.results["artifacts"]:
-            r = by_name.get(a["name"])
-            if r is not None and r.sha256 != a["sha256"]:
+        for a in self.results.artifacts:
+            r = by_name.get(a.name)
+            if r is not None and r.sha256 != a.sha256:
                 from modeldeploy.errors import ArtifactStoreError
 
                 raise ArtifactStoreError(
-                    f"{a['name']}: uploaded sha256 {r.sha256} != local {a['sha256']}",
+                    f"{a.name}: uploaded sha256 {r.sha256} != local {a.sha256}",
                     hint="the file changed during upload; re-run",
                 )
         manifest = json.dumps(build_manifest(self._records, run_id=self.run_id), indent=2, allow_nan=False).encode()
         store.put_bytes(MANIFEST_NAME, manifest, "manifest")
         log.info("published %d files to %s", len(self._records), store.uri)
-        if self.results["status"] == "succeeded":
+        if self.results.status == "succeeded":
             make_current(root, self._run_rel, run_id=self.run_id, manifest=manifest)
             self.publication["published_current"] = True
         else:

@@ -12,34 +12,36 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.core.results import EvaluationResult
+from modeldeploy.evaluation.runner import RawLatency
+
 
 def _safe(label: str) -> str:
     return label.replace(":", "_").replace("/", "_")
 
 
-def write_eval_sidecars(work_dir: Path, label: str, res: dict[str, Any]) -> list[Path]:
-    """Move ``raw_latency_ms`` and ``metrics.pr_curves`` out of ``res`` into sidecar files;
-    returns the files written (to be published as artifacts)."""
+def write_eval_sidecars(work_dir: Path, label: str, entry: EvaluationResult, raw: RawLatency | None) -> list[Path]:
+    """Write ``raw`` and ``entry.metrics['pr_curves']`` (moved out of the entry) to sidecar
+    files named in ``entry``; returns the files written (to be published as artifacts)."""
     written: list[Path] = []
-    raw = res.pop("raw_latency_ms", None)
     if raw is not None:
         p = work_dir / "latency" / f"{_safe(label)}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "backend": label,
             "unit": "ms",
-            "total": [round(float(v), 4) for v in raw.get("total", [])],
-            "stages": {k: [round(float(v), 4) for v in vs] for k, vs in (raw.get("stages") or {}).items()},
+            "total": [round(float(v), 4) for v in raw.total],
+            "stages": {k: [round(float(v), 4) for v in vs] for k, vs in raw.stages.items()},
         }
         p.write_text(json.dumps(doc, allow_nan=False))
-        res["latency_samples"] = str(p.relative_to(work_dir))
+        entry.latency_samples = str(p.relative_to(work_dir))
         written.append(p)
-    curves = (res.get("metrics") or {}).pop("pr_curves", None)
+    curves = entry.metrics.pop("pr_curves", None)
     if curves:
         p = work_dir / "curves" / f"{_safe(label)}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"backend": label, "pr_curves": curves}, allow_nan=False))
-        res["pr_curves"] = str(p.relative_to(work_dir))
+        entry.pr_curves = str(p.relative_to(work_dir))
         written.append(p)
     return written
 

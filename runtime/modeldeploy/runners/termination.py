@@ -15,54 +15,52 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.core.results import EvaluationResult, RunResults
 from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.verification.finite import sanitize_nonfinite
 
 LIMIT = 4096
 
 
-def _headline(entry: dict[str, Any]) -> dict[str, Any]:
-    name = entry.get("headline_metric")
-    value = (entry.get("metrics") or {}).get(name) if name else None
-    lat = entry.get("latency_ms") or {}
+def _headline(entry: EvaluationResult) -> dict[str, Any]:
     return {
-        "precision": entry.get("precision"),
-        "metric": name,
-        "value": value if isinstance(value, (int, float)) else None,
-        "p50_ms": lat.get("p50"),
-        "p99_ms": lat.get("p99"),
+        "precision": entry.precision,
+        "metric": entry.headline_metric,
+        "value": entry.headline_value,
+        "p50_ms": entry.latency_ms.p50,
+        "p99_ms": entry.latency_ms.p99,
     }
 
 
 def build_summary(
-    results: dict[str, Any], *, run_id: str | None, results_uri: str | None, publication: dict[str, Any] | None = None
+    results: RunResults, *, run_id: str | None, results_uri: str | None, publication: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """``publication`` (run_prefix, current_uri, published_current) says where this run's
     files are and whether it became the current publication."""
-    failure = results.get("failure")
+    failure = results.failure.to_dict() if results.failure else None
     if failure:
-        failure = {**failure, "message": str(failure.get("message", ""))[:300]}
-    ver = results.get("verification")
+        failure["message"] = str(failure.get("message", ""))[:300]
+    ver = results.verification
     ver_s = None
     if ver:
-        diffs = [c["max_abs_diff"] for c in ver.get("comparisons", []) if c.get("max_abs_diff") is not None]
+        diffs = [c.max_abs_diff for c in ver.comparisons if c.max_abs_diff is not None]
         ver_s = {
-            "passed": ver.get("passed"),
-            "tolerance": ver.get("tolerance"),
+            "passed": ver.passed,
+            "tolerance": ver.tolerance,
             "max_abs_diff": max(diffs) if diffs else None,
-            "comparisons": len(ver.get("comparisons", [])),
+            "comparisons": len(ver.comparisons),
         }
     out = {
         "v": 1,
-        "status": results.get("status"),
-        "project": results.get("project"),
+        "status": results.status,
+        "project": results.project,
         "run_id": run_id,
         "failure": failure,
         "results_uri": results_uri,
-        "artifacts": [{k: a.get(k) for k in ("name", "kind", "uri", "sha256")} for a in results.get("artifacts", [])],
+        "artifacts": [{"name": a.name, "kind": a.kind, "uri": a.uri, "sha256": a.sha256} for a in results.artifacts],
         "verification": ver_s,
-        "evaluation": {k: _headline(v) for k, v in (results.get("evaluation") or {}).items()},
-        "durations_s": {k: round(v, 3) for k, v in (results.get("durations_s") or {}).items()},
+        "evaluation": {k: _headline(v) for k, v in results.evaluation.items()},
+        "durations_s": {k: round(v, 3) for k, v in results.durations_s.items()},
     }
     if publication:
         out.update({k: publication.get(k) for k in ("run_prefix", "current_uri", "published_current")})

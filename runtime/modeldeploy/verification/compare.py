@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from modeldeploy.core.results import NonFiniteCounts, OutputComparison
+
 
 @dataclass
 class Comparison:
@@ -139,40 +141,40 @@ def compare_outputs(
     return out
 
 
-def summarize(comparisons: list[Comparison]) -> list[dict[str, Any]]:
+def summarize(comparisons: list[Comparison]) -> list[OutputComparison]:
     """One row per (reference, test, output): worst case over samples — what results.json lists."""
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str], OutputComparison] = {}
     for c in comparisons:
         key = (c.reference, c.test, c.output)
-        row = rows.setdefault(
-            key,
-            {
-                "reference": c.reference,
-                "test": c.test,
-                "output": c.output,
-                "max_abs_diff": 0.0,
-                "mean_abs_diff": 0.0,
-                "max_rel_diff": 0.0,
-                "passed": True,
-                "reason": None,
-                "samples": 0,
-            },
-        )
-        row["samples"] += 1
-        row.setdefault("sample_max_abs_diff", []).append(
-            c.max_abs_diff
-        )  # small (num_verify_samples): the report's error histogram
-        if c.max_abs_diff is None or row["max_abs_diff"] is None:
-            row["max_abs_diff"] = row["mean_abs_diff"] = row["max_rel_diff"] = None  # incomparable (shape/missing)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = OutputComparison(
+                reference=c.reference,
+                test=c.test,
+                output=c.output,
+                max_abs_diff=0.0,
+                mean_abs_diff=0.0,
+                max_rel_diff=0.0,
+                passed=True,
+                reason=None,
+                samples=0,
+                sample_max_abs_diff=[],
+            )
+        row.samples += 1
+        (row.sample_max_abs_diff or []).append(c.max_abs_diff)  # small (num_verify_samples): the report's error histogram
+        if c.max_abs_diff is None or row.max_abs_diff is None:
+            row.max_abs_diff = row.mean_abs_diff = row.max_rel_diff = None  # incomparable (shape/missing)
         else:
-            row["max_abs_diff"] = max(row["max_abs_diff"], c.max_abs_diff)
-            row["max_rel_diff"] = max(row["max_rel_diff"], c.max_rel_diff or 0.0)
-            row["mean_abs_diff"] += ((c.mean_abs_diff or 0.0) - row["mean_abs_diff"]) / row["samples"]
+            row.max_abs_diff = max(row.max_abs_diff, c.max_abs_diff)
+            row.max_rel_diff = max(row.max_rel_diff or 0.0, c.max_rel_diff or 0.0)
+            row.mean_abs_diff = (row.mean_abs_diff or 0.0) + (
+                (c.mean_abs_diff or 0.0) - (row.mean_abs_diff or 0.0)
+            ) / row.samples
         if c.nonfinite:
-            nf = row.setdefault("nonfinite", {"reference": 0, "test": 0})
-            nf["reference"] += c.nonfinite.get("reference", 0)
-            nf["test"] += c.nonfinite.get("test", 0)
+            nf = row.nonfinite = row.nonfinite or NonFiniteCounts()
+            nf.reference += c.nonfinite.get("reference", 0)
+            nf.test += c.nonfinite.get("test", 0)
         if not c.passed:
-            row["passed"] = False
-            row["reason"] = row["reason"] or c.reason
+            row.passed = False
+            row.reason = row.reason or c.reason
     return list(rows.values())

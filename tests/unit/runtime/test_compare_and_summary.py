@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from modeldeploy.core.results import RunResults
 from modeldeploy.core.timing import StageTimer
 from modeldeploy.evaluation.latency import latency_stats
 from modeldeploy.runners.termination import LIMIT, build_summary, encode_summary
@@ -35,9 +36,9 @@ def test_each_failure_mode_has_its_reason() -> None:
 def test_summary_keeps_worst_sample() -> None:
     x = torch.zeros(3)
     rows = summarize(_cmp({"o": x}, {"o": x + 1e-5}) + _cmp({"o": x}, {"o": x + 2e-3}))
-    assert len(rows) == 1 and abs(rows[0]["max_abs_diff"] - 2e-3) < 1e-9 and rows[0]["passed"] is False
+    assert len(rows) == 1 and abs((rows[0].max_abs_diff or 0) - 2e-3) < 1e-9 and rows[0].passed is False
     rows = summarize(_cmp({"o": x}, {"o": x[:2]}) + _cmp({"o": x}, {"o": x}))
-    assert rows[0]["max_abs_diff"] is None and rows[0]["reason"] == "ShapeMismatch"
+    assert rows[0].max_abs_diff is None and rows[0].reason == "ShapeMismatch"
 
 
 def test_latency_stats_and_cpu_timer() -> None:
@@ -54,6 +55,8 @@ def test_latency_stats_and_cpu_timer() -> None:
 
 
 def test_termination_summary_fits_4kib_and_drops_uris_first() -> None:
+    row = {"reference": "pytorch:cpu", "test": "onnxruntime:cpu", "output": "o", "passed": True}
+    lat = {k: 1.0 for k in ("mean", "std", "min", "max", "p50", "p90", "p95")} | {"p99": 2.0}
     results = {
         "status": "succeeded",
         "project": "centerpoint",
@@ -71,19 +74,20 @@ def test_termination_summary_fits_4kib_and_drops_uris_first() -> None:
         "verification": {
             "passed": True,
             "tolerance": 1e-3,
-            "comparisons": [{"max_abs_diff": 1e-5}, {"max_abs_diff": 3e-5}],
+            "comparisons": [{**row, "max_abs_diff": 1e-5}, {**row, "max_abs_diff": 3e-5}],
         },
         "evaluation": {
             "onnxruntime:cpu": {
                 "precision": "fp32",
                 "headline_metric": "mAP",
                 "metrics": {"mAP": 0.5},
-                "latency_ms": {"p50": 1.0, "p99": 2.0},
+                "num_samples": 2,
+                "latency_ms": lat,
             }
         },
         "durations_s": {"load": 1.23456},
     }
-    s = build_summary(results, run_id="r", results_uri="s3://b/results.json")
+    s = build_summary(RunResults.from_json(results), run_id="r", results_uri="s3://b/results.json")
     assert s["verification"]["max_abs_diff"] == 3e-5
     text = encode_summary(s)
     assert len(text.encode()) <= LIMIT

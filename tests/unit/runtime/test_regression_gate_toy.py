@@ -133,20 +133,19 @@ def test_gate_trips_on_a_degraded_engine_with_exit_3(good_run: tuple[Path, Path,
 
 def test_latency_and_stability_limits_name_backend_value_and_limit(good_run: tuple[Path, Path, dict]) -> None:
     from modeldeploy.config.sections import EvaluationGate
+    from modeldeploy.core.results import RunResults
     from modeldeploy.evaluation.gate import evaluation_violations
 
     _, _, res = good_run
-    ev = res["evaluation"]
-    tiny = min(e["latency_ms"]["p50"] for e in ev.values()) / 2
+    ev = RunResults.from_json(res).evaluation  # the results.json the run wrote, read back typed
+    tiny = min(e.latency_ms.p50 for e in ev.values()) / 2
     found = evaluation_violations(ev, EvaluationGate(max_latency_ms=tiny))
-    assert {v["backend"] for v in found} == set(ev) and all(
-        v["metric"] == "latency_p50_ms" and v["value"] > tiny for v in found
-    )
-    cvs = {k: e["latency_ms"]["std"] / e["latency_ms"]["mean"] for k, e in ev.items()}
+    assert {v.backend for v in found} == set(ev) and all(v.metric == "latency_p50_ms" and v.value > tiny for v in found)
+    cvs = {k: e.latency_ms.std / e.latency_ms.mean for k, e in ev.items()}
     limit = min(cvs.values()) / 2
     assert limit > 0
     found = evaluation_violations(ev, EvaluationGate(max_cv=limit))
-    assert {v["backend"] for v in found} == set(ev) and all(v["metric"] == "latency_cv" for v in found)
+    assert {v.backend for v in found} == set(ev) and all(v.metric == "latency_cv" for v in found)
 
 
 def test_raw_latencies_live_in_sidecars_named_by_results(good_run: tuple[Path, Path, dict]) -> None:

@@ -1,6 +1,8 @@
-"""docs/results.schema.json describes what the runner really writes: real results.json files
-from tiny CLI runs of the three built-in projects (real export, ONNX Runtime, evaluation) and a
-failed run validate against it, and it rejects what the contract forbids."""
+"""docs/results.schema.json describes what the runner really writes: it is generated from the
+results.json models (modeldeploy.core.results, scripts/results_schema.py) and the committed
+file is that output; real results.json files from tiny CLI runs of the three built-in projects
+(real export, ONNX Runtime, evaluation) and a failed run validate against it; it rejects what
+the contract forbids; and a results.json written by an older modeldeploy still reads (compare)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "docs" / "results.schema.json").read_text())
+# A real results.json written by `modeldeploy run` (calibration demo, CPU) at commit 43dd197,
+# before run/inputs/latency sidecars were recorded: the oldest schema_version 1 layout.
+OLDER = Path(__file__).parent / "data" / "results_43dd197.json"
 FAST = ["evaluation.num_samples=2", "evaluation.warmup=0", "verification.num_verify_samples=1"]
 PROJECTS = {
     "calibration": ("deploy_demo.py", "resnet18_5ch_tiny.py"),
@@ -55,6 +60,46 @@ def test_schema_is_valid_json_schema() -> None:
     Draft202012Validator.check_schema(SCHEMA)
 
 
+def test_committed_schema_is_the_one_generated_from_the_models() -> None:
+    from modeldeploy.core.results import results_json_schema
+
+    assert results_json_schema() == SCHEMA, "docs/results.schema.json is stale: run python scripts/results_schema.py"
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "results_schema.py"), "--check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_results_json_of_an_older_modeldeploy_still_reads_and_compares(capsys: pytest.CaptureFixture[str]) -> None:
+    from modeldeploy.cli import main
+    from modeldeploy.core.results import RunResults
+    from modeldeploy.runners.compare import load_results
+
+    doc = json.loads(OLDER.read_text())
+    assert "run" not in doc and "inputs" not in doc  # really the older layout
+    assert _errors(doc) == []  # what was valid stays valid
+    old = load_results(str(OLDER))
+    assert isinstance(old, RunResults) and old.run is None and old.to_dict() == doc  # read and written unchanged
+    assert (
+        old.evaluation["onnxruntime:cpu"].headline_value == doc["evaluation"]["onnxruntime:cpu"]["metrics"]["accuracy"]
+    )
+    assert main(["compare", str(OLDER), str(OLDER), "--max-metric-drop", "0.01", "--max-latency-ratio", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime:cpu" in out and "pytorch:cpu" in out and "no regression" in out
+
+
+def test_writer_refuses_nan_and_half_done_documents() -> None:
+    from modeldeploy.core.results import RunResults
+
+    doc = RunResults.from_json(json.loads(OLDER.read_text()))
+    doc.durations_s["load"] = float("nan")
+    with pytest.raises(ValueError):
+        doc.to_json()  # NaN is never written as a number (the runner turns it into a failure first)
+    running = RunResults(project="toy")
+    with pytest.raises(ValueError, match="succeeded or failed"):
+        running.to_json()
+
+
 def test_contracts_links_the_schema() -> None:
     assert "(results.schema.json)" in (ROOT / "docs" / "contracts.md").read_text()
 
@@ -87,7 +132,7 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
         "project": "toy",
         "status": "succeeded",
         "failure": None,
-        "environment": {},
+        "environment": {k: None for k in ("torch", "onnx", "onnxruntime", "tensorrt", "gpu", "cuda")},
         "artifacts": [],
         "verification": None,
         "evaluation": {},
