@@ -24,13 +24,27 @@ def _pytorch(component: ExportComponent, device: torch.device, precision: str, o
     if params and params[0].device != device:  # never move the module other stages still use
         component = copy.copy(component)
         component.module = copy.deepcopy(component.module)
-    return PyTorchBackend(component, device, "fp16" if precision == "fp16" else "fp32")
+    return PyTorchBackend(
+        component,
+        device,
+        "fp16" if precision == "fp16" else "fp32",
+        channels_last=bool(getattr(options, "channels_last", False)),
+        cuda_graph=bool(getattr(options, "cuda_graph", False)),
+        compile_mode=getattr(options, "compile_mode", None),
+        compile_cache_dir=getattr(options, "compile_cache_dir", None),
+    )
 
 
 def _onnxruntime(path: Path, device: torch.device, precision: str, options: Any) -> BaseBackend:
     from modeldeploy.backends.onnxruntime import ONNXRuntimeBackend
 
-    return ONNXRuntimeBackend(path, device, precision)
+    return ONNXRuntimeBackend(
+        path,
+        device,
+        precision,
+        cuda_graph=bool(getattr(options, "cuda_graph", False)),
+        channels_last=bool(getattr(options, "channels_last", False)),
+    )
 
 
 def _tensorrt(path: Path, device: torch.device, precision: str, options: Any) -> BaseBackend:
@@ -42,6 +56,12 @@ def _tensorrt(path: Path, device: torch.device, precision: str, options: Any) ->
 
 PYTORCH = register_backend(BackendSpec("pytorch", "module", _pytorch))
 ONNXRUNTIME = register_backend(
-    BackendSpec("onnxruntime", "onnx", _onnxruntime, variants={"int8": "onnx_int8"}, file_suffix=".onnx")
+    BackendSpec(
+        "onnxruntime",
+        "onnx",
+        _onnxruntime,
+        variants={"int8": "onnx_int8", "fp16": "onnx_fp16"},  # fp16: this run's graph through convert_fp16
+        file_suffix=".onnx",
+    )
 )
 TENSORRT = register_backend(BackendSpec("tensorrt", "engine", _tensorrt, needs_cuda=True, file_suffix=".engine"))

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from modeldeploy.config.sections import (
+    BACKEND_OPTION_KEYS,
+    BACKEND_PRECISIONS,
     BackendConfigSection,
     BackendEvalSection,
     EvaluationSection,
@@ -226,6 +228,20 @@ class BaseDeploymentConfig:
                             "TensorRT runs only on CUDA",
                             f"set {side}_device='cuda:0'",
                         )
+                if sc.test_precision == "fp16" and (
+                    sc.test_backend not in BACKEND_PRECISIONS or sc.test_device == "cpu"
+                ):
+                    raise self._err(
+                        f"verification.scenarios.{mode}[{i}].test_precision",
+                        "fp16",
+                        f"an fp16 {sc.test_backend} on {sc.test_device} cannot run "
+                        + (
+                            "(its precision comes from the engine)"
+                            if sc.test_backend == "tensorrt"
+                            else "(fp16 needs CUDA)"
+                        ),
+                        "use test_device='cuda:0' with pytorch or onnxruntime, or drop test_precision",
+                    )
         for name, be in self.evaluation.backends.items():
             dev = be.device or ex.device
             if name == "tensorrt" and be.enabled and dev == "cpu":
@@ -249,6 +265,7 @@ class BaseDeploymentConfig:
                     "fp16 autocast evaluation needs CUDA",
                     "use precision='fp32' on CPU",
                 )
+            self._check_backend_options(name, be, dev)
         bc = self.backend_config
         if bc.common_config.precision_policy == "explicit_int8" and not (
             ex.should_export_onnx or ex.should_export_tensorrt
@@ -258,6 +275,63 @@ class BaseDeploymentConfig:
                 "explicit_int8",
                 "INT8 Q/DQ needs an export",
                 "set export.mode to 'onnx', 'trt' or 'both'",
+            )
+
+    def _check_backend_options(self, name: str, be: BackendEvalSection, dev: str) -> None:
+        """Speed options and precisions per backend (sections.BACKEND_OPTION_KEYS): a key the
+        backend would ignore, or one its device cannot run, is an error rather than a no-op."""
+        key = f"evaluation.backends.{name}"
+        allowed = BACKEND_OPTION_KEYS.get(name, ())
+        for opt in be.options_set():
+            if opt not in allowed:
+                readers = [b for b, keys in BACKEND_OPTION_KEYS.items() if opt in keys]
+                raise self._err(
+                    f"{key}.{opt}",
+                    getattr(be, opt),
+                    f"the {name} backend does not read '{opt}' (only {', '.join(readers)} does)",
+                    f"remove {opt} from {key}",
+                )
+        if name == "onnxruntime" and be.precision is not None and be.precision not in BACKEND_PRECISIONS[name]:
+            raise self._err(
+                f"{key}.precision",
+                be.precision,
+                "onnxruntime evaluates the fp32 graph or its fp16 conversion (INT8 comes from precision_policy)",
+                "use 'fp32' or 'fp16'; for INT8 set backend_config.common_config.precision_policy='explicit_int8'",
+            )
+        if name == "onnxruntime" and be.precision == "fp16" and dev == "cpu":
+            raise self._err(
+                f"{key}.precision",
+                "fp16",
+                "the fp16 graph runs on ONNX Runtime's CUDA execution provider; the CPU one has few fp16 kernels",
+                f"set {key}.device='cuda:0' or precision='fp32'",
+            )
+        if name == "onnxruntime" and be.channels_last and dev == "cpu":
+            raise self._err(
+                f"{key}.channels_last",
+                True,
+                "channels_last selects the CUDA execution provider's NHWC kernels",
+                f"set {key}.device='cuda:0' or drop channels_last",
+            )
+        if be.cuda_graph and dev == "cpu":
+            raise self._err(
+                f"{key}.cuda_graph",
+                True,
+                "CUDA-graph capture needs a CUDA device",
+                f"set {key}.device='cuda:0' or drop cuda_graph",
+            )
+        if be.compile_mode in ("reduce-overhead", "max-autotune") and be.cuda_graph:
+            raise self._err(
+                f"{key}.compile_mode",
+                be.compile_mode,
+                "this torch.compile mode captures CUDA graphs itself, so cuda_graph=True would capture twice",
+                "use compile_mode='max-autotune-no-cudagraphs' with cuda_graph=True, or drop cuda_graph",
+            )
+        if be.compile_cache_dir and not be.compile_mode:
+            raise self._err(
+                f"{key}.compile_cache_dir",
+                be.compile_cache_dir,
+                "a compile cache without torch.compile is never used",
+                f"set {key}.compile_mode or remove compile_cache_dir",
             )
 
     # ------------------------------------------------------------------ derived views

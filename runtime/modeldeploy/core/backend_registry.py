@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modeldeploy.core.backend import BaseBackend
@@ -30,8 +30,9 @@ class BackendSpec:
     rather than a separate magic name.
 
     ``factory(source, device, precision, options)``: ``source`` is the component or the
-    path named by ``artifact_for(precision)``; ``options`` are the deploy config's
-    ``backend_config.common_config`` (e.g. ``cuda_graph``), which a backend may ignore.
+    path named by ``artifact_for(precision)``; ``options`` is a ``BackendOptions``: the
+    backend's ``evaluation.backends.<name>`` speed keys over ``backend_config.common_config``
+    (the config refuses a speed key the backend does not read).
     """
 
     name: str
@@ -43,6 +44,33 @@ class BackendSpec:
 
     def artifact_for(self, precision: str) -> ArtifactKind:
         return self.variants.get(precision, self.artifact)
+
+
+class BackendOptions:
+    """What a factory's ``options`` is: the backend's own ``evaluation.backends.<name>`` keys
+    (``channels_last``, ``cuda_graph``, ``compile_mode``…, plus what the runner resolved, e.g.
+    the compile cache under the work dir) over ``backend_config.common_config``.
+
+    Why layered attribute access rather than a new factory argument: factories written
+    against ``common_config`` (``getattr(options, "cuda_graph", False)``) keep working, and
+    a per-backend key overrides the shared one where both exist (tensorrt's ``cuda_graph``).
+    A layer's ``None`` means "not set here" and falls through.
+    """
+
+    def __init__(self, *layers: object, **resolved: object) -> None:
+        self._layers = layers
+        self._resolved = resolved
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._resolved.get(name) is not None:
+            return self._resolved[name]
+        for layer in self._layers:
+            value = getattr(layer, name, None)
+            if value is not None:
+                return value
+        raise AttributeError(name)
 
 
 _REGISTRY: dict[str, BackendSpec] = {}

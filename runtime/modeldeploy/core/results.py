@@ -36,7 +36,7 @@ Stage = Literal[
 ]
 # Backend keys are <backend>:<device type>; the registry may add backends, so this is the
 # documented contract for the built-in ones (schema only), not a check on reading.
-BACKEND_LABEL = r"^(pytorch|onnxruntime|onnxruntime-int8|tensorrt):(cpu|cuda)$"
+BACKEND_LABEL = r"^(pytorch|onnxruntime|onnxruntime-int8|onnxruntime-fp16|tensorrt):(cpu|cuda)$"
 SHA256 = r"^[0-9a-f]{64}$"
 
 

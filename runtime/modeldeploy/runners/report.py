@@ -74,6 +74,11 @@ def render_report_md(results: RunResults) -> str:
                     f"Stage latency, {backend} (p50 / p99 ms): "
                     + ", ".join(f"{k} {_fmt(v.p50, 3)} / {_fmt(v.p99, 3)}" for k, v in st.items())
                 )
+            if e.compile_seconds:  # paid once per process (less with the compile cache), never in the latencies
+                lines.append(
+                    f"torch.compile, {backend} (first call, not in the latencies, s): "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in e.compile_seconds.items())
+                )
         lines.append("")
         for backend, e in results.evaluation.items():
             scalars = {k: v for k, v in e.metrics.items() if isinstance(v, (int, float))}
