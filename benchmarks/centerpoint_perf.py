@@ -12,8 +12,16 @@ One command, one card, one table (issue #16 items 1, 2, 4, 5):
 * end to end: the project's pipeline (StageTimer) and the fast path — points on the GPU →
   voxelize → fused decoration+PFN → scatter → network → decode → NMS — as one CUDA graph,
   with the host transfers timed separately;
-* YOLOX_opt_elan at 960×960: letterbox/normalise, network variants, decode+NMS reference and
-  fixed-shape.
+* YOLOX_opt_elan at 960×960: letterbox/normalise, network variants (torch.compile of the same
+  graph too), decode+NMS reference and fixed-shape;
+* ONNX Runtime's CUDA EP beside them, for both networks (when onnxruntime-gpu is installed):
+  the fp32 graph, the fp16 graph from ``convert_fp16`` (the runner's onnxruntime fp16
+  variant), NHWC kernels and a CUDA graph, through ``ONNXRuntimeBackend.infer`` — with the
+  fp16-vs-fp32 output difference printed.
+
+Compile caches: ``CENTERPOINT_PERF_CACHE`` (default /tmp/centerpoint-perf-compile-cache) holds
+Inductor's caches; a warm cache makes the compile rows' "compile time" the cache load, not the
+compilation (benchmarks/compile_cache_check.py measures both in two processes).
 
 Timing: per-call CUDA event pairs after warm-up, medians (as triton's do_bench); each row
 is cross-checked against an independent measure (one event pair around N back-to-back
@@ -125,6 +133,80 @@ def count_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         module(x)
     return int(fc.get_total_flops())
+
+
+def ort_rows(
+    group: str, what: str, module: torch.nn.Module, x: torch.Tensor, it: int, wu: int, tmp: Path
+) -> dict[str, Any]:
+    """ONNX Runtime's CUDA EP on ``module`` exported as the project exports (legacy exporter,
+    fixed shapes): the fp32 graph, the fp16 graph from ``convert_fp16`` (the one pass the
+    runner's onnxruntime fp16 variant uses), NHWC kernels (``prefer_nhwc``) and a CUDA graph —
+    each timed through ``ONNXRuntimeBackend.infer`` (IO binding on torch CUDA tensors, host
+    sync per call, outputs cloned out of a captured graph's buffers)."""
+    from modeldeploy.backends.onnxruntime import ONNXRuntimeBackend, cuda_ep_available
+    from modeldeploy.config.sections import ONNXConfigSection
+    from modeldeploy.core.components import ExportComponent
+    from modeldeploy.exporters.onnx import ONNXExporter
+    from modeldeploy.exporters.quantization import convert_fp16
+
+    ok, why = cuda_ep_available()
+    if not ok:
+        log(f"  {group}: ONNX Runtime CUDA rows skipped: {why}")
+        return {"skipped": why}
+    info: dict[str, Any] = {"ms": {}}
+    mod = copy.deepcopy(module).float().eval()
+    with torch.inference_mode():
+        ref = mod(x)
+    outs = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    comp = ExportComponent(
+        name=f"{group}_net",
+        module=mod,
+        input_names=["x"],
+        output_names=[f"y{i}" for i in range(len(outs))],
+        sample_inputs={"x": x},
+    )
+    t0 = time.perf_counter()
+    p32 = ONNXExporter(ONNXConfigSection(opset_version=17)).export(comp, tmp).path
+    info["export_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p16 = convert_fp16(p32, tmp / f"{group}_net.fp16.onnx")
+    info["convert_fp16_s"] = time.perf_counter() - t0
+    variants = [
+        ("fp32", p32, {}, "fp32 graph (TF32 convolutions)"),
+        ("fp16", p16, {}, "fp16 graph (convert_fp16), NCHW"),
+        ("fp16_nhwc", p16, {"channels_last": True}, "fp16 graph, NHWC kernels (prefer_nhwc)"),
+        ("fp16_graph", p16, {"cuda_graph": True}, "fp16 graph + CUDA graph"),
+        ("fp16_nhwc_graph", p16, {"channels_last": True, "cuda_graph": True}, "fp16 graph, NHWC + CUDA graph"),
+    ]
+    results: dict[str, dict[str, torch.Tensor]] = {}
+    for key, path, opts, label in variants:
+        try:
+            t0 = time.perf_counter()
+            be = ONNXRuntimeBackend(path, "cuda", "fp16" if key.startswith("fp16") else "fp32", **opts)
+            results[key] = be.infer({"x": x})
+            info.setdefault("session_s", {})[key] = time.perf_counter() - t0
+            info["providers"] = be.session.get_providers()
+            info["ms"][key] = row(
+                group, f"{what}: ONNX Runtime CUDA EP, {label}", lambda be=be: be.infer({"x": x}), it, wu
+            )
+            del be
+        except Exception as e:  # report, keep the rest of the table
+            info.setdefault("errors", {})[key] = f"{type(e).__name__}: {e}"[:400]
+            log(f"  {what} ORT {key} failed: {info['errors'][key]}")
+    # fp16 against fp32 (both ORT), and ORT fp32 against torch: the accuracy the fp16 pass costs
+    for key in [k for k in results if k != "fp32"]:
+        if "fp32" in results:
+            a, b = results["fp32"], results[key]
+            info.setdefault("max_abs_vs_fp32", {})[key] = max(float((a[n] - b[n]).abs().max()) for n in a)
+            info.setdefault("rel_vs_fp32", {})[key] = max(
+                float((a[n] - b[n]).norm() / a[n].norm().clamp(min=1e-12)) for n in a
+            )
+    if "fp32" in results:
+        info["fp32_max_abs_vs_torch"] = max(
+            float((results["fp32"][f"y{i}"] - o.float()).abs().max()) for i, o in enumerate(outs)
+        )
+    log(f"  {what} ORT accuracy: { ({k: v for k, v in info.items() if 'vs' in k}) }")
+    return info
 
 
 def sweep(n: int, seed: int) -> torch.Tensor:
@@ -367,6 +449,10 @@ def centerpoint(args: argparse.Namespace, peak: float) -> dict[str, Any]:
         except Exception as e:  # report, keep the rest of the table
             info["compile_error"] = f"{type(e).__name__}: {e}"[:500]
             log(f"  torch.compile failed: {info['compile_error']}")
+    if not args.no_ort:
+        info["ort"] = ort_rows("network", "backbone+neck+head", bnh, x32, it, wu, args.tmp / "ort_centerpoint")
+        for key, ms in info["ort"].get("ms", {}).items():
+            nets[f"ort_{key}"] = ms
     for key, ms in nets.items():
         info.setdefault("network_ms", {})[key] = ms
     info["network_ratio_to_limit"] = {k: v / limit for k, v in nets.items()}
@@ -568,6 +654,34 @@ def yolox(args: argparse.Namespace) -> dict[str, Any]:
     with torch.inference_mode():
         replay, _ = graphed(lambda: cl(xcl))
     row("yolox", "network fp16 channels_last + CUDA graph", replay, it, wu)
+    if not args.no_compile:  # the same graph compiled, as the CenterPoint network rows
+        try:
+            t0 = time.perf_counter()
+            compiled = torch.compile(cl, mode="max-autotune-no-cudagraphs", dynamic=False)
+            with torch.inference_mode():
+                compiled(xcl)
+                torch.cuda.synchronize()
+            info["compile_s"] = time.perf_counter() - t0
+            log(f"  YOLOX torch.compile(max-autotune-no-cudagraphs) took {info['compile_s']:.1f} s")
+            row(
+                "yolox",
+                "network torch.compile max-autotune-no-cudagraphs (channels_last fp16)",
+                torch.inference_mode()(lambda: compiled(xcl)),
+                it,
+                wu,
+            )
+            with torch.inference_mode():
+                replay, _ = graphed(lambda: compiled(xcl))
+            row("yolox", "network torch.compile + CUDA graph", replay, it, wu)
+        except Exception as e:  # report, keep the rest of the table
+            info["compile_error"] = f"{type(e).__name__}: {e}"[:500]
+            log(f"  YOLOX torch.compile failed: {info['compile_error']}")
+    if not args.no_ort:
+        from modeldeploy.projects.yolox.export import YOLOXOutput
+
+        info["ort"] = ort_rows(
+            "yolox", "network (+ in-graph decode)", YOLOXOutput(model, True), x32, it, wu, args.tmp / "ort_yolox"
+        )
     info["flops"] = count_flops(model, x32)
     with torch.inference_mode():
         cls_s, reg, obj = model(x32)
@@ -670,6 +784,24 @@ def render(meta: dict[str, Any], cp: dict[str, Any], yx: dict[str, Any] | None) 
                     else ""
                 )
             )
+    for name, part in (("CenterPoint network", cp), ("YOLOX network", yx or {})):
+        o = part.get("ort")
+        if not o:
+            continue
+        if "skipped" in o:
+            lines.append(f"{name}, ONNX Runtime CUDA EP: not measured ({o['skipped']}).")
+            continue
+        lines.append(
+            f"{name}, ONNX Runtime CUDA EP (providers {o.get('providers')}): export {o['export_s']:.1f} s, convert_fp16 {o['convert_fp16_s']:.1f} s; "
+            f"fp32 graph vs torch max |diff| {o.get('fp32_max_abs_vs_torch', float('nan')):.3g}; fp16 vs fp32 graph: "
+            + ", ".join(
+                f"{k} max |diff| {o['max_abs_vs_fp32'][k]:.3g} (relative {o['rel_vs_fp32'][k]:.2e})"
+                for k in o.get("max_abs_vs_fp32", {})
+            )
+            + (f"; failed: {o['errors']}" if o.get("errors") else "")
+        )
+    if yx and "compile_s" in yx:
+        lines.append(f"YOLOX torch.compile compile time (not in the latencies): {yx['compile_s']:.1f} s.")
     if yx:
         lines.append(
             f"YOLOX network FLOPs {yx['flops'] / 1e9:.1f} GFLOP; fixed decode+NMS identical to reference: {yx['post_identical_to_reference']} ({yx['post_detections']} boxes)."
@@ -710,6 +842,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile rows (they take minutes to compile)")
     ap.add_argument("--no-yolox", action="store_true")
+    ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime CUDA EP rows")
+    ap.add_argument("--tmp", type=Path, default=Path("/tmp/centerpoint-perf-onnx"), help="where the ONNX graphs go")
     ap.add_argument("--out", type=Path, default=None, help="folder for the .md table and .json raw numbers")
     args = ap.parse_args()
     if not torch.cuda.is_available():
