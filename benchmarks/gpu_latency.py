@@ -136,7 +136,6 @@ class ProjectBench:
             None,
             project=self.project,
             load_model_fn=random_weights,
-            work_dir=str(work / project),
             resolve_fn=resolve,
         )
         self.runner.load()

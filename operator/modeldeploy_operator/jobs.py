@@ -133,7 +133,6 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         # One run id per attempt (pod): the runtime writes under <artifact uri>/runs/<run id>/.
         {"name": "MODELDEPLOY_RUN_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "MODELDEPLOY_TERMINATION_LOG", "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},

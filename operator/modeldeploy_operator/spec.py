@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from .constants import CONTAINER_NAME, JOB_CONFIG_MOUNT, USER_CONFIG_MOUNT
+from .constants import CONTAINER_NAME, JOB_CONFIG_MOUNT, TERMINATION_LOG, USER_CONFIG_MOUNT
 
 HASH_LEN = 8
 MAX_CHILD_NAME = 63  # Job names end up in the pod label `job-name`, limited to 63 chars.
@@ -243,7 +243,8 @@ def runtime_args(
     opts = cfg_options(spec)
     if opts:
         args += ["--cfg-options", *opts]
-    args += ["--termination-log", "/dev/termination-log", "--log-format", "json"]
+    # the one channel for the summary's path (no env var as well); the Job's terminationMessagePath is the same
+    args += ["--termination-log", TERMINATION_LOG, "--log-format", "json"]
     return args
 
 

@@ -10,12 +10,15 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy import __version__
 from modeldeploy.errors import ModelDeployError
+
+if TYPE_CHECKING:
+    from modeldeploy.cli_options import Overrides
 
 log = logging.getLogger("modeldeploy")
 
@@ -27,20 +30,16 @@ def _parse_cfg_options(items: list[str] | None) -> dict[str, Any]:
     return parse_cfg_options(items)
 
 
+def _overrides(args: argparse.Namespace) -> Overrides:
+    """``--cfg-options`` and every flag that sets a deploy-config key, as one set of overrides."""
+    from modeldeploy.cli_options import overrides_from_args
+
+    return overrides_from_args(args)
+
+
 def _override_flags(args: argparse.Namespace) -> dict[str, str]:
     """Each overridden dotted key → the flag as the user typed it, to blame a bad value on it."""
-    flags = {
-        item.split("=", 1)[0].strip(): f"--cfg-options {item}"
-        for item in (getattr(args, "cfg_options", None) or [])
-        if "=" in item
-    }
-    if getattr(args, "device", None):
-        flags["export.device"] = f"--device {args.device}"
-    if getattr(args, "work_dir", None):
-        flags["export.work_dir"] = f"--work-dir {args.work_dir}"
-    if getattr(args, "baseline", None):
-        flags["evaluation.gate.baseline.uri"] = f"--baseline {args.baseline}"
-    return flags
+    return _overrides(args).flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-format", default="text", choices=["text", "json"])
     r.add_argument(
         "--termination-log",
-        default=None,
+        default=os.environ.get("MODELDEPLOY_TERMINATION_LOG"),
         help="write the compact run summary here (default: $MODELDEPLOY_TERMINATION_LOG)",
     )
     r.add_argument("--run-id", default=os.environ.get("MODELDEPLOY_RUN_ID"), help="identifier recorded in the manifest")
@@ -138,39 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _device_overrides(device: str | None) -> dict[str, Any]:
-    if not device:
-        return {}
-    from modeldeploy.cli_options import device_override
-
-    return {"export.device": device_override(device)}
-
-
 def _load_config(
-    deploy_cfg: str, options: dict[str, Any], model_cfg: str | None = None, flags: dict[str, str] | None = None
+    deploy_cfg: str, overrides: Overrides | Mapping[str, Any] | None = None, model_cfg: str | None = None
 ):  # -> BaseDeploymentConfig
-    """Either layout: an AWML deployment-framework config is converted in memory (one INFO line);
-    ``model_cfg`` gives it the dataset's data_root as AWML finds it.
+    """The deploy config with the command line's overrides merged in once and validated once.
 
-    ``flags`` (dotted key → flag as typed): when the file loads without the overrides but not
-    with them, the error names the flag instead of the file."""
+    Either layout: an AWML deployment-framework config is converted in memory (one INFO line);
+    ``model_cfg`` gives it the dataset's data_root as AWML finds it. ``overrides``: an
+    ``Overrides`` (``_overrides(args)``) or plain dotted-key options. When the file loads
+    without the overrides but not with them, the error names the flag instead of the file."""
+    from modeldeploy.cli_options import Overrides, blame_flag
     from modeldeploy.config.awml_deploy import load_deploy_config
     from modeldeploy.errors import ConfigError
 
+    if not isinstance(overrides, Overrides):
+        overrides = Overrides(dict(overrides or {}))
     path = _resolve(deploy_cfg)
     model_src = (lambda: _resolve(model_cfg)) if model_cfg else None
     try:
-        return load_deploy_config(path, options, model_src)
+        return load_deploy_config(path, overrides.options, model_src, overrides.apply)
     except ConfigError as exc:
-        if not flags or not options:
+        if not overrides.flags or not overrides:
             raise
         try:
             load_deploy_config(path, {}, model_src)
         except ModelDeployError:
             raise exc from None  # the file itself is wrong: its own error stands
-        from modeldeploy.cli_options import blame_flag
-
-        raise blame_flag(exc, str(path), flags) from None
+        raise blame_flag(exc, str(path), overrides.flags) from None
 
 
 def _resolve(uri: str) -> Path:
@@ -213,23 +206,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     reporter = RunProgress(args.log_format)
     reporter.starting(args.deploy_cfg, args.model_cfg)  # before the slow imports (torch): no silent start
-    options = _parse_cfg_options(args.cfg_options)
-    options.update(_device_overrides(args.device))
-    if args.work_dir:
-        options["export.work_dir"] = args.work_dir
-    if args.baseline:
-        options["evaluation.gate.baseline.uri"] = args.baseline
     try:
-        cfg = _load_config(args.deploy_cfg, options, args.model_cfg, _override_flags(args))
-        if args.device:
-            cfg = _with_backend_devices(cfg, args.device)
+        # every flag that sets a deploy-config key is merged with --cfg-options and checked with
+        # the file, once (output locations included, before anything is written): from here on
+        # the config is the only source the runner reads
+        cfg = _load_config(args.deploy_cfg, _overrides(args), args.model_cfg)
         _preflight(cfg)
-        from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
-
-        work_dir = check_local_output(Path(cfg.export.work_dir), what="work dir", work_dir=Path(cfg.export.work_dir))
-        check_artifact_uri(
-            args.artifact_uri or cfg.export.artifact_uri or str(work_dir), work_dir=work_dir
-        )  # before anything is written
+        work_dir = cfg.export.output_dir
         try:
             setup_logging(args.log_level, args.log_format, work_dir / "logs" / "run.log")
         except OSError as exc:  # a read-only / full work dir: one line (stderr + termination log), exit 2
@@ -251,8 +234,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg,
             args.model_cfg,
             args.checkpoint,
-            work_dir=work_dir,
-            artifact_uri=args.artifact_uri,
             run_id=args.run_id,
             termination_log=args.termination_log,
             reporter=reporter,
@@ -284,34 +265,6 @@ def _one_error_line_on_console(fmt: str) -> None:
     console = [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
     for h in console:
         h.addFilter(lambda record: getattr(record, "event", None) != "stage_failed")
-
-
-def _with_backend_devices(cfg: Any, device: str) -> Any:
-    """--device moves every backend and scenario to that device (one flag, whole run).
-
-    TensorRT entries stay where they are when the device is the CPU: TensorRT cannot run
-    there, and a config that lists them for another export mode (e.g. the trt/both
-    scenarios of a deploy config run with mode onnx) must still load; when the active
-    mode does need TensorRT, the export check refuses `--device cpu` with its own message.
-    """
-    from modeldeploy.config import BaseDeploymentConfig
-
-    movable = (lambda backend: backend != "tensorrt") if device == "cpu" else (lambda backend: True)
-    # Only the keys the file set (plus the devices): keys left at their defaults stay unset,
-    # so the runner can still tell a configured verification/evaluation from a default one.
-    raw: dict[str, Any] = {k: getattr(cfg, k) for k in ("project", "task_type", "checkpoint_path", "use_ema")}
-    raw.update({k: v.model_dump(mode="json", exclude_unset=True) for k, v in cfg.sections.items()})
-    raw["export"]["device"] = device
-    for name, be in raw.get("evaluation", {}).get("backends", {}).items():
-        if movable(name):
-            be["device"] = device
-    for scen in raw.get("verification", {}).get("scenarios", {}).values():
-        for s in scen:
-            if movable(s["ref_backend"]):
-                s["ref_device"] = device
-            if movable(s["test_backend"]):
-                s["test_device"] = device
-    return BaseDeploymentConfig.from_dict(raw, source=cfg.source)
 
 
 _STORAGE_REASONS = ("ReadOnlyStorage", "NoSpace", "PermissionDenied", "LocalIOError")
@@ -348,7 +301,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         setup_logging("INFO", "text")
     try:
-        cfg = _load_config(args.deploy_cfg, _parse_cfg_options(args.cfg_options), args.model_cfg, _override_flags(args))
+        cfg = _load_config(args.deploy_cfg, _overrides(args), args.model_cfg)
         _require_project(cfg)  # what `run` requires before any work, so the two agree
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)

@@ -1,4 +1,11 @@
-"""Command-line overrides of the deploy config (``--cfg-options``, ``--device``, ``--work-dir``).
+"""Command-line overrides of the deploy config: ``--cfg-options`` and every flag of ``run`` that
+sets a deploy-config key (``--work-dir``, ``--device``, ``--artifact-uri``, ``--baseline``).
+
+Why one way in: each such flag is a dotted key (``FLAG_KEYS``) merged into the deploy config
+once, together with ``--cfg-options`` and validated like the file, so the runner reads only the
+config and a value has one precedence (flag > ``--cfg-options`` > file > default). Flags that
+are about the process, not the deployment (``--log-level``, ``--log-format``, ``--run-id``,
+``--termination-log``), stay process settings.
 
 Why its own module: an override is typed by the user on the command line, so its errors must
 blame the flag, not the config file the value was merged into, and its values must be read the
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy.errors import ConfigError
@@ -101,3 +109,98 @@ def blame_flag(exc: ConfigError, source: str, flags: Mapping[str, str]) -> Confi
     body = msg[len(source) + 2 :] if msg.startswith(source + ": ") else msg
     err = ConfigError(f"{who}: {body}", hint=exc.hint, reason=exc.reason)
     return err
+
+
+#: argparse dest → (the flag as spelled, the deploy-config key it sets)
+FLAG_KEYS: dict[str, tuple[str, str]] = {
+    "work_dir": ("--work-dir", "export.work_dir"),
+    "device": ("--device", "export.device"),
+    "artifact_uri": ("--artifact-uri", "export.artifact_uri"),
+    "baseline": ("--baseline", "evaluation.gate.baseline.uri"),
+}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Everything the command line changes in the deploy config, applied once at load.
+
+    ``options``: dotted key → value (``--cfg-options`` and the flags of ``FLAG_KEYS``, a flag
+    winning over ``--cfg-options`` for the same key); ``flags``: dotted key → the flag as the
+    user typed it, to blame a bad value on it; ``device``: ``--device`` also moves every
+    evaluated backend and verification scenario (``apply``).
+    """
+
+    options: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.options) or self.device is not None
+
+    def apply(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The merged deploy config (our layout, after an AWML file is converted) with
+        ``--device`` on every backend and scenario, before it is validated once.
+
+        TensorRT entries stay where they are when the device is the CPU: TensorRT cannot run
+        there, and a config that lists them for another export mode (e.g. the trt/both
+        scenarios of a deploy config run with mode onnx) must still load; when the active mode
+        does need TensorRT, the export check refuses ``--device cpu`` with its own message.
+        """
+        device = self.device
+        if device is None:
+            return data
+
+        def movable(backend: Any) -> bool:
+            return not (device == "cpu" and backend == "tensorrt")
+
+        out = dict(data)
+        out["export"] = {**(out.get("export") or {}), "device": device}
+        evaluation = out.get("evaluation")
+        if isinstance(evaluation, Mapping) and isinstance(evaluation.get("backends"), Mapping):
+            out["evaluation"] = {
+                **evaluation,
+                "backends": {
+                    name: {**be, "device": device} if isinstance(be, Mapping) and movable(name) else be
+                    for name, be in evaluation["backends"].items()
+                },
+            }
+        verification = out.get("verification")
+        if isinstance(verification, Mapping) and isinstance(verification.get("scenarios"), Mapping):
+            out["verification"] = {
+                **verification,
+                "scenarios": {
+                    mode: [_scenario_on(s, device, movable) for s in scenarios]
+                    if isinstance(scenarios, (list, tuple))
+                    else scenarios
+                    for mode, scenarios in verification["scenarios"].items()
+                },
+            }
+        return out
+
+
+def _scenario_on(s: Any, device: str, movable: Any) -> Any:
+    if not isinstance(s, Mapping):
+        return s  # the config check names what is wrong with it
+    out = dict(s)
+    if movable(out.get("ref_backend")):
+        out["ref_device"] = device
+    if movable(out.get("test_backend")):
+        out["test_device"] = device
+    return out
+
+
+def overrides_from_args(args: Any) -> Overrides:
+    """The ``Overrides`` of a parsed ``run`` / ``check-config`` command line (absent flags: none)."""
+    items = getattr(args, "cfg_options", None) or []
+    options = parse_cfg_options(items)
+    flags = {item.split("=", 1)[0].strip(): f"--cfg-options {item}" for item in items if "=" in item}
+    device = None
+    for dest, (flag, key) in FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        if dest == "device":
+            value = device = device_override(value)
+        options[key] = value
+        flags[key] = f"{flag} {getattr(args, dest)}"
+    return Overrides(options, flags, device)

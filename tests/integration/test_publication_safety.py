@@ -67,7 +67,7 @@ def _toy_run(tmp: Path, uri: str, run_id: str, *, inf_weights: bool = False) -> 
     cfg = BaseDeploymentConfig.from_dict(
         {
             "project": "toy",
-            "export": {"mode": "onnx", "work_dir": str(tmp / "work")},
+            "export": {"mode": "onnx", "work_dir": str(tmp / "work"), "artifact_uri": uri},
             "onnx_config": {"save_file": "toy.onnx"},
             "verification": {"num_verify_samples": 2, "tolerance": 1e-4},
             "evaluation": {"num_samples": 3, "warmup": 0},
@@ -79,7 +79,6 @@ def _toy_run(tmp: Path, uri: str, run_id: str, *, inf_weights: bool = False) -> 
         str(ckpt),
         project=ToyProject(),
         resolve_fn=Path,
-        artifact_uri=uri,
         run_id=run_id,
         termination_log=str(tmp / "term.json"),
     )

@@ -890,11 +890,16 @@ def render_python(conv: Conversion, source: str) -> str:
 
 
 def load_deploy_config(
-    path: str | Path, cfg_options: Mapping[str, Any] | None = None, model_cfg_path: ModelCfgSource = None
+    path: str | Path,
+    cfg_options: Mapping[str, Any] | None = None,
+    model_cfg_path: ModelCfgSource = None,
+    finalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ):  # -> BaseDeploymentConfig
     """Load a deploy config in either layout; an AWML-layout file is converted in memory
     with one INFO line naming the mapping (so `run` and `check-config` accept it alike).
-    ``model_cfg_path`` (``run`` passes it) supplies the dataset's data_root as AWML finds it."""
+    ``model_cfg_path`` (``run`` passes it) supplies the dataset's data_root as AWML finds it.
+    ``finalize`` (the command line's ``--device``) edits the merged data in our layout just
+    before it is validated, once."""
     from modeldeploy.config.deploy_config import BaseDeploymentConfig, load_mmengine_config
 
     data = load_mmengine_config(path, cfg_options)
@@ -909,6 +914,8 @@ def load_deploy_config(
             conv.summary(),
         )
         data = conv.data
+    if finalize is not None:
+        data = finalize(data)
     return BaseDeploymentConfig(data, source=str(path))
 
 

@@ -8,9 +8,11 @@ ignored setting. Cross-field rules that need more than one section live in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from modeldeploy.core.backend_registry import backend_names
 
@@ -35,6 +37,16 @@ def normalize_device(value: str) -> str:
     return v
 
 
+def _policy(check: Callable[[], object]) -> None:
+    """An output-location check (uri_policy's ConfigError) as a field error, fix included."""
+    from modeldeploy.errors import ConfigError
+
+    try:
+        check()
+    except ConfigError as exc:
+        raise ValueError(f"{exc.message} — {exc.hint}") from None
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -49,21 +61,36 @@ class ExportSection(Section):
 
     _dev = field_validator("device")(classmethod(lambda cls, v: normalize_device(v)))
 
-    @model_validator(mode="after")
-    def _safe_outputs(self) -> ExportSection:
-        """No '..' in URIs, no system or unlisted directories as outputs (artifacts/uri_policy.py)."""
-        from pathlib import Path
+    # No '..' in URIs, no system or unlisted directories as outputs (artifacts/uri_policy.py);
+    # one validator per key, so an error names it (and a --work-dir / --artifact-uri flag).
+    @field_validator("work_dir")
+    @classmethod
+    def _safe_work_dir(cls, v: str) -> str:
+        from modeldeploy.artifacts.uri_policy import check_local_output
 
-        from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
-        from modeldeploy.errors import ConfigError
+        _policy(lambda: check_local_output(Path(v), what="work dir", work_dir=Path(v)))
+        return v
 
-        try:
-            wd = check_local_output(Path(self.work_dir), what="work dir", work_dir=Path(self.work_dir))
-            if self.artifact_uri:
-                check_artifact_uri(self.artifact_uri, work_dir=wd)
-        except ConfigError as exc:
-            raise ValueError(f"{exc.message} — {exc.hint}") from None
-        return self
+    @field_validator("artifact_uri")
+    @classmethod
+    def _safe_artifact_uri(cls, v: str | None, info: ValidationInfo) -> str | None:
+        from modeldeploy.artifacts.uri_policy import check_artifact_uri
+
+        wd = info.data.get("work_dir")
+        if v and wd is not None:  # no work_dir here: its own error is already reported
+            _policy(lambda: check_artifact_uri(v, work_dir=Path(wd).expanduser().resolve()))
+        return v
+
+    @property
+    def output_dir(self) -> Path:
+        """The work dir, resolved (``_safe_work_dir`` checked it is an allowed output location)."""
+        return Path(self.work_dir).expanduser().resolve()
+
+    @property
+    def publish_uri(self) -> str:
+        """Where a run publishes: ``artifact_uri`` (file, ``--cfg-options`` or ``--artifact-uri``:
+        one key, merged once), else the work dir itself. The one place these are ranked."""
+        return self.artifact_uri or str(self.output_dir)
 
     @property
     def should_export_onnx(self) -> bool:
@@ -171,9 +198,6 @@ class Scenario(Section):
     ref_device: str
     test_backend: BackendName
     test_device: str
-    # the test side's precision variant (e.g. onnxruntime 'fp16': the fp16 graph checked against
-    # the fp32 reference); None: fp32, as before
-    test_precision: Literal["fp32", "fp16"] | None = None
 
     _dev = field_validator("ref_device", "test_device")(classmethod(lambda cls, v: normalize_device(v)))
 
@@ -229,36 +253,11 @@ class VerificationSection(Section):
     gate: VerificationGate = VerificationGate()
 
 
-CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
-#: The speed options each built-in backend reads (issue #16); deploy_config refuses one set on
-#: a backend that would ignore it. Precisions a backend evaluates in (int8 is onnxruntime's
-#: variant chosen by precision_policy='explicit_int8', not by this key).
-BACKEND_OPTION_KEYS: dict[str, tuple[str, ...]] = {
-    "pytorch": ("channels_last", "cuda_graph", "compile_mode", "compile_cache_dir"),
-    "onnxruntime": ("cuda_graph", "channels_last"),
-    "tensorrt": ("cuda_graph",),
-}
-BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {"pytorch": ("fp32", "fp16"), "onnxruntime": ("fp32", "fp16")}
-
-
 class BackendEvalSection(Section):
     enabled: bool = True
     device: str | None = None  # default: export.device
     model_dir: str | None = None  # None: the artifacts exported by this run
-    # pytorch: fp32|fp16 (autocast on CUDA, real fp16 weights with a speed option below);
-    # onnxruntime: fp32|fp16 (an fp16 graph converted from this run's ONNX, CUDA EP); tensorrt: informational
-    precision: str | None = None
-    # Speed options (backends/pytorch.py, backends/onnxruntime.py); BACKEND_OPTION_KEYS says which backend reads which.
-    channels_last: bool = False  # pytorch: NHWC module and 4-D inputs; onnxruntime (CUDA EP): prefer_nhwc
-    cuda_graph: bool | None = None  # capture fixed shapes once, replay (tensorrt: overrides common_config.cuda_graph)
-    compile_mode: CompileMode | None = None  # pytorch: torch.compile(mode=...)
-    compile_cache_dir: str | None = (
-        None  # pytorch: Inductor/Triton cache; relative to export.work_dir; default <work_dir>/compile_cache
-    )
-
-    def options_set(self) -> list[str]:
-        """The speed options this section sets (for the per-backend check)."""
-        return [k for k in ("channels_last", "cuda_graph", "compile_mode", "compile_cache_dir") if getattr(self, k)]
+    precision: str | None = None  # pytorch: fp32|fp16 (autocast on CUDA); others informational
 
     @field_validator("device")
     @classmethod

@@ -133,7 +133,8 @@ def confusion_matrix(label: str, cm: dict[str, Any]) -> bytes | None:
 def verification_errors(verification: VerificationResult) -> bytes | None:
     """Histogram of the per-sample max |test − reference| per compared output, with the tolerance."""
     series = {
-        f"{c.test} {c.output}": [v for v in c.sample_max_abs_diff or [] if v is not None] for c in verification.comparisons
+        f"{c.test} {c.output}": [v for v in c.sample_max_abs_diff or [] if v is not None]
+        for c in verification.comparisons
     }
     series = {k: v for k, v in series.items() if v}
     if not series:

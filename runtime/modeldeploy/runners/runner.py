@@ -36,11 +36,9 @@ from modeldeploy.artifacts import ArtifactStore, LocalArtifact, open_store, sha2
 from modeldeploy.artifacts.base import MANIFEST_NAME, POINTER_NAME, build_manifest
 from modeldeploy.artifacts.localio import probe_writable, storage_error
 from modeldeploy.artifacts.publication import make_current, open_run
-from modeldeploy.artifacts.uri_policy import check_artifact_uri, check_local_output
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.config import BaseDeploymentConfig
-from modeldeploy.config.sections import BackendEvalSection
-from modeldeploy.core.backend_registry import BackendOptions, backend_spec
+from modeldeploy.core.backend_registry import backend_spec
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
@@ -99,7 +97,6 @@ class _State:
     components: list[ExportComponent] = field(default_factory=list)
     onnx: dict[str, ExportedModel] = field(default_factory=dict)
     onnx_int8: dict[str, ExportedModel] = field(default_factory=dict)
-    onnx_fp16: dict[str, ExportedModel] = field(default_factory=dict)  # made on first use (onnxruntime fp16)
     engines: dict[str, ExportedModel] = field(default_factory=dict)
     local_artifacts: list[LocalArtifact] = field(default_factory=list)
 
@@ -129,8 +126,6 @@ class DeploymentRunner:
         checkpoint: str | None = None,
         *,
         project: BaseProject | None = None,
-        work_dir: str | Path | None = None,
-        artifact_uri: str | None = None,
         run_id: str | None = None,
         termination_log: str | None = None,
         load_model_fn: LoadModelFn | None = None,
@@ -150,12 +145,10 @@ class DeploymentRunner:
                 hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
             )
         self.project = project or get_project(cfg.project)  # type: ignore[arg-type]
-        self.work_dir = check_local_output(
-            Path(work_dir or cfg.export.work_dir), what="work dir", work_dir=Path(work_dir or cfg.export.work_dir)
-        )
-        self.artifact_uri = check_artifact_uri(
-            artifact_uri or cfg.export.artifact_uri or str(self.work_dir), work_dir=self.work_dir
-        )
+        # Where to write and publish come from the config only: the command line's flags were
+        # merged into it (cli_options.Overrides) and checked there with the file's values.
+        self.work_dir = cfg.export.output_dir
+        self.artifact_uri = cfg.export.publish_uri
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.termination_log = termination_log
         self.load_model_fn = load_model_fn
@@ -165,7 +158,7 @@ class DeploymentRunner:
         self.reporter = reporter
         self.progress = progress or (reporter.step if reporter is not None else None)
         self.state = _State()
-        self._root_store: ArtifactStore | None = None  # <artifact uri>, set by preflight
+        self._root_store: ArtifactStore | None = None  # <artifact uri>, opened once (root_store)
         self._run_store: ArtifactStore | None = None  # <artifact uri>/runs/<run id>
         self._run_rel: str | None = None
         self._records: list[Any] = []
@@ -244,10 +237,10 @@ class DeploymentRunner:
         """Before any heavy work: the work dir and this run's output prefix must be writable
         and the store's credentials must work (a probe object is written and deleted)."""
         probe_writable(self.work_dir, "the work dir")
-        root = open_store(self.artifact_uri)
+        root = self.root_store()
         store, rel = open_run(root, self.run_id)
         store.preflight()
-        self._root_store, self._run_store, self._run_rel = root, store, rel
+        self._run_store, self._run_rel = store, rel
         self.publication = {
             "run_prefix": store.uri,
             "current_uri": root.uri_for(POINTER_NAME),
@@ -256,6 +249,13 @@ class DeploymentRunner:
         log.info(
             "publishing to %s (the pointer %s moves only if this run succeeds)", store.uri, root.uri_for(POINTER_NAME)
         )
+
+    def root_store(self) -> ArtifactStore:
+        """The store at the artifact URI, opened once and shared: the publication (preflight,
+        publish) and the engine cache's shared tier (export_tensorrt)."""
+        if self._root_store is None:
+            self._root_store = open_store(self.artifact_uri)
+        return self._root_store
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -468,7 +468,7 @@ class DeploymentRunner:
 
             # Engines are shared between nodes through the store's content-addressed area.
             cache = (
-                EngineCache(shared=shared_tier(open_store(self.artifact_uri)))
+                EngineCache(shared=shared_tier(self.root_store()))
                 if self.cfg.backend_config.common_config.engine_cache
                 else None
             )
@@ -501,7 +501,7 @@ class DeploymentRunner:
         assert self.state.loader is not None
         ver = self.results.verification = verify(
             scenarios,
-            self._verification_pipeline,
+            self._pipeline,
             self.state.loader,
             num_samples=self.cfg.verification.num_verify_samples,
             tolerance=self.cfg.verification.tolerance,
@@ -547,7 +547,7 @@ class DeploymentRunner:
         if self.state.onnx_int8 and "onnxruntime" in backends:  # the Q/DQ graph: onnxruntime's int8 variant
             targets.append(("onnxruntime", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
         for name, dev, precision in targets:
-            pipeline = self._pipeline(name, dev, precision, backends.get(name))
+            pipeline = self._pipeline(name, dev, precision)
             label = pipeline.label  # onnxruntime's int8 variant keeps its key onnxruntime-int8:<dev>
             evaluator = self.project.build_evaluator(self.cfg, self.state.model_cfg)
             pred_path = self.work_dir / "predictions" / f"{label.replace(':', '_')}.json"
@@ -565,11 +565,6 @@ class DeploymentRunner:
                 label=label,
                 precision=precision,
             )
-            compiled = {
-                c: b.compile_seconds for c, b in pipeline.backends.items() if getattr(b, "compile_seconds", None)
-            }
-            if compiled:  # torch.compile's first call, apart from the latencies (warm-up absorbed it)
-                done.result.compile_seconds = compiled
             from modeldeploy.runners.sidecars import write_eval_sidecars
 
             for side in write_eval_sidecars(self.work_dir, label, done.result, done.raw_latency_ms):
@@ -617,34 +612,12 @@ class DeploymentRunner:
                 int8.accuracy_delta_vs_fp32 = AccuracyDelta(metric=m, fp32=a, int8=b, delta=b - a)
 
     # ------------------------------------------------------------------ backends & pipelines
-    def _pipeline(
-        self, backend: str, device: str, precision: str = "fp32", section: BackendEvalSection | None = None
-    ) -> BasePipeline:
-        """``section``: the backend's ``evaluation.backends.<name>`` whose speed options apply
-        (None: the backend's defaults, as for references and calibration)."""
+    def _pipeline(self, backend: str, device: str, precision: str = "fp32") -> BasePipeline:
         dev = torch.device(device)
-        if section is not None and section.options_set():
-            backends = self._backends(backend, dev, precision, section)
-        else:  # the three-argument call a subclass overriding _backends still receives
-            backends = self._backends(backend, dev, precision)
+        backends = self._backends(backend, dev, precision)
         return self.project.build_pipeline(backends, self.cfg, self.state.model_cfg, dev)
 
-    def _verification_pipeline(
-        self, backend: str, device: str, precision: str | None = None, test: bool = False
-    ) -> BasePipeline:
-        """The reference side runs plain; the test side in the scenario's precision and with the
-        speed options its backend is evaluated with (when on the same kind of device), so
-        verification checks what evaluation measures."""
-        section = None
-        if test:
-            be = self.cfg.evaluation.backends.get(backend)
-            configured = torch.device((be.device if be else None) or self.cfg.export.device).type
-            section = be if be is not None and configured == torch.device(device).type else None
-        return self._pipeline(backend, device, precision or "fp32", section)
-
-    def _backends(
-        self, backend: str, device: torch.device, precision: str, section: BackendEvalSection | None = None
-    ) -> dict[str, BaseBackend]:
+    def _backends(self, backend: str, device: torch.device, precision: str) -> dict[str, BaseBackend]:
         """One backend per component, made by the backend's registered factory (core/backend.py)."""
         spec = backend_spec(backend)
         if spec.needs_cuda and device.type != "cuda":
@@ -657,11 +630,7 @@ class DeploymentRunner:
                 f"{backend} on {device} requested but no CUDA device is visible",
                 hint="use --device cpu or run on a GPU node",
             )
-        cache = None
-        if section is not None and section.compile_mode:
-            # with the artifacts' work dir, so a second run of the same work dir loads instead of compiling
-            cache = self.work_dir / (section.compile_cache_dir or "compile_cache")  # an absolute path stays itself
-        options = BackendOptions(section, self.cfg.backend_config.common_config, compile_cache_dir=cache)
+        options = self.cfg.backend_config.common_config
         out: dict[str, BaseBackend] = {}
         for c in self.state.components:
             source = c if spec.artifact_for(precision) == "module" else self._model_file(backend, c, precision)
@@ -695,36 +664,13 @@ class DeploymentRunner:
                     hint="point model_dir at the directory with the exported files, or unset it to use this run's exports",
                 )
             return p
-        if kind == "onnx_fp16" and c.name not in self.state.onnx_fp16 and c.name in self.state.onnx:
-            self._convert_fp16(c)
-        table = {
-            "onnx": self.state.onnx,
-            "onnx_int8": self.state.onnx_int8,
-            "onnx_fp16": self.state.onnx_fp16,
-            "engine": self.state.engines,
-        }.get(kind, {})
+        table = {"onnx": self.state.onnx, "onnx_int8": self.state.onnx_int8, "engine": self.state.engines}.get(kind, {})
         if c.name not in table:
             raise ConfigError(
                 f"{backend} needs a model file for component '{c.name}' but this run exported none",
                 hint=f"set export.mode to include {'trt' if kind == 'engine' else 'onnx'}, or evaluation.backends.{backend}.model_dir",
             )
         return table[c.name].path
-
-    def _convert_fp16(self, c: ExportComponent) -> None:
-        """onnxruntime's fp16 variant: this run's graph through the one fp16 pass TensorRT uses
-        too (float32 IO kept), written next to it and published with the artifacts."""
-        from modeldeploy.exporters.quantization import convert_fp16
-
-        src = self.state.onnx[c.name]
-        dst = self.work_dir / "onnx" / src.path.name.replace(".onnx", ".fp16.onnx")
-        path = convert_fp16(src.path, dst)
-        self.state.onnx_fp16[c.name] = ExportedModel(
-            c.name, Path(path), input_names=src.input_names, output_names=src.output_names, info={"precision": "fp16"}
-        )
-        self._add_artifact(Path(path), "onnx")
-        data = Path(f"{path}.data")
-        if data.is_file():
-            self._add_artifact(data, "onnx_data")
 
     # ------------------------------------------------------------------ outputs
     def _add_artifact(self, path: Path, kind: str) -> None:

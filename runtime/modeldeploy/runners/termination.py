@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,9 @@ def encode_summary(summary: dict[str, Any], limit: int = LIMIT) -> str:
 
 
 def write_termination_log(path: str | None, summary: dict[str, Any]) -> None:
-    target = path or os.environ.get("MODELDEPLOY_TERMINATION_LOG")
+    """Write ``summary`` to ``path`` (``--termination-log``; its default is read from
+    ``$MODELDEPLOY_TERMINATION_LOG`` by the command line, the one place); None: nowhere."""
+    target = path
     if not target:
         return
     text = encode_summary(summary)

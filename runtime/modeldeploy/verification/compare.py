@@ -161,7 +161,8 @@ def summarize(comparisons: list[Comparison]) -> list[OutputComparison]:
                 sample_max_abs_diff=[],
             )
         row.samples += 1
-        (row.sample_max_abs_diff or []).append(c.max_abs_diff)  # small (num_verify_samples): the report's error histogram
+        per_sample = row.sample_max_abs_diff = row.sample_max_abs_diff or []
+        per_sample.append(c.max_abs_diff)  # small (num_verify_samples): the report's error histogram
         if c.max_abs_diff is None or row.max_abs_diff is None:
             row.max_abs_diff = row.mean_abs_diff = row.max_rel_diff = None  # incomparable (shape/missing)
         else:

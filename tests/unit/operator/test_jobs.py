@@ -60,6 +60,9 @@ def test_job_contract_fields():
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert c["terminationMessagePath"] == "/dev/termination-log"
     env = {e["name"]: e for e in c["env"]}
+    # the summary's path reaches the runtime once, as the flag (no MODELDEPLOY_TERMINATION_LOG env as well)
+    assert c["args"][c["args"].index("--termination-log") + 1] == c["terminationMessagePath"]
+    assert "MODELDEPLOY_TERMINATION_LOG" not in env
     # one run id per attempt: the pod's name (the runtime writes under <artifact uri>/runs/<run id>/)
     assert env["MODELDEPLOY_RUN_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert job["metadata"]["annotations"]["modeldeploy.io/run-id"] == f"ns/demo/g1/{h[:8]}"

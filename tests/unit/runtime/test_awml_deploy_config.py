@@ -369,13 +369,11 @@ def _runner_with_components(tmp_path: Path, names: list[str], model_dir: str):  
     cfg = BaseDeploymentConfig.from_dict(
         {
             "project": "calibration",
-            "export": {"mode": "none", "device": "cpu"},
+            "export": {"mode": "none", "device": "cpu", "work_dir": str(tmp_path / "w")},
             "evaluation": {"backends": {"onnxruntime": {"model_dir": model_dir}}},
         }
     )
-    runner = DeploymentRunner(
-        cfg, "unused.py", "unused.pth", project=ToyProject(), resolve_fn=Path, work_dir=tmp_path / "w"
-    )
+    runner = DeploymentRunner(cfg, "unused.py", "unused.pth", project=ToyProject(), resolve_fn=Path)
     x = torch.zeros(1)
     runner.state.components = [ExportComponent(n, torch.nn.Identity(), ["x"], ["y"], {"x": x}) for n in names]
     return runner

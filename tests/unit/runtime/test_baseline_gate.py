@@ -36,7 +36,7 @@ def _run(tmp: Path, ckpt: Path, name: str, baseline: dict) -> tuple[int, dict, s
     cfg = BaseDeploymentConfig.from_dict(
         {
             "project": "toy",
-            "export": {"mode": "onnx", "work_dir": str(tmp / name)},
+            "export": {"mode": "onnx", "work_dir": str(tmp / name), "artifact_uri": str(tmp / "pub")},
             "onnx_config": {"save_file": "toy.onnx"},
             "verification": {"num_verify_samples": 2, "tolerance": 1e-4},
             # the within-run gate is on too: it must NOT be what catches a worse checkpoint
@@ -51,7 +51,6 @@ def _run(tmp: Path, ckpt: Path, name: str, baseline: dict) -> tuple[int, dict, s
         str(ckpt),
         project=ToyProject(),
         resolve_fn=Path,
-        artifact_uri=str(tmp / "pub"),
         run_id=name,
         termination_log=str(tmp / f"{name}.term.json"),
     ).run()

@@ -44,7 +44,7 @@ def _run(tmp: Path, toy_files: dict[str, Path], artifact_uri: str, run_id: str) 
     cfg = BaseDeploymentConfig.from_dict(
         {
             "project": "toy",
-            "export": {"mode": "onnx", "work_dir": str(tmp / f"work-{run_id}")},
+            "export": {"mode": "onnx", "work_dir": str(tmp / f"work-{run_id}"), "artifact_uri": artifact_uri},
             "onnx_config": {"save_file": "toy.onnx"},
             "verification": {"num_verify_samples": 1, "tolerance": 1e-4},
             "evaluation": {"num_samples": 2, "warmup": 0},
@@ -56,7 +56,6 @@ def _run(tmp: Path, toy_files: dict[str, Path], artifact_uri: str, run_id: str) 
         str(toy_files["checkpoint"]),
         project=ToyProject(),
         resolve_fn=Path,
-        artifact_uri=artifact_uri,
         run_id=run_id,
         termination_log=str(tmp / f"term-{run_id}.json"),
     )
@@ -155,15 +154,12 @@ def test_read_only_work_dir_is_one_line_on_stderr_and_in_the_termination_log(tmp
 @pytest.mark.parametrize(
     "uri", ["file:///etc", "/usr/lib/x", "/", "s3://bucket/../x", "s3://bucket/a/./b", "/tmp/a/../../etc"]
 )
-def test_dangerous_artifact_uris_are_refused_at_config_load(
-    tmp_path: Path, toy_files: dict[str, Path], uri: str
-) -> None:
+def test_dangerous_artifact_uris_are_refused_at_config_load(tmp_path: Path, uri: str) -> None:
     from modeldeploy.errors import ConfigError
 
-    cfg = BaseDeploymentConfig.from_dict({"project": "toy", "export": {"work_dir": str(tmp_path / "w")}})
-    with pytest.raises(ConfigError) as info:
-        DeploymentRunner(
-            cfg, str(toy_files["model_cfg"]), str(toy_files["checkpoint"]), project=ToyProject(), artifact_uri=uri
+    with pytest.raises(ConfigError) as info:  # export.artifact_uri, whether from the file or --artifact-uri
+        BaseDeploymentConfig.from_dict(
+            {"project": "toy", "export": {"work_dir": str(tmp_path / "w"), "artifact_uri": uri}}
         )
     assert info.value.exit_code == 2
 
