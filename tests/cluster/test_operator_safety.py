@@ -177,6 +177,7 @@ def policy_cluster(control_plane, node_agent, tmp_path_factory):
         "fullnameOverride": f"safety-{tag}",
         "policy": {
             "allowedImagePrefixes": ["ghcr.io/modeldeploy/"],
+            "allowedProjects": ["calibration", "yolox", "centerpoint"],
             "namespaceSelector": {"matchLabels": {POLICY_LABEL: tag}},
         },
     }
@@ -377,6 +378,26 @@ def test_operator_rechecks_the_policy_where_admission_is_not_bound(control_plane
     assert st["failure"]["reason"] == "PolicyViolation"
     assert "policy image-allow-list:" in st["failure"]["message"] and "policy gpu-maximum:" in st["failure"]["message"]
     assert jobs_of(control_plane, ns, "foreign") == []
+
+
+def test_a_project_outside_the_allow_list_is_refused_by_both_layers(control_plane, policy_cluster):
+    """spec.project is open in the CRD (external projects); policy.allowedProjects narrows it."""
+    ns, op = policy_cluster["ns"], policy_cluster["op"]
+    body = cr_manifest("external", ns, project="my_detector")
+
+    def refused():  # the binding takes effect within a few seconds of its creation
+        proc = as_user(control_plane, policy_cluster["tenants"][ns], body)
+        return proc if proc.returncode != 0 else None
+
+    proc = wait_for(refused, 20, "admission to refuse project my_detector")
+    assert "policy project-allow-list:" in proc.stderr and "ValidatingAdmissionPolicy" in proc.stderr, proc.stderr
+    other = policy_cluster["ns_no_admission"]  # no binding: the operator's re-check refuses it
+    as_user(
+        control_plane, policy_cluster["tenants"][other], cr_manifest("external", other, project="my_detector"), True
+    )
+    st = wait_phase(control_plane, other, "external", "Failed", op)
+    assert st["failure"]["reason"] == "PolicyViolation" and "policy project-allow-list:" in st["failure"]["message"]
+    assert jobs_of(control_plane, other, "external") == []
 
 
 # ----------------------------------------------------------------------------- 3. squatting

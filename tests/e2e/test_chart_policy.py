@@ -120,3 +120,17 @@ def test_schema_refuses_bad_policy_values(helm: Helm) -> None:
             bad,
             proc.stderr,
         )
+
+
+def test_allowed_projects_reach_both_layers(helm: Helm) -> None:
+    """spec.project is open in the CRD (external projects); a cluster narrows it here."""
+    docs = render(helm, "policy.allowedProjects={calibration,my_detector}")
+    rule = next(
+        v for v in one(docs, "ValidatingAdmissionPolicy")["spec"]["validations"] if pol.RULE_PROJECT in v["message"]
+    )
+    assert rule["expression"] == 'object.spec.project in ["calibration","my_detector"]'
+    p = pol.from_json(operator_env(docs)["MODELDEPLOY_POLICY"])
+    assert p.projects == ("calibration", "my_detector")
+    assert pol.check({"project": "yolox"}, p)[0].rule == pol.RULE_PROJECT
+    proc = helm.run("template", "mdo", str(CHART), "--set", "policy.allowedProjects={Bad Name}", check=False)
+    assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr
