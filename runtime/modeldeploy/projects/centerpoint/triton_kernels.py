@@ -443,7 +443,13 @@ def greedy_nms_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor
     if k == 0:
         return keep.bool()
     bk = triton.next_power_of_2(k)
-    bi = max(1, min(32, 8192 // bk))  # 16 rows a step at K=500: measured faster than 32 (H200)
+    if bk <= 512:
+        # CenterPoint's K=500: 32 rows a step on 16 warps, 0.297-0.298 ms for the whole
+        # decode+NMS graph against 0.305-0.307 with 16 rows on 8 warps (3 runs, H200,
+        # benchmarks/decode_nms_sweep.py; every launch shape gave identical detections)
+        bi, warps = max(1, min(32, 16384 // bk)), 16
+    else:  # YOLOX's K=1000 was measured with these
+        bi, warps = max(1, min(32, 8192 // bk)), 8
     _greedy_kernel[(1,)](
         suppress.contiguous().view(torch.uint8),
         valid.contiguous().view(torch.uint8),
@@ -451,6 +457,6 @@ def greedy_nms_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor
         k,
         BK=bk,
         BI=bi,
-        num_warps=8,
+        num_warps=warps,
     )
     return keep.bool()
