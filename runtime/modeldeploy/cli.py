@@ -331,15 +331,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _require_project(cfg: Any) -> None:
-    from modeldeploy.errors import ConfigError
-    from modeldeploy.projects import get_project
+    from modeldeploy.projects import project_for
 
-    if cfg.project is None:
-        raise ConfigError(
-            f"{cfg.source}: 'project' is not set",
-            hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
-        )
-    get_project(cfg.project)
+    project_for(cfg)  # the project exists and its own deploy section (e.g. yolox = dict(...)) parses
 
 
 def cmd_convert_config(args: argparse.Namespace) -> int:

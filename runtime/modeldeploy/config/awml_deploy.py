@@ -206,9 +206,10 @@ def _check_keys(source: str, section: str, d: Mapping[str, Any], awml_keys: set[
 
 
 def _our_fields_sections() -> set[str]:
+    """Our generic sections; a project's own section is the top-level key named after it."""
     from modeldeploy.config import deploy_config as dc
 
-    return set(dc._SECTIONS) | set(dc.PROJECT_SECTIONS)
+    return set(dc._SECTIONS)
 
 
 def _backend_name(value: Any) -> Any:
@@ -332,8 +333,8 @@ class _Converter:
         self.devices = self.device_table()
         out["export"] = self.export()
         out["runtime_io"] = self.runtime_io()
-        if "model_io" in raw:
-            out["model_io"] = self.model_io()
+        if "model_io" in raw and (io := self.model_io()):
+            out["model_io"] = io
         out["onnx_config"] = self.onnx_config()
         if "backend_config" in raw:
             out["backend_config"] = self.backend_config(out.get("model_io", {}))
@@ -523,10 +524,12 @@ class _Converter:
         if self.project == "centerpoint" and io:
             self.note(
                 "model_io",
-                "kept",
-                "model_io",
-                "informational for centerpoint: its two graphs' inputs (input_features, spatial_features) are fixed by the project",
+                "dropped",
+                "",
+                "informational for centerpoint: its two graphs' inputs (input_features, spatial_features) are fixed by "
+                "the project, which refuses model_io settings",
             )
+            return {}
         return out
 
     def onnx_config(self) -> dict[str, Any]:

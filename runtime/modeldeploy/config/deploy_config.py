@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ConfigDict
 
+from modeldeploy.config.parse import parse_section
 from modeldeploy.config.sections import (
     BACKEND_OPTION_KEYS,
     BACKEND_PRECISIONS,
@@ -44,86 +45,18 @@ _SECTIONS: dict[str, type[Section]] = {
 }
 _SCALARS = {"project", "task_type", "checkpoint_path", "use_ema"}
 _TASK_TYPES = ("classification", "detection2d", "detection3d")
-# Keys a project may add at top level (its own typed section), registered by the project.
-PROJECT_SECTIONS: dict[str, type[Section]] = {}
+S = TypeVar("S", bound=Section)
 
 
-def _load_project_sections(project: Any) -> bool:
-    """Import a built-in project so its section (e.g. ``yolox``) is registered before the
-    config is checked — the CLI parses the config before any project module is imported."""
-    import importlib
+class UnparsedSection(Section):
+    """The project's own top-level section (e.g. ``yolox = dict(...)``) as written.
 
-    from modeldeploy.projects import BUILTIN
+    Why unparsed: the config sits below the projects (docs/architecture.md), so it cannot
+    know their sections. A project *declares* its section (``BaseProject.deploy_section``)
+    and parses this with ``project_section`` once the project is resolved; keeping the keys
+    here lets ``to_dict`` and a round trip through ``from_dict`` carry them unchanged."""
 
-    if project not in BUILTIN:
-        if not isinstance(project, str):
-            return False
-        from modeldeploy.core.project import PROJECTS
-        from modeldeploy.projects import load_external
-
-        load_external()  # a project outside the package (MODELDEPLOY_PROJECTS / entry point) may add a section
-        return project in PROJECTS
-    name = f"modeldeploy.projects.{project}.project"
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:  # a project still under construction has no project.py yet
-            raise
-        return False
-    return True
-
-
-def _fields_of(model: type[Section] | None) -> list[str]:
-    return list(model.model_fields) if model is not None else []
-
-
-def _model_at(path: tuple[Any, ...]) -> type[Section] | None:
-    """Follow a pydantic location through nested section models, for suggestions."""
-    if not path:
-        return None
-    model = _SECTIONS.get(str(path[0])) or PROJECT_SECTIONS.get(str(path[0]))
-    for part in path[1:]:
-        if model is None:
-            return None
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        ann = field.annotation
-        nxt = None
-        for cand in getattr(ann, "__args__", ()) + (ann,):
-            if isinstance(cand, type) and issubclass(cand, Section):
-                nxt = cand
-        model = nxt
-    return model
-
-
-def _format_error(source: str, err: dict[str, Any]) -> ConfigError:
-    loc = tuple(err["loc"])
-    key = ".".join(str(p) for p in loc)
-    value = err.get("input")
-    etype = err["type"]
-    if etype == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = _fields_of(parent)
-        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{'.'.join(str(p) for p in loc[:-1] + (guess[0],))}'?" if guess else ""
-        hint += (" " if hint else "") + (f"known keys here: {', '.join(known)}" if known else "remove it")
-        return ConfigError(f"{source}: unknown key '{key}' (value {value!r})", hint=hint.strip())
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    return ConfigError(f"{source}: invalid value for '{key}': {value!r} ({msg})", hint=_hint_for(etype, err))
-
-
-def _hint_for(etype: str, err: dict[str, Any]) -> str:
-    ctx = err.get("ctx") or {}
-    if etype == "literal_error":
-        return f"use one of {ctx.get('expected', 'the listed values')}"
-    if etype.endswith("_parsing") or etype.endswith("_type"):
-        return f"expected {etype.split('_')[0]}"
-    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        return "choose a value inside the documented bounds"
-    return "see docs/configuration.md for this key"
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 def _looks_like_model_config(raw: Mapping[str, Any]) -> bool:
@@ -139,13 +72,11 @@ class BaseDeploymentConfig:
     def __init__(self, data: Mapping[str, Any], *, source: str = "<dict>") -> None:
         self.source = source
         self.raw = dict(data)
+        project = self.raw.get("project")
+        own = project if isinstance(project, str) and project not in _SECTIONS and project not in _SCALARS else None
         unknown = [
-            k
-            for k in self.raw
-            if k not in _SECTIONS and k not in _SCALARS and k not in PROJECT_SECTIONS and not k.startswith("_")
+            k for k in self.raw if k not in _SECTIONS and k not in _SCALARS and k != own and not k.startswith("_")
         ]
-        if unknown and _load_project_sections(self.raw.get("project")):
-            unknown = [k for k in unknown if k not in PROJECT_SECTIONS]
         if unknown and _looks_like_model_config(self.raw):
             raise ConfigError(
                 f"{source}: this looks like a MODEL config (it has model = dict(type={self.raw['model'].get('type')!r}) "
@@ -153,13 +84,7 @@ class BaseDeploymentConfig:
                 hint="the order is DEPLOY_CFG MODEL_CFG [CHECKPOINT]: modeldeploy run deploy.py model.py ckpt.pth",
             )
         if unknown:
-            k = unknown[0]
-            known = sorted(set(_SECTIONS) | _SCALARS | set(PROJECT_SECTIONS))
-            guess = difflib.get_close_matches(k, known, n=1)
-            raise ConfigError(
-                f"{source}: unknown top-level key '{k}' (value {self.raw[k]!r})",
-                hint=(f"did you mean '{guess[0]}'? " if guess else "") + f"known keys: {', '.join(known)}",
-            )
+            raise self._unknown_top_level(unknown[0], {own} if own else set())
         self.project: str | None = self.raw.get("project")
         self.task_type: str | None = self.raw.get("task_type")
         if self.task_type is not None and self.task_type not in _TASK_TYPES:
@@ -168,20 +93,13 @@ class BaseDeploymentConfig:
             )
         self.checkpoint_path: str | None = self.raw.get("checkpoint_path")
         self.use_ema: bool = bool(self.raw.get("use_ema", False))
-        sections: dict[str, Section] = {}
-        for name, model in {**_SECTIONS, **PROJECT_SECTIONS}.items():
-            value = self.raw.get(name) or {}
-            if not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"{source}: '{name}' must be a dict, got {type(value).__name__} {value!r}",
-                    hint=f"write {name} = dict(...)",
-                )
-            try:
-                sections[name] = model.model_validate(to_plain(value))
-            except ValidationError as exc:
-                first = exc.errors(include_url=False)[0]
-                first = {**first, "loc": (name,) + tuple(first["loc"])}
-                raise _format_error(source, first) from None
+        sections: dict[str, Section] = {
+            name: parse_section(model, self.raw.get(name) or {}, key=name, source=source)
+            for name, model in _SECTIONS.items()
+        }
+        if own is not None and own in self.raw:
+            sections[own] = parse_section(UnparsedSection, self.raw[own] or {}, key=own, source=source)
+        self._project_sections: dict[tuple[str, type[Section]], Section] = {}
         self.sections = sections
         self.export: ExportSection = sections["export"]  # type: ignore[assignment]
         self.runtime_io: RuntimeIOSection = sections["runtime_io"]  # type: ignore[assignment]
@@ -191,6 +109,30 @@ class BaseDeploymentConfig:
         self.verification: VerificationSection = sections["verification"]  # type: ignore[assignment]
         self.evaluation: EvaluationSection = sections["evaluation"]  # type: ignore[assignment]
         self._check_combinations()
+
+    def _unknown_top_level(self, key: str, also_known: set[str]) -> ConfigError:
+        known = sorted(set(_SECTIONS) | _SCALARS | also_known)
+        guess = difflib.get_close_matches(key, known, n=1)
+        return ConfigError(
+            f"{self.source}: unknown top-level key '{key}' (value {self.raw[key]!r})",
+            hint=(f"did you mean '{guess[0]}'? " if guess else "") + f"known keys: {', '.join(known)}",
+        )
+
+    def project_section(self, model: type[S] | None, key: str) -> S | None:
+        """The project's own section ``key`` parsed as ``model`` (the project's declared
+        ``deploy_section``), once per config; None when the project declares none.
+
+        A config that sets a section for a project that reads none gets the same error as
+        any unknown top-level key."""
+        if model is None:
+            if key in self.raw:
+                raise self._unknown_top_level(key, set())
+            return None
+        cached = self._project_sections.get((key, model))
+        if cached is None:
+            cached = parse_section(model, self.raw.get(key) or {}, key=key, source=self.source)
+            self._project_sections[(key, model)] = cached
+        return cached  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -5,17 +5,20 @@ imported when it is named in the ``MODELDEPLOY_PROJECTS`` environment variable (
 module paths, e.g. ``MODELDEPLOY_PROJECTS=my_pkg.my_project``) or published by an installed
 distribution under the entry-point group ``modeldeploy.projects`` (the value is the module).
 Importing the module runs its ``@register_project`` decorator; nothing else is required.
+A project's own deploy-config section is declared on its class (``deploy_section``) and parsed
+when the project is bound to a config (``project_for``), never registered at import time.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy.errors import ConfigError
 
 if TYPE_CHECKING:
+    from modeldeploy.config import BaseDeploymentConfig
     from modeldeploy.core.project import BaseProject
 
 BUILTIN = ("calibration", "yolox", "centerpoint")
@@ -47,6 +50,21 @@ def get_project(name: str) -> BaseProject:
     if name not in PROJECTS:
         raise ConfigError(f"unknown project {name!r}", hint=f"use one of {sorted(PROJECTS)}")
     return PROJECTS[name]()
+
+
+def project_for(cfg: BaseDeploymentConfig, model_cfg: Any = None) -> BaseProject:
+    """The project ``cfg`` names, bound to ``cfg`` (and ``model_cfg`` when given): its own
+    deploy section and model-config settings parsed and checked now, once (BaseProject.bind).
+
+    Why here: whoever loads a deploy config for a project (CLI, runner, plan check) resolves the
+    project first, then the project parses the section it declares — the config never has to
+    know the projects above it."""
+    if cfg.project is None:
+        raise ConfigError(
+            f"{cfg.source}: 'project' is not set",
+            hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
+        )
+    return get_project(cfg.project).bind(cfg, model_cfg)
 
 
 def external_modules() -> list[str]:

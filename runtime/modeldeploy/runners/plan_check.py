@@ -18,8 +18,7 @@ from typing import Any
 
 from modeldeploy.config import BaseDeploymentConfig
 from modeldeploy.core.project import BaseProject
-from modeldeploy.errors import ConfigError
-from modeldeploy.projects import get_project
+from modeldeploy.projects import project_for
 
 
 @dataclass
@@ -62,14 +61,9 @@ def check_plan(cfg: BaseDeploymentConfig, model_cfg_path: str | Path, project: B
     from modeldeploy.config.deploy_config import read_mmengine_config
     from modeldeploy.exporters.tensorrt import check_profiles, profiles_for
 
-    if project is None:
-        if cfg.project is None:
-            raise ConfigError(
-                f"{cfg.source}: 'project' is not set",
-                hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
-            )
-        project = get_project(cfg.project)
+    project = project if project is not None else project_for(cfg)
     model_cfg = read_mmengine_config(model_cfg_path)
+    project.bind(cfg, model_cfg)  # the project's sections and settings, parsed once
     model = project.build_model(model_cfg).eval()
     sample = project.example_sample(cfg, model_cfg)
     components = project.export_components(project.prepare_for_export(model, cfg), cfg, model_cfg, sample)

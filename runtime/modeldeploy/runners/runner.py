@@ -61,7 +61,7 @@ from modeldeploy.errors import (
     VerificationFailed,
 )
 from modeldeploy.exporters.base import ExportedModel
-from modeldeploy.projects import get_project
+from modeldeploy.projects import project_for
 from modeldeploy.redact import scrub, scrub_obj
 from modeldeploy.runners.environment import collect_environment
 from modeldeploy.runners.report import render_report_md
@@ -144,7 +144,8 @@ class DeploymentRunner:
                 f"{cfg.source}: 'project' is not set",
                 hint="add project = 'calibration' | 'yolox' | 'centerpoint' to the deploy config",
             )
-        self.project = project or get_project(cfg.project)  # type: ignore[arg-type]
+        # bound: its own deploy section parsed and checked now (projects.project_for)
+        self.project = project.bind(cfg) if project is not None else project_for(cfg)
         # Where to write and publish come from the config only: the command line's flags were
         # merged into it (cli_options.Overrides) and checked there with the file's values.
         self.work_dir = cfg.export.output_dir
@@ -302,6 +303,7 @@ class DeploymentRunner:
         inputs.model_cfg = file_info(model_cfg_file, str(self.model_cfg_path))
         inputs.checkpoint = file_info(ckpt, self.checkpoint)
         self.state.model_cfg = read_mmengine_config(model_cfg_file)
+        self.project.bind(self.cfg, self.state.model_cfg)  # the project's model-config settings, parsed once
         if self.load_model_fn is not None:
             model = self.load_model_fn(self.cfg, self.state.model_cfg, ckpt)
         else:

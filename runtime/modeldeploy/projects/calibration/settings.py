@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modeldeploy.config.parse import parse_section
 from modeldeploy.core.model_config import model_cfg_dict
-from modeldeploy.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -78,20 +78,12 @@ class CalibrationDataSettings(_Strict):
 
 
 def data_settings(model_cfg: Any) -> CalibrationDataSettings:
-    """Parse ``calibration_data`` (absent → AWML defaults); ConfigError names the key."""
-    raw = model_cfg_dict(model_cfg).get("calibration_data") or {}
-    try:
-        return CalibrationDataSettings.model_validate(model_cfg_dict(raw))
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(["calibration_data", *(str(p) for p in err["loc"])])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(
-                f"model config: unknown key '{key}'",
-                hint=f"known keys: {', '.join(CalibrationDataSettings.model_fields)} (see calibration README)",
-            ) from None
-        raise ConfigError(
-            f"model config: invalid value for '{key}': {err.get('input')!r} ({msg})",
-            hint="see the calibration project README for the allowed values",
-        ) from None
+    """Parse ``calibration_data`` (absent → AWML defaults); ConfigError names the key.
+    ``"bundled_sample" in result.model_fields_set`` tells whether the config names the sample."""
+    return parse_section(
+        CalibrationDataSettings,
+        model_cfg_dict(model_cfg).get("calibration_data"),
+        key="calibration_data",
+        source="model config",
+        doc="the calibration project README",
+    )

@@ -456,8 +456,9 @@ AWML_TYPES: dict[str, Any] = {
 }
 
 
-def build_centerpoint(model_cfg: Any) -> CenterPoint:
+def build_centerpoint(model_cfg: Any, settings: CenterPointSettings | None = None) -> CenterPoint:
+    """``settings``: ``parse_settings(model_cfg)`` when the caller has it already (the project)."""
     model_dict = model_cfg["model"] if isinstance(model_cfg, Mapping) else model_cfg.model
     check_model_types(model_dict, AWML_TYPES, "centerpoint")
-    settings = parse_settings(model_cfg)
+    settings = settings if settings is not None else parse_settings(model_cfg)
     return CenterPoint(settings, to_plain(model_dict)).eval()

@@ -14,6 +14,7 @@ pipeline's device.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,9 +23,11 @@ import torch
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.model_config import model_cfg_dict
+from modeldeploy.core.model_io import ALL_KEYS, refuse_unsupported
 from modeldeploy.core.project import BaseProject, register_project
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.centerpoint.data_loader import CenterPointDataLoader, bundled_sample_of
+from modeldeploy.projects.centerpoint.deploy_section import CenterPointDeploySection
 from modeldeploy.projects.centerpoint.evaluator import CenterPointEvaluator
 from modeldeploy.projects.centerpoint.model import (
     HEAD_OUTPUTS,
@@ -93,30 +96,58 @@ def export_components_for(model: CenterPoint, sample: dict[str, Any]) -> list[Ex
     ]
 
 
+def refuse_model_io(cfg: BaseDeploymentConfig) -> None:
+    """The two graphs' names and shapes are the project's (AWML's layout), so any model_io
+    setting would be ignored: refuse it instead (one ConfigError line)."""
+    refuse_unsupported(
+        cfg,
+        ALL_KEYS,
+        "centerpoint",
+        f"its graphs' inputs and outputs are fixed by the project: {VOXEL_ENCODER}(input_features), "
+        f"{BACKBONE_NECK_HEAD}(spatial_features)",
+        "remove model_io from the deploy config; shape the engines with backend_config.model_inputs",
+    )
+
+
+@dataclass(frozen=True)
+class CenterPointProjectSettings:
+    """What the project reads from a model config, parsed once (``CenterPointProject.parse_settings``)."""
+
+    model: CenterPointSettings
+    bundled_sample: tuple[int, int] | None  # centerpoint_data.bundled_sample (frames, seed); None: not opted in
+
+
 @register_project
 class CenterPointProject(BaseProject):
     name = "centerpoint"
     task_type = "detection3d"
+    deploy_section = CenterPointDeploySection
+
+    def parse_settings(self, model_cfg: Any) -> CenterPointProjectSettings:
+        return CenterPointProjectSettings(parse_settings(model_cfg), bundled_sample_of(model_cfg_dict(model_cfg)))
+
+    def check_config(self, cfg: BaseDeploymentConfig) -> None:
+        refuse_model_io(cfg)  # at check-config / run start, before any work
 
     def build_model(self, model_cfg: Any) -> torch.nn.Module:
-        return build_centerpoint(model_cfg)
+        return build_centerpoint(model_cfg, self.settings(model_cfg).model)
 
     def build_data_loader(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> CenterPointDataLoader:
-        s = parse_settings(model_cfg)
+        s = self.settings(model_cfg).model
         log_point_loading(s)
         return CenterPointDataLoader.from_runtime_io(
             cfg.runtime_io.info_file,
             cfg.runtime_io.data_root,
             s.class_names,
             s.point_loading,
-            bundled_sample_of(model_cfg_dict(model_cfg)),
+            self.settings(model_cfg).bundled_sample,
         )
 
     def has_data(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> bool:
         """A configured dataset, or the bundled synthetic sample for a model config that opts in
         (the tiny demo does; AWML-size configs do not — synthetic mAP would mean nothing there)."""
         rio = cfg.runtime_io
-        return bool(rio.info_file) or bool(rio.data_root) or bundled_sample_of(model_cfg_dict(model_cfg)) is not None
+        return bool(rio.info_file) or bool(rio.data_root) or self.settings(model_cfg).bundled_sample is not None
 
     def example_sample(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> dict[str, Any]:
         """An export example without any dataset: one synthetic scene (with sweeps) turned into
@@ -130,7 +161,7 @@ class CenterPointProject(BaseProject):
             frame_with_sweeps,
         )
 
-        s = parse_settings(model_cfg)
+        s = self.settings(model_cfg).model
         log_point_loading(s)
         frame = frame_with_sweeps(BUNDLED_SEED, 0, NUM_SWEEPS)
         points = frame_points(frame, s.point_loading)
@@ -150,7 +181,7 @@ class CenterPointProject(BaseProject):
         }
 
     def build_evaluator(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> CenterPointEvaluator:
-        return CenterPointEvaluator(parse_settings(model_cfg).class_names)
+        return CenterPointEvaluator(self.settings(model_cfg).model.class_names)
 
     def export_components(
         self, model: torch.nn.Module, cfg: BaseDeploymentConfig, model_cfg: Any, sample: dict[str, Any]
@@ -160,16 +191,21 @@ class CenterPointProject(BaseProject):
                 f"centerpoint export needs the project's CenterPoint model, got {type(model).__name__}",
                 hint="use build_model / load_model_fn returning CenterPoint",
             )
+        refuse_model_io(cfg)
         return export_components_for(model, sample)
 
     def build_pipeline(
         self, backends: dict[str, BaseBackend], cfg: BaseDeploymentConfig, model_cfg: Any, device: torch.device
     ) -> CenterPointPipeline:
-        return CenterPointPipeline(backends, parse_settings(model_cfg), device)
+        if self.section(cfg).fast_pipeline:  # centerpoint.fast_pipeline (deploy_section.py)
+            from modeldeploy.projects.centerpoint.fast_pipeline import FastCenterPointPipeline
+
+            return FastCenterPointPipeline(backends, self.settings(model_cfg).model, device)
+        return CenterPointPipeline(backends, self.settings(model_cfg).model, device)
 
     def compare_predictions(self, reference: Any, test: Any, model_cfg: Any) -> dict[str, Any]:
         """Final boxes after decode + NMS, matched per class (box_compare): raw heads can
         agree within tolerance while a score at the threshold flips a detection."""
         from modeldeploy.projects.centerpoint.box_compare import compare_box_sets
 
-        return compare_box_sets(reference, test, score_threshold=parse_settings(model_cfg).score_threshold)
+        return compare_box_sets(reference, test, score_threshold=self.settings(model_cfg).model.score_threshold)

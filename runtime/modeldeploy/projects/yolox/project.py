@@ -10,6 +10,8 @@ import torch
 
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.core.components import ExportComponent
+from modeldeploy.core.model_config import model_cfg_dict
+from modeldeploy.core.model_io import batch_and_axes, check_input_shape, refuse_unsupported
 from modeldeploy.core.project import BaseProject, register_project
 from modeldeploy.errors import ConfigError
 from modeldeploy.projects.yolox.data_loader import CocoDetectionDataLoader
@@ -19,13 +21,10 @@ from modeldeploy.projects.yolox.model import YOLOX, build_yolox, replace_relu6
 from modeldeploy.projects.yolox.pipeline import MAIN_COMPONENT, NMS_COMPONENT, YOLOXPipeline
 from modeldeploy.projects.yolox.preprocess import letterbox
 from modeldeploy.projects.yolox.settings import (
-    data_settings,
-    deploy_section,
-    model_cfg_dict,
-    model_class_names,
-    normalize_settings,
+    YOLOXDeploySection,
+    YOLOXSettings,
+    parse_settings,
     postprocess_settings,
-    uses_bundled_sample,
 )
 from modeldeploy.projects.yolox.synthetic import example_image_sample
 
@@ -43,6 +42,11 @@ def _unwrap(module: torch.nn.Module) -> YOLOX:
 class YOLOXProject(BaseProject):
     name = "yolox"
     task_type = "detection2d"
+    deploy_section = YOLOXDeploySection
+
+    def parse_settings(self, model_cfg: Any) -> YOLOXSettings:
+        """``yolox_data`` / test pipeline, class names, normalisation and ``test_cfg``."""
+        return parse_settings(model_cfg)
 
     def build_model(self, model_cfg: Any) -> torch.nn.Module:
         cfg = model_cfg_dict(model_cfg)
@@ -51,16 +55,15 @@ class YOLOXProject(BaseProject):
                 "model config has no 'model' section",
                 hint="add model = dict(type='YOLOX', backbone=..., neck=..., bbox_head=...)",
             )
-        data_settings(model_cfg)  # fail on a bad data section before any work
-        model_class_names(model_cfg)
-        normalize_settings(model_cfg)
+        self.settings(model_cfg)  # fail on a bad data section before any work
         return build_yolox(cfg["model"])
 
     def build_data_loader(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> CocoDetectionDataLoader:
         rio = cfg.runtime_io
-        settings = data_settings(model_cfg).model_copy(update={"class_names": model_class_names(model_cfg)})
+        s = self.settings(model_cfg)
+        settings = s.data.model_copy(update={"class_names": s.class_names})
         loader = CocoDetectionDataLoader.from_runtime_io(rio.info_file, rio.data_root, settings)
-        num_classes = int(((model_cfg_dict(model_cfg).get("model") or {}).get("bbox_head") or {}).get("num_classes", 0))
+        num_classes = s.num_classes
         if num_classes and len(loader.class_names) != num_classes:
             raise ConfigError(
                 f"the annotation file {loader.ann_file} has {len(loader.class_names)} categories {list(loader.class_names)} but the model predicts {num_classes} classes",
@@ -77,17 +80,20 @@ class YOLOXProject(BaseProject):
     def has_data(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> bool:
         """A configured dataset, or the bundled sample for a model config that opts into it."""
         rio = cfg.runtime_io
-        return bool(rio.info_file) or bool(rio.data_root) or uses_bundled_sample(model_cfg)  # '' = unset, as in AWML
+        # the bundled synthetic set is data only for a model trained on it: the config opts in
+        # by naming yolox_data.bundled_sample
+        named = "bundled_sample" in self.settings(model_cfg).data.model_fields_set
+        return bool(rio.info_file) or bool(rio.data_root) or named  # '' = unset, as in AWML
 
     def example_sample(self, cfg: BaseDeploymentConfig, model_cfg: Any) -> dict[str, Any]:
         """One deterministic synthetic image (the bundled set's renderer) at the model's
         ``img_scale``: content with edges and objects rather than a constant, so the ReLU6
         rewrite drift the export logs is measured on something image-like."""
-        return example_image_sample(data_settings(model_cfg))
+        return example_image_sample(self.settings(model_cfg).data)
 
     def prepare_for_export(self, model: torch.nn.Module, cfg: BaseDeploymentConfig) -> torch.nn.Module:
         self._trained_model = model
-        if not deploy_section(cfg).replace_relu6:
+        if not self.section(cfg).replace_relu6:
             return model
         export_model = copy.deepcopy(model)
         n = replace_relu6(export_model)
@@ -118,40 +124,29 @@ class YOLOXProject(BaseProject):
     ) -> list[ExportComponent]:
         net = _unwrap(model)
         io = cfg.model_io
-        data = data_settings(model_cfg)
-        w, h = data.img_scale
-        if io.input_shape and tuple(io.input_shape) != (3, h, w):
-            raise ConfigError(
-                f"{cfg.source}: 'model_io.input_shape' = {tuple(io.input_shape)} but the model config's img_scale gives (3, {h}, {w})",
-                hint=f"set input_shape=(3, {h}, {w}) or change yolox_data.img_scale / IMG_SCALE in the model config",
-            )
-        if io.additional_inputs or io.additional_outputs:
-            raise ConfigError(
-                f"{cfg.source}: 'model_io.additional_inputs/additional_outputs' are not used by YOLOX",
-                hint="remove them",
-            )
-        x, _ = letterbox(sample["image"], data.img_scale, data.pad_val, normalize_settings(model_cfg), "cpu")
+        s = self.settings(model_cfg)
+        w, h = s.data.img_scale
+        check_input_shape(
+            cfg,
+            (3, h, w),
+            "the model config's img_scale",
+            hint=f"set input_shape=(3, {h}, {w}) or change yolox_data.img_scale / IMG_SCALE in the model config",
+        )
+        refuse_unsupported(
+            cfg, ("additional_inputs", "additional_outputs"), "YOLOX", "one input, one output", "remove them"
+        )
+        x, _ = letterbox(sample["image"], s.data.img_scale, s.data.pad_val, s.normalize, "cpu")
         self._report_rewrite_drift(net, x)
-        sec = deploy_section(cfg)
+        sec: YOLOXDeploySection = self.section(cfg)
         outputs = list(YOLOXWithNMS.OUTPUT_NAMES)
-        axes: dict[str, dict[int, str]] = {}
-        if io.batch_size is not None:
-            x = x.repeat(io.batch_size, 1, 1, 1)
-        elif io.dynamic_axes:
-            allowed = {io.input_name, io.output_name, *(outputs if sec.nms_in_graph else [])}
-            unknown = sorted(set(io.dynamic_axes) - allowed)
-            if unknown:
-                raise ConfigError(
-                    f"{cfg.source}: 'model_io.dynamic_axes' names {unknown}, which the graphs do not have",
-                    hint=f"use {sorted(allowed)}",
-                )
-            bad = [(k, a) for k, v in io.dynamic_axes.items() for a in v if a != 0]
-            if bad:
-                raise ConfigError(
-                    f"{cfg.source}: 'model_io.dynamic_axes.{bad[0][0]}' makes axis {bad[0][1]} dynamic; only the batch axis can be",
-                    hint="the input is letterboxed to a fixed size; use {0: 'batch_size'}",
-                )
-            axes = {k: dict(v) for k, v in io.dynamic_axes.items()}
+        names = [io.input_name, io.output_name, *(outputs if sec.nms_in_graph else [])]
+        x, axes = batch_and_axes(
+            cfg,
+            x,
+            names=names,
+            batch_only=names,
+            why_batch_only="the input is letterboxed to a fixed size; use {0: 'batch_size'}",
+        )
         main_axes = {k: v for k, v in axes.items() if k in (io.input_name, io.output_name)}
         comps = [
             ExportComponent(
@@ -170,7 +165,7 @@ class YOLOXProject(BaseProject):
                     f"{cfg.source}: 'yolox.nms_in_graph=True' needs onnx_config.exporter='legacy'",
                     hint="the NonMaxSuppression node is emitted through the TorchScript exporter's symbolic; set exporter='legacy'",
                 )
-            post = postprocess_settings(model_cfg, sec)
+            post = postprocess_settings(s, sec)
             nms_axes = {k: v for k, v in axes.items() if k == io.input_name or k in outputs}
             if io.input_name in axes:
                 nms_axes.update({o: {0: axes[io.input_name].get(0, "batch_size")} for o in outputs})
@@ -199,9 +194,7 @@ class YOLOXProject(BaseProject):
                 f"the yolox pipeline runs '{MAIN_COMPONENT}' (+ optional '{NMS_COMPONENT}'), got {sorted(backends)}",
                 hint="export the yolox components",
             )
-        data = data_settings(model_cfg)
-        head = (model_cfg_dict(model_cfg).get("model") or {}).get("bbox_head") or {}
-        strides = tuple(int(s) for s in head.get("strides", (8, 16, 32)))
+        s = self.settings(model_cfg)
         ordered = {
             MAIN_COMPONENT: backends[MAIN_COMPONENT],
             **({NMS_COMPONENT: backends[NMS_COMPONENT]} if NMS_COMPONENT in backends else {}),
@@ -209,11 +202,11 @@ class YOLOXProject(BaseProject):
         return YOLOXPipeline(
             ordered,
             device,
-            img_scale=data.img_scale,
-            pad_val=data.pad_val,
-            norm=normalize_settings(model_cfg),
-            post=postprocess_settings(model_cfg, deploy_section(cfg)),
-            strides=strides,
+            img_scale=s.data.img_scale,
+            pad_val=s.data.pad_val,
+            norm=s.normalize,
+            post=postprocess_settings(s, self.section(cfg)),
+            strides=s.strides,
             decoded_output=cfg.onnx_config.decode_in_inference,
             input_name=cfg.model_io.input_name,
             output_name=cfg.model_io.output_name,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from modeldeploy.config.deploy_config import PROJECT_SECTIONS
+from modeldeploy.config.parse import parse_section
 from modeldeploy.config.sections import Section
 from modeldeploy.core.model_config import model_cfg_dict
 from modeldeploy.errors import ConfigError
@@ -25,7 +25,7 @@ MAX_TOPK = 3840
 
 
 class YOLOXDeploySection(Section):
-    """``yolox = dict(...)`` in a deploy config."""
+    """``yolox = dict(...)`` in a deploy config (declared as ``YOLOXProject.deploy_section``)."""
 
     nms_in_graph: bool = False  # also export <save_file stem>_nms.onnx with ONNX NonMaxSuppression
     replace_relu6: bool = True  # AWML rewrites ReLU6 → ReLU before export
@@ -33,9 +33,6 @@ class YOLOXDeploySection(Section):
     iou_threshold: float | None = Field(None, gt=0.0, le=1.0)  # None: model test_cfg.nms.iou_threshold
     max_per_img: int | None = Field(None, ge=1, le=MAX_TOPK)  # None: model test_cfg.max_per_img (100)
     pre_nms: int = Field(1000, ge=1, le=MAX_TOPK)  # best-scoring anchors handed to NMS (both paths)
-
-
-PROJECT_SECTIONS["yolox"] = YOLOXDeploySection
 
 
 class _Strict(BaseModel):
@@ -109,19 +106,7 @@ def data_settings(model_cfg: Any) -> YOLOXDataSettings:
         raw.setdefault(key, value)
     if "img_scale" not in raw and "IMG_SCALE" in cfg:
         raw["img_scale"] = tuple(cfg["IMG_SCALE"])
-    try:
-        s = YOLOXDataSettings.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(["yolox_data", *(str(p) for p in err["loc"])])
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(
-                f"model config: unknown key '{key}'", hint=f"known keys: {', '.join(YOLOXDataSettings.model_fields)}"
-            ) from None
-        raise ConfigError(
-            f"model config: invalid value for '{key}': {err.get('input')!r} ({err['msg']})",
-            hint="see the yolox configs for examples",
-        ) from None
+    s = parse_section(YOLOXDataSettings, raw, key="yolox_data", source="model config", doc="the yolox configs")
     w, h = s.img_scale
     if w % 32 or h % 32 or w < 64 or h < 64:
         raise ConfigError(
@@ -180,12 +165,6 @@ def model_class_names(model_cfg: Any) -> tuple[str, ...] | None:
     return None
 
 
-def uses_bundled_sample(model_cfg: Any) -> bool:
-    """The bundled synthetic set is data only for a model trained on it, so a model config
-    opts in by naming ``yolox_data.bundled_sample``; otherwise no dataset means none."""
-    return "bundled_sample" in (model_cfg_dict(model_cfg).get("yolox_data") or {})
-
-
 def normalize_settings(model_cfg: Any) -> Normalize:
     """From ``model.data_preprocessor``: AWML's has no mean/std, so the network sees BGR 0–255."""
     dp = dict((model_cfg_dict(model_cfg).get("model") or {}).get("data_preprocessor") or {})
@@ -206,10 +185,35 @@ def normalize_settings(model_cfg: Any) -> Normalize:
     )
 
 
-def postprocess_settings(model_cfg: Any, section: YOLOXDeploySection | None) -> PostprocessSettings:
-    """Deploy-section overrides over the model's ``test_cfg`` (mmdet YOLOX defaults otherwise)."""
+@dataclass(frozen=True)
+class YOLOXSettings:
+    """What the yolox project reads from a model config, parsed once (``YOLOXProject.parse_settings``)."""
+
+    data: YOLOXDataSettings
+    class_names: tuple[str, ...] | None  # model_class_names
+    normalize: Normalize
+    num_classes: int  # model.bbox_head.num_classes (0: not set)
+    strides: tuple[int, ...]
+    test_cfg: dict[str, Any]  # model.test_cfg as written; checked with the deploy overrides (postprocess_settings)
+
+
+def parse_settings(model_cfg: Any) -> YOLOXSettings:
+    """Every yolox view of the model config, each checked (ConfigError names the key)."""
     model = model_cfg_dict(model_cfg).get("model") or {}
-    test_cfg = dict(model.get("test_cfg") or {})
+    head = model.get("bbox_head") or {}
+    return YOLOXSettings(
+        data=data_settings(model_cfg),
+        class_names=model_class_names(model_cfg),
+        normalize=normalize_settings(model_cfg),
+        num_classes=int(head.get("num_classes", 0) or 0),
+        strides=tuple(int(s) for s in head.get("strides", (8, 16, 32))),
+        test_cfg=dict(model.get("test_cfg") or {}),
+    )
+
+
+def postprocess_settings(settings: YOLOXSettings, section: YOLOXDeploySection | None) -> PostprocessSettings:
+    """Deploy-section overrides over the model's ``test_cfg`` (mmdet YOLOX defaults otherwise)."""
+    test_cfg = settings.test_cfg
     nms = dict(test_cfg.get("nms") or {})
     if nms.get("type", "nms") != "nms":
         raise ConfigError(
@@ -226,8 +230,3 @@ def postprocess_settings(model_cfg: Any, section: YOLOXDeploySection | None) -> 
             hint=f"need 0 <= score_thr < 1, 0 < iou_threshold <= 1, 1 <= max_per_img <= {MAX_TOPK}",
         )
     return PostprocessSettings(score, iou, max_det, sec.pre_nms)
-
-
-def deploy_section(cfg: Any) -> YOLOXDeploySection:
-    sec = getattr(cfg, "sections", {}).get("yolox")
-    return sec if isinstance(sec, YOLOXDeploySection) else YOLOXDeploySection()

@@ -1,5 +1,6 @@
-"""The deploy config's ``yolox`` section: recognised on a fresh interpreter (before any project
-import), validated like every section, and applied by the project."""
+"""The deploy config's ``yolox`` section: declared by the project (``deploy_section``), parsed
+when the project is bound to the config — on a fresh interpreter too, without the config layer
+importing any project — validated like every section, and applied by the project."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ CONFIGS = Path(__file__).resolve().parents[4] / "runtime" / "modeldeploy" / "pro
 
 def test_yolox_section_is_known_in_a_fresh_process() -> None:
     code = (
-        "from modeldeploy.config import BaseDeploymentConfig as C; "
-        f"c = C.fromfile({str(CONFIGS / 'deploy_tiny.py')!r}); print(c.sections['yolox'].nms_in_graph)"
+        "import sys; from modeldeploy.config import BaseDeploymentConfig as C; "
+        f"c = C.fromfile({str(CONFIGS / 'deploy_tiny.py')!r}); "
+        "assert not any(m.startswith('modeldeploy.projects') for m in sys.modules), 'config imported a project'; "
+        "from modeldeploy.projects import project_for; print(project_for(c).section(c).nms_in_graph)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -27,11 +30,33 @@ def test_yolox_section_is_known_in_a_fresh_process() -> None:
 
 
 def test_unknown_key_in_yolox_section_is_a_config_error() -> None:
+    from modeldeploy.projects import project_for
+
     with pytest.raises(ConfigError, match=r"unknown key 'yolox\.nms_in_grph'") as exc:
-        BaseDeploymentConfig.from_dict({"project": "yolox", "yolox": {"nms_in_grph": True}})
+        project_for(BaseDeploymentConfig.from_dict({"project": "yolox", "yolox": {"nms_in_grph": True}}))
     assert "did you mean 'yolox.nms_in_graph'" in (exc.value.hint or "")
-    with pytest.raises(ConfigError, match=r"yolox\.pre_nms"):
-        BaseDeploymentConfig.from_dict({"project": "yolox", "yolox": {"pre_nms": 5000}})  # TensorRT TopK limit
+    with pytest.raises(ConfigError, match=r"yolox\.pre_nms"):  # TensorRT TopK limit
+        project_for(BaseDeploymentConfig.from_dict({"project": "yolox", "yolox": {"pre_nms": 5000}}))
+
+
+def test_a_section_for_a_project_that_reads_none_is_an_unknown_key() -> None:
+    from modeldeploy.projects import project_for
+
+    cfg = BaseDeploymentConfig.from_dict({"project": "calibration", "calibration": {"x": 1}})
+    with pytest.raises(ConfigError, match=r"unknown top-level key 'calibration'"):
+        project_for(cfg)
+    with pytest.raises(ConfigError, match=r"unknown top-level key 'yolox'"):  # another project's section
+        BaseDeploymentConfig.from_dict({"project": "calibration", "yolox": {"nms_in_graph": True}})
+
+
+def test_the_section_survives_a_round_trip_through_to_dict() -> None:
+    """The CLI's --device rebuilds the config from its dict: the project's keys must come along."""
+    from modeldeploy.projects import project_for
+
+    cfg = BaseDeploymentConfig.from_dict({"project": "yolox", "yolox": {"nms_in_graph": True, "pre_nms": 500}})
+    again = BaseDeploymentConfig.from_dict(cfg.to_dict())
+    sec = project_for(again).section(again)
+    assert sec.nms_in_graph is True and sec.pre_nms == 500
 
 
 def _cfg(**yolox: object) -> BaseDeploymentConfig:

@@ -1,0 +1,85 @@
+"""One parser for every typed settings section, and one pydantic → ConfigError formatter.
+
+Why one: deploy-config sections (``export``, ``model_io``, a project's own ``yolox``…) and the
+project sections of a *model* config (``calibration_data``, ``yolox_data``) are all pydantic
+models that forbid unknown keys. A user's typo must read the same wherever it is made: one
+line naming where (the file, or "model config"), the dotted key and the value, and a hint
+with a did-you-mean over the keys allowed at that level.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from modeldeploy.core.model_config import to_plain
+from modeldeploy.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Follow a pydantic error location from ``root`` through nested models (for suggestions)."""
+    model: type[BaseModel] | None = root
+    for part in path:
+        if model is None:
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        nxt = None
+        for cand in (*getattr(ann, "__args__", ()), ann):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                nxt = cand
+        model = nxt
+    return model
+
+
+def _hint_for(etype: str, err: Mapping[str, Any], doc: str) -> str:
+    ctx = err.get("ctx") or {}
+    if etype == "literal_error":
+        return f"use one of {ctx.get('expected', 'the listed values')}"
+    if etype.endswith("_parsing") or etype.endswith("_type"):
+        return f"expected {etype.split('_')[0]}"
+    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return "choose a value inside the documented bounds"
+    return f"see {doc} for this key"
+
+
+def config_error(
+    source: str, key: str, root: type[BaseModel], err: Mapping[str, Any], doc: str = "docs/configuration.md"
+) -> ConfigError:
+    """The ConfigError for one pydantic error ``err`` raised while validating section ``key``
+    (model ``root``): unknown keys get a did-you-mean over the keys allowed where they sit."""
+    loc = (key, *err["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    value = err.get("input")
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        parent = model_at(root, tuple(err["loc"][:-1]))
+        known = list(parent.model_fields) if parent is not None else []
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{'.'.join(str(p) for p in (*loc[:-1], guess[0]))}'?" if guess else ""
+        hint += (" " if hint else "") + (f"known keys here: {', '.join(known)}" if known else "remove it")
+        return ConfigError(f"{source}: unknown key '{dotted}' (value {value!r})", hint=hint.strip())
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"{source}: invalid value for '{dotted}': {value!r} ({msg})", hint=_hint_for(etype, err, doc))
+
+
+def parse_section(model: type[M], value: Any, *, key: str, source: str, doc: str = "docs/configuration.md") -> M:
+    """``value`` (a dict as written, None = all defaults) validated as ``model``; the first
+    problem is one ConfigError (``source``: the file, or "model config"; ``doc``: where the
+    allowed values are described)."""
+    value = {} if value is None else value
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{source}: '{key}' must be a dict, got {type(value).__name__} {value!r}", hint=f"write {key} = dict(...)"
+        )
+    try:
+        return model.model_validate(to_plain(value))
+    except ValidationError as exc:
+        raise config_error(source, key, model, exc.errors(include_url=False)[0], doc) from None
