@@ -226,3 +226,46 @@ def test_fixed_path_is_one_cuda_graph_without_host_sync(frames) -> None:
     eager = frame()
     assert torch.equal(out.keep, eager.keep)
     torch.testing.assert_close(out.bboxes[out.keep], eager.bboxes[eager.keep], atol=1e-5, rtol=1e-5)
+
+
+def test_fast_pipeline_selected_by_the_deploy_config_matches_the_reference_on_cuda(
+    frames, tmp_path: Path, monkeypatch
+) -> None:
+    """centerpoint.fast_pipeline=True: the project builds FastCenterPointPipeline, which on CUDA
+    (Triton voxelization/decoration/NMS, fixed shapes) gives the reference pipeline's raw
+    outputs and boxes on the same CUDA backends (fp32, TF32 off)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    import numpy as np
+
+    from modeldeploy.backends.pytorch import PyTorchBackend
+    from modeldeploy.config import BaseDeploymentConfig
+    from modeldeploy.core.checkpoint import load_weights
+    from modeldeploy.projects import project_for
+    from modeldeploy.projects.centerpoint.fast_pipeline import FastCenterPointPipeline
+    from modeldeploy.projects.centerpoint.model import build_centerpoint
+    from modeldeploy.projects.centerpoint.pipeline import CenterPointPipeline
+    from modeldeploy.projects.centerpoint.project import export_components_for
+
+    cfg = _cfg("centerpoint_tiny.py")
+    model = load_weights(build_centerpoint(cfg), CONFIG_DIR.parent / "assets" / "centerpoint_tiny.pth")
+    comps = export_components_for(model, frames.load_sample(0))
+    backends = {c.name: PyTorchBackend(c, "cuda") for c in comps}
+    deploy = tmp_path / "deploy.py"
+    deploy.write_text(
+        "project='centerpoint'\nexport=dict(mode='onnx', device='cuda:0')\ncenterpoint=dict(fast_pipeline=True)\n"
+    )
+    dcfg = BaseDeploymentConfig.fromfile(deploy)
+    fast = project_for(dcfg, cfg).build_pipeline(backends, dcfg, cfg, torch.device("cuda"))
+    assert type(fast) is FastCenterPointPipeline
+    ref = CenterPointPipeline(backends, model.settings, "cuda")
+    boxes = 0
+    for i in range(len(frames)):
+        sample = frames.load_sample(i)
+        a, b = ref(sample), fast(sample)
+        for k, v in a.raw_outputs.items():
+            torch.testing.assert_close(b.raw_outputs[k], v, atol=1e-4, rtol=1e-4)
+        for k in ("labels_3d", "scores_3d", "bboxes_3d"):
+            np.testing.assert_allclose(b.prediction[k], a.prediction[k], atol=1e-4, rtol=1e-4)
+        boxes += len(a.prediction["scores_3d"])
+    assert boxes > 0

@@ -55,3 +55,34 @@ def test_fast_pipeline_runs_the_encoder_on_a_fixed_number_of_rows(pipelines) -> 
     out = fast_pipe({"points": torch.full((10, s.in_channels), 500.0), "token": "empty"})
     ref = pipelines[0]({"points": torch.full((10, s.in_channels), 500.0), "token": "empty"})
     assert np.array_equal(out.prediction["labels_3d"], ref.prediction["labels_3d"])
+
+
+def _deploy_cfg(tmp_path: Path, extra: str = ""):
+    from modeldeploy.config import BaseDeploymentConfig
+
+    p = tmp_path / "deploy.py"
+    p.write_text("project='centerpoint'\nexport=dict(mode='onnx', device='cpu')\n" + extra)
+    return BaseDeploymentConfig.fromfile(p)
+
+
+def test_deploy_config_key_selects_the_fast_pipeline(tiny_cfg, pipelines, tmp_path: Path) -> None:
+    """centerpoint.fast_pipeline=True makes the project build FastCenterPointPipeline; the
+    default stays the reference pipeline (the class itself, not a subclass)."""
+    from modeldeploy.projects import project_for
+
+    backends = pipelines[0].backends
+    fast_cfg = _deploy_cfg(tmp_path, "centerpoint = dict(fast_pipeline=True)\n")
+    pipe = project_for(fast_cfg, tiny_cfg).build_pipeline(backends, fast_cfg, tiny_cfg, torch.device("cpu"))
+    assert type(pipe) is FastCenterPointPipeline
+    plain_cfg = _deploy_cfg(tmp_path)
+    pipe = project_for(plain_cfg, tiny_cfg).build_pipeline(backends, plain_cfg, tiny_cfg, torch.device("cpu"))
+    assert type(pipe) is CenterPointPipeline
+
+
+def test_a_typo_in_the_centerpoint_section_is_refused_by_name(tiny_cfg, tmp_path: Path) -> None:
+    from modeldeploy.errors import ConfigError
+    from modeldeploy.projects import project_for
+
+    with pytest.raises(ConfigError) as ei:
+        project_for(_deploy_cfg(tmp_path, "centerpoint = dict(fast_pipline=True)\n"), tiny_cfg)
+    assert "centerpoint.fast_pipline" in ei.value.one_line()
