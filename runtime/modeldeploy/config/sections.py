@@ -198,6 +198,9 @@ class Scenario(Section):
     ref_device: str
     test_backend: BackendName
     test_device: str
+    # the test side's precision variant (e.g. onnxruntime 'fp16': the fp16 graph checked against
+    # the fp32 reference); None: fp32, as before
+    test_precision: Literal["fp32", "fp16"] | None = None
 
     _dev = field_validator("ref_device", "test_device")(classmethod(lambda cls, v: normalize_device(v)))
 
@@ -253,11 +256,36 @@ class VerificationSection(Section):
     gate: VerificationGate = VerificationGate()
 
 
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+#: The speed options each built-in backend reads (issue #16); deploy_config refuses one set on
+#: a backend that would ignore it. Precisions a backend evaluates in (int8 is onnxruntime's
+#: variant chosen by precision_policy='explicit_int8', not by this key).
+BACKEND_OPTION_KEYS: dict[str, tuple[str, ...]] = {
+    "pytorch": ("channels_last", "cuda_graph", "compile_mode", "compile_cache_dir"),
+    "onnxruntime": ("cuda_graph", "channels_last"),
+    "tensorrt": ("cuda_graph",),
+}
+BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {"pytorch": ("fp32", "fp16"), "onnxruntime": ("fp32", "fp16")}
+
+
 class BackendEvalSection(Section):
     enabled: bool = True
     device: str | None = None  # default: export.device
     model_dir: str | None = None  # None: the artifacts exported by this run
-    precision: str | None = None  # pytorch: fp32|fp16 (autocast on CUDA); others informational
+    # pytorch: fp32|fp16 (autocast on CUDA, real fp16 weights with a speed option below);
+    # onnxruntime: fp32|fp16 (an fp16 graph converted from this run's ONNX, CUDA EP); tensorrt: informational
+    precision: str | None = None
+    # Speed options (backends/pytorch.py, backends/onnxruntime.py); BACKEND_OPTION_KEYS says which backend reads which.
+    channels_last: bool = False  # pytorch: NHWC module and 4-D inputs; onnxruntime (CUDA EP): prefer_nhwc
+    cuda_graph: bool | None = None  # capture fixed shapes once, replay (tensorrt: overrides common_config.cuda_graph)
+    compile_mode: CompileMode | None = None  # pytorch: torch.compile(mode=...)
+    compile_cache_dir: str | None = (
+        None  # pytorch: Inductor/Triton cache; relative to export.work_dir; default <work_dir>/compile_cache
+    )
+
+    def options_set(self) -> list[str]:
+        """The speed options this section sets (for the per-backend check)."""
+        return [k for k in ("channels_last", "cuda_graph", "compile_mode", "compile_cache_dir") if getattr(self, k)]
 
     @field_validator("device")
     @classmethod

@@ -38,7 +38,8 @@ from modeldeploy.artifacts.localio import probe_writable, storage_error
 from modeldeploy.artifacts.publication import make_current, open_run
 from modeldeploy.backends.base import BaseBackend
 from modeldeploy.config import BaseDeploymentConfig
-from modeldeploy.core.backend_registry import backend_spec
+from modeldeploy.config.sections import BackendEvalSection
+from modeldeploy.core.backend_registry import BackendOptions, backend_spec
 from modeldeploy.core.components import ExportComponent
 from modeldeploy.core.data_loader import BaseDataLoader
 from modeldeploy.core.pipeline import BasePipeline
@@ -97,6 +98,7 @@ class _State:
     components: list[ExportComponent] = field(default_factory=list)
     onnx: dict[str, ExportedModel] = field(default_factory=dict)
     onnx_int8: dict[str, ExportedModel] = field(default_factory=dict)
+    onnx_fp16: dict[str, ExportedModel] = field(default_factory=dict)  # made on first use (onnxruntime fp16)
     engines: dict[str, ExportedModel] = field(default_factory=dict)
     local_artifacts: list[LocalArtifact] = field(default_factory=list)
 
@@ -503,7 +505,7 @@ class DeploymentRunner:
         assert self.state.loader is not None
         ver = self.results.verification = verify(
             scenarios,
-            self._pipeline,
+            self._verification_pipeline,
             self.state.loader,
             num_samples=self.cfg.verification.num_verify_samples,
             tolerance=self.cfg.verification.tolerance,
@@ -549,7 +551,7 @@ class DeploymentRunner:
         if self.state.onnx_int8 and "onnxruntime" in backends:  # the Q/DQ graph: onnxruntime's int8 variant
             targets.append(("onnxruntime", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
         for name, dev, precision in targets:
-            pipeline = self._pipeline(name, dev, precision)
+            pipeline = self._pipeline(name, dev, precision, backends.get(name))
             label = pipeline.label  # onnxruntime's int8 variant keeps its key onnxruntime-int8:<dev>
             evaluator = self.project.build_evaluator(self.cfg, self.state.model_cfg)
             pred_path = self.work_dir / "predictions" / f"{label.replace(':', '_')}.json"
@@ -567,6 +569,11 @@ class DeploymentRunner:
                 label=label,
                 precision=precision,
             )
+            compiled = {
+                c: b.compile_seconds for c, b in pipeline.backends.items() if getattr(b, "compile_seconds", None)
+            }
+            if compiled:  # torch.compile's first call, apart from the latencies (warm-up absorbed it)
+                done.result.compile_seconds = compiled
             from modeldeploy.runners.sidecars import write_eval_sidecars
 
             for side in write_eval_sidecars(self.work_dir, label, done.result, done.raw_latency_ms):
@@ -614,12 +621,34 @@ class DeploymentRunner:
                 int8.accuracy_delta_vs_fp32 = AccuracyDelta(metric=m, fp32=a, int8=b, delta=b - a)
 
     # ------------------------------------------------------------------ backends & pipelines
-    def _pipeline(self, backend: str, device: str, precision: str = "fp32") -> BasePipeline:
+    def _pipeline(
+        self, backend: str, device: str, precision: str = "fp32", section: BackendEvalSection | None = None
+    ) -> BasePipeline:
+        """``section``: the backend's ``evaluation.backends.<name>`` whose speed options apply
+        (None: the backend's defaults, as for references and calibration)."""
         dev = torch.device(device)
-        backends = self._backends(backend, dev, precision)
+        if section is not None and section.options_set():
+            backends = self._backends(backend, dev, precision, section)
+        else:  # the three-argument call a subclass overriding _backends still receives
+            backends = self._backends(backend, dev, precision)
         return self.project.build_pipeline(backends, self.cfg, self.state.model_cfg, dev)
 
-    def _backends(self, backend: str, device: torch.device, precision: str) -> dict[str, BaseBackend]:
+    def _verification_pipeline(
+        self, backend: str, device: str, precision: str | None = None, test: bool = False
+    ) -> BasePipeline:
+        """The reference side runs plain; the test side in the scenario's precision and with the
+        speed options its backend is evaluated with (when on the same kind of device), so
+        verification checks what evaluation measures."""
+        section = None
+        if test:
+            be = self.cfg.evaluation.backends.get(backend)
+            configured = torch.device((be.device if be else None) or self.cfg.export.device).type
+            section = be if be is not None and configured == torch.device(device).type else None
+        return self._pipeline(backend, device, precision or "fp32", section)
+
+    def _backends(
+        self, backend: str, device: torch.device, precision: str, section: BackendEvalSection | None = None
+    ) -> dict[str, BaseBackend]:
         """One backend per component, made by the backend's registered factory (core/backend.py)."""
         spec = backend_spec(backend)
         if spec.needs_cuda and device.type != "cuda":
@@ -632,7 +661,11 @@ class DeploymentRunner:
                 f"{backend} on {device} requested but no CUDA device is visible",
                 hint="use --device cpu or run on a GPU node",
             )
-        options = self.cfg.backend_config.common_config
+        cache = None
+        if section is not None and section.compile_mode:
+            # with the artifacts' work dir, so a second run of the same work dir loads instead of compiling
+            cache = self.work_dir / (section.compile_cache_dir or "compile_cache")  # an absolute path stays itself
+        options = BackendOptions(section, self.cfg.backend_config.common_config, compile_cache_dir=cache)
         out: dict[str, BaseBackend] = {}
         for c in self.state.components:
             source = c if spec.artifact_for(precision) == "module" else self._model_file(backend, c, precision)
@@ -666,13 +699,36 @@ class DeploymentRunner:
                     hint="point model_dir at the directory with the exported files, or unset it to use this run's exports",
                 )
             return p
-        table = {"onnx": self.state.onnx, "onnx_int8": self.state.onnx_int8, "engine": self.state.engines}.get(kind, {})
+        if kind == "onnx_fp16" and c.name not in self.state.onnx_fp16 and c.name in self.state.onnx:
+            self._convert_fp16(c)
+        table = {
+            "onnx": self.state.onnx,
+            "onnx_int8": self.state.onnx_int8,
+            "onnx_fp16": self.state.onnx_fp16,
+            "engine": self.state.engines,
+        }.get(kind, {})
         if c.name not in table:
             raise ConfigError(
                 f"{backend} needs a model file for component '{c.name}' but this run exported none",
                 hint=f"set export.mode to include {'trt' if kind == 'engine' else 'onnx'}, or evaluation.backends.{backend}.model_dir",
             )
         return table[c.name].path
+
+    def _convert_fp16(self, c: ExportComponent) -> None:
+        """onnxruntime's fp16 variant: this run's graph through the one fp16 pass TensorRT uses
+        too (float32 IO kept), written next to it and published with the artifacts."""
+        from modeldeploy.exporters.quantization import convert_fp16
+
+        src = self.state.onnx[c.name]
+        dst = self.work_dir / "onnx" / src.path.name.replace(".onnx", ".fp16.onnx")
+        path = convert_fp16(src.path, dst)
+        self.state.onnx_fp16[c.name] = ExportedModel(
+            c.name, Path(path), input_names=src.input_names, output_names=src.output_names, info={"precision": "fp16"}
+        )
+        self._add_artifact(Path(path), "onnx")
+        data = Path(f"{path}.data")
+        if data.is_file():
+            self._add_artifact(data, "onnx_data")
 
     # ------------------------------------------------------------------ outputs
     def _add_artifact(self, path: Path, kind: str) -> None:
