@@ -122,7 +122,7 @@ def test_operator_image_has_no_torch_and_runs_the_operator_module() -> None:
     ins = _instructions(IMAGES["operator"])
     runs = " ".join(rest for w, rest in ins if w == "RUN")
     installs = [i.strip() for i in re.findall(r"pip install ([^&]*)", runs)]
-    # the operator extra's requirements first (a layer keyed on pyproject.toml alone), then the package
+    # the operator extra's requirements first (a layer keyed on their list alone), then the package
     assert installs == ["--no-cache-dir -r /tmp/operator-reqs.txt", '--no-cache-dir ".[operator]"'], installs
     assert "['optional-dependencies']['operator']" in runs and "'runtime'" not in runs
     assert "find_spec('torch') is not None" in runs  # the build fails if torch sneaks in
