@@ -130,12 +130,14 @@ def test_burst_of_job_events_for_a_waiting_cr_is_one_observation_with_the_latest
 def test_cr_record_keeps_the_newest_body_and_is_dropped_with_the_cr():
     records = h.Records()
     newer = deployment()
-    newer["metadata"]["resourceVersion"] = "7"
+    newer["metadata"].update(resourceVersion="7", managedFields=[{"manager": "kubectl"}])
     older = deployment()
     older["metadata"]["resourceVersion"] = "5"
     records.put(newer)
     records.put(older)  # a watch event still in flight after our own patch's response
     assert records.body("ns", "demo")["metadata"]["resourceVersion"] == "7"
+    assert "managedFields" not in records.body("ns", "demo")["metadata"]  # memory: nothing reads them
+    assert "managedFields" in newer["metadata"]  # the caller's body is not modified
     recreated = deployment()
     recreated["metadata"].update(uid="uid-2", resourceVersion="3")
     records.put(recreated)  # another object of the same name: replaces whatever its rv
@@ -144,3 +146,8 @@ def test_cr_record_keeps_the_newest_body_and_is_dropped_with_the_cr():
     assert [k for k, _ in records.watched()] == [("ns", "demo")]
     records.drop("ns", "demo")
     assert records.body("ns", "demo") is None and records.watched() == []
+
+
+def test_resync_leaves_a_cr_alone_until_an_interval_after_it_was_first_seen():
+    record = h.Records().cr("ns", "new")  # a CR just seen on the watch, its reconcile queued
+    assert time.monotonic() - record.last_observed < CFG.resync_interval_s
