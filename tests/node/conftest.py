@@ -3,10 +3,10 @@
 * ``project_images`` (session): installs the prerequisites (tests/node/install_prereqs.sh),
   makes the local base images and builds both Dockerfiles (cached by content hash).
 * ``real_node`` (session): kubelet + containerd + runc on the session's control plane, the
-  runtime image imported into containerd, and a MutatingAdmissionPolicy that puts every
-  pod of a namespace labelled ``modeldeploy.io/real-node=hostnetwork`` on this node with
-  ``hostNetwork: true`` (the documented overlay of this tier: the operator and its Job
-  stay as shipped; see node.py for why pods use the host network namespace).
+  runtime image imported into containerd, and the pod overlay (overlay.py) for every pod
+  of a namespace labelled ``modeldeploy.io/real-node=hostnetwork``: on this node with
+  ``hostNetwork: true``, the API server at 127.0.0.1 for in-cluster clients, metrics and
+  probes on loopback (the operator and its Job stay as shipped).
 * ``node_namespace`` (function): a fresh namespace with that label.
 
 A machine that lacks the capability outright (not root, no memory cgroup, no apt-get)
@@ -15,7 +15,6 @@ skips with the reason; a failed install, build or start is an ERROR.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import uuid
@@ -26,13 +25,20 @@ from typing import Any
 import pytest
 
 from tests.cluster.controlplane import BUILD_SH, cache_root, k8s_version
-from tests.cluster.waiting import wait_for
 
 from .images import BuiltImage, build_project_images, ensure_base_images
 from .node import NodeError, RealNode, capability_gaps
+from .overlay import (
+    NODE_LABEL,
+    POD_POLICY,
+    apply_objects,
+    binding,
+    delete_objects,
+    pod_network_policy,
+    wait_pod_policy_active,
+)
 
-NODE_LABEL = "modeldeploy.io/real-node"
-POLICY = "modeldeploy-test-real-node"
+POD_BINDING = POD_POLICY
 
 
 def _skip_if_incapable() -> None:
@@ -65,85 +71,6 @@ def ensure_kubelet() -> Path:
     return kubelet
 
 
-def hostnetwork_policy(node_name: str) -> list[dict[str, Any]]:
-    """MutatingAdmissionPolicy (+ binding): pods created in labelled namespaces run on the
-    real node in the host network namespace."""
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingAdmissionPolicy",
-            "metadata": {"name": POLICY},
-            "spec": {
-                "failurePolicy": "Fail",
-                "reinvocationPolicy": "Never",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
-                    ],
-                    "namespaceSelector": {"matchLabels": {NODE_LABEL: "hostnetwork"}},
-                },
-                # JSONPatch: nodeSelector is an atomic map, which ApplyConfiguration may not mutate.
-                "mutations": [
-                    {
-                        "patchType": "JSONPatch",
-                        "jsonPatch": {
-                            "expression": (
-                                '[JSONPatch{op: "add", path: "/spec/hostNetwork", value: true}, '
-                                f'JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"kubernetes.io/hostname": "{node_name}"}}}}]'
-                            )
-                        },
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingAdmissionPolicyBinding",
-            "metadata": {"name": POLICY},
-            "spec": {"policyName": POLICY},
-        },
-    ]
-
-
-def install_hostnetwork_policy(cp: Any, node_name: str, timeout: float = 60.0) -> None:
-    """Apply the policy and wait until the API server applies it (policies load asynchronously):
-    a server-side dry-run pod in a labelled namespace must come back with hostNetwork."""
-    cp.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hostnetwork_policy(node_name)}),
-    )
-    probe_ns = cp.create_namespace(f"node-policy-probe-{uuid.uuid4().hex[:5]}", labels={NODE_LABEL: "hostnetwork"})
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "probe", "namespace": probe_ns},
-        "spec": {"containers": [{"name": "c", "image": "localhost/none"}]},
-    }
-    last = ""
-
-    def mutated() -> bool:
-        nonlocal last
-        proc = cp.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(pod), check=False)
-        last = proc.stdout[-500:] + proc.stderr[-500:]
-        if proc.returncode != 0:
-            return False
-        spec = json.loads(proc.stdout)["spec"]
-        return spec.get("hostNetwork") is True and spec.get("nodeSelector") == {"kubernetes.io/hostname": node_name}
-
-    try:
-        wait_for(
-            mutated,
-            timeout,
-            "the hostNetwork MutatingAdmissionPolicy to take effect",
-            interval=1,
-            on_timeout=lambda: last,
-        )
-    finally:
-        cp.kubectl("delete", "namespace", probe_ns, "--wait=false", check=False)
-
-
 @pytest.fixture(scope="session")
 def real_node(
     control_plane: Any, project_images: dict[str, BuiltImage], tmp_path_factory: pytest.TempPathFactory
@@ -164,15 +91,20 @@ def real_node(
             f"\nreal node {node.name}: ready in {node.started_in_s:.0f}s, image import "
             + ", ".join(f"{k} {v:.0f}s" for k, v in node.import_seconds.items())
         )
-        install_hostnetwork_policy(control_plane, node.name)
-        yield node
-        control_plane.kubectl(
-            "delete",
-            "mutatingadmissionpolicybinding,mutatingadmissionpolicy",
-            POLICY,
-            "--ignore-not-found",
-            check=False,
+        overlay = [
+            pod_network_policy(node.name, int(control_plane.server.rsplit(":", 1)[1])),
+            binding(POD_POLICY, POD_BINDING, label=True),
+        ]
+        apply_objects(control_plane, overlay)
+        probe_ns = control_plane.create_namespace(
+            f"node-policy-probe-{uuid.uuid4().hex[:5]}", labels={NODE_LABEL: "hostnetwork"}
         )
+        try:
+            wait_pod_policy_active(control_plane, node.name, probe_ns)
+        finally:
+            control_plane.kubectl("delete", "namespace", probe_ns, "--wait=false", check=False)
+        yield node
+        delete_objects(control_plane, overlay[::-1])
 
 
 @pytest.fixture

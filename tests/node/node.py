@@ -330,6 +330,11 @@ class RealNode:
             )
         return time.monotonic() - t0
 
+    def tag_image(self, ref: str, name: str) -> None:
+        """Give an imported image another name (e.g. the chart's default image), replacing
+        whatever that name pointed to in the persistent content store."""
+        self.ctr("images", "tag", "--force", ref, name)
+
     # ------------------------------------------------------------------ helpers
     def log(self, component: str) -> str:
         return _tail(self.log_dir / f"{component}.log", 60)

@@ -10,6 +10,7 @@ MutatingAdmissionPolicy puts the namespace's pods on the real node with hostNetw
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -180,9 +181,14 @@ def test_deployment_runs_as_a_real_pod_and_publishes_to_s3(
     key = summary["results_uri"][len(f"s3://{bucket}/") :]
     results = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert results["status"] == "succeeded"
-    manifest_key = key.rsplit("/", 1)[0] + "/manifest.json"
-    names = {a["name"] for a in json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())["artifacts"]}
+    run_prefix = key.rsplit("/", 1)[0]
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=run_prefix + "/manifest.json")["Body"].read())
+    names = {a["name"] for a in manifest["artifacts"]}
     assert {"results.json", "report.md", "onnx/calibration_classifier.onnx"} <= names
+    # Every object the manifest lists is in S3 with the recorded size and sha256.
+    for art in manifest["artifacts"]:
+        data = s3.get_object(Bucket=bucket, Key=f"{run_prefix}/{art['name']}")["Body"].read()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (art["bytes"], art["sha256"]), art["name"]
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == SECRET
 
