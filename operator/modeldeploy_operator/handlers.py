@@ -387,9 +387,12 @@ def build_registry(state: State) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:
-        # A private registry has none of kopf's default login handlers: in-cluster token
-        # first, then KUBECONFIG (the same order as the kubernetes client).
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # A private registry has none of kopf's default login handlers. Resolve like Kube
+        # (kube.py) and client-go: in-cluster from KUBERNETES_SERVICE_HOST/PORT + the
+        # ServiceAccount token, else KUBECONFIG. (kopf.login_with_service_account dials
+        # https://kubernetes.default.svc, which needs cluster DNS: a hostNetwork pod without
+        # ClusterFirstWithHostNet could not resolve it while its Kube client worked.)
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
