@@ -229,7 +229,8 @@ def test_operator_restart_before_reconcile_creates_exactly_one_job(control_plane
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda b: b["spec"].update(project="resnet"), 'spec.project: Unsupported value: "resnet"'),
+        # spec.project is open to external projects, but must be a project name (the CRD's pattern)
+        (lambda b: b["spec"].update(project="ResNet 18"), 'spec.project: Invalid value: "ResNet 18"'),
         (lambda b: b["spec"]["export"].update(opset=30), "spec.export.opset: Invalid value: 30"),
         (
             lambda b: b["spec"]["deployConfig"].update(uri="builtin:calibration/deploy_demo.py"),
