@@ -103,7 +103,8 @@ def make_logger(trt: ModuleType, records: list[LogRecord], min_severity: str = "
     names = {value: name for value, name in ranked}
     limit = [name for _v, name in ranked].index(min_severity)
 
-    class CollectingLogger(trt.ILogger):  # type: ignore[misc,name-defined]
+    # trt is a ModuleType parameter (tensorrt ships no stubs): mypy cannot resolve a base class from it
+    class CollectingLogger(trt.ILogger):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 
