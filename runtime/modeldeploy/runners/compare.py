@@ -77,7 +77,7 @@ def compare(
     max_latency_ratio: float | None = None,
 ) -> Comparison:
     ea, eb = a.evaluation, b.evaluation
-    rows = []
+    rows: list[dict[str, Any]] = []
     out = Comparison(rows, limits_given=max_metric_drop is not None or max_latency_ratio is not None)
     for backend in list(ea) + [k for k in eb if k not in ea]:
         ra, rb = ea.get(backend), eb.get(backend)
@@ -86,7 +86,7 @@ def compare(
         metric = either.headline_metric
         ma = number(ra.metrics.get(metric)) if ra else None
         mb = number(rb.metrics.get(metric)) if rb else None
-        row = {
+        row: dict[str, Any] = {
             "backend": backend,
             "metric": metric,
             "a": ma,
