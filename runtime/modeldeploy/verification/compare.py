@@ -15,11 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from modeldeploy.core.results import NonFiniteCounts, OutputComparison
+
+
+class _Labels(TypedDict):
+    """The fields every Comparison of one output starts from (typed so ``**base`` checks)."""
+
+    reference: str
+    test: str
+    output: str
+    sample: int
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Comparison:
     reason: str | None = (
         None  # None | "ShapeMismatch" | "NonFinite" | "ToleranceExceeded" | "MissingOutput" | "DtypeMismatch"
     )
-    shape: list[int] | None = None
+    shape: list[int] | list[list[int]] | None = None  # [ref shape, test shape] on ShapeMismatch
     nonfinite: dict[str, int] | None = None  # {"reference": n, "test": n} NaN/Inf element counts when any
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def compare_outputs(
 ) -> list[Comparison]:
     out: list[Comparison] = []
     for name, r in ref.items():
-        base = dict(reference=reference, test=test_label, output=name, sample=sample)
+        base = _Labels(reference=reference, test=test_label, output=name, sample=sample)
         if name not in test:
             out.append(
                 Comparison(
@@ -85,7 +94,7 @@ def compare_outputs(
                     reason="ShapeMismatch",
                     shape=[list(r64.shape), list(t64.shape)],
                 )
-            )  # type: ignore[arg-type]
+            )
             continue
         if r64.numel() == 0:
             out.append(
@@ -113,18 +122,21 @@ def compare_outputs(
         both = finite_ref & finite_test
         diff = torch.where(both, (t64 - r64).abs(), torch.zeros_like(r64))
         rel = diff / (r64.abs().nan_to_num(0.0, 0.0, 0.0) + eps)
+        max_abs: float | None
+        mean_abs: float | None
+        max_rel: float | None
+        mean_rel: float | None
         if bool(both.any()):
             max_abs, mean_abs = float(diff.max()), float(diff[both].mean())
             max_rel, mean_rel = float(rel.max()), float(rel[both].mean())
         else:  # nothing finite to compare: no number would be honest
-            max_abs = mean_abs = max_rel = mean_rel = None  # type: ignore[assignment]
+            max_abs = mean_abs = max_rel = mean_rel = None
         if nonfinite:
             passed, reason = False, "NonFinite"
         elif max_abs is not None and max_abs > tolerance:
             passed, reason = False, "ToleranceExceeded"
         else:
             passed, reason = True, None
-        extra = {"nonfinite": counts} if (counts["reference"] or counts["test"]) else {}
         out.append(
             Comparison(
                 **base,
@@ -135,7 +147,7 @@ def compare_outputs(
                 passed=passed,
                 reason=reason,
                 shape=list(r64.shape),
-                **extra,
+                nonfinite=counts if (counts["reference"] or counts["test"]) else None,
             )
         )
     return out
