@@ -58,9 +58,9 @@ class S3ArtifactStore(ArtifactStore):
 
     def _same_object(self, bucket: str, key: str, sha256: str, size: int) -> bool:
         head = self.objects.head(bucket, key)
-        return (
-            bool(head) and head.get("ContentLength") == size and (head.get("Metadata") or {}).get(SHA256_META) == sha256
-        )
+        if not head:
+            return False
+        return head.get("ContentLength") == size and (head.get("Metadata") or {}).get(SHA256_META) == sha256
 
     def put_file(self, local: LocalArtifact) -> ArtifactRecord:
         path = Path(local.path)

@@ -8,8 +8,8 @@ figures backed by measurements. Figures are small (≈ 510×290 px) to keep repo
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import matplotlib
 
@@ -148,7 +148,8 @@ def verification_errors(verification: VerificationResult) -> bytes | None:
     lo = min(min(v) for v in vals.values())
     bins = np.logspace(np.log10(lo) - 0.5, np.log10(hi) + 0.5, 25)
     fig, ax = plt.subplots(figsize=SIZE)
-    ax.hist(list(vals.values()), bins=bins, label=list(vals))
+    # matplotlib accepts an array of bin edges; its stubs only name Sequence[float]
+    ax.hist(list(vals.values()), bins=cast(Sequence[float], bins), label=list(vals))
     ax.set_xscale("log")
     if isinstance(tol, (int, float)):
         ax.axvline(tol, color="red", linestyle="--", label=f"tolerance {tol:g}")
