@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TypedDict
 
 import onnx
 import torch
@@ -31,6 +32,18 @@ def external_data_files(model_path: Path) -> list[Path]:
                 if kv.key == "location":
                     names.add(kv.value)
     return [model_path.parent / n for n in sorted(names)]
+
+
+class _ExportKwargs(TypedDict, total=False):
+    """The ``torch.onnx.export`` options both exporters share (typed so ``**kwargs`` checks)."""
+
+    input_names: list[str]
+    output_names: list[str]
+    opset_version: int
+    do_constant_folding: bool
+    export_params: bool
+    keep_initializers_as_inputs: bool
+    dynamic_axes: dict[str, dict[int, str]]
 
 
 class ONNXExporter(BaseExporter):
@@ -64,7 +77,7 @@ class ONNXExporter(BaseExporter):
     def _run_exporter(self, component: ExportComponent, path: Path) -> None:
         module = component.module.eval()
         args = component.ordered_inputs(component.sample_inputs)
-        kwargs = dict(
+        kwargs = _ExportKwargs(
             input_names=list(component.input_names),
             output_names=list(component.output_names),
             opset_version=self.cfg.opset_version,
