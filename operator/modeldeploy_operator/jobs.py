@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import spec as specmod
@@ -123,7 +123,7 @@ def content_sha256(data: Mapping[str, str]) -> str:
     return hashlib.sha256(specmod.canonical_json(files).encode()).hexdigest()
 
 
-def secret_env_names(env: list[Mapping[str, Any]]) -> list[str]:
+def secret_env_names(env: Sequence[Mapping[str, Any]]) -> list[str]:
     """Names of the env vars filled from a Secret: the runtime scrubs their values."""
     return [e["name"] for e in env if ((e.get("valueFrom") or {}).get("secretKeyRef"))]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import spec as specmod
 from . import summary as summod
@@ -112,6 +112,11 @@ def terminated_state(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
 
 
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """terminated_state of a pod latest_terminated_pod returned: it only returns pods that have one."""
+    return cast(Mapping[str, Any], terminated_state(pod))
+
+
 def _pod_sort_key(pod: Mapping[str, Any]) -> tuple[str, str]:
     meta = pod.get("metadata") or {}
     return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
@@ -211,19 +216,20 @@ def _condition(
     message: str,
     generation: int,
     now: dt.datetime,
-    previous: Mapping[str, Mapping[str, Any]],
+    previous: Mapping[str | None, Mapping[str, Any]],
 ) -> dict[str, Any]:
     old = previous.get(ctype)
-    changed = old is None or old.get("status") != status
+    if old is None or old.get("status") != status or not old.get("lastTransitionTime"):
+        transition = fmt_time(now)  # new, changed status, or no time recorded
+    else:
+        transition = old["lastTransitionTime"]
     return {
         "type": ctype,
         "status": status,
         "reason": reason,
         "message": summod.clip(message),
         "observedGeneration": generation,
-        "lastTransitionTime": fmt_time(now)
-        if changed or not old.get("lastTransitionTime")
-        else old["lastTransitionTime"],
+        "lastTransitionTime": transition,
     }
 
 
@@ -235,7 +241,8 @@ def build_conditions(
 ) -> list[dict[str, Any]]:
     """Desired (type, status, reason, message) → conditions, keeping lastTransitionTime
     when a condition's status did not change (kstatus / metav1.Condition semantics)."""
-    prev = {c.get("type"): c for c in previous or [] if isinstance(c, Mapping)}
+    # keyed by each condition's type (None for a malformed one without it)
+    prev: dict[str | None, Mapping[str, Any]] = {c.get("type"): c for c in previous or [] if isinstance(c, Mapping)}
     return [_condition(t, s, r, m, generation, now, prev) for t, s, r, m in desired]
 
 
@@ -399,11 +406,11 @@ def derive_status(
     if outcome == "succeeded":
         phase = "Succeeded"
         pod = latest_terminated_pod(pods, want_success=True)
-        summ = summod.parse(terminated_state(pod).get("message")) if pod else None
+        summ = summod.parse(_terminated(pod).get("message")) if pod else None
     elif outcome == "failed":
         phase = "Failed"
         pod = latest_terminated_pod(pods, want_success=False)
-        summ = summod.parse(terminated_state(pod).get("message")) if pod else None
+        summ = summod.parse(_terminated(pod).get("message")) if pod else None
         failure = classify_failure(job or {}, pods, summ)
     else:
         running = (
