@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +504,7 @@ class DeploymentRunner:
         from modeldeploy.verification.runner import verify
 
         assert self.state.loader is not None
+        progress = self.progress  # a local, so the lambda below sees it narrowed to not-None
         ver = self.results.verification = verify(
             scenarios,
             self._verification_pipeline,
@@ -511,7 +513,7 @@ class DeploymentRunner:
             tolerance=self.cfg.verification.tolerance,
             compare_predictions=lambda ref, test: self.project.compare_predictions(ref, test, self.state.model_cfg),
             allow_nonfinite=self.cfg.verification.allow_nonfinite,
-            on_step=(lambda i, n: self.progress("verification", i, n)) if self.progress else None,
+            on_step=(lambda i, n: progress("verification", i, n)) if progress else None,
         )
         if not ver.passed:
             failed_raw = [c for c in ver.comparisons if not c.passed]
@@ -550,6 +552,7 @@ class DeploymentRunner:
             targets.append((name, dev, precision))
         if self.state.onnx_int8 and "onnxruntime" in backends:  # the Q/DQ graph: onnxruntime's int8 variant
             targets.append(("onnxruntime", backends["onnxruntime"].device or self.cfg.export.device, "int8"))
+        progress = self.progress  # a local, so on_sample below sees it narrowed to not-None
         for name, dev, precision in targets:
             pipeline = self._pipeline(name, dev, precision, backends.get(name))
             label = pipeline.label  # onnxruntime's int8 variant keeps its key onnxruntime-int8:<dev>
@@ -564,14 +567,12 @@ class DeploymentRunner:
                 num_samples=self.cfg.evaluation.num_samples,
                 warmup=self.cfg.evaluation.warmup,
                 predictions_path=pred_path,
-                on_sample=(lambda i, n, lbl=label: self.progress(f"evaluate {lbl}", i, n)) if self.progress else None,
+                on_sample=partial(progress, f"evaluate {label}") if progress else None,
                 verbose=self.cfg.evaluation.verbose,
                 label=label,
                 precision=precision,
             )
-            compiled = {
-                c: b.compile_seconds for c, b in pipeline.backends.items() if getattr(b, "compile_seconds", None)
-            }
+            compiled = {c: s for c, b in pipeline.backends.items() if (s := getattr(b, "compile_seconds", None))}
             if compiled:  # torch.compile's first call, apart from the latencies (warm-up absorbed it)
                 done.result.compile_seconds = compiled
             from modeldeploy.runners.sidecars import write_eval_sidecars
@@ -607,7 +608,7 @@ class DeploymentRunner:
 
     def _engine_precision(self) -> str:
         """What the engines were actually built with (fp16/tf32/int8…), not the policy name."""
-        found = {m.info.get("precision") for m in self.state.engines.values() if m.info.get("precision")}
+        found = {p for m in self.state.engines.values() if (p := m.info.get("precision"))}
         return found.pop() if len(found) == 1 else self.cfg.precision_policy
 
     def _record_int8_delta(self) -> None:
