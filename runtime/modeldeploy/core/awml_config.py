@@ -166,11 +166,11 @@ def fromfile(path: str | Path) -> Any:
 
     with _PATCH_LOCK:
         original = Config.__dict__["_get_cfg_path"]
-        Config._get_cfg_path = staticmethod(_get_cfg_path)  # type: ignore[method-assign]
+        Config._get_cfg_path = staticmethod(_get_cfg_path)
         try:
             cfg = Config.fromfile(str(path), import_custom_modules=False)
         finally:
-            Config._get_cfg_path = original  # type: ignore[method-assign]
+            Config._get_cfg_path = original
     imports = cfg.get("custom_imports")
     if imports:
         names = list(imports.get("imports", [])) if isinstance(imports, Mapping) else imports

@@ -247,7 +247,7 @@ def parse_settings(model_cfg: Any) -> CenterPointSettings:
         legacy=bool(enc.get("legacy", True)),
         decorated_channels=decorated,
         pillar_channels=int(feat[-1]),
-        output_shape=out_shape,  # type: ignore[arg-type]
+        output_shape=out_shape,
         class_names=tuple(c for t in task_classes for c in t),
         task_classes=task_classes,
         out_size_factor=osf,

@@ -58,7 +58,7 @@ class _NonMaxSuppression(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx, boxes: torch.Tensor, scores: torch.Tensor, max_per_class: int, iou_thr: float, score_thr: float
-    ) -> torch.Tensor:  # type: ignore[override]
+    ) -> torch.Tensor:
         rows = []
         num_classes, k = scores.shape[1], scores.shape[2]
         for b in range(boxes.shape[0]):
@@ -74,7 +74,7 @@ class _NonMaxSuppression(torch.autograd.Function):
         return torch.cat(rows, 0).long()
 
     @staticmethod
-    def symbolic(g, boxes, scores, max_per_class: int, iou_thr: float, score_thr: float):  # type: ignore[no-untyped-def]
+    def symbolic(g, boxes, scores, max_per_class: int, iou_thr: float, score_thr: float):
         return g.op(
             "NonMaxSuppression",
             boxes,
