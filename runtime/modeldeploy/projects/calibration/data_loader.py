@@ -117,10 +117,10 @@ class CalibrationDataLoader(BaseDataLoader):
                     f"{key} = {value!r} is a URI; this loader reads local paths",
                     hint="the runner downloads remote datasets first; pass the local directory/file",
                 )
-        if info_file is None and data_root is None:
-            b = settings.bundled_sample
-            return cls(bundled_dataset(b.num_samples, b.seed, b.height, b.width), settings=settings)
         if info_file is None:
+            if data_root is None:
+                b = settings.bundled_sample
+                return cls(bundled_dataset(b.num_samples, b.seed, b.height, b.width), settings=settings)
             return cls(Path(data_root) / INFO_FILE_NAME, data_root, settings)
         path = Path(info_file)
         if (

@@ -34,7 +34,7 @@ CLASSES = ("ellipse", "triangle", "rectangle", "cross")
 
 def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> tuple[int, int, int]:
     for _ in range(20):
-        hsv = np.uint8([[[rng.integers(0, 180), rng.integers(90, 256), rng.integers(90, 256)]]])
+        hsv = np.array([[[rng.integers(0, 180), rng.integers(90, 256), rng.integers(90, 256)]]], dtype=np.uint8)
         bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(int)
         if avoid is None or np.abs(bgr - avoid).sum() > 120:
             break
@@ -161,7 +161,8 @@ def generate_dataset(out: str | Path, num_images: int, seed: int, min_size: int 
     """Write ``num_images`` images and ``annotations.json``; return the annotation file."""
     root = Path(out)
     (root / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i in range(num_images):
         img, objects = render_image(seed, i, min_size, max_size)
         name = f"images/{i:06d}.png"
