@@ -31,7 +31,7 @@ exports them (softmax happens in postprocess).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -207,6 +207,12 @@ def _require(cond: bool, key: str, value: Any, problem: str, fix: str) -> None:
         raise ConfigError(f"model config: '{key}' = {value!r}: {problem}", hint=fix)
 
 
+def _mapping(value: Any, key: str, problem: str, fix: str) -> Mapping[str, Any]:
+    """``_require(isinstance(value, Mapping), ...)`` that hands back the value typed as the mapping it was checked to be."""
+    _require(isinstance(value, Mapping), key, value, problem, fix)
+    return cast(Mapping[str, Any], value)
+
+
 def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(section) - allowed)
     _require(
@@ -245,11 +251,9 @@ def build_classifier(model: Mapping[str, Any]) -> ImageClassifier:
         "use type='ImageClassifier'",
     )
 
-    bb = model.get("backbone")
-    _require(
-        isinstance(bb, Mapping),
+    bb = _mapping(
+        model.get("backbone"),
         "model.backbone",
-        bb,
         "missing or not a dict",
         "add backbone=dict(type='ResNet', depth=18, in_channels=5)",
     )
@@ -363,11 +367,9 @@ def build_classifier(model: Mapping[str, Any]) -> ImageClassifier:
         "use neck=dict(type='GlobalAveragePooling')",
     )
 
-    head = model.get("head")
-    _require(
-        isinstance(head, Mapping),
+    head = _mapping(
+        model.get("head"),
         "model.head",
-        head,
         "missing or not a dict",
         "add head=dict(type='LinearClsHead', num_classes=2, in_channels=512)",
     )
@@ -379,6 +381,8 @@ def build_classifier(model: Mapping[str, Any]) -> ImageClassifier:
         "only LinearClsHead is implemented",
         "use type='LinearClsHead'",
     )
+    num_classes: Any  # user config values: checked by the _require calls below, not by their type
+    head_in: Any
     num_classes, head_in = head.get("num_classes"), head.get("in_channels")
     _require(
         isinstance(num_classes, int) and num_classes >= 2,

@@ -37,7 +37,7 @@ class CalibrationProject(BaseProject):
         """``calibration_data`` of the model config: how the fused input is built."""
         return data_settings(model_cfg)
 
-    def build_model(self, model_cfg: Any) -> torch.nn.Module:
+    def build_model(self, model_cfg: Any) -> ImageClassifier:
         cfg = model_cfg_dict(model_cfg)
         if "model" not in cfg:
             raise ConfigError(
