@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -291,7 +291,7 @@ class SeparateHead(nn.Module):
             layers.append(nn.Conv2d(head_conv, classes, final_kernel, padding=final_kernel // 2, bias=True))
             seq = nn.Sequential(*layers)
             if head == "heatmap":
-                nn.init.constant_(seq[-1].bias, init_bias)
+                nn.init.constant_(cast(torch.Tensor, seq[-1].bias), init_bias)  # the Conv2d above, bias=True
             self.add_module(head, seq)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -334,7 +334,7 @@ class YOLOXHead(nn.Module):
         """mmdet's init: cls/obj biases so sigmoid starts at ``prior_prob`` (stable early training)."""
         b = -torch.log(torch.tensor((1 - prior_prob) / prior_prob)).item()
         for conv in list(self.multi_level_conv_cls) + list(self.multi_level_conv_obj):
-            nn.init.constant_(conv.bias, b)
+            nn.init.constant_(cast(torch.Tensor, conv.bias), b)  # 1x1 Conv2d built with its bias
 
     def forward(
         self, feats: Sequence[torch.Tensor]
