@@ -10,7 +10,7 @@ the *deploy* config's ``yolox = dict(...)`` section, validated like every other 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -173,14 +173,15 @@ def normalize_settings(model_cfg: Any) -> Normalize:
         raise ConfigError(
             "model config: 'model.data_preprocessor' sets only one of mean/std", hint="set both or neither"
         )
-    if mean is not None and (len(mean) != 3 or len(std) != 3 or any(float(v) <= 0 for v in std)):
+    # (mean is None) == (std is None) from here; both are tested so the type checker knows it too
+    if mean is not None and std is not None and (len(mean) != 3 or len(std) != 3 or any(float(v) <= 0 for v in std)):
         raise ConfigError(
             f"model config: 'model.data_preprocessor' mean/std must be 3 values (std > 0), got {mean}/{std}",
             hint="e.g. mean=[0, 0, 0], std=[1, 1, 1]",
         )
-    return Normalize(
-        tuple(map(float, mean)) if mean is not None else None,
-        tuple(map(float, std)) if std is not None else None,
+    return Normalize(  # mean/std: 3 values each, checked above
+        cast(tuple[float, float, float], tuple(map(float, mean))) if mean is not None else None,
+        cast(tuple[float, float, float], tuple(map(float, std))) if std is not None else None,
         bool(dp.get("bgr_to_rgb", False)),
     )
 
