@@ -362,7 +362,8 @@ def _matrix(value: Any, what: str, where: str) -> np.ndarray:
 
 def sweep_to_key_frame(xyz: np.ndarray, sweep: Mapping[str, Any], where: str) -> np.ndarray:
     """Sweep-sensor xyz → key-frame xyz, with the arithmetic of the loader the info's layout belongs to."""
-    lp = sweep.get("lidar_points") if isinstance(sweep.get("lidar_points"), Mapping) else {}
+    raw_lp = sweep.get("lidar_points")
+    lp: Mapping[str, Any] = raw_lp if isinstance(raw_lp, Mapping) else {}
     if lp.get("lidar2sensor") is not None:  # mmdet3d v1.x / AWML T4: xyz @ L[:3, :3] - L[:3, 3]
         m = _matrix(lp["lidar2sensor"], "lidar_points.lidar2sensor", where)
         if m.ndim != 2 or m.shape[1] != 4 or m.shape[0] not in (3, 4):
