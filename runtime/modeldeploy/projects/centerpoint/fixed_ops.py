@@ -22,13 +22,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import torch
 
 from modeldeploy.projects.centerpoint.boxes import Detections, boxes_at, rotated_iou_pairs
 from modeldeploy.projects.centerpoint.ops import decorate, grid_size
 from modeldeploy.projects.centerpoint.settings import CenterPointSettings
+
+if TYPE_CHECKING:
+    from modeldeploy.projects.centerpoint.model import PillarFeatureNet
+
+
+class _DecorateFlags(TypedDict):
+    """PillarFeatureNet's decoration switches, passed on as ``**flags`` (typed so that checks)."""
+
+    with_cluster_center: bool
+    with_voxel_center: bool
+    voxel_center_dims: int
+    with_distance: bool
+    legacy: bool
 
 
 class FixedVoxels(NamedTuple):
@@ -150,7 +163,7 @@ def decorate_fixed(
     use_triton: bool | None = None,
 ) -> torch.Tensor:
     """PillarFeatureNet decoration of every row (padding rows come out all zero): [V, P, F]."""
-    flags = {
+    flags: _DecorateFlags = {
         "with_cluster_center": with_cluster_center,
         "with_voxel_center": with_voxel_center,
         "voxel_center_dims": voxel_center_dims,
@@ -365,7 +378,7 @@ def fold_pfn(encoder: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]
 def encode_fixed(
     points: torch.Tensor,
     vox: FixedVoxels,
-    encoder: torch.nn.Module,
+    encoder: PillarFeatureNet,
     s: CenterPointSettings,
     *,
     folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
@@ -380,7 +393,7 @@ def encode_fixed(
     """
     if use_triton is None:
         use_triton = points.is_cuda
-    flags = {
+    flags: _DecorateFlags = {
         "with_cluster_center": s.with_cluster_center,
         "with_voxel_center": s.with_voxel_center,
         "voxel_center_dims": s.voxel_center_dims,
