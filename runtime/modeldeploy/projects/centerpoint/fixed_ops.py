@@ -48,7 +48,9 @@ class FixedVoxels(NamedTuple):
     point_index: torch.Tensor  # [V, P] int32: index into the points of each slot, -1 = empty
     coors: torch.Tensor  # [V, 3] int64 (z, y, x); rows ≥ count are 0
     num_points: torch.Tensor  # [V] int64; rows ≥ count are 0
-    count: torch.Tensor  # [] int64 on the device: voxels in use, ≤ V
+    # The field shadows tuple.count on purpose (the name every caller and test reads); mypy
+    # reports any NamedTuple field named like a tuple method, whatever its use.
+    count: torch.Tensor  # type: ignore[assignment]  # [] int64 on the device: voxels in use, ≤ V
 
     def voxels(self, points: torch.Tensor) -> torch.Tensor:
         """[V, P, C] zero-padded point features, as ``ops.voxelize`` returns (for checks)."""
