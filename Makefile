@@ -30,12 +30,13 @@ demo: setup
 		--work-dir work_dirs/demo
 
 ## Everything CI runs: lint first (ruff, mypy, import floors, hadolint, chart), then unit,
-## integration (moto S3), cluster (real control plane), e2e, gpu (skips visibly without a GPU).
-## The node tier (images built from images/*/Dockerfile, a real kubelet + containerd) is
-## `make test-node`: it needs root, ~45 GB of disk and, cold, more time than CI's budget
-## leaves (tests/cluster/README.md has the measured times); it is not yet green end to end.
+## integration (moto S3), cluster (real control plane), e2e, gpu (skips visibly without a GPU),
+## then the node tier (images built from images/*/Dockerfile, run by a real kubelet +
+## containerd; root and ~25-35 GB of free disk; times in tests/cluster/README.md) in its own
+## pytest session, as `make test-node` runs it alone.
 test: setup cluster-build tools lint
 	$(PY) -m pytest tests -m "not node" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)
 
 test-node: setup cluster-build
 	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)
