@@ -33,7 +33,9 @@ import pytest
 import yaml
 
 from tests.cluster.controlplane import find_kubectl
-from tests.e2e.tools import ToolError, ensure_helm
+from tests.e2e.prometheus import PrometheusServer
+from tests.e2e.test_e2e_centerpoint import DASHBOARD, check_dashboard_returns_data
+from tests.e2e.tools import ToolError, ensure_helm, ensure_prometheus
 from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
 from tests.integration.s3testkit.moto import MotoServer
 
@@ -135,6 +137,7 @@ def test_install_doc_verbatim_operator_in_cluster_reaches_succeeded(
     real_node: RealNode,
     project_images: dict[str, BuiltImage],
     doc_env: tuple[dict[str, str], MotoServer],
+    tmp_path: Path,
 ) -> None:
     cp, node = control_plane, real_node
     env, moto = doc_env
@@ -194,6 +197,17 @@ def test_install_doc_verbatim_operator_in_cluster_reaches_succeeded(
         # Its metrics (on loopback through the overlay) describe the deployment.
         metrics = urllib.request.urlopen("http://127.0.0.1:8080/metrics", timeout=10).read().decode()
         assert re.search(rf'modeldeploy_\w+\{{[^}}]*name="{name}"', metrics), metrics[-2000:]
+        # The dashboard the chart installed (the ConfigMap Grafana's sidecar loads) answers with
+        # data from a real Prometheus scraping the in-cluster operator.
+        [dash_cm] = kget(cp, "modeldeploy-system", "configmaps", "-l", "grafana_dashboard=1")["items"]
+        [dash_json] = dash_cm["data"].values()
+        assert json.loads(dash_json) == json.loads(DASHBOARD.read_text())
+        try:
+            prom_bin = ensure_prometheus()
+        except ToolError as exc:
+            pytest.fail(f"the Prometheus server is needed and could not be installed: {exc}", pytrace=False)
+        with PrometheusServer(prom_bin, tmp_path / "prometheus", ["127.0.0.1:8080"], interval="1s") as prom:
+            check_dashboard_returns_data(prom, "ml-team", name)
 
         # The ModelDeployment reached Succeeded and its artifacts are in the bucket as listed.
         cr = kget(cp, "ml-team", "mdep", name)
