@@ -31,6 +31,7 @@ import yaml
 from tests.cluster.waiting import wait_for as _wait_for
 from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
 
+from .dashboard import check_dashboard_returns_data
 from .helm import CHART, REPO, Helm
 from .prometheus import PrometheusServer, free_port
 
@@ -40,7 +41,6 @@ wait_for = functools.partial(_wait_for, interval=1.0)
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 EXAMPLE = REPO / "examples" / "centerpoint-deploy.yaml"
-DASHBOARD = CHART / "dashboards" / "modeldeploy.json"
 RELEASE = "mdo"
 SECRET = "s3-credentials"  # the name examples/centerpoint-deploy.yaml refers to
 RUN_TIMEOUT = 1500  # one CenterPoint run on a shared 2-core machine (seconds)
@@ -135,28 +135,6 @@ def onnx_opset(s3: Any, uri: str, name: str) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def dashboard_queries(namespace: str, name: str) -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every dashboard target, Grafana variables substituted."""
-    dash = json.loads(DASHBOARD.read_text())
-    subs = {
-        "$namespace": namespace,
-        "$name": name,
-        "$project": ".*",
-        "$backend": ".*",
-        "$precision": ".*",
-        "$__rate_interval": "1m",
-    }  # the filter variables' "All" value
-    out = []
-    for panel in dash["panels"]:
-        for t in panel.get("targets", []):
-            expr = t["expr"]
-            for k, v in subs.items():
-                expr = expr.replace(k, v)
-            assert "$" not in expr, f"unsubstituted variable in {panel['title']}: {expr}"
-            out.append((panel["title"], expr))
-    return out
-
-
 def series_value(prom: PrometheusServer, expr: str) -> dict[tuple[str, ...], float]:
     return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in prom.query(expr)}
 
@@ -201,17 +179,6 @@ def check_prometheus_matches_status(prom: PrometheusServer, ns: str, name: str, 
         dict(k)["stage"]: v for k, v in series_value(prom, f"modeldeploy_stage_duration_seconds{{{sel}}}").items()
     }
     assert stages == pytest.approx({k: float(v) for k, v in st["durations"].items()})
-
-
-def check_dashboard_returns_data(prom: PrometheusServer, ns: str, name: str) -> None:
-    queries = dashboard_queries(ns, name)
-    assert len(queries) >= 10
-    for title, expr in queries:
-        wait_for(
-            lambda expr=expr: prom.query(expr), 60, f"dashboard panel {title!r} query {expr} to return data", interval=1
-        )
-    assert ns in prom.label_values("namespace", "modeldeploy_phase")  # the $namespace variable's query
-    assert name in prom.label_values("name", f'modeldeploy_phase{{namespace=~"{ns}"}}')  # the $name variable's query
 
 
 def test_helm_installed_operator_deploys_centerpoint_to_s3_with_metrics(

@@ -33,8 +33,8 @@ import pytest
 import yaml
 
 from tests.cluster.controlplane import find_kubectl
+from tests.e2e.dashboard import DASHBOARD, check_dashboard_returns_data
 from tests.e2e.prometheus import PrometheusServer
-from tests.e2e.test_e2e_centerpoint import DASHBOARD, check_dashboard_returns_data
 from tests.e2e.tools import ToolError, ensure_helm, ensure_prometheus
 from tests.integration.s3testkit import TEST_KEY_ID, TEST_SECRET
 from tests.integration.s3testkit.moto import MotoServer
