@@ -263,6 +263,7 @@ class ControlPlane:
         keep_state: bool | None = None,
         start_timeout: float = 180.0,
         extra_apiserver_args: list[str] | None = None,
+        controllers: str = "*",
     ):
         self._own_tmp = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="modeldeploy-k8s-")).resolve()
@@ -273,6 +274,9 @@ class ControlPlane:
         self.start_timeout = start_timeout
         # e.g. an audit policy: the scale benchmark takes server-side timestamps from it
         self.extra_apiserver_args = list(extra_apiserver_args or [])
+        # kube-controller-manager's --controllers, e.g. "*,-job" for the scale benchmark's
+        # operator-only mode (Jobs are created but no controller makes their pods)
+        self.controllers = controllers
         self.pki_dir = self.state_dir / "pki"
         self.log_dir = self.state_dir / "logs"
         self.kubeconfig_dir = self.state_dir / "kubeconfigs"
@@ -564,7 +568,7 @@ class ControlPlane:
             f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'ca.crt'}",
             "--use-service-account-credentials=true",
-            "--controllers=*",
+            f"--controllers={self.controllers}",
             "--leader-elect=false",
             "--profiling=false",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
