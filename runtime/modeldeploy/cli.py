@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="gate against this earlier good run: results.json, run dir, publication root or s3://… "
         "(sets evaluation.gate.baseline.uri; limits: evaluation.gate.baseline.max_metric_drop / max_latency_ratio)",
     )
+    r.add_argument(
+        "--project",
+        default=None,
+        metavar="NAME",
+        help="refuse to run unless the deploy config is for this project (the operator passes the "
+        "ModelDeployment's spec.project)",
+    )
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.add_argument("--log-format", default="text", choices=["text", "json"])
     r.add_argument(
@@ -97,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorRT profile against them — no checkpoint, data, GPU or export needed",
     )
     c.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
+    c.add_argument("--project", default=None, metavar="NAME", help="as for run: the config must be for this project")
     v = sub.add_parser(
         "convert-config", help="write an AWML deployment-framework deploy config in modeldeploy's layout (docs/awml.md)"
     )
@@ -211,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # the file, once (output locations included, before anything is written): from here on
         # the config is the only source the runner reads
         cfg = _load_config(args.deploy_cfg, _overrides(args), args.model_cfg)
+        _check_project_name(cfg, args.project, args.deploy_cfg)
         _preflight(cfg)
         work_dir = cfg.export.output_dir
         try:
@@ -302,6 +311,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         setup_logging("INFO", "text")
     try:
         cfg = _load_config(args.deploy_cfg, _overrides(args), args.model_cfg)
+        _check_project_name(cfg, args.project, args.deploy_cfg)
         _require_project(cfg)  # what `run` requires before any work, so the two agree
     except ModelDeployError as exc:
         print(f"modeldeploy: error: {exc.one_line()}", file=sys.stderr)
@@ -328,6 +338,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.model_cfg}: plan ok ({len(report.graphs)} graph(s){', TensorRT profiles cover them' if cfg.export.should_export_tensorrt else ''})"
     )
     return 0
+
+
+def _check_project_name(cfg: Any, expected: str | None, location: str) -> None:
+    """``--project``: the deploy config must be for the project the caller names.
+
+    Why: the deploy config decides what runs, while the operator labels the run's status,
+    metrics and dashboards with the ModelDeployment's spec.project; a CR saying ``yolox`` whose
+    deployConfig is a calibration config would otherwise run calibration under yolox's name."""
+    if expected is None or cfg.project == expected:
+        return
+    from modeldeploy.errors import ConfigError
+
+    raise ConfigError(
+        f"--project {expected!r} (the ModelDeployment's spec.project) but the deploy config "
+        f"{location} is for project {cfg.project!r}",
+        hint=f"set spec.project to {cfg.project!r}, or point spec.deployConfig at a {expected} deploy config",
+    )
 
 
 def _require_project(cfg: Any) -> None:

@@ -40,7 +40,7 @@ def test_runtime_accepts_the_examples_deploy_config_with_the_operators_overrides
 
     spec = yaml.safe_load(path.read_text())["spec"]
     options = specmod.cfg_options(spec) + [f"export.device={specmod.effective_device(spec)}"]
-    rc = main(["check-config", spec["deployConfig"]["uri"], "--cfg-options", *options])
+    rc = main(["check-config", spec["deployConfig"]["uri"], "--project", spec["project"], "--cfg-options", *options])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert f"project={spec['project']}" in out.out and "mode=both" in out.out

@@ -138,3 +138,26 @@ def test_cfg_options_unbalanced_brackets_are_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="unbalanced brackets"):
         _parse_cfg_options(["k=[1,(2]"])
+
+
+def test_project_that_is_not_the_configs_is_refused_before_any_work(tmp_path: Path) -> None:
+    """The operator passes spec.project as --project: a CR saying yolox whose deployConfig is a
+    calibration config must fail as a ConfigError (not retried), not run calibration under yolox's
+    name; the termination log says so and nothing is written to the work dir."""
+    import json
+
+    term = tmp_path / "termination-log"
+    proc = _run(tmp_path, DEPLOY, MODEL, "--project", "yolox", "--termination-log", str(term))
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert "--project 'yolox'" in line and DEPLOY in line and "for project 'calibration'" in line
+    assert "set spec.project to 'calibration'" in line
+    summary = json.loads(term.read_text())
+    assert summary["status"] == "failed" and summary["failure"]["reason"] == "ConfigError"
+    assert not (tmp_path / "work").exists()
+
+
+def test_check_config_checks_the_project_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", DEPLOY, "--project", "calibration"]) == 0
+    assert main(["check-config", DEPLOY, "--project", "centerpoint"]) == 2
+    assert "for project 'calibration'" in capsys.readouterr().err
