@@ -235,8 +235,6 @@ def runtime_args(
     if ckpt:
         args.append(str(ckpt))
     args += ["--work-dir", "/work", "--device", effective_device(spec)]
-    if spec.get("project"):  # the runtime refuses a deploy config of another project (ConfigError)
-        args += ["--project", str(spec["project"])]
     uri = artifact_uri(spec, hash_, namespace, name, generation)
     if uri:
         args += ["--artifact-uri", uri]

@@ -79,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--project",
-        default=None,
+        default=os.environ.get("MODELDEPLOY_PROJECT") or None,
         metavar="NAME",
-        help="refuse to run unless the deploy config is for this project (the operator passes the "
-        "ModelDeployment's spec.project)",
+        help="refuse to run unless the deploy config is for this project (default: $MODELDEPLOY_PROJECT, "
+        "which the operator sets to the ModelDeployment's spec.project)",
     )
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.add_argument("--log-format", default="text", choices=["text", "json"])

@@ -20,13 +20,15 @@ MODEL = f"{CAL}/resnet18_5ch_tiny.py"
 FAST = ["evaluation.num_samples=2", "evaluation.warmup=0", "verification.num_verify_samples=1"]
 
 
-def _run(tmp_path: Path, *args: str, work_dir: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, *args: str, work_dir: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modeldeploy", "run", *args, "--work-dir", work_dir or str(tmp_path / "work")],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
 
 
@@ -140,14 +142,17 @@ def test_cfg_options_unbalanced_brackets_are_a_config_error() -> None:
         _parse_cfg_options(["k=[1,(2]"])
 
 
-def test_project_that_is_not_the_configs_is_refused_before_any_work(tmp_path: Path) -> None:
-    """The operator passes spec.project as --project: a CR saying yolox whose deployConfig is a
-    calibration config must fail as a ConfigError (not retried), not run calibration under yolox's
-    name; the termination log says so and nothing is written to the work dir."""
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_project_that_is_not_the_configs_is_refused_before_any_work(tmp_path: Path, how: str) -> None:
+    """The operator sets MODELDEPLOY_PROJECT to spec.project (--project's default): a CR saying
+    yolox whose deployConfig is a calibration config must fail as a ConfigError (not retried), not
+    run calibration under yolox's name; the termination log says so and nothing is written."""
     import json
 
     term = tmp_path / "termination-log"
-    proc = _run(tmp_path, DEPLOY, MODEL, "--project", "yolox", "--termination-log", str(term))
+    flag = ["--project", "yolox"] if how == "flag" else []
+    env = {"MODELDEPLOY_PROJECT": "yolox"} if how == "env" else {}
+    proc = _run(tmp_path, DEPLOY, MODEL, *flag, "--termination-log", str(term), env=env)
     assert proc.returncode == 2
     line = _one_error_line(proc.stderr)
     assert "--project 'yolox'" in line and DEPLOY in line and "for project 'calibration'" in line
