@@ -141,7 +141,7 @@ def _env(body: Mapping[str, Any], hash_: str) -> list[dict[str, Any]]:
         # The runtime refuses a deploy config of another project (ConfigError). An env var, not
         # a flag: a runtime image older than this check (spec.runtime.image pinned) ignores it
         # and runs as before, where an unknown flag would fail every deployment.
-        env.append({"name": "MODELDEPLOY_PROJECT", "value": str(spec["project"])})
+        env.append({"name": "MODELDEPLOY_EXPECTED_PROJECT", "value": str(spec["project"])})
     secret = (spec.get("credentialsSecretRef") or {}).get("name")
     if secret:
         for env_name, key, optional in CREDENTIAL_ENV:

@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--project",
-        default=os.environ.get("MODELDEPLOY_PROJECT") or None,
+        default=os.environ.get("MODELDEPLOY_EXPECTED_PROJECT") or None,
         metavar="NAME",
-        help="refuse to run unless the deploy config is for this project (default: $MODELDEPLOY_PROJECT, "
+        help="refuse to run unless the deploy config is for this project (default: $MODELDEPLOY_EXPECTED_PROJECT, "
         "which the operator sets to the ModelDeployment's spec.project)",
     )
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

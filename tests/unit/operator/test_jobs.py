@@ -66,7 +66,10 @@ def test_job_contract_fields():
     # one run id per attempt: the pod's name (the runtime writes under <artifact uri>/runs/<run id>/)
     assert env["MODELDEPLOY_RUN_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     # the runtime refuses a deploy config of another project than spec.project
-    assert env["MODELDEPLOY_PROJECT"] == {"name": "MODELDEPLOY_PROJECT", "value": body["spec"]["project"]}
+    assert env["MODELDEPLOY_EXPECTED_PROJECT"] == {
+        "name": "MODELDEPLOY_EXPECTED_PROJECT",
+        "value": body["spec"]["project"],
+    }
     assert job["metadata"]["annotations"]["modeldeploy.io/run-id"] == f"ns/demo/g1/{h[:8]}"
     assert c["args"][c["args"].index("--artifact-uri") + 1] == "s3://artifacts/calib/ns/demo/g1"
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}

@@ -97,7 +97,7 @@ def test_runtime_args_follow_the_contract():
     assert args[args.index("--log-format") + 1] == "json"
     assert args[args.index("--work-dir") + 1] == "/work"
     assert args[args.index("--device") + 1] == "cpu"
-    # spec.project travels as MODELDEPLOY_PROJECT (jobs.py), not as a flag an older runtime would refuse
+    # spec.project travels as MODELDEPLOY_EXPECTED_PROJECT (jobs.py), not as a flag an older runtime would refuse
     assert "--project" not in args
 
 

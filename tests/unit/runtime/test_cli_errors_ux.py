@@ -144,14 +144,14 @@ def test_cfg_options_unbalanced_brackets_are_a_config_error() -> None:
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_project_that_is_not_the_configs_is_refused_before_any_work(tmp_path: Path, how: str) -> None:
-    """The operator sets MODELDEPLOY_PROJECT to spec.project (--project's default): a CR saying
+    """The operator sets MODELDEPLOY_EXPECTED_PROJECT to spec.project (--project's default): a CR saying
     yolox whose deployConfig is a calibration config must fail as a ConfigError (not retried), not
     run calibration under yolox's name; the termination log says so and nothing is written."""
     import json
 
     term = tmp_path / "termination-log"
     flag = ["--project", "yolox"] if how == "flag" else []
-    env = {"MODELDEPLOY_PROJECT": "yolox"} if how == "env" else {}
+    env = {"MODELDEPLOY_EXPECTED_PROJECT": "yolox"} if how == "env" else {}
     proc = _run(tmp_path, DEPLOY, MODEL, *flag, "--termination-log", str(term), env=env)
     assert proc.returncode == 2
     line = _one_error_line(proc.stderr)
