@@ -1,7 +1,7 @@
 """A real Kubernetes node for tests: kubelet + containerd 1.6 + runc (+ CNI config) on this host.
 
     with RealNode(control_plane, work_dir, pause_image=...) as node:
-        node.load_image("localhost/modeldeploy/runtime:abc")   # podman save | ctr import
+        node.load_image("localhost/modeldeploy/runtime:abc")   # podman save | ctr images import -
         ...pods with nodeSelector {kubernetes.io/hostname: node.name}, imagePullPolicy Never...
 
 What this kernel/VM allows and needs (measured, see tests/cluster/README.md "Real node"):
@@ -11,7 +11,7 @@ What this kernel/VM allows and needs (measured, see tests/cluster/README.md "Rea
 * Lowering oom_score_adj is refused: containerd's CRI ``restrict_oom_score_adj = true``
   (otherwise every sandbox fails with "can't get final child's PID from pipe: EOF").
 * No registry: the sandbox (pause) image is built locally and named in ``sandbox_image``;
-  images reach containerd via ``podman save --format oci-archive`` + ``ctr images import``.
+  images reach containerd via ``podman save --format docker-archive | ctr images import -``.
 * Network: containerd and the kubelet run in the host's network namespace and the pods of
   this tier use ``hostNetwork: true`` (the moto S3 server on 127.0.0.1 is then reachable).
   The CNI config containerd gets is loopback-only: containerd needs one to report
@@ -307,23 +307,42 @@ class RealNode:
         return ref in out
 
     def load_image(self, ref: str) -> float:
-        """podman save --format oci-archive | ctr images import; returns seconds (0 if present)."""
+        """``podman save`` (docker-archive) piped into ``ctr images import -``; returns seconds
+        (0 if present).
+
+        docker-archive, not oci-archive: podman's store holds layers uncompressed and the
+        oci-archive writer gzips every layer (the 6.6 GB runtime image: ~6 min of one core,
+        then containerd gunzips it again), while a docker archive carries the layer tars as
+        they are. Streamed through a pipe: no 6.6 GB archive written to disk and read back.
+        Layers containerd already holds (an earlier tag of the same image) are not unpacked
+        again."""
         if self.has_image(ref):
             return 0.0
         t0 = time.monotonic()
-        with tempfile.TemporaryDirectory(dir=self.cache) as td:
-            archive = Path(td) / "image.tar"
-            proc = subprocess.run(
-                ["podman", "save", "--format", "oci-archive", "-o", str(archive), ref],
+        save = subprocess.Popen(
+            ["podman", "save", "--format", "docker-archive", ref],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # docker-archive names the image by its full podman name (localhost/...), which
+            # containerd keeps as is
+            imp = subprocess.run(
+                ["ctr", "--address", str(self.sock), "-n", "k8s.io", "images", "import", "-"],
+                stdin=save.stdout,
                 capture_output=True,
                 text=True,
                 timeout=1800,
             )
-            if proc.returncode != 0:
-                raise NodeError(f"podman save {ref} failed: {proc.stderr.strip()[-2000:]}")
-            # --base-name keeps the podman name (the archive's ref.name annotation holds only the tag)
-            repo = ref.rsplit(":", 1)[0]
-            self.ctr("images", "import", "--base-name", repo, str(archive))
+        finally:
+            assert save.stdout is not None
+            save.stdout.close()
+            save_err = save.stderr.read().decode(errors="replace") if save.stderr else ""
+            save.wait(60)
+        if save.returncode != 0:
+            raise NodeError(f"podman save {ref} failed (exit {save.returncode}): {save_err.strip()[-2000:]}")
+        if imp.returncode != 0:
+            raise NodeError(f"ctr images import of {ref} failed (exit {imp.returncode}): {imp.stderr.strip()[-2000:]}")
         if not self.has_image(ref):
             raise NodeError(
                 f"ctr images import did not register {ref}; images: {self.ctr('images', 'ls', '-q').stdout}"
