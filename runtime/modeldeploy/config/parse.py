@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,9 +22,16 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Follow a pydantic error location from ``root`` through nested models (for suggestions)."""
+    """Follow a pydantic error location from ``root`` through nested models (for suggestions).
+
+    A ``dict[K, Model]`` field (``evaluation.backends``) puts the dict's key in the location
+    (``backends.onnxruntime.devce``): that key is stepped over, the model stays ``Model``."""
     model: type[BaseModel] | None = root
+    key_next = False
     for part in path:
+        if key_next:
+            key_next = False
+            continue
         if model is None:
             return None
         field = model.model_fields.get(str(part))
@@ -35,6 +42,12 @@ def model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | 
         for cand in (*getattr(ann, "__args__", ()), ann):
             if isinstance(cand, type) and issubclass(cand, BaseModel):
                 nxt = cand
+            elif get_origin(cand) in (dict, Mapping):  # Optional[dict[K, Model]]
+                val = get_args(cand)[-1] if get_args(cand) else None
+                if isinstance(val, type) and issubclass(val, BaseModel):
+                    nxt, key_next = val, True
+        if get_origin(ann) in (dict, Mapping):
+            key_next = nxt is not None
         model = nxt
     return model
 
@@ -55,7 +68,7 @@ def config_error(
 ) -> ConfigError:
     """The ConfigError for one pydantic error ``err`` raised while validating section ``key``
     (model ``root``): unknown keys get a did-you-mean over the keys allowed where they sit."""
-    loc = (key, *err["loc"])
+    loc = (key, *(p for p in err["loc"] if p != "[key]"))  # "[key]": pydantic's mark for a dict key itself
     dotted = ".".join(str(p) for p in loc)
     value = err.get("input")
     etype = err["type"]

@@ -7,6 +7,7 @@ ignored setting. Cross-field rules that need more than one section live in
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,11 @@ PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "explicit_int8", "strongl
 
 
 def _known_backend(name: str) -> str:
-    if name not in backend_names():  # the built-ins plus any registered one (core/backend.py)
-        raise ValueError(f"unknown backend {name!r}; use one of {', '.join(backend_names())}")
+    known = backend_names()  # the built-ins plus any registered one (core/backend.py)
+    if name not in known:
+        guess = difflib.get_close_matches(name, known, n=1)
+        mean = f"did you mean {guess[0]!r}? " if guess else ""
+        raise ValueError(f"unknown backend {name!r}; {mean}use one of {', '.join(known)}")
     return name
 
 

@@ -57,6 +57,27 @@ def test_typo_suggests_the_right_key(tmp_path: Path) -> None:
     assert "did you mean 'verification.num_verify_samples'" in ei.value.one_line()
 
 
+def test_typo_under_a_named_backend_suggests_the_right_key(tmp_path: Path) -> None:
+    """evaluation.backends is a dict of sections: the backend's name sits in the error's location,
+    and the suggestion still comes from the backend section's own keys."""
+    with pytest.raises(ConfigError) as ei:
+        BaseDeploymentConfig.fromfile(
+            _write(tmp_path, "evaluation=dict(backends=dict(onnxruntime=dict(devce='cpu')))\n")
+        )
+    line = ei.value.one_line()
+    assert "unknown key 'evaluation.backends.onnxruntime.devce'" in line
+    assert "did you mean 'evaluation.backends.onnxruntime.device'" in line and "precision" in line
+
+
+def test_misspelt_backend_name_suggests_the_known_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as ei:
+        BaseDeploymentConfig.fromfile(
+            _write(tmp_path, "evaluation=dict(backends=dict(onxruntime=dict(device='cpu')))\n")
+        )
+    line = ei.value.one_line()
+    assert "did you mean 'onnxruntime'?" in line and "[key]" not in line
+
+
 def test_syntax_error_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="syntax error at line 1"):
         BaseDeploymentConfig.fromfile(_write(tmp_path, "export = dict(\n"))
