@@ -42,12 +42,10 @@ def model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | 
         for cand in (*getattr(ann, "__args__", ()), ann):
             if isinstance(cand, type) and issubclass(cand, BaseModel):
                 nxt = cand
-            elif get_origin(cand) in (dict, Mapping):  # Optional[dict[K, Model]]
+            elif get_origin(cand) in (dict, Mapping):  # dict[K, Model], also inside Optional[...]
                 val = get_args(cand)[-1] if get_args(cand) else None
                 if isinstance(val, type) and issubclass(val, BaseModel):
                     nxt, key_next = val, True
-        if get_origin(ann) in (dict, Mapping):
-            key_next = nxt is not None
         model = nxt
     return model
 
