@@ -294,9 +294,15 @@ class RealNode:
         self.cp.kubectl("delete", "node", self.name, "--ignore-not-found", "--wait=false", check=False)
 
     # ------------------------------------------------------------------ images
-    def ctr(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    def ctr(
+        self, *args: str, check: bool = True, timeout: float = 600, stdin: Any = None
+    ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            ["ctr", "--address", str(self.sock), "-n", "k8s.io", *args], capture_output=True, text=True, timeout=timeout
+            ["ctr", "--address", str(self.sock), "-n", "k8s.io", *args],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise NodeError(f"ctr {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -327,13 +333,7 @@ class RealNode:
         try:
             # docker-archive names the image by its full podman name (localhost/...), which
             # containerd keeps as is
-            imp = subprocess.run(
-                ["ctr", "--address", str(self.sock), "-n", "k8s.io", "images", "import", "-"],
-                stdin=save.stdout,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-            )
+            imp = self.ctr("images", "import", "-", stdin=save.stdout, check=False, timeout=1800)
         finally:
             assert save.stdout is not None
             save.stdout.close()
