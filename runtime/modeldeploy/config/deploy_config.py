@@ -7,14 +7,13 @@ raise ``ConfigError`` naming the file, the dotted key, the value and the fix.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict
 
-from modeldeploy.config.parse import parse_section
+from modeldeploy.config.parse import did_you_mean, parse_section
 from modeldeploy.config.sections import (
     BACKEND_OPTION_KEYS,
     BACKEND_PRECISIONS,
@@ -112,10 +111,9 @@ class BaseDeploymentConfig:
 
     def _unknown_top_level(self, key: str, also_known: set[str]) -> ConfigError:
         known = sorted(set(_SECTIONS) | _SCALARS | also_known)
-        guess = difflib.get_close_matches(key, known, n=1)
         return ConfigError(
             f"{self.source}: unknown top-level key '{key}' (value {self.raw[key]!r})",
-            hint=(f"did you mean '{guess[0]}'? " if guess else "") + f"known keys: {', '.join(known)}",
+            hint=did_you_mean(key, known) + f"known keys: {', '.join(known)}",
         )
 
     def project_section(self, model: type[S] | None, key: str) -> S | None:

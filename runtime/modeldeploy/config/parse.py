@@ -10,7 +10,7 @@ with a did-you-mean over the keys allowed at that level.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -50,6 +50,13 @@ def model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | 
     return model
 
 
+def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
+    """``"did you mean '<prefix><closest>'? "`` (trailing space, to go before the list of known
+    names), or ``""`` when nothing in ``known`` is close: one wording for every typo hint."""
+    guess = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean '{prefix}{guess[0]}'? " if guess else ""
+
+
 def _hint_for(etype: str, err: Mapping[str, Any], doc: str) -> str:
     ctx = err.get("ctx") or {}
     if etype == "literal_error":
@@ -73,10 +80,9 @@ def config_error(
     if etype == "extra_forbidden":
         parent = model_at(root, tuple(err["loc"][:-1]))
         known = list(parent.model_fields) if parent is not None else []
-        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{'.'.join(str(p) for p in (*loc[:-1], guess[0]))}'?" if guess else ""
-        hint += (" " if hint else "") + (f"known keys here: {', '.join(known)}" if known else "remove it")
-        return ConfigError(f"{source}: unknown key '{dotted}' (value {value!r})", hint=hint.strip())
+        hint = did_you_mean(str(loc[-1]), known, prefix="".join(f"{p}." for p in loc[:-1]))
+        hint += f"known keys here: {', '.join(known)}" if known else "remove it"
+        return ConfigError(f"{source}: unknown key '{dotted}' (value {value!r})", hint=hint)
     msg = str(err["msg"]).removeprefix("Value error, ")
     return ConfigError(f"{source}: invalid value for '{dotted}': {value!r} ({msg})", hint=_hint_for(etype, err, doc))
 

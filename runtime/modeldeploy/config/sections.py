@@ -7,7 +7,6 @@ ignored setting. Cross-field rules that need more than one section live in
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from modeldeploy.config.parse import did_you_mean
 from modeldeploy.core.backend_registry import backend_names
 
 ExportMode = Literal["onnx", "trt", "both", "none"]
@@ -24,9 +24,7 @@ PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "explicit_int8", "strongl
 def _known_backend(name: str) -> str:
     known = backend_names()  # the built-ins plus any registered one (core/backend.py)
     if name not in known:
-        guess = difflib.get_close_matches(name, known, n=1)
-        mean = f"did you mean {guess[0]!r}? " if guess else ""
-        raise ValueError(f"unknown backend {name!r}; {mean}use one of {', '.join(known)}")
+        raise ValueError(f"unknown backend {name!r}; {did_you_mean(name, known)}use one of {', '.join(known)}")
     return name
 
 
