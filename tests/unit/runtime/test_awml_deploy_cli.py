@@ -62,6 +62,19 @@ def test_check_config_accepts_the_awml_layout_with_one_info_line(
 
 
 @pytest.mark.parametrize("name", AWML_SIZE)
+def test_spec_project_is_checked_against_the_project_an_awml_config_converts_to(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWML's deploy configs name no project (it comes from the converted task type): the
+    operator's MODELDEPLOY_EXPECTED_PROJECT / --project check must read that one."""
+    project = _project_of(name)
+    assert main(["check-config", str(FIX / name), "--project", project]) == 0
+    other = next(p for p in PROJECT if p != project)
+    assert main(["check-config", str(FIX / name), "--project", other]) == 2
+    assert f"--project '{other}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", AWML_SIZE)
 def test_convert_config_output_passes_check_config(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
