@@ -9,7 +9,7 @@ EXTRAS ?= runtime,s3,operator,dev
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-gpu test-node lint bench tools cluster-build cluster-up cluster-down clean
+.PHONY: setup demo test test-main node-images test-unit test-gpu test-node lint bench tools cluster-build cluster-up cluster-down clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,24 @@ demo: setup
 ## integration (moto S3), cluster (real control plane), e2e, gpu (skips visibly without a GPU),
 ## then the node tier (images built from images/*/Dockerfile, run by a real kubelet +
 ## containerd; root and ~25-35 GB of free disk; times in tests/cluster/README.md) in its own
-## pytest session, as `make test-node` runs it alone.
-test: setup cluster-build tools lint
-	$(PY) -m pytest tests -m "not node" $(PYTEST_ARGS)
+## pytest session, as `make test-node` runs it alone. The node tier's images build beside
+## everything before it (node-images: apt, debootstrap, pip and layer commits wait on network
+## and disk as much as on a core), so a cold machine does not pay for them in series.
+test:
+	$(MAKE) --no-print-directory -j2 node-images test-main
 	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)
+
+test-main: setup cluster-build tools lint
+	$(PY) -m pytest tests -m "not node" $(PYTEST_ARGS)
+
+## The node tier's images, built ahead (cached by content; seconds when nothing changed). The
+## system python runs it (standard library only), so it starts before .venv exists. Never
+## fails the make: the node tier's fixture builds again and reports a failure as its ERROR.
+NODE_IMAGES_LOG ?= work_dirs/node-images.log
+node-images:
+	@mkdir -p $(dir $(NODE_IMAGES_LOG))
+	@echo "node-images: building the node tier's images in the background (log: $(NODE_IMAGES_LOG))"
+	@$(PYTHON) -m tests.node.images >$(NODE_IMAGES_LOG) 2>&1; grep '^node images:' $(NODE_IMAGES_LOG) || tail -n 5 $(NODE_IMAGES_LOG)
 
 test-node: setup cluster-build
 	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)

@@ -47,6 +47,8 @@ cleanup() { if [ "$created_policy" = 1 ]; then "${SUDO[@]}" rm -f "$policy"; fi;
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+exec 8>/tmp/.modeldeploy-apt.lock
+flock 8                                     # one apt at a time across the test scripts
 log "apt-get update"
 "${SUDO[@]}" apt-get update -qq >&2
 log "apt-get install prometheus"

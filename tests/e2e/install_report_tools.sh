@@ -21,6 +21,8 @@ else
     exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
+exec 8>/tmp/.modeldeploy-apt.lock
+flock 8     # one apt at a time across the test scripts (make test installs in parallel)
 "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null || {
     "${SUDO[@]}" apt-get update -qq >/dev/null
     "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null

@@ -15,9 +15,11 @@ base image differs. A failed build raises ``ImageBuildError`` (the tests ERROR, 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -66,6 +68,19 @@ def _run(argv: list[str], *, timeout: float, log: Path | None = None, what: str)
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise ImageBuildError(f"{what} failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout
+
+
+def capability_gaps() -> list[str]:
+    """What this machine lacks OUTRIGHT for the image and node tiers (→ skip with the reason); a failed
+    install or start is not a gap (→ the tests ERROR)."""
+    gaps = []
+    if os.geteuid() != 0:
+        gaps.append("not root (containerd and the kubelet need root)")
+    if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").is_file():
+        gaps.append("no memory cgroup controller")
+    if shutil.which("apt-get") is None and shutil.which("containerd") is None:
+        gaps.append("no containerd and no apt-get to install it")
+    return gaps
 
 
 def ensure_prereqs() -> None:
@@ -193,7 +208,19 @@ def build_image(
 
 
 def build_project_images() -> dict[str, BuiltImage]:
-    """Both images, CPU test variants FROM the local Debian base (cached by content)."""
+    """Both images, CPU test variants FROM the local Debian base (cached by content).
+
+    One builder at a time per image cache (flock): the node tier's fixture waits for a warm-up
+    still building (``make test`` starts one beside the main suite, see ``main``) and then
+    finds its tags, instead of building the same layers a second time."""
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_project_images()
+
+
+def _build_project_images() -> dict[str, BuiltImage]:
     ensure_prereqs()
     python_base, _pause = ensure_base_images()
     runtime = build_image(
@@ -223,3 +250,34 @@ def podman_run(
         argv += ["--entrypoint", entrypoint]
     argv += [ref, *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def main() -> int:
+    """Warm-up: build the node tier's images ahead of it (``python -m tests.node.images``).
+
+    ``make test`` runs this beside the control-plane build and the main suite, which it
+    overlaps (apt, debootstrap, pip and the layer commits wait on network and disk as much as
+    on a core). It never fails the make: a machine without the capability prints why, and a
+    failed build prints one line; the node tier's fixture builds again and reports the error
+    as its ERROR. Needs only the standard library (it may run before ``.venv`` exists)."""
+    t0 = time.monotonic()
+    gaps = capability_gaps()
+    if gaps:
+        print("node images: not built, this machine cannot run the node tier: " + "; ".join(gaps))
+        return 0
+    try:
+        images = build_project_images()
+    except ImageBuildError as e:
+        first = str(e).splitlines()[0]
+        print(f"node images: build failed after {time.monotonic() - t0:.0f}s (the node tier retries it): {first}")
+        print(str(e))
+        return 0
+    for img in images.values():
+        state = "reused" if img.cached else f"built in {img.build_seconds:.0f}s"
+        print(f"node images: {img.ref} {img.size_bytes / 1e6:.0f} MB, {state}")
+    print(f"node images: ready in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,10 @@ if ! have_all; then
         exit 3
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # One apt at a time across the test scripts (`make test` builds these images beside the
+    # tools target, which may install prometheus/chromium): dpkg's own lock fails, not waits.
+    exec 8>/tmp/.modeldeploy-apt.lock
+    flock 8
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
     have_all || { echo "install_prereqs.sh: packages installed but a command is still missing" >&2; exit 1; }

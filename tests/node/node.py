@@ -47,6 +47,10 @@ import yaml
 
 from tests.cluster.controlplane import _tail, die_with_parent, free_port, terminate_pid
 
+from .images import capability_gaps
+
+__all__ = ["NodeError", "RealNode", "capability_gaps", "node_cache"]
+
 NODE_NAME = "localhost"
 # The kubelet sets these host sysctls when it starts (container manager "kernel tunables";
 # only protectKernelDefaults=true avoids it, by refusing to start). The node restores the
@@ -70,19 +74,6 @@ class NodeError(RuntimeError):
 
 def node_cache() -> Path:
     return Path(os.environ.get("MODELDEPLOY_NODE_CACHE", Path.home() / ".cache/modeldeploy/node"))
-
-
-def capability_gaps() -> list[str]:
-    """What this machine lacks OUTRIGHT for a real node (→ skip with the reason); a failed
-    install or start is not a gap (→ the tests ERROR)."""
-    gaps = []
-    if os.geteuid() != 0:
-        gaps.append("not root (containerd and the kubelet need root)")
-    if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").is_file():
-        gaps.append("no memory cgroup controller")
-    if shutil.which("apt-get") is None and shutil.which("containerd") is None:
-        gaps.append("no containerd and no apt-get to install it")
-    return gaps
 
 
 def containerd_config(root: Path, state: Path, sock: Path, cni_conf_dir: Path, pause_image: str) -> str:
