@@ -33,9 +33,9 @@ demo: setup
 ## integration (moto S3), cluster (real control plane), e2e, gpu (skips visibly without a GPU),
 ## then the node tier (images built from images/*/Dockerfile, run by a real kubelet +
 ## containerd; root and ~25-35 GB of free disk; times in tests/cluster/README.md) in its own
-## pytest session, as `make test-node` runs it alone. The node tier's images build beside
-## everything before it (node-images: apt, debootstrap, pip and layer commits wait on network
-## and disk as much as on a core), so a cold machine does not pay for them in series.
+## pytest session, as `make test-node` runs it alone. The node tier's images build (and are
+## imported) beside everything before it (node-images: apt, debootstrap, pip, layer commits and
+## the import wait on network and disk as much as on a core), not in series after it.
 test:
 	$(MAKE) --no-print-directory -j2 node-images test-main
 	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)
@@ -43,14 +43,14 @@ test:
 test-main: setup cluster-build tools lint
 	$(PY) -m pytest tests -m "not node" $(PYTEST_ARGS)
 
-## The node tier's images, built ahead (cached by content; seconds when nothing changed). The
-## system python runs it (standard library only), so it starts before .venv exists. Never
-## fails the make: the node tier's fixture builds again and reports a failure as its ERROR.
+## The node tier's images, built ahead and imported into the node's containerd (cached by
+## content; seconds when nothing changed). Never fails the make: the node tier's fixtures
+## build/import again and report a failure as their ERROR.
 NODE_IMAGES_LOG ?= work_dirs/node-images.log
-node-images:
+node-images: setup
 	@mkdir -p $(dir $(NODE_IMAGES_LOG))
-	@echo "node-images: building the node tier's images in the background (log: $(NODE_IMAGES_LOG))"
-	@$(PYTHON) -m tests.node.images >$(NODE_IMAGES_LOG) 2>&1; grep '^node images:' $(NODE_IMAGES_LOG) || tail -n 5 $(NODE_IMAGES_LOG)
+	@echo "node-images: building + importing the node tier's images in the background (log: $(NODE_IMAGES_LOG))"
+	@$(PY) -m tests.node.images --preload >$(NODE_IMAGES_LOG) 2>&1; grep '^node images:' $(NODE_IMAGES_LOG) || tail -n 5 $(NODE_IMAGES_LOG)
 
 test-node: setup cluster-build
 	$(PY) -m pytest tests/node -m node -v $(PYTEST_ARGS)

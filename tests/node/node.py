@@ -176,11 +176,19 @@ class RealNode:
     """kubelet + containerd for the node ``localhost`` of ``control_plane``."""
 
     def __init__(
-        self, control_plane: Any, work_dir: Path, *, kubelet_bin: Path, pause_image: str, start_timeout: float = 180.0
+        self,
+        control_plane: Any,
+        work_dir: Path,
+        *,
+        kubelet_bin: Path | None,
+        pause_image: str,
+        start_timeout: float = 180.0,
     ):
+        """``control_plane`` and ``kubelet_bin`` may be None for containerd alone
+        (``start_containerd``; see ``preload_images``)."""
         self.cp = control_plane
         self.work_dir = Path(work_dir)
-        self.kubelet_bin = Path(kubelet_bin)
+        self.kubelet_bin = Path(kubelet_bin) if kubelet_bin is not None else None
         self.pause_image = pause_image
         self.start_timeout = start_timeout
         self.name = NODE_NAME
@@ -209,30 +217,9 @@ class RealNode:
 
     def start(self) -> RealNode:
         t0 = time.monotonic()
-        self.cache.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.cache / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise NodeError(f"another real node uses {self.cache} (flock held); run one node tier at a time") from e
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._recover_from_dead_run()
-        (self.run_dir / "owner.pid").write_text(str(os.getpid()))
-        cni_dir = self.run_dir / "cni"
-        cni_dir.mkdir()
-        (cni_dir / "10-loopback-only.conflist").write_text(json.dumps(LOOPBACK_ONLY_CNI))
-        cfg = self.run_dir / "containerd.toml"
-        cfg.write_text(
-            containerd_config(self.cache / "containerd", self.run_dir / "state", self.sock, cni_dir, self.pause_image)
-        )
-        self._spawn("containerd", ["containerd", "--config", str(cfg)])
-        self._wait(
-            lambda: self.sock.exists() and self.ctr("version", check=False).returncode == 0,
-            "containerd",
-            t0 + self.start_timeout,
-        )
-        self.load_image(self.pause_image)
-
+        self.start_containerd()
+        if self.cp is None or self.kubelet_bin is None:
+            raise NodeError("a node needs a control plane and a kubelet binary (containerd alone: start_containerd)")
         self._sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
         (self.cache / SYSCTL_FILE).write_text(json.dumps(self._sysctls))  # for a run killed before stop()
         kcfg = self.run_dir / "kubelet.yaml"
@@ -257,9 +244,38 @@ class RealNode:
         self.started_in_s = time.monotonic() - t0
         return self
 
+    def start_containerd(self) -> RealNode:
+        """containerd on the node cache's root (under its flock), the pause image imported:
+        the kubelet's half of ``start`` needs this first; ``preload_images`` uses it alone."""
+        t0 = time.monotonic()
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.cache / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise NodeError(f"another real node uses {self.cache} (flock held); run one node tier at a time") from e
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._recover_from_dead_run()
+        (self.run_dir / "owner.pid").write_text(str(os.getpid()))
+        cni_dir = self.run_dir / "cni"
+        cni_dir.mkdir()
+        (cni_dir / "10-loopback-only.conflist").write_text(json.dumps(LOOPBACK_ONLY_CNI))
+        cfg = self.run_dir / "containerd.toml"
+        cfg.write_text(
+            containerd_config(self.cache / "containerd", self.run_dir / "state", self.sock, cni_dir, self.pause_image)
+        )
+        self._spawn("containerd", ["containerd", "--config", str(cfg)])
+        self._wait(
+            lambda: self.sock.exists() and self.ctr("version", check=False).returncode == 0,
+            "containerd",
+            t0 + self.start_timeout,
+        )
+        self.load_image(self.pause_image)
+        return self
+
     def stop(self) -> None:
         """Delete what runs on the node, then stop kubelet and containerd (by PID)."""
-        if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
+        if "kubelet" in self._procs and self._procs["kubelet"].poll() is None and self.cp is not None:
             self.cp.kubectl(
                 "delete",
                 "pods",
@@ -282,7 +298,8 @@ class RealNode:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        self.cp.kubectl("delete", "node", self.name, "--ignore-not-found", "--wait=false", check=False)
+        if self.cp is not None:
+            self.cp.kubectl("delete", "node", self.name, "--ignore-not-found", "--wait=false", check=False)
 
     # ------------------------------------------------------------------ images
     def ctr(
@@ -427,3 +444,18 @@ class RealNode:
         for m in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def preload_images(refs: list[str], *, pause_image: str, work_dir: Path) -> dict[str, float]:
+    """Import images into the node cache's containerd ahead of the node tier, with containerd
+    alone (no kubelet, no control plane); seconds per image, 0 for one already there.
+
+    ``make test`` runs it (``python -m tests.node.images --preload``) beside the main suite,
+    so a new runtime tag's import (minutes: tests/cluster/README.md) is not paid in series.
+    The node cache's flock keeps it from overlapping a node."""
+    node = RealNode(None, work_dir, kubelet_bin=None, pause_image=pause_image)
+    try:
+        node.start_containerd()
+        return {ref: node.load_image(ref) for ref in refs}
+    finally:
+        node.stop()
