@@ -134,3 +134,14 @@ def test_allowed_projects_reach_both_layers(helm: Helm) -> None:
     assert pol.check({"project": "yolox"}, p)[0].rule == pol.RULE_PROJECT
     proc = helm.run("template", "mdo", str(CHART), "--set", "policy.allowedProjects={Bad Name}", check=False)
     assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr
+
+
+def test_values_file_keeps_a_label_that_reads_as_a_number_a_string(tmp_path: Path) -> None:
+    """The cluster tests' values file (helm_template) with a hex tag YAML 1.1 would read as a
+    float: the binding's selector still carries the string the namespace is labelled with."""
+    from tests.cluster.test_operator_safety import POLICY_LABEL, helm_template
+
+    values = {"policy": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "4e1234", "n": "0123"}}}}
+    docs = helm_template(tmp_path, values, "templates/tenant-policy.yaml")
+    selector = one(docs, "ValidatingAdmissionPolicyBinding")["spec"]["matchResources"]["namespaceSelector"]
+    assert selector == {"matchLabels": {POLICY_LABEL: "4e1234", "n": "0123"}}
