@@ -145,7 +145,7 @@ def helm_template(tmp_path: Path, values: dict[str, Any], *show_only: str) -> li
         pytest.fail(f"helm is needed to render the tenant policy and could not be built: {exc}", pytrace=False)
     # JSON, not yaml.safe_dump: PyYAML leaves a string like "4e1234" (a uuid hex tag) unquoted
     # and helm's YAML reads it back as a float, so the binding's label selector got a number
-    # (seen once in ~15 runs: "cannot unmarshal number into ... matchLabels of type string").
+    # (seen in a bare-machine run: "cannot unmarshal number into ... matchLabels of type string").
     vfile = tmp_path / "values.json"
     vfile.write_text(json.dumps(values))
     args = ["template", "safety", str(CHART), "--namespace", "default", "--kube-version", "1.37.0", "-f", str(vfile)]
