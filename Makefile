@@ -32,7 +32,7 @@ demo: setup
 ## Everything CI runs: lint first (ruff, mypy, import floors, hadolint, chart), then unit,
 ## integration (moto S3), cluster (real control plane), e2e, gpu (skips visibly without a GPU),
 ## then the node tier (images built from images/*/Dockerfile, run by a real kubelet +
-## containerd; root and ~25-35 GB of free disk; times in tests/cluster/README.md) in its own
+## containerd; root and ~25-40 GB of free disk; times in tests/cluster/README.md) in its own
 ## pytest session, as `make test-node` runs it alone. The node tier's images build (and are
 ## imported) beside everything before it (node-images: apt, debootstrap, pip, layer commits and
 ## the import wait on network and disk as much as on a core), not in series after it.
