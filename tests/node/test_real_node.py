@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -237,8 +238,26 @@ def test_active_deadline_ends_in_deadline_exceeded(
 ) -> None:
     cp, ns = control_plane, node_namespace
     name = "calib-deadline"
-    apply(cp, calibration_cr(name, ns, project_images["runtime"].ref, "unused-bucket", activeDeadlineSeconds=8))
-    st = wait_terminal(cp, ns, name, real_node, operator, 300)
+    # An S3 endpoint that accepts and never answers: the Job's preflight blocks until the
+    # deadline. With moto's endpoint the runtime could reach preflight within 8 s on a warm
+    # page cache and fail with ArtifactStoreError first (seen in a warm fresh-clone make test).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    cp.kubectl(
+        "-n", ns, "create", "secret", "generic", "silent-s3",
+        f"--from-literal=AWS_ACCESS_KEY_ID={TEST_KEY_ID}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={TEST_SECRET}",
+        f"--from-literal=AWS_ENDPOINT_URL=http://127.0.0.1:{silent.getsockname()[1]}",
+        "--from-literal=AWS_DEFAULT_REGION=us-east-1",
+    )  # fmt: skip
+    body = calibration_cr(name, ns, project_images["runtime"].ref, "unused-bucket", activeDeadlineSeconds=8)
+    body["spec"]["credentialsSecretRef"] = {"name": "silent-s3"}
+    apply(cp, body)
+    try:
+        st = wait_terminal(cp, ns, name, real_node, operator, 300)
+    finally:
+        silent.close()
     assert st["phase"] == "Failed", st
     assert st["failure"]["reason"] == "DeadlineExceeded", diagnostics(cp, ns, name, real_node, operator)
     job = kjson(cp, ns, "jobs", "-l", f"modeldeploy.io/deployment={name}")["items"][0]
