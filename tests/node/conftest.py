@@ -52,8 +52,7 @@ def project_images() -> dict[str, BuiltImage]:
     _skip_if_incapable()
     images = build_project_images()
     for img in images.values():
-        state = "reused" if img.cached else f"built in {img.build_seconds:.0f}s"
-        print(f"\nimage {img.ref}: {img.size_bytes / 1e6:.0f} MB, {state}")
+        print(f"\nimage {img.summary()}")
     return images
 
 

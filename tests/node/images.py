@@ -48,6 +48,11 @@ class BuiltImage:
     build_seconds: float  # 0.0 when reused from the cache
     cached: bool
 
+    def summary(self) -> str:
+        """One line for logs: ref, size, reused or built in N s."""
+        state = "reused" if self.cached else f"built in {self.build_seconds:.0f}s"
+        return f"{self.ref} {self.size_bytes / 1e6:.0f} MB, {state}"
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MODELDEPLOY_IMAGE_CACHE", Path.home() / ".cache/modeldeploy/images"))
@@ -278,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"node images: build failed after {time.monotonic() - t0:.0f}s (the node tier retries it): {e}")
         return 0
     for img in images.values():
-        state = "reused" if img.cached else f"built in {img.build_seconds:.0f}s"
-        print(f"node images: {img.ref} {img.size_bytes / 1e6:.0f} MB, {state}")
+        print(f"node images: {img.summary()}")
     if args.preload:
         from .node import NodeError, preload_images  # needs PyYAML: the venv's python
 
